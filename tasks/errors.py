@@ -1,0 +1,240 @@
+"""One error vocabulary for every step: transient errors are retried, permanent ones fail fast.
+
+Every I/O wrapper converts what its client raised with :func:`classify`, so the retry policy
+(`retry_condition`, :func:`call_with_retry`) never needs to know which SDK a failure came from.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import socket
+import ssl
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+TRANSIENT_HTTP = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class AcrEdgeError(Exception):
+    """Base of every error acr-edge raises on purpose."""
+
+
+class TransientError(AcrEdgeError):
+    """Worth retrying: timeouts, 429, 5xx, dropped connections, a resource still converging."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(AcrEdgeError):
+    """Retrying cannot help: validation, auth, conflicts, host-key mismatch.
+
+    The message names the resource and the fix, so the run's failure reads as an instruction.
+    """
+
+    def __init__(self, message: str, *, resource: str = "", fix: str = "") -> None:
+        text = message
+        if resource and resource not in message:
+            text = f"{resource}: {text}"
+        if fix:
+            text = f"{text} Fix: {fix}"
+        super().__init__(text)
+        self.resource = resource
+        self.fix = fix
+
+
+class InputError(PermanentError):
+    """Bad input, refused before any side effect."""
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _http_status_and_retry_after(exc: BaseException) -> tuple[int | None, float | None]:
+    status = getattr(exc, "status_code", None)
+    if status is None:
+        status = getattr(exc, "status", None)
+    response = getattr(exc, "response", None)
+    headers: Any = getattr(response, "headers", None)
+    if headers is None:
+        headers = getattr(exc, "headers", None)
+    retry_after = None
+    if headers is not None:
+        try:
+            retry_after = parse_retry_after(headers.get("Retry-After") or headers.get("retry-after"))
+        except AttributeError:
+            retry_after = None
+    if status is None and response is not None:
+        status = getattr(response, "status_code", None)
+    return (int(status) if isinstance(status, int) else None), retry_after
+
+
+def classify(exc: BaseException, *, resource: str = "", fix: str = "") -> AcrEdgeError:
+    """Map any client exception onto TransientError or PermanentError.
+
+    Unknown exceptions are permanent: retrying a bug only hides it.
+    """
+    if isinstance(exc, AcrEdgeError):
+        return exc
+    text = _safe_text(exc)
+    # Imports are local so that pure modules importing this file stay light.
+    try:
+        import paramiko
+
+        if isinstance(exc, paramiko.BadHostKeyException):
+            return PermanentError(
+                "SSH host key does not match the pinned key.",
+                resource=resource,
+                fix="verify the node's host key out of band and update the site's known_hosts.",
+            )
+        if isinstance(exc, paramiko.AuthenticationException):
+            return PermanentError(
+                "SSH authentication failed.",
+                resource=resource,
+                fix=fix or "check the site's SSH user and private key.",
+            )
+        if isinstance(exc, paramiko.ChannelException | paramiko.SSHException | EOFError):
+            if "not found in known_hosts" in text:
+                return PermanentError(
+                    "SSH host key is not pinned.",
+                    resource=resource,
+                    fix="add the node's known_hosts line to the site block "
+                    "(or enable trust_on_first_use once).",
+                )
+            return TransientError(f"{resource}: SSH connection problem: {text}")
+    except ImportError:  # pragma: no cover - paramiko is a hard dependency
+        pass
+    try:
+        from azure.core import exceptions as az
+
+        if isinstance(exc, az.ClientAuthenticationError):
+            return PermanentError(
+                f"authentication refused: {text}",
+                resource=resource,
+                fix=fix or "check the ParentRegistry credentials and the principal's RBAC role.",
+            )
+        if isinstance(exc, az.ServiceRequestError | az.ServiceResponseError):
+            return TransientError(f"{resource}: connection problem: {text}")
+        if isinstance(exc, az.HttpResponseError):
+            status, retry_after = _http_status_and_retry_after(exc)
+            if status in TRANSIENT_HTTP:
+                return TransientError(f"{resource}: HTTP {status}: {text}", retry_after=retry_after)
+            return PermanentError(f"HTTP {status}: {text}", resource=resource, fix=fix)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        from kubernetes.client.exceptions import ApiException
+
+        if isinstance(exc, ApiException):
+            status, retry_after = _http_status_and_retry_after(exc)
+            if status in TRANSIENT_HTTP or status == 0 or status is None:
+                return TransientError(
+                    f"{resource}: Kubernetes API {status}: {exc.reason}", retry_after=retry_after
+                )
+            return PermanentError(
+                f"Kubernetes API {status} {exc.reason}", resource=resource, fix=fix
+            )
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        import urllib3.exceptions as u3
+
+        if isinstance(exc, u3.HTTPError):
+            return TransientError(f"{resource}: connection problem: {text}")
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return PermanentError(
+            f"TLS certificate verification failed: {text}",
+            resource=resource,
+            fix="point the block's CA bundle at the CA that issued the server certificate.",
+        )
+    if isinstance(exc, TimeoutError | socket.timeout | ConnectionError | EOFError):
+        return TransientError(f"{resource}: {type(exc).__name__}: {text}")
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return TransientError(f"{resource}: {type(exc).__name__}: {text}")
+    return PermanentError(f"{type(exc).__name__}: {text}", resource=resource, fix=fix)
+
+
+def _safe_text(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text if len(text) <= 500 else text[:500] + "..."
+
+
+def is_transient(exc: BaseException) -> bool:
+    return isinstance(classify(exc), TransientError)
+
+
+def retry_condition(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect ``retry_condition_fn``: retry only transient failures."""
+    try:
+        state.result()
+    except Exception as exc:  # noqa: BLE001 - we classify whatever the task raised
+        return is_transient(exc)
+    return False
+
+
+def backoff_delays(
+    attempts: int, *, base: float = 0.5, cap: float = 30.0, jitter: float = 0.2
+) -> Iterable[float]:
+    for attempt in range(attempts):
+        delay = min(cap, base * (2**attempt))
+        yield delay * (1 + random.uniform(-jitter, jitter))
+
+
+def call_with_retry(
+    fn: Callable[[], T],
+    *,
+    what: str,
+    attempts: int = 6,
+    base_delay: float = 0.5,
+    max_delay: float = 30.0,
+    sleep: Callable[[float], None] = time.sleep,
+    on_retry: Callable[[AcrEdgeError, float], None] | None = None,
+) -> T:
+    """Call ``fn``; retry transient errors with exponential backoff, honouring Retry-After.
+
+    Permanent errors propagate at once, as the classified ``AcrEdgeError``.
+    """
+    delays = list(backoff_delays(attempts - 1, base=base_delay, cap=max_delay))
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001
+            err = classify(exc, resource=what)
+            if not isinstance(err, TransientError) or attempt == attempts - 1:
+                if err is exc:
+                    raise
+                raise err from exc
+            delay = delays[attempt]
+            if err.retry_after is not None:
+                delay = min(max(delay, err.retry_after), max_delay)
+            if on_retry is not None:
+                on_retry(err, delay)
+            sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """Replace every secret value in ``text`` (longest first, so prefixes don't leak tails)."""
+    for value in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(value, "***")
+    return text
