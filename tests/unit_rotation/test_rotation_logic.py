@@ -1,0 +1,224 @@
+"""Pure rotation decisions: slot choice, lifetimes and the resume-after-crash plan."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tasks.errors import InputError
+from tasks.rotation import (
+    SLOTS,
+    CredentialRef,
+    PasswordState,
+    choose_slot,
+    decide_client_password,
+    decide_sync_credential,
+    expiry_for,
+    is_due,
+    plan_rotation,
+    validate_lifetime,
+)
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+LEAD = timedelta(days=14)
+
+
+def pw(slot: str, created_days_ago: float | None, expires_in_days: float | None) -> PasswordState:
+    created = None if created_days_ago is None else NOW - timedelta(days=created_days_ago)
+    expiry = None if expires_in_days is None else NOW + timedelta(days=expires_in_days)
+    return PasswordState(slot, created, expiry)  # type: ignore[arg-type]
+
+
+def ref(p: PasswordState) -> CredentialRef:
+    return CredentialRef(p.slot, p.creation_time)
+
+
+maybe_days = st.one_of(st.none(), st.floats(min_value=-400, max_value=400, allow_nan=False))
+password_sets = st.lists(
+    st.builds(pw, st.sampled_from(SLOTS), maybe_days, maybe_days),
+    max_size=2,
+    unique_by=lambda p: p.slot,
+)
+
+
+@given(password_sets, st.lists(st.sampled_from(SLOTS), max_size=1, unique=True))
+def test_chosen_slot_is_never_protected(
+    passwords: list[PasswordState], protected: list[str]
+) -> None:
+    slot = choose_slot(passwords, protected, NOW)
+    assert slot not in protected
+
+
+@given(password_sets)
+def test_choice_prefers_unused_else_older_and_is_deterministic(
+    passwords: list[PasswordState],
+) -> None:
+    slot = choose_slot(passwords, (), NOW)
+    assert slot == choose_slot(list(reversed(passwords)), (), NOW)
+    live = {p.slot: p for p in passwords if p.expiry is None or p.expiry > NOW}
+    unused = [s for s in SLOTS if s not in live]
+    if unused:
+        assert slot == unused[0]
+    else:
+        other = live["password2" if slot == "password1" else "password1"]
+        mine = live[slot]
+        if mine.creation_time is not None and other.creation_time is not None:
+            assert mine.creation_time <= other.creation_time
+
+
+def test_both_slots_protected_is_refused() -> None:
+    with pytest.raises(InputError, match="both password slots"):
+        choose_slot([], SLOTS, NOW)
+
+
+@given(
+    st.floats(min_value=0.01, max_value=3650, allow_nan=False),
+    st.floats(min_value=0, max_value=3650, allow_nan=False),
+    st.floats(min_value=1, max_value=86400 * 3, allow_nan=False),
+)
+def test_accepted_lifetime_is_never_due_when_fresh(
+    lifetime: float, lead: float, propagation: float
+) -> None:
+    try:
+        life = validate_lifetime(lifetime, lead, propagation)
+    except InputError as exc:
+        assert "lifetime_days" in str(exc) and "Fix:" in str(exc)
+        assert timedelta(days=lifetime) <= timedelta(days=lead) + timedelta(seconds=propagation)
+        return
+    # Generated now, then proven within the propagation allowance: not yet due.
+    proven_at = NOW + life.propagation
+    fresh = PasswordState("password1", NOW, expiry_for(NOW, lifetime))
+    assert fresh.expiry is not None and fresh.expiry > NOW
+    if life.lifetime - life.lead - life.propagation > timedelta(seconds=1):
+        assert not is_due(fresh, proven_at, life.lead)
+
+
+@pytest.mark.parametrize(
+    ("lifetime", "lead", "prop"), [(0, 1, 1), (-5, 1, 1), (10, -1, 1), (10, 1, 0), (14, 14, 300)]
+)
+def test_bad_lifetimes_are_refused(lifetime: float, lead: float, prop: float) -> None:
+    with pytest.raises(InputError):
+        validate_lifetime(lifetime, lead, prop)
+
+
+def test_never_expiring_password_is_due() -> None:
+    assert is_due(pw("password1", 1, None), NOW, LEAD)
+
+
+# --- the rotation plan ------------------------------------------------------------------------
+
+
+def test_converged_site_is_a_noop_with_a_reason() -> None:
+    p1 = pw("password1", 10, 80)
+    plan = plan_rotation([p1], {"app": ref(p1), "web": ref(p1)}, NOW, LEAD)
+    assert plan.action == "noop" and not plan.writes
+    assert "password1" in plan.reason and "expires" in plan.reason
+
+
+def test_due_password_rotates_into_the_unused_slot() -> None:
+    p1 = pw("password1", 80, 10)
+    plan = plan_rotation([p1], {"app": ref(p1)}, NOW, LEAD)
+    assert (plan.action, plan.target, plan.generate, plan.adopt, plan.revoke) == (
+        "rotate",
+        "password2",
+        True,
+        True,
+        "password1",
+    )
+
+
+def test_crash_after_generate_regenerates_the_new_slot_not_the_used_one() -> None:
+    p1 = pw("password1", 80, 10)
+    p2 = pw("password2", 0.01, 90)  # generated, value lost with the crashed run
+    plan = plan_rotation([p1, p2], {"app": ref(p1)}, NOW, LEAD)
+    assert plan.action == "resume" and plan.target == "password2" and plan.generate
+    assert plan.revoke == "password1"
+
+
+def test_resume_happens_even_when_the_used_slot_is_not_due() -> None:
+    p1 = pw("password1", 1, 89)
+    p2 = pw("password2", 0.01, 90)
+    plan = plan_rotation([p1, p2], {"app": ref(p1)}, NOW, LEAD)
+    assert plan.action == "resume" and plan.target == "password2"
+
+
+def test_crash_mid_adoption_finishes_with_the_value_already_on_site() -> None:
+    p1 = pw("password1", 80, 10)
+    p2 = pw("password2", 0.01, 90)
+    plan = plan_rotation([p1, p2], {"a": ref(p2), "b": ref(p1)}, NOW, LEAD)
+    assert plan.action == "adopt" and plan.target == "password2"
+    assert not plan.generate and plan.value_sources == ("a",) and plan.revoke == "password1"
+
+
+def test_crash_after_adoption_revokes_the_old_slot_only() -> None:
+    p1 = pw("password1", 80, 10)
+    p2 = pw("password2", 0.01, 90)
+    plan = plan_rotation([p1, p2], {"a": ref(p2), "b": ref(p2)}, NOW, LEAD)
+    assert plan.action == "finish" and plan.revoke == "password1"
+    assert not plan.generate and not plan.adopt
+
+
+def test_regenerated_slot_invalidates_the_consumer_copy() -> None:
+    p1_old = pw("password1", 80, 10)
+    p1_new = pw("password1", 0.01, 90)
+    plan = plan_rotation([p1_new], {"app": ref(p1_old)}, NOW, LEAD)
+    assert plan.action == "repair" and plan.target == "password2"
+
+
+def test_missing_namespace_gets_the_live_value_copied() -> None:
+    p1 = pw("password1", 10, 80)
+    plan = plan_rotation([p1], {"app": ref(p1), "new": None}, NOW, LEAD)
+    assert plan.action == "adopt" and plan.target == "password1" and not plan.generate
+    assert plan.value_sources == ("app",)
+
+
+@given(
+    password_sets,
+    st.dictionaries(
+        st.sampled_from(["a", "b", "c"]),
+        st.one_of(st.none(), st.sampled_from(SLOTS)),
+        min_size=1,
+    ),
+)
+def test_plan_never_regenerates_or_revokes_a_slot_a_valid_pull_secret_uses(
+    passwords: list[PasswordState], uses: dict[str, str | None]
+) -> None:
+    by_slot = {p.slot: p for p in passwords}
+    consumers = {
+        ns: (ref(by_slot[s]) if s is not None and s in by_slot else None) for ns, s in uses.items()
+    }
+    live_used = {
+        r.slot
+        for r in consumers.values()
+        if r is not None and (by_slot[r.slot].expiry is None or by_slot[r.slot].expiry > NOW)  # type: ignore[operator]
+    }
+    plan = plan_rotation(passwords, consumers, NOW, LEAD)
+    if plan.generate:
+        assert plan.target not in live_used
+    if plan.revoke is not None and plan.adopt:
+        # Revoking a used slot is only allowed after every namespace adopted the target.
+        assert plan.target != plan.revoke
+    if plan.revoke is not None and not plan.adopt:
+        assert plan.revoke not in live_used
+
+
+def test_sync_credential_kept_when_release_record_matches() -> None:
+    p1 = pw("password1", 3, None)
+    keep = decide_sync_credential(ref(p1), [p1], NOW)
+    assert keep.keep and keep.slot == "password1"
+    p1_regen = pw("password1", 0.01, None)
+    change = decide_sync_credential(ref(p1), [p1_regen, pw("password2", 5, None)], NOW)
+    assert not change.keep and change.slot == "password2"  # never the recorded slot
+    first = decide_sync_credential(None, [], NOW)
+    assert not first.keep and first.slot == "password1"
+
+
+def test_client_password_kept_when_a_pull_secret_holds_it() -> None:
+    p2 = pw("password2", 3, 80)
+    keep = decide_client_password({"a": ref(p2)}, [p2], NOW)
+    assert keep.keep and keep.slot == "password2"
+    gen = decide_client_password({"a": None}, [p2], NOW)
+    assert not gen.keep and gen.slot == "password1"
