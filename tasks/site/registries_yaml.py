@@ -1,0 +1,250 @@
+"""Pure: merge the connected registry's mirror into a node's ``registries.yaml``.
+
+K3s reads this file with Go's yaml.v2 into ``{mirrors: map[string]Mirror, configs:
+map[string]RegistryConfig}``. We parse it with the same meaning (anchors and ``<<`` merge keys
+expanded, map keys taken as their literal text, null entries kept as null), change only the
+entries for our host, and render the result deterministically, so that merging into our own
+output reproduces it byte for byte. A file K3s would reject is refused, never rewritten.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from pydantic import SecretStr
+
+from tasks.errors import PermanentError
+
+_FIX = "repair registries.yaml on the node by hand (K3s would fail to start with it), then re-run"
+
+
+@dataclass(frozen=True)
+class NodeAuth:
+    """Client credentials for the node auth model (``configs.<host>.auth``)."""
+
+    username: str
+    password: SecretStr
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    """``content`` is a SecretStr: the file may hold registry passwords."""
+
+    changed: bool
+    content: SecretStr
+    reason: str
+
+
+class _GoYamlLoader(yaml.SafeLoader):
+    """SafeLoader with yaml.v2's meaning for mapping keys: literal text, no duplicates."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if not isinstance(node, yaml.MappingNode):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"expected a mapping, found {node.id}", node.start_mark
+            )
+        self.flatten_mapping(node)  # expands `<<: *anchor` (yaml.v2 supports merge keys too)
+        mapping: dict[Any, Any] = {}
+        explicit: set[str] = set()
+        for index, (key_node, value_node) in enumerate(node.value):
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a mapping key is not a plain value", key_node.start_mark
+                )
+            key = key_node.value  # "10.0.0.1:80" stays text whatever resolver would say
+            # flatten_mapping puts merged pairs first; explicit keys after them override.
+            if key in explicit:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            if index >= getattr(node, "merged_count", 0):
+                explicit.add(key)
+            mapping[key] = self.construct_object(value_node, deep=True)
+        return mapping
+
+
+def _is_merge(key_node: yaml.Node) -> bool:
+    return key_node.tag == "tag:yaml.org,2002:merge"
+
+
+def _flatten(self: _GoYamlLoader, node: yaml.MappingNode) -> None:
+    explicit = sum(1 for k, _ in node.value if not _is_merge(k))
+    yaml.SafeLoader.flatten_mapping(self, node)
+    node.merged_count = len(node.value) - explicit  # type: ignore[attr-defined]
+
+
+_GoYamlLoader.flatten_mapping = _flatten  # type: ignore[method-assign,assignment]
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style; strings with ':' or '*' double-quoted, as K3s's docs write host keys."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True  # expand shared structures; anchors in our output would only confuse
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = '"' if (":" in value or value == "*" or value == "") else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def parse(text: str, *, path: str = "registries.yaml") -> dict[str, Any]:
+    """Parse and validate as K3s would; returns ``{}`` for an empty file."""
+    try:
+        documents = list(yaml.load_all(text, Loader=_GoYamlLoader))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1} column {mark.column + 1}: " if mark else ""
+        # Only the problem, never the snippet: the file may hold passwords.
+        raise PermanentError(
+            f"{path} does not parse as YAML ({where}{exc.problem or exc.context})",
+            resource=path,
+            fix=_FIX,
+        ) from None
+    except yaml.YAMLError as exc:
+        raise PermanentError(
+            f"{path} does not parse as YAML ({type(exc).__name__})", resource=path, fix=_FIX
+        ) from None
+    documents = [d for d in documents if d is not None]
+    if len(documents) > 1:
+        raise PermanentError(f"{path} holds several YAML documents", resource=path, fix=_FIX)
+    data = documents[0] if documents else {}
+    validate(data, path=path)
+    return data  # type: ignore[no-any-return]
+
+
+def _reject(path: str, what: str) -> PermanentError:
+    return PermanentError(f"{path}: {what}; K3s would reject this file", resource=path, fix=_FIX)
+
+
+def validate(data: Any, *, path: str = "registries.yaml") -> None:
+    """Refuse shapes that yaml.v2 cannot unmarshal into K3s's Registry struct."""
+    if not isinstance(data, dict):
+        raise _reject(path, "the top level is not a mapping")
+    mirrors = data.get("mirrors")
+    if mirrors is not None:
+        if not isinstance(mirrors, dict):
+            raise _reject(path, "'mirrors' is not a mapping")
+        for host, mirror in mirrors.items():
+            if mirror is None:
+                continue
+            if not isinstance(mirror, dict):
+                raise _reject(path, f"mirrors.{host} is not a mapping")
+            endpoint = mirror.get("endpoint")
+            if endpoint is not None:
+                if not isinstance(endpoint, list):
+                    raise _reject(path, f"mirrors.{host}.endpoint is not a list")
+                if any(isinstance(e, dict | list) for e in endpoint):
+                    raise _reject(path, f"mirrors.{host}.endpoint holds a non-string item")
+            rewrite = mirror.get("rewrite")
+            if rewrite is not None and not isinstance(rewrite, dict):
+                raise _reject(path, f"mirrors.{host}.rewrite is not a mapping")
+    configs = data.get("configs")
+    if configs is not None:
+        if not isinstance(configs, dict):
+            raise _reject(path, "'configs' is not a mapping")
+        for host, config in configs.items():
+            if config is None:
+                continue
+            if not isinstance(config, dict):
+                raise _reject(path, f"configs.{host} is not a mapping")
+            for section in ("auth", "tls"):
+                value = config.get(section)
+                if value is not None and not isinstance(value, dict):
+                    raise _reject(path, f"configs.{host}.{section} is not a mapping")
+
+
+def render(data: dict[str, Any]) -> str:
+    if not data:
+        return "{}\n"
+    return yaml.dump(  # type: ignore[no-any-return]
+        data,
+        Dumper=_Dumper,
+        default_flow_style=False,
+        sort_keys=False,
+        allow_unicode=True,
+        width=4096,
+    )
+
+
+def mirror_endpoint(host: str) -> str:
+    return f"http://{host}"
+
+
+def merge(
+    current: str | None, host: str, auth: NodeAuth | None = None, *, path: str = "registries.yaml"
+) -> MergeResult:
+    """Desired file content with the http mirror for ``host`` (``"<ip>:<port>"``).
+
+    ``current`` is None when the file does not exist. With ``auth`` (node model) the client
+    credentials go to ``configs.<host>.auth``; without it (pull-secret model) a stale
+    ``configs.<host>.auth`` that acr-edge may have written earlier is removed.
+    """
+    if ":" not in host and "." not in host:
+        raise PermanentError(
+            f"mirror host {host!r} needs a '.' or ':' for K3s to treat it as a registry",
+            resource=path,
+        )
+    data: dict[str, Any] = {} if current is None else parse(current, path=path)
+    merged = _apply(data, host, auth)
+    after = render(merged)
+    endpoint = mirror_endpoint(host)
+    if current is not None and merged == data:
+        return MergeResult(
+            changed=False,
+            content=SecretStr(after),
+            reason=f"{path} already mirrors {host} to {endpoint}",
+        )
+    what = "creates" if current is None else ("fixes" if host in _mirrors(data) else "adds")
+    return MergeResult(
+        changed=True, content=SecretStr(after), reason=f"{what} the mirror {host} -> {endpoint}"
+    )
+
+
+def _mirrors(data: dict[str, Any]) -> dict[str, Any]:
+    mirrors = data.get("mirrors")
+    return mirrors if isinstance(mirrors, dict) else {}
+
+
+def _apply(data: dict[str, Any], host: str, auth: NodeAuth | None) -> dict[str, Any]:
+    merged = _deep_copy(data)
+    mirrors = merged.get("mirrors")
+    if not isinstance(mirrors, dict):
+        mirrors = {}
+        merged["mirrors"] = mirrors
+    entry = mirrors.get(host)
+    entry = dict(entry) if isinstance(entry, dict) else {}
+    entry["endpoint"] = [mirror_endpoint(host)]
+    mirrors[host] = entry
+
+    configs = merged.get("configs")
+    if auth is not None:
+        if not isinstance(configs, dict):
+            configs = {}
+            merged["configs"] = configs
+        config = configs.get(host)
+        config = dict(config) if isinstance(config, dict) else {}
+        config["auth"] = {"username": auth.username, "password": auth.password.get_secret_value()}
+        configs[host] = config
+    elif isinstance(configs, dict) and isinstance(configs.get(host), dict):
+        config = dict(configs[host])
+        if "auth" in config:
+            del config["auth"]
+            if config:
+                configs[host] = config
+            else:
+                del configs[host]
+    return merged
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _deep_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(v) for v in value]
+    return value

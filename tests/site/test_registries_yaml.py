@@ -1,0 +1,160 @@
+"""registries.yaml merge: golden files for each shape K3s accepts, refusals, idempotence."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import SecretStr
+
+from tasks.errors import PermanentError
+from tasks.site.registries_yaml import NodeAuth, merge, parse
+
+GOLDEN = Path(__file__).parent / "golden"
+HOST = "10.43.0.10:80"
+CASES = sorted(p.name.removesuffix(".in.yaml") for p in GOLDEN.glob("*.in.yaml"))
+# Files whose content already means the desired state: they must not be rewritten.
+UNCHANGED = {"quoted_same_host_correct"}
+
+
+def _auth_for(case: str) -> NodeAuth | None:
+    if case.startswith("node_auth"):
+        return NodeAuth("client-token", SecretStr("golden-password"))
+    return None
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_golden(case: str) -> None:
+    source = (GOLDEN / f"{case}.in.yaml").read_text()
+    result = merge(source, HOST, _auth_for(case))
+    out = result.content.get_secret_value()
+    expected_path = GOLDEN / f"{case}.out.yaml"
+    if os.environ.get("UPDATE_GOLDEN"):
+        expected_path.write_text(out)
+    assert out == expected_path.read_text()
+    assert result.changed is (case not in UNCHANGED), result.reason
+    # K3s's reading of the output: the mirror routes over plain http to the CR.
+    assert yaml.safe_load(out)["mirrors"][HOST]["endpoint"] == [f"http://{HOST}"]
+    again = merge(out, HOST, _auth_for(case))
+    assert again.changed is False
+    assert again.content.get_secret_value() == out
+
+
+def test_golden_keeps_meaning_of_other_entries() -> None:
+    source = (GOLDEN / "anchors_merge.in.yaml").read_text()
+    before = parse(source)
+    after = parse(merge(source, HOST).content.get_secret_value())
+    assert after["mirrors"]["docker.io"] == before["mirrors"]["docker.io"]
+    assert after["mirrors"]["quay.io"]["endpoint"] == ["https://quay-mirror.corp.example"]
+    assert after["mirrors"]["quay.io"]["rewrite"] == {"^library/(.*)": "proxy/$1"}
+    assert after["configs"] == before["configs"]
+
+
+def test_absent_file_is_created() -> None:
+    result = merge(None, HOST)
+    assert result.changed
+    assert result.content.get_secret_value() == (
+        f'mirrors:\n  "{HOST}":\n    endpoint:\n    - "http://{HOST}"\n'
+    )
+
+
+def test_node_auth_replaces_password_and_result_repr_hides_it() -> None:
+    result = merge(None, HOST, NodeAuth("client-token", SecretStr("s3cr3t-pw")))
+    assert "s3cr3t-pw" in result.content.get_secret_value()
+    assert "s3cr3t-pw" not in repr(result)
+    new_auth = NodeAuth("client-token", SecretStr("n"))
+    rotated = merge(result.content.get_secret_value(), HOST, new_auth)
+    assert rotated.changed
+    assert parse(rotated.content.get_secret_value())["configs"][HOST]["auth"]["password"] == "n"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("mirrors: [docker.io]\n", "'mirrors' is not a mapping"),
+        ("mirrors:\n  docker.io: http://x\n", "mirrors.docker.io is not a mapping"),
+        ("mirrors:\n  docker.io:\n    endpoint: http://x\n", "endpoint is not a list"),
+        ("configs:\n  a.b:\n    auth: [u, p]\n", "configs.a.b.auth is not a mapping"),
+        ("configs: 3\n", "'configs' is not a mapping"),
+        ("- mirrors\n", "top level is not a mapping"),
+        ("mirrors:\n  a.b: {}\n  a.b: {}\n", "duplicate key 'a.b'"),
+        ("mirrors:\n  docker.io:\n    endpoint: [\n", "does not parse"),
+        ("mirrors: {a: 1}: 2\n", "does not parse"),
+        ("a: 1\n---\nb: 2\n", "several YAML documents"),
+    ],
+)
+def test_refuses_what_k3s_rejects(text: str, message: str) -> None:
+    with pytest.raises(PermanentError, match=r"registries\.yaml") as info:
+        merge(text, HOST)
+    assert message in str(info.value)
+    assert "Fix:" in str(info.value)
+
+
+def test_parse_error_does_not_echo_file_content() -> None:
+    text = "configs:\n  a.b:\n    auth: {username: u, password: hunter2hunter2\n"
+    with pytest.raises(PermanentError) as info:
+        merge(text, HOST)
+    assert "hunter2" not in str(info.value)
+
+
+def test_refuses_a_host_k3s_would_not_treat_as_registry() -> None:
+    with pytest.raises(PermanentError, match="needs a"):
+        merge(None, "localhost")
+
+
+_hosts = st.from_regex(r"[a-z][a-z0-9]{0,8}\.[a-z]{2,4}(:[1-9][0-9]{1,4})?", fullmatch=True)
+_endpoints = st.lists(
+    st.builds(lambda s, h: f"{s}://{h}", st.sampled_from(["http", "https"]), _hosts), max_size=3
+)
+_mirror = st.one_of(st.none(), st.fixed_dictionaries({"endpoint": _endpoints}))
+_scalars = st.one_of(
+    st.text(st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"]), max_size=12),
+    st.booleans(),
+    st.integers(),
+    st.none(),
+)
+_config = st.one_of(
+    st.none(),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "tls": st.fixed_dictionaries({"insecure_skip_verify": st.booleans()}),
+            "auth": st.fixed_dictionaries({"username": _scalars, "password": _scalars}),
+        },
+    ),
+)
+_registries = st.fixed_dictionaries(
+    {},
+    optional={
+        "mirrors": st.one_of(st.none(), st.dictionaries(_hosts, _mirror, max_size=4)),
+        "configs": st.one_of(st.none(), st.dictionaries(_hosts, _config, max_size=4)),
+    },
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=_registries, host=_hosts, node=st.booleans(), as_json=st.booleans())
+def test_merge_is_idempotent_and_keeps_other_entries(
+    data: dict, host: str, node: bool, as_json: bool
+) -> None:
+    import json
+
+    source = json.dumps(data) if as_json else yaml.safe_dump(data)
+    auth = NodeAuth("client-token", SecretStr("pw")) if node else None
+    first = merge(source, host, auth)
+    out = first.content.get_secret_value()
+    second = merge(out, host, auth)
+    assert second.changed is False
+    assert second.content.get_secret_value() == out
+    merged = parse(out)
+    assert merged["mirrors"][host]["endpoint"] == [f"http://{host}"]
+    for other, mirror in (data.get("mirrors") or {}).items():
+        if other != host:
+            assert merged["mirrors"][other] == mirror
+    for other, config in (data.get("configs") or {}).items():
+        if other != host:
+            assert merged["configs"][other] == config
