@@ -1,0 +1,273 @@
+"""ParentRegistry block: where the parent ACR lives and how to authenticate to it.
+
+It builds every Azure client acr-edge uses (ARM management, ACR catalog), so the same code talks
+to Azure public cloud, a sovereign cloud or the sandbox: only endpoints, CA bundle and
+credentials differ.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlparse
+
+from prefect.blocks.core import Block
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from tasks.azure import names
+from tasks.errors import InputError
+
+if TYPE_CHECKING:
+    from azure.containerregistry import ContainerRegistryClient
+    from azure.core.credentials import TokenCredential
+    from azure.mgmt.containerregistry import ContainerRegistryManagementClient
+
+    from tasks.azure.context import AzureContext
+
+CATALOG_AUDIENCE = "https://containerregistry.azure.net"
+ARM_API_VERSION = "2025-11-01"
+# Authority hosts MSAL knows; anything else (a private cloud, the sandbox) must skip instance
+# discovery, which would otherwise ask login.microsoftonline.com about it.
+KNOWN_AUTHORITIES = frozenset({
+    "login.microsoftonline.com",
+    "login.chinacloudapi.cn",
+    "login.microsoftonline.us",
+})
+# ARM endpoint -> token audience of that cloud.
+KNOWN_ARM_AUDIENCES = {
+    "management.azure.com": "https://management.azure.com",
+    "management.chinacloudapi.cn": "https://management.chinacloudapi.cn",
+    "management.usgovcloudapi.net": "https://management.usgovcloudapi.net",
+}
+
+
+def _named(field: str, exc: Exception) -> str:
+    text = str(exc)
+    return text if text.startswith(field) else f"{field}: {text}"
+
+
+def _https_url(value: str, field: str) -> str:
+    parsed = urlparse(value)
+    if parsed.scheme != "https" or not parsed.hostname:
+        raise ValueError(f"{field} must be an https:// URL (got {value!r}); TLS is required.")
+    if parsed.path not in ("", "/") or parsed.query or parsed.fragment:
+        raise ValueError(f"{field} must be a bare https://host[:port] URL (got {value!r}).")
+    return value.rstrip("/")
+
+
+class ParentRegistry(Block):
+    """The parent Azure Container Registry (Premium) that connected registries sync from.
+
+    Example:
+        ```python
+        from blocks import ParentRegistry
+        ctx = ParentRegistry.load("contoso").azure_context()
+        ```
+    """
+
+    _block_type_name = "Parent Registry"
+    _block_type_slug = "parent-registry"
+    _description = "Azure Container Registry that acr-edge provisions connected registries from."
+
+    subscription_id: str = Field(description="Azure subscription GUID.")
+    resource_group: str = Field(description="Resource group of the registry.")
+    registry_name: str = Field(description="Registry name (without .azurecr.io).")
+    auth: Literal["service-principal", "default"] = Field(
+        default="service-principal",
+        description="service-principal: tenant_id/client_id/client_secret. default: "
+        "DefaultAzureCredential (managed identity, workload identity, az login, environment).",
+    )
+    tenant_id: str | None = Field(default=None, description="Entra ID tenant (service principal).")
+    client_id: str | None = Field(
+        default=None,
+        description="Service principal app id; with auth=default, a user-assigned managed "
+        "identity's client id.",
+    )
+    client_secret: SecretStr | None = Field(default=None, description="Service principal secret.")
+    arm_endpoint: str = Field(default="https://management.azure.com")
+    authority_host: str = Field(default="https://login.microsoftonline.com")
+    data_plane_endpoint: str | None = Field(
+        default=None, description="Defaults to https://<registry>.azurecr.io."
+    )
+    ca_bundle_path: str | None = Field(
+        default=None, description="PEM bundle to verify TLS with (else the system/requests one)."
+    )
+    connected_registry_api_version: str = Field(
+        default="2026-01-01-preview",
+        description="api-version for connectedRegistries calls (the live service lists only "
+        "preview versions there).",
+    )
+    arm_audience: str | None = Field(
+        default=None,
+        description="ARM token audience; derived from arm_endpoint for known clouds, else the "
+        "endpoint itself.",
+    )
+
+    @field_validator("subscription_id")
+    @classmethod
+    def _check_subscription(cls, value: str) -> str:
+        try:
+            return names.validate_subscription_id(value)
+        except InputError as exc:
+            raise ValueError(_named("subscription_id", exc)) from None
+
+    @field_validator("resource_group")
+    @classmethod
+    def _check_rg(cls, value: str) -> str:
+        try:
+            return names.validate_resource_group(value)
+        except InputError as exc:
+            raise ValueError(_named("resource_group", exc)) from None
+
+    @field_validator("registry_name")
+    @classmethod
+    def _check_registry(cls, value: str) -> str:
+        try:
+            return names.validate_registry_name(value)
+        except InputError as exc:
+            raise ValueError(_named("registry_name", exc)) from None
+
+    @field_validator("arm_endpoint", "authority_host")
+    @classmethod
+    def _check_endpoint(cls, value: str, info: Any) -> str:
+        return _https_url(value, info.field_name)
+
+    @field_validator("data_plane_endpoint")
+    @classmethod
+    def _check_data_plane(cls, value: str | None) -> str | None:
+        return None if value is None else _https_url(value, "data_plane_endpoint")
+
+    @field_validator("ca_bundle_path")
+    @classmethod
+    def _check_ca(cls, value: str | None) -> str | None:
+        if value is not None and not os.path.isfile(value):
+            raise ValueError(f"ca_bundle_path {value!r} is not a readable file.")
+        return value
+
+    @model_validator(mode="after")
+    def _check_auth(self) -> ParentRegistry:
+        if self.auth == "service-principal":
+            missing = [f for f in ("tenant_id", "client_id", "client_secret")
+                       if not getattr(self, f)]
+            if missing:
+                raise ValueError(
+                    f"auth=service-principal needs {', '.join(missing)}; set them or use "
+                    "auth=default (managed identity, workload identity, az login)."
+                )
+        else:
+            if self.client_secret is not None:
+                raise ValueError(
+                    "client_secret is set but auth=default ignores it: set "
+                    "auth=service-principal, or remove client_secret."
+                )
+            if self.tenant_id is not None:
+                raise ValueError(
+                    "tenant_id is set but auth=default takes the tenant from the environment "
+                    "(AZURE_TENANT_ID / az login): remove it or use auth=service-principal."
+                )
+        return self
+
+    # ---- derived settings -----------------------------------------------------------------
+
+    @property
+    def arm_scope(self) -> str:
+        """OAuth scope for ARM: ``<audience>/.default`` (public cloud: management.azure.com)."""
+        audience = self.arm_audience
+        if audience is None:
+            host = urlparse(self.arm_endpoint).hostname or ""
+            audience = KNOWN_ARM_AUDIENCES.get(host.lower(), self.arm_endpoint)
+        return audience.rstrip("/") + "/.default"
+
+    @property
+    def catalog_endpoint(self) -> str:
+        return self.data_plane_endpoint or f"https://{self.registry_name.lower()}.azurecr.io"
+
+    @property
+    def _instance_discovery_disabled(self) -> bool:
+        host = (urlparse(self.authority_host).hostname or "").lower()
+        return host not in KNOWN_AUTHORITIES
+
+    def _tls_kwargs(self) -> dict[str, Any]:
+        # An explicit path wins over REQUESTS_CA_BUNDLE, which this kind of machine exports.
+        return {"connection_verify": self.ca_bundle_path} if self.ca_bundle_path else {}
+
+    # ---- clients --------------------------------------------------------------------------
+
+    def credential(self) -> TokenCredential:
+        from azure.identity import ClientSecretCredential, DefaultAzureCredential
+
+        common: dict[str, Any] = {
+            "authority": self.authority_host,
+            "disable_instance_discovery": self._instance_discovery_disabled,
+            **self._tls_kwargs(),
+        }
+        if self.auth == "service-principal":
+            assert self.tenant_id and self.client_id and self.client_secret  # validated
+            return ClientSecretCredential(
+                self.tenant_id, self.client_id, self.client_secret.get_secret_value(), **common
+            )
+        if self.client_id:
+            common["managed_identity_client_id"] = self.client_id
+            common["workload_identity_client_id"] = self.client_id
+        return DefaultAzureCredential(**common)
+
+    def management_client(
+        self,
+        *,
+        api_version: str | None = None,
+        credential: TokenCredential | None = None,
+        polling_interval: float = 1.0,
+    ) -> ContainerRegistryManagementClient:
+        from azure.mgmt.containerregistry import ContainerRegistryManagementClient
+
+        return ContainerRegistryManagementClient(
+            credential or self.credential(),
+            self.subscription_id,
+            base_url=self.arm_endpoint,
+            credential_scopes=[self.arm_scope],
+            api_version=api_version or ARM_API_VERSION,
+            polling_interval=polling_interval,
+            retry_total=0,  # acr-edge's call_with_retry is the policy that applies
+            **self._tls_kwargs(),
+        )
+
+    def catalog_client(
+        self, *, credential: TokenCredential | None = None
+    ) -> ContainerRegistryClient:
+        from azure.containerregistry import ContainerRegistryClient
+
+        return ContainerRegistryClient(
+            self.catalog_endpoint,
+            credential or self.credential(),
+            audience=CATALOG_AUDIENCE,
+            retry_total=0,
+            **self._tls_kwargs(),
+        )
+
+    def azure_context(
+        self,
+        *,
+        polling_interval: float = 1.0,
+        retry_attempts: int = 6,
+        retry_base_delay: float = 0.5,
+        retry_max_delay: float = 30.0,
+    ) -> AzureContext:
+        from tasks.azure.context import AzureContext
+
+        credential = self.credential()  # one credential: its token cache serves every client
+        return AzureContext(
+            mgmt=self.management_client(credential=credential, polling_interval=polling_interval),
+            cr_mgmt=self.management_client(
+                credential=credential,
+                api_version=self.connected_registry_api_version,
+                polling_interval=polling_interval,
+            ),
+            catalog=self.catalog_client(credential=credential),
+            subscription_id=self.subscription_id,
+            resource_group=self.resource_group,
+            registry=self.registry_name,
+            cr_api_version=self.connected_registry_api_version,
+            retry_attempts=retry_attempts,
+            retry_base_delay=retry_base_delay,
+            retry_max_delay=retry_max_delay,
+        )

@@ -1,0 +1,60 @@
+"""AzureContext: the clients and coordinates every Azure step takes as its first argument."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tasks.azure import names
+
+if TYPE_CHECKING:
+    from azure.containerregistry import ContainerRegistryClient
+    from azure.mgmt.containerregistry import ContainerRegistryManagementClient
+
+
+@dataclass
+class AzureContext:
+    """Built by ``ParentRegistry.azure_context()`` (or by tests around any clients).
+
+    ``cr_mgmt`` is a second management client pinned to ``cr_api_version``: SDK 15 takes the
+    api-version from the client configuration, and the live service lists only preview versions
+    for connectedRegistries.
+    """
+
+    mgmt: ContainerRegistryManagementClient
+    cr_mgmt: ContainerRegistryManagementClient
+    catalog: ContainerRegistryClient
+    subscription_id: str
+    resource_group: str
+    registry: str
+    cr_api_version: str = "2026-01-01-preview"
+    # Our retry policy (call_with_retry) is the one that applies; the SDK's is turned off.
+    retry_attempts: int = 6
+    retry_base_delay: float = 0.5
+    retry_max_delay: float = 30.0
+
+    def retry_kwargs(self) -> dict[str, Any]:
+        return {
+            "attempts": self.retry_attempts,
+            "base_delay": self.retry_base_delay,
+            "max_delay": self.retry_max_delay,
+        }
+
+    @property
+    def registry_id(self) -> str:
+        return names.registry_id(self.subscription_id, self.resource_group, self.registry)
+
+    def scope_map_id(self, name: str) -> str:
+        return names.scope_map_id(self.subscription_id, self.resource_group, self.registry, name)
+
+    def token_id(self, name: str) -> str:
+        return names.token_id(self.subscription_id, self.resource_group, self.registry, name)
+
+    def connected_registry_id(self, name: str) -> str:
+        return names.connected_registry_id(
+            self.subscription_id, self.resource_group, self.registry, name
+        )
+
+    def close(self) -> None:
+        for client in (self.mgmt, self.cr_mgmt, self.catalog):
+            client.close()

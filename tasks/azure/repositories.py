@@ -1,0 +1,81 @@
+"""Which repositories a site syncs: namespace matching (pure) and catalog listing (I/O)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from tasks.errors import InputError, call_with_retry
+
+if TYPE_CHECKING:
+    from tasks.azure.context import AzureContext
+
+log = logging.getLogger("acr_edge.azure")
+
+# OCI repository name components: lowercase alphanumerics joined by separators, '/'-separated.
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_NAMESPACE_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
+CATALOG_PAGE_SIZE = 100
+
+
+def normalize_namespace(namespace: str) -> str:
+    ns = str(namespace).strip().strip("/")
+    if not _NAMESPACE_RE.match(ns):
+        raise InputError(
+            f"namespace {namespace!r} is not a repository path (lowercase components separated "
+            "by '/', e.g. 'samples' or 'team/app').",
+            resource="namespaces",
+        )
+    return ns
+
+
+def in_namespace(repository: str, namespace: str) -> bool:
+    """Exact path-segment prefix: ``samples`` holds ``samples`` and ``samples/a/b``, not
+    ``samplesx/a``."""
+    return repository == namespace or repository.startswith(namespace + "/")
+
+
+def match_namespaces(
+    repositories: Iterable[str], namespaces: Iterable[str], *, allow_empty: bool = False
+) -> list[str]:
+    """Sorted, deduplicated repositories under any namespace.
+
+    A namespace matching nothing is an error (likely a typo) unless ``allow_empty``.
+    """
+    wanted = list(dict.fromkeys(normalize_namespace(n) for n in namespaces))
+    if not wanted:
+        raise InputError("at least one namespace is required.", resource="namespaces")
+    repos = sorted(set(repositories))
+    matched: set[str] = set()
+    empty: list[str] = []
+    for ns in wanted:
+        hits = [r for r in repos if in_namespace(r, ns)]
+        if not hits:
+            empty.append(ns)
+        matched.update(hits)
+    if empty and not allow_empty:
+        raise InputError(
+            f"namespace(s) {', '.join(empty)} match no repository in the registry.",
+            resource="namespaces",
+            fix="check the spelling, push the images first, or pass allow_empty=True.",
+        )
+    return sorted(matched)
+
+
+def list_repositories(
+    ctx: AzureContext, namespaces: Iterable[str], *, allow_empty: bool = False
+) -> list[str]:
+    """Every repository under ``namespaces``, reading all catalog pages."""
+    wanted = [normalize_namespace(n) for n in namespaces]  # refuse bad input before any call
+
+    def read_all() -> list[str]:
+        pages = ctx.catalog.list_repository_names(results_per_page=CATALOG_PAGE_SIZE)
+        return list(pages)
+
+    every = call_with_retry(read_all, what=f"registries/{ctx.registry}/catalog",
+                            **ctx.retry_kwargs())
+    result = match_namespaces(every, wanted, allow_empty=allow_empty)
+    log.info("catalog: %d repositories, %d under %s", len(every), len(result), ", ".join(wanted))
+    return result
