@@ -1,0 +1,177 @@
+"""What acr-edge deploys: one pure description per deployment, shared by `acr-edge deploy`,
+`deployments/prefect.yaml` (a test keeps the two in step) and the tests.
+
+Every deployment is named after its flow, because the fleet flows start runs of
+`provision-site/provision-site` by that name.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from tasks.errors import InputError
+
+DEFAULT_WORK_POOL = "acr-edge"
+DEFAULT_TIMEZONE = "UTC"
+DEFAULT_ROTATE_CRON = "0 3 * * 1"  # Mondays 03:00: a quiet hour, weekly is well inside 90 days
+DEFAULT_STATUS_MINUTES = 15
+DEFAULT_PARENT_BLOCK = "parent-registry"
+# Bounds ARM write pressure from many sites being provisioned at once (fleet fan-out).
+PROVISION_SITE_CONCURRENCY = 10
+
+# Prefect block names: lowercase letters, digits and dashes.
+_BLOCK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_CRON_FIELD = re.compile(r"^[0-9*/,\-A-Za-z]+$")
+
+
+@dataclass(frozen=True)
+class ScheduleDefinition:
+    """A cron or an interval schedule; `parameters` override the deployment's for this slug."""
+
+    slug: str
+    cron: str | None = None
+    interval_seconds: int | None = None
+    timezone: str = DEFAULT_TIMEZONE
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DeploymentDefinition:
+    flow_name: str
+    entrypoint: str  # module style, so a worker resolves it from any working directory
+    description: str
+    tags: tuple[str, ...]
+    parameters: dict[str, Any] = field(default_factory=dict)
+    schedules: tuple[ScheduleDefinition, ...] = ()
+    concurrency_limit: int | None = None
+
+    @property
+    def name(self) -> str:
+        return self.flow_name
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.flow_name}/{self.name}"
+
+
+def validate_block_name(value: str, what: str) -> str:
+    if not _BLOCK_NAME.match(value):
+        raise InputError(
+            f"{what} {value!r} is not a valid Prefect block name.",
+            resource=what,
+            fix="use lowercase letters, digits and dashes (e.g. sandbox-site-1).",
+        )
+    return value
+
+
+def validate_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise InputError(
+            f"unknown timezone {value!r}.",
+            resource="--timezone",
+            fix="use an IANA name such as UTC or Europe/Berlin.",
+        ) from exc
+    return value
+
+
+def validate_cron(value: str) -> str:
+    fields = value.split()
+    if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
+        raise InputError(
+            f"cron {value!r} must have five fields (minute hour day month weekday).",
+            resource="--rotate-cron",
+            fix="e.g. '0 3 * * 1' for Mondays at 03:00.",
+        )
+    return value
+
+
+def definitions(
+    *,
+    timezone: str = DEFAULT_TIMEZONE,
+    rotate_cron: str = DEFAULT_ROTATE_CRON,
+    status_minutes: int = DEFAULT_STATUS_MINUTES,
+    status_sites: tuple[str, ...] = (),
+    parent_block: str = DEFAULT_PARENT_BLOCK,
+) -> list[DeploymentDefinition]:
+    """The four deployments; raises InputError on bad input (before anything is written)."""
+    validate_timezone(timezone)
+    validate_cron(rotate_cron)
+    validate_block_name(parent_block, "parent block")
+    for site in status_sites:
+        validate_block_name(site, "site block")
+    if len(set(status_sites)) != len(status_sites):
+        raise InputError(
+            "a site is listed twice.", resource="--site-status-sites", fix="list each site once."
+        )
+    if not 1 <= status_minutes <= 24 * 60:
+        raise InputError(
+            f"status interval {status_minutes} min is out of range.",
+            resource="--status-minutes",
+            fix="choose 1..1440 minutes.",
+        )
+    parent = {"parent_block": parent_block}
+    return [
+        DeploymentDefinition(
+            flow_name="provision-site",
+            entrypoint="flows.provision_site:provision_site",
+            description=(
+                "Provision one edge site: ARM scope maps, tokens and the connected registry, "
+                "then Helm, registries.yaml and pull secrets on the K3s node. Idempotent: a "
+                "re-run writes nothing when the site already matches."
+            ),
+            tags=("acr-edge", "provision"),
+            parameters=dict(parent),
+            concurrency_limit=PROVISION_SITE_CONCURRENCY,
+        ),
+        DeploymentDefinition(
+            flow_name="provision-fleet",
+            entrypoint="flows.fleet:provision_fleet",
+            description=(
+                "Provision many sites (by name or tag) by starting provision-site runs, "
+                "at most max_concurrency at a time."
+            ),
+            tags=("acr-edge", "provision", "fleet"),
+            parameters=dict(parent),
+            concurrency_limit=1,
+        ),
+        DeploymentDefinition(
+            flow_name="rotate-fleet-tokens",
+            entrypoint="flows.fleet:rotate_fleet_tokens",
+            description=(
+                "Weekly client-token rotation for every site: new password in the idle slot, "
+                "probe it, switch pull secrets, then retire the old slot."
+            ),
+            tags=("acr-edge", "rotation", "fleet"),
+            parameters=dict(parent),
+            schedules=(
+                ScheduleDefinition(slug="weekly-rotation", cron=rotate_cron, timezone=timezone),
+            ),
+            concurrency_limit=1,
+        ),
+        DeploymentDefinition(
+            flow_name="site-status",
+            entrypoint="flows.site_status:site_status",
+            description=(
+                "Report a site's connection state, activation, last sync, client-token "
+                "password slots and a canary pull. Read-only."
+            ),
+            tags=("acr-edge", "status"),
+            parameters=dict(parent),
+            schedules=tuple(
+                ScheduleDefinition(
+                    slug=f"status-{site}",
+                    interval_seconds=status_minutes * 60,
+                    timezone=timezone,
+                    parameters={"site_block": site},
+                )
+                for site in status_sites
+            ),
+            # One status run per site at a time; stale runs queue rather than pile up.
+            concurrency_limit=max(1, len(status_sites)),
+        ),
+    ]

@@ -1,0 +1,220 @@
+"""`acr-edge deploy`: register block types, ensure the work pool, apply the deployments.
+
+Runs against whatever Prefect API is configured (`PREFECT_API_URL`); it never starts one, so a
+missing setting fails fast instead of deploying into a throwaway ephemeral database.
+Idempotent: re-running updates each deployment in place and says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Literal
+
+from deployments.definitions import (
+    DEFAULT_PARENT_BLOCK,
+    DEFAULT_ROTATE_CRON,
+    DEFAULT_STATUS_MINUTES,
+    DEFAULT_TIMEZONE,
+    DEFAULT_WORK_POOL,
+    DeploymentDefinition,
+    ScheduleDefinition,
+    definitions,
+    validate_block_name,
+)
+from tasks.errors import AcrEdgeError, InputError, PermanentError
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: Literal["block-type", "work-pool", "deployment"]
+    name: str
+    action: Literal["created", "updated", "exists", "registered"]
+    detail: str = ""
+
+    def line(self) -> str:
+        tail = f" ({self.detail})" if self.detail else ""
+        return f"{self.kind:<10} {self.name:<40} {self.action}{tail}"
+
+
+def _require_api() -> str:
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    if not url:
+        raise InputError(
+            "no Prefect API configured.",
+            resource="PREFECT_API_URL",
+            fix="set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api) or `prefect profile use`.",
+        )
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        problem = client.api_healthcheck()
+    if problem is not None:
+        raise PermanentError(
+            f"Prefect API at {url} is not reachable: {type(problem).__name__}",
+            resource="PREFECT_API_URL",
+            fix="start it with `prefect server start` or correct the URL.",
+        )
+    return str(url)
+
+
+def register_block_types() -> list[Outcome]:
+    from blocks.edge_site import EdgeSite
+    from blocks.parent_registry import ParentRegistry
+
+    out = []
+    for block in (ParentRegistry, EdgeSite):
+        block.register_type_and_schema()
+        out.append(Outcome("block-type", block.get_block_type_slug(), "registered"))
+    return out
+
+
+def ensure_work_pool(name: str) -> Outcome:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectNotFound
+    from prefect.workers.process import ProcessWorker
+
+    with get_client(sync_client=True) as client:
+        try:
+            pool = client.read_work_pool(name)
+        except ObjectNotFound:
+            client.create_work_pool(
+                WorkPoolCreate(
+                    name=name,
+                    type="process",
+                    description="acr-edge flows (process worker on a host with the package)",
+                    base_job_template=ProcessWorker.get_default_base_job_template(),
+                )
+            )
+            return Outcome("work-pool", name, "created", "type process")
+    return Outcome("work-pool", name, "exists", f"type {pool.type}; left unchanged")
+
+
+def _schedule(defn: ScheduleDefinition) -> Any:
+    from prefect.schedules import Cron, Interval
+
+    if defn.cron is not None:
+        return Cron(
+            defn.cron, timezone=defn.timezone, slug=defn.slug, parameters=dict(defn.parameters)
+        )
+    assert defn.interval_seconds is not None
+    return Interval(
+        timedelta(seconds=defn.interval_seconds),
+        timezone=defn.timezone,
+        slug=defn.slug,
+        parameters=dict(defn.parameters),
+    )
+
+
+def apply_deployment(defn: DeploymentDefinition, work_pool: str) -> Outcome:
+    from prefect.client.orchestration import get_client
+    from prefect.deployments.runner import RunnerDeployment
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_deployment_by_name(defn.full_name)
+            existed = True
+        except ObjectNotFound:
+            existed = False
+    deployment = RunnerDeployment.from_entrypoint(
+        entrypoint=defn.entrypoint,
+        name=defn.name,
+        schedules=[_schedule(s) for s in defn.schedules],
+        concurrency_limit=defn.concurrency_limit,
+        parameters=dict(defn.parameters),
+        description=defn.description,
+        tags=list(defn.tags),
+        work_pool_name=work_pool,
+    )
+    if deployment.flow_name != defn.flow_name:
+        raise PermanentError(
+            f"entrypoint {defn.entrypoint} defines flow {deployment.flow_name!r}, "
+            f"expected {defn.flow_name!r}.",
+            resource=defn.full_name,
+            fix="keep the flow's name equal to its deployment name.",
+        )
+    # Module entrypoints resolve on any worker with the package installed; a path stored here
+    # would pin runs to this machine's checkout.
+    deployment._path = None  # type: ignore[assignment]
+    deployment.apply()
+    what = f"{len(defn.schedules)} schedule(s), pool {work_pool}"
+    return Outcome("deployment", defn.full_name, "updated" if existed else "created", what)
+
+
+def deploy(
+    *,
+    work_pool: str = DEFAULT_WORK_POOL,
+    timezone: str = DEFAULT_TIMEZONE,
+    rotate_cron: str = DEFAULT_ROTATE_CRON,
+    status_minutes: int = DEFAULT_STATUS_MINUTES,
+    status_sites: Sequence[str] = (),
+    parent_block: str = DEFAULT_PARENT_BLOCK,
+) -> list[Outcome]:
+    """Everything `acr-edge deploy` does; returns one outcome per object it touched."""
+    validate_block_name(work_pool, "work pool")
+    defs = definitions(
+        timezone=timezone,
+        rotate_cron=rotate_cron,
+        status_minutes=status_minutes,
+        status_sites=tuple(status_sites),
+        parent_block=parent_block,
+    )
+    _require_api()
+    outcomes = register_block_types()
+    outcomes.append(ensure_work_pool(work_pool))
+    outcomes.extend(apply_deployment(d, work_pool) for d in defs)
+    return outcomes
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="acr-edge deploy", description=__doc__)
+    p.add_argument("--work-pool", default=DEFAULT_WORK_POOL, help="process work pool to use")
+    p.add_argument("--timezone", default=DEFAULT_TIMEZONE, help="IANA timezone for schedules")
+    p.add_argument("--rotate-cron", default=DEFAULT_ROTATE_CRON, help="token rotation cron")
+    p.add_argument(
+        "--status-minutes", type=int, default=DEFAULT_STATUS_MINUTES, help="site-status interval"
+    )
+    p.add_argument(
+        "--site-status-sites",
+        nargs="*",
+        default=[],
+        metavar="SITE_BLOCK",
+        help="EdgeSite block names that get a site-status schedule",
+    )
+    p.add_argument(
+        "--parent-block",
+        default=DEFAULT_PARENT_BLOCK,
+        help="ParentRegistry block name used as the deployments' default",
+    )
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        outcomes = deploy(
+            work_pool=args.work_pool,
+            timezone=args.timezone,
+            rotate_cron=args.rotate_cron,
+            status_minutes=args.status_minutes,
+            status_sites=args.site_status_sites,
+            parent_block=args.parent_block,
+        )
+    except AcrEdgeError as exc:
+        print(f"acr-edge deploy: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, InputError) else 1
+    for outcome in outcomes:
+        print(outcome.line())
+    print(f"start a worker: prefect worker start --pool {args.work_pool}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,81 @@
+"""Save the sandbox's parent registry and sites as ordinary acr-edge blocks.
+
+After this, flows run against the sandbox exactly as against Azure: by block name
+(`sandbox-parent`, `sandbox-site-1`, ...). Only endpoints, CA bundle and credentials differ.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+PARENT_BLOCK = "sandbox-parent"
+SITE_BLOCK_PREFIX = "sandbox-site-"
+APP_NAMESPACES = ["apps"]
+
+# Site-info keys that map one to one onto EdgeSite fields when the sandbox provides them.
+_PASSTHROUGH_SITE_FIELDS = (
+    "ssh_user",
+    "registries_path",
+    "kubeconfig_path",
+    "hosts_dir",
+    "service_name",
+    "service_cidr",
+    "sudo",
+    "distribution",
+)
+
+
+def site_block_name(index: int) -> str:
+    """Block name of the index-th site (1-based), as the demo and tests refer to it."""
+    return f"{SITE_BLOCK_PREFIX}{index}"
+
+
+def parent_block(info: dict[str, Any]) -> Any:
+    from blocks.parent_registry import ParentRegistry
+
+    return ParentRegistry(
+        subscription_id=info["subscription_id"],
+        resource_group=info["resource_group"],
+        registry_name=info["registry"],
+        auth="service-principal",
+        tenant_id=info["tenant_id"],
+        client_id=info["client_id"],
+        client_secret=SecretStr(info["client_secret"]),
+        arm_endpoint=info["arm_endpoint"],
+        authority_host=info.get("authority_host") or info["authority"],
+        data_plane_endpoint=info["data_plane_endpoint"],
+        ca_bundle_path=info["ca_bundle"],
+    )
+
+
+def site_block(site: dict[str, Any]) -> Any:
+    from blocks.edge_site import EdgeSite
+
+    known_hosts = site["known_hosts"]
+    fields: dict[str, Any] = {
+        key: site[key] for key in _PASSTHROUGH_SITE_FIELDS if site.get(key) is not None
+    }
+    return EdgeSite(
+        name=site["name"],
+        ssh_host=site["ssh_host"],
+        ssh_port=int(site["ssh_port"]),
+        ssh_private_key=SecretStr(Path(site["private_key_path"]).read_text()),
+        known_hosts=[known_hosts] if isinstance(known_hosts, str) else list(known_hosts),
+        app_namespaces=list(site.get("app_namespaces") or APP_NAMESPACES),
+        tags=["sandbox"],
+        **fields,
+    )
+
+
+def register(info: dict[str, Any], *, overwrite: bool = True) -> list[str]:
+    """Save `sandbox-parent` and `sandbox-site-N` in the current Prefect API; returns the
+    saved block document names in that order. Blocks are all built (validated) before the
+    first save, so bad sandbox info writes nothing."""
+    blocks: list[tuple[str, Any]] = [(PARENT_BLOCK, parent_block(info))]
+    blocks += [(site_block_name(i), site_block(s)) for i, s in enumerate(info["sites"], 1)]
+    for name, block in blocks:
+        block.save(name, overwrite=overwrite)
+    return [name for name, _ in blocks]
