@@ -1,0 +1,87 @@
+"""Site-health rules: cron fire times, sync age vs schedule and window, codes mapped to fixes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from flows.health import (
+    Cron,
+    Health,
+    check_password_expiry,
+    check_status_details,
+    check_sync_age,
+    fix_for,
+)
+
+NOW = datetime(2026, 11, 26, 12, 40, tzinfo=UTC)
+
+
+def test_previous_fire_time() -> None:
+    assert Cron.parse("30 * * * *").previous(NOW) == NOW.replace(minute=30)
+    assert Cron.parse("30 * * * *").previous(NOW.replace(minute=10)) == NOW.replace(
+        hour=11, minute=30, second=0
+    )
+    assert Cron.parse("0 2 * * *").previous(NOW) == NOW.replace(hour=2, minute=0)
+    assert Cron.parse("*/15 * * * *").previous(NOW) == NOW.replace(minute=30)
+    # 2026-11-26 is a Thursday (4); the last Monday 03:00 is 2026-11-23.
+    assert Cron.parse("0 3 * * 1").previous(NOW) == datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
+
+
+@given(
+    st.integers(0, 59),
+    st.integers(0, 23),
+    st.datetimes(
+        min_value=datetime(2025, 1, 1), max_value=datetime(2027, 1, 1), timezones=st.just(UTC)
+    ),
+)
+def test_previous_is_a_match_and_the_latest(minute: int, hour: int, when: datetime) -> None:
+    cron = Cron.parse(f"{minute} {hour} * * *")
+    prev = cron.previous(when)
+    assert prev is not None and prev <= when and cron.matches(prev)
+    assert when - prev < timedelta(days=1)
+
+
+def test_sync_age_against_schedule_and_window() -> None:
+    window = timedelta(hours=1)
+    # 30 * * * * with a 1 h window: the 11:30 window closed at 12:30; a sync at 11:45 is fine.
+    ok = check_sync_age(NOW.replace(hour=11, minute=45), "30 * * * *", window, NOW, activated=True)
+    assert ok.ok, ok.message
+    late = check_sync_age(NOW.replace(hour=10, minute=5), "30 * * * *", window, NOW, activated=True)
+    assert not late.ok and "overdue" in late.message
+    never = check_sync_age(None, "30 * * * *", window, NOW, activated=False)
+    assert not never.ok and "never" in never.message
+    cont = check_sync_age(NOW - timedelta(minutes=2), "* * * * *", None, NOW, activated=True)
+    assert cont.ok
+    stale = check_sync_age(NOW - timedelta(hours=2), "* * * * *", None, NOW, activated=True)
+    assert not stale.ok
+
+
+def test_codes_map_to_fixes() -> None:
+    assert "PVC" in fix_for("DiskError")
+    assert "pod logs" in fix_for("SomethingNew")
+    health = Health()
+    check_status_details(health, [{"code": "DiskError", "description": "disk full"}])
+    assert not health.healthy and "Fix:" in health.problems[0]
+
+
+def test_password_expiry_in_use_inside_lead_is_unhealthy() -> None:
+    health = Health()
+    check_password_expiry(
+        health,
+        "site1-client",
+        {"password1": NOW + timedelta(days=5), "password2": None},
+        ["password1"],
+        NOW,
+        timedelta(days=14),
+    )
+    by = {c.name: c for c in health.checks}
+    assert not by["site1-client password1 (in use)"].ok
+    assert by["site1-client password2"].ok  # unused, never-expiring: flagged only when used
+    good = Health()
+    check_password_expiry(
+        good, "t", {"password1": NOW + timedelta(days=50)}, ["password1"], NOW, timedelta(days=14)
+    )
+    assert good.healthy
