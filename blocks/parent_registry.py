@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlparse
 
 from prefect.blocks.core import Block
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from tasks.azure import names
 from tasks.errors import InputError
@@ -64,6 +64,9 @@ class ParentRegistry(Block):
         ctx = ParentRegistry.load("contoso").azure_context()
         ```
     """
+
+    # Validation errors would otherwise echo the raw input, client_secret included.
+    model_config = ConfigDict(hide_input_in_errors=True)
 
     _block_type_name = "Parent Registry"
     _block_type_slug = "parent-registry"
