@@ -1,0 +1,511 @@
+"""SSH to an edge node with paramiko: pinned host keys, split output, secrets on stdin only.
+
+`SshSession` is the one implementation of the `CommandRunner` seam; unit tests can hand the
+site ops any other runner without patching paramiko.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import select
+import shlex
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import paramiko
+from paramiko.hostkeys import HostKeyEntry
+from pydantic import SecretStr
+
+from tasks.errors import (
+    PermanentError,
+    TransientError,
+    call_with_retry,
+    classify,
+    redact,
+)
+
+if TYPE_CHECKING:
+    from blocks.edge_site import EdgeSite
+
+log = logging.getLogger(__name__)
+
+_MISSING_EXIT = 44  # our "file does not exist" signal from the sudo read helper
+_KEY_TYPES: tuple[type[paramiko.PKey], ...] = (
+    paramiko.Ed25519Key,
+    paramiko.ECDSAKey,
+    paramiko.RSAKey,
+)
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What one remote command produced; ``repr`` shows sizes only (output may hold secrets)."""
+
+    stdout: str
+    stderr: str
+    exit_status: int
+    command: str = ""
+    _secrets: tuple[str, ...] = field(default=(), repr=False, compare=False)
+
+    def __repr__(self) -> str:
+        return (
+            f"CommandResult(exit_status={self.exit_status}, stdout={len(self.stdout)} chars, "
+            f"stderr={len(self.stderr)} chars)"
+        )
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+    def error_text(self, limit: int = 600) -> str:
+        """stderr (else stdout) tail with every known secret redacted."""
+        text = (self.stderr.strip() or self.stdout.strip())[-limit:]
+        return redact(text, self._secrets)
+
+    def check(self, what: str, *, fix: str = "") -> CommandResult:
+        if self.exit_status != 0:
+            raise PermanentError(
+                f"{what} failed (exit {self.exit_status}): {self.error_text()}",
+                resource=what,
+                fix=fix,
+            )
+        return self
+
+
+@runtime_checkable
+class CommandRunner(Protocol):
+    """The seam the site ops use for node commands and files."""
+
+    def run(
+        self,
+        cmd: Sequence[str] | str,
+        *,
+        stdin: bytes | SecretStr | None = None,
+        sudo: bool = False,
+        timeout: float | None = None,
+    ) -> CommandResult: ...
+
+    def read_file(self, path: str, *, sudo: bool = False) -> bytes | None: ...
+
+    def write_file(
+        self, path: str, data: bytes | SecretStr, *, mode: int = 0o600, sudo: bool = False
+    ) -> None: ...
+
+
+def load_private_key(
+    key: SecretStr, passphrase: SecretStr | None, *, resource: str
+) -> paramiko.PKey:
+    """Parse an OpenSSH/PEM private key held in memory (never written to disk)."""
+    text = key.get_secret_value()
+    password = passphrase.get_secret_value() if passphrase else None
+    for key_type in _KEY_TYPES:
+        try:
+            return key_type.from_private_key(io.StringIO(text), password=password)
+        except paramiko.PasswordRequiredException:
+            raise PermanentError(
+                "the SSH private key is encrypted and no passphrase was given",
+                resource=resource,
+                fix="set ssh_key_passphrase on the site block",
+            ) from None
+        except (paramiko.SSHException, ValueError, TypeError, IndexError):
+            continue
+    raise PermanentError(
+        "ssh_private_key is not a readable Ed25519/ECDSA/RSA private key (or the passphrase "
+        "is wrong)",
+        resource=resource,
+        fix="store the OpenSSH private key text in the site block",
+    )
+
+
+def known_host_entries(lines: Iterable[str]) -> list[HostKeyEntry]:
+    entries = []
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        entry = HostKeyEntry.from_line(line)
+        if entry is not None and entry.key is not None:
+            entries.append(entry)
+    return entries
+
+
+class _RecordFirstKey(paramiko.MissingHostKeyPolicy):
+    """Trust on first use: accept the unknown key and remember its known_hosts line."""
+
+    def __init__(self) -> None:
+        self.line: str | None = None
+
+    def missing_host_key(
+        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
+    ) -> None:
+        self.line = f"{hostname} {key.get_name()} {key.get_base64()}"
+        log.warning("trust on first use: recorded host key %s for %s", key.get_name(), hostname)
+
+
+def sudo_prefix(cmd: Sequence[str] | str) -> str:
+    """`sudo -n --` never prompts (no tty); a shell string runs under `sh -c`."""
+    if isinstance(cmd, str):
+        return "sudo -n -- sh -c " + shlex.quote(cmd)
+    return "sudo -n -- " + shlex.join(cmd)
+
+
+class SshSession:
+    """One SSH connection to a node, reused by every step of a flow run."""
+
+    def __init__(
+        self,
+        client: paramiko.SSHClient,
+        *,
+        resource: str,
+        command_timeout: float = 120.0,
+        recorded_host_key: str | None = None,
+    ) -> None:
+        self._client = client
+        self.resource = resource
+        self.command_timeout = command_timeout
+        self.recorded_host_key = recorded_host_key
+        self._forwards: list[_Forward] = []
+        self._sftp: paramiko.SFTPClient | None = None
+
+    # -- connecting -------------------------------------------------------------------------
+
+    @classmethod
+    def connect(
+        cls,
+        *,
+        host: str,
+        port: int,
+        user: str,
+        private_key: SecretStr,
+        passphrase: SecretStr | None = None,
+        known_hosts: Sequence[str] = (),
+        trust_on_first_use: bool = False,
+        connect_timeout: float = 10.0,
+        command_timeout: float = 120.0,
+        keepalive: int = 15,
+        attempts: int = 4,
+        resource: str | None = None,
+    ) -> SshSession:
+        resource = resource or f"ssh {user}@{host}:{port}"
+        pkey = load_private_key(private_key, passphrase, resource=resource)
+        entries = known_host_entries(known_hosts)
+        if not entries and not trust_on_first_use:
+            raise PermanentError(
+                "no host key is pinned for this node; refusing to connect",
+                resource=resource,
+                fix="add the node's known_hosts line (ssh-keyscan, verified out of band) to the "
+                "site block, or enable trust_on_first_use once",
+            )
+
+        def attempt() -> SshSession:
+            client = paramiko.SSHClient()
+            host_keys = client.get_host_keys()
+            for entry in entries:
+                for name in entry.hostnames:
+                    host_keys.add(name, entry.key.get_name(), entry.key)
+            policy: paramiko.MissingHostKeyPolicy
+            recorder = _RecordFirstKey() if not entries else None
+            policy = recorder if recorder is not None else paramiko.RejectPolicy()
+            client.set_missing_host_key_policy(policy)
+            try:
+                client.connect(
+                    host,
+                    port=port,
+                    username=user,
+                    pkey=pkey,
+                    look_for_keys=False,
+                    allow_agent=False,
+                    timeout=connect_timeout,
+                    banner_timeout=connect_timeout,
+                    auth_timeout=connect_timeout,
+                    channel_timeout=connect_timeout,
+                )
+            except paramiko.ssh_exception.NoValidConnectionsError as exc:
+                client.close()
+                raise TransientError(f"{resource}: cannot connect: {exc}") from None
+            except Exception as exc:
+                client.close()
+                err = classify(exc, resource=resource)
+                if err is exc:
+                    raise
+                raise err from None
+            transport = client.get_transport()
+            if transport is not None:
+                transport.set_keepalive(keepalive)
+            return cls(
+                client,
+                resource=resource,
+                command_timeout=command_timeout,
+                recorded_host_key=recorder.line if recorder else None,
+            )
+
+        return call_with_retry(attempt, what=resource, attempts=attempts, base_delay=0.3)
+
+    @classmethod
+    def for_site(cls, site: EdgeSite) -> SshSession:
+        return cls.connect(
+            host=site.ssh_host,
+            port=site.ssh_port,
+            user=site.ssh_user,
+            private_key=site.ssh_private_key,
+            passphrase=site.ssh_key_passphrase,
+            known_hosts=site.known_hosts,
+            trust_on_first_use=site.trust_on_first_use,
+            connect_timeout=site.connect_timeout,
+            command_timeout=site.command_timeout,
+            resource=site.resource,
+        )
+
+    def __enter__(self) -> SshSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for fwd in self._forwards:
+            fwd.close()
+        self._forwards.clear()
+        if self._sftp is not None:
+            with contextlib.suppress(Exception):
+                self._sftp.close()
+            self._sftp = None
+        self._client.close()
+
+    @property
+    def transport(self) -> paramiko.Transport:
+        transport = self._client.get_transport()
+        if transport is None or not transport.is_active():
+            raise TransientError(f"{self.resource}: SSH connection is closed")
+        return transport
+
+    # -- commands ---------------------------------------------------------------------------
+
+    def run(
+        self,
+        cmd: Sequence[str] | str,
+        *,
+        stdin: bytes | SecretStr | None = None,
+        sudo: bool = False,
+        timeout: float | None = None,
+    ) -> CommandResult:
+        """Run one command; stdout, stderr and exit status come back apart.
+
+        Secrets go ONLY through ``stdin`` (a SecretStr): argv is visible to every local user
+        of the node in /proc and to sshd's logs.
+        """
+        line = sudo_prefix(cmd) if sudo else (cmd if isinstance(cmd, str) else shlex.join(cmd))
+        secrets: tuple[str, ...] = ()
+        data: bytes | None
+        if isinstance(stdin, SecretStr):
+            secret = stdin.get_secret_value()
+            secrets = (secret, *secret.splitlines())
+            data = secret.encode()
+        else:
+            data = stdin
+        limit = timeout if timeout is not None else self.command_timeout
+        log.debug("%s: run %s (stdin %s bytes)", self.resource, line, len(data or b""))
+        try:
+            out, err, status = self._exec(line, data, limit)
+        except TransientError:
+            raise
+        except Exception as exc:
+            raise classify(exc, resource=self.resource) from None
+        return CommandResult(
+            stdout=out.decode(errors="replace"),
+            stderr=err.decode(errors="replace"),
+            exit_status=status,
+            command=line,
+            _secrets=tuple(s for s in secrets if len(s) >= 4),
+        )
+
+    def _exec(self, line: str, data: bytes | None, limit: float) -> tuple[bytes, bytes, int]:
+        deadline = time.monotonic() + limit
+        chan = self.transport.open_session(timeout=limit)
+        try:
+            chan.settimeout(limit)
+            chan.exec_command(line)
+            if data:
+                chan.sendall(data)
+            chan.shutdown_write()
+            out, err = bytearray(), bytearray()
+            while True:
+                if chan.recv_ready():
+                    out += chan.recv(65536)
+                    continue
+                if chan.recv_stderr_ready():
+                    err += chan.recv_stderr(65536)
+                    continue
+                if chan.exit_status_ready() and chan.eof_received:
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TransientError(
+                        f"{self.resource}: command timed out after {limit:.0f}s: {line}"
+                    )
+                select.select([chan], [], [], min(remaining, 0.5))
+            # Anything that raced in with the exit status.
+            while chan.recv_ready():
+                out += chan.recv(65536)
+            while chan.recv_stderr_ready():
+                err += chan.recv_stderr(65536)
+            return bytes(out), bytes(err), chan.recv_exit_status()
+        finally:
+            chan.close()
+
+    # -- files ------------------------------------------------------------------------------
+
+    def sftp(self) -> paramiko.SFTPClient:
+        if self._sftp is None:
+            try:
+                self._sftp = self._client.open_sftp()
+            except Exception as exc:
+                raise classify(exc, resource=self.resource) from None
+        return self._sftp
+
+    def read_file(self, path: str, *, sudo: bool = False) -> bytes | None:
+        """File content, or None when it does not exist."""
+        if sudo:
+            script = f'if [ -e "$1" ]; then exec cat -- "$1"; else exit {_MISSING_EXIT}; fi'
+            result = self.run(["sh", "-c", script, "sh", path], sudo=True)
+            if result.exit_status == _MISSING_EXIT:
+                return None
+            result.check(f"{self.resource}: read {path}", fix=_SUDO_FIX)
+            return result.stdout.encode()
+        buf = io.BytesIO()
+        try:
+            self.sftp().getfo(path, buf)
+        except FileNotFoundError:
+            return None
+        except PermissionError:
+            raise PermanentError(
+                f"permission denied reading {path}",
+                resource=self.resource,
+                fix="set sudo: true on the site block or grant the SSH user read access",
+            ) from None
+        except OSError as exc:
+            raise classify(exc, resource=f"{self.resource}: {path}") from None
+        return buf.getvalue()
+
+    def write_file(
+        self, path: str, data: bytes | SecretStr, *, mode: int = 0o600, sudo: bool = False
+    ) -> None:
+        """Atomic replace: temp file beside the target, mode set before content, rename."""
+        payload = data.get_secret_value().encode() if isinstance(data, SecretStr) else data
+        directory, _, base = path.rpartition("/")
+        tmp = f"{directory}/.{base}.acr-edge-{uuid.uuid4().hex[:8]}.tmp"
+        if sudo:
+            script = (
+                'umask 077; cat > "$1" && chmod "$3" "$1" && mv -f -- "$1" "$2" '
+                '|| { rc=$?; rm -f -- "$1"; exit $rc; }'
+            )
+            result = self.run(
+                ["sh", "-c", script, "sh", tmp, path, f"{mode:o}"],
+                stdin=SecretStr(payload.decode()) if isinstance(data, SecretStr) else payload,
+                sudo=True,
+            )
+            result.check(f"{self.resource}: write {path}", fix=_SUDO_FIX)
+            return
+        sftp = self.sftp()
+        try:
+            with sftp.open(tmp, "wb") as handle:
+                handle.chmod(mode)  # before the content lands, so it is never world-readable
+                handle.write(payload)
+                handle.flush()
+            sftp.posix_rename(tmp, path)  # plain rename() fails onto an existing file
+        except FileNotFoundError:
+            raise PermanentError(
+                f"cannot write {path}: its directory does not exist",
+                resource=self.resource,
+                fix="check the path on the site block (distribution and *_path fields)",
+            ) from None
+        except PermissionError:
+            self._discard(tmp)
+            raise PermanentError(
+                f"permission denied writing {path}",
+                resource=self.resource,
+                fix="set sudo: true on the site block or grant the SSH user write access",
+            ) from None
+        except OSError as exc:
+            self._discard(tmp)
+            raise classify(exc, resource=f"{self.resource}: {path}") from None
+
+    def _discard(self, tmp: str) -> None:
+        with contextlib.suppress(OSError):
+            self.sftp().remove(tmp)
+
+    # -- port forwarding --------------------------------------------------------------------
+
+    def forward(self, remote_host: str, remote_port: int) -> int:
+        """Listen on 127.0.0.1:<free port>; each connection becomes a direct-tcpip channel."""
+        fwd = _Forward(self, remote_host, remote_port)
+        self._forwards.append(fwd)
+        return fwd.local_port
+
+
+_SUDO_FIX = "allow the SSH user passwordless sudo (sudo -n) for this command, or log in as root"
+
+
+class _Forward:
+    def __init__(self, session: SshSession, remote_host: str, remote_port: int) -> None:
+        self._session = session
+        self._target = (remote_host, remote_port)
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(16)
+        self.local_port: int = self._listener.getsockname()[1]
+        self._closed = threading.Event()
+        self._thread = threading.Thread(
+            target=self._accept_loop, name=f"ssh-forward-{self.local_port}", daemon=True
+        )
+        self._thread.start()
+
+    def _accept_loop(self) -> None:
+        while not self._closed.is_set():
+            try:
+                conn, peer = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._pump, args=(conn, peer), daemon=True).start()
+
+    def _pump(self, conn: socket.socket, peer: tuple[str, int]) -> None:
+        try:
+            chan = self._session.transport.open_channel(
+                "direct-tcpip", self._target, peer, timeout=self._session.command_timeout
+            )
+        except Exception as exc:
+            log.warning("%s: forward to %s failed: %s", self._session.resource, self._target, exc)
+            conn.close()
+            return
+        try:
+            while not self._closed.is_set():
+                waitables: list[Any] = [conn, chan]
+                readable, _, _ = select.select(waitables, [], [], 0.5)
+                if conn in readable:
+                    data = conn.recv(65536)
+                    if not data:
+                        break
+                    chan.sendall(data)
+                if chan in readable:
+                    data = chan.recv(65536)
+                    if not data:
+                        break
+                    conn.sendall(data)
+        except OSError:
+            pass
+        finally:
+            chan.close()
+            conn.close()
+
+    def close(self) -> None:
+        self._closed.set()
+        with contextlib.suppress(OSError):
+            self._listener.close()

@@ -1,0 +1,183 @@
+"""The SSH layer against a real OpenSSH sshd: pinning, sudo, secrets on stdin, SFTP, forwards."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import socket
+import threading
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from tasks.errors import PermanentError, TransientError
+from tasks.site.ssh import CommandRunner, SshSession
+
+SECRET = "ConnectedRegistryName=site01;SyncTokenPassword=Zx9-very-secret-Q7"
+
+
+def _connect(sshd, **kw: object) -> SshSession:  # type: ignore[no-untyped-def]
+    args: dict[str, object] = {
+        "host": "127.0.0.1",
+        "port": sshd.port,
+        "user": "root",
+        "private_key": SecretStr(sshd.private_key),
+        "known_hosts": [sshd.known_hosts_line],
+        "connect_timeout": 5,
+    }
+    return SshSession.connect(**(args | kw))  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def session(sshd) -> Iterator[SshSession]:  # type: ignore[no-untyped-def]
+    with _connect(sshd) as s:
+        yield s
+
+
+def test_run_splits_stdout_stderr_and_exit_status(session: SshSession) -> None:
+    assert isinstance(session, CommandRunner)
+    result = session.run("echo out; echo err >&2; exit 3")
+    assert (result.stdout, result.stderr, result.exit_status) == ("out\n", "err\n", 3)
+    listed = session.run(["printf", "%s|", "a b", "$HOME", "'q'"])
+    assert listed.stdout == "a b|$HOME|'q'|"  # argv items arrive verbatim, no shell expansion
+
+
+def test_mismatched_host_key_is_refused_before_any_command(sshd, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    marker = tmp_path / "ran"
+    with pytest.raises(PermanentError, match="does not match the pinned key") as info:
+        _connect(sshd, known_hosts=[sshd.other_known_hosts_line]).run(["touch", str(marker)])
+    assert "known_hosts" in str(info.value)  # the fix is named
+    assert not marker.exists()
+
+
+def test_unpinned_host_is_refused_without_connecting(sshd, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(PermanentError, match="no host key is pinned"):
+        _connect(sshd, known_hosts=[])
+    other_name = sshd.known_hosts_line.replace("[127.0.0.1]", "[10.9.9.9]")
+    with pytest.raises(PermanentError, match="not pinned"):
+        _connect(sshd, known_hosts=[other_name])
+
+
+def test_trust_on_first_use_records_the_key(sshd) -> None:  # type: ignore[no-untyped-def]
+    with _connect(sshd, known_hosts=[], trust_on_first_use=True) as s:
+        assert s.recorded_host_key == sshd.known_hosts_line
+        assert s.run(["true"]).ok
+    with _connect(sshd, known_hosts=[sshd.known_hosts_line], trust_on_first_use=True) as s:
+        assert s.recorded_host_key is None  # pinned keys always win
+
+
+def test_wrong_client_key_is_permanent(sshd, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", tmp_path / "k"], check=True
+    )
+    with pytest.raises(PermanentError, match="authentication failed"):
+        _connect(sshd, private_key=SecretStr((tmp_path / "k").read_text()))
+    with pytest.raises(PermanentError, match="not a readable") as info:
+        _connect(sshd, private_key=SecretStr("not a key but secret-ish text"))
+    assert "secret-ish" not in str(info.value)
+
+
+def test_closed_port_is_transient(sshd) -> None:  # type: ignore[no-untyped-def]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(TransientError, match="cannot connect"):
+        _connect(sshd, port=port, attempts=2, known_hosts=[sshd.known_hosts_line])
+
+
+def test_sudo_is_non_interactive_and_without_tty(sshd, session: SshSession) -> None:  # type: ignore[no-untyped-def]
+    log = sshd.dir / "sudo.log"
+    log.unlink(missing_ok=True)
+    assert session.run(["id", "-u"], sudo=True).stdout.strip() == str(os.getuid())
+    assert session.run("echo $((1+2))", sudo=True).stdout == "3\n"
+    lines = log.read_text().splitlines()
+    assert lines == ["sudo -n -- id -u", "sudo -n -- sh -c echo $((1+2))"]
+
+
+def test_secret_travels_on_stdin_only(sshd, session: SshSession) -> None:  # type: ignore[no-untyped-def]
+    for sudo in (False, True):
+        result = session.run(["record"], stdin=SecretStr(SECRET), sudo=sudo)
+        assert result.stdout == "recorded\n"
+        assert (sshd.dir / "record.stdin").read_text() == SECRET
+        seen = (sshd.dir / "record.argv").read_text()
+        assert "proc" in seen and "record" in seen  # the recorder saw the process tree
+        assert "Zx9-very-secret" not in seen
+    assert "Zx9-very-secret" not in sshd.log.read_text()
+    assert "Zx9-very-secret" not in (sshd.dir / "sudo.log").read_text()
+
+
+def test_failed_command_error_redacts_stdin_secret(session: SshSession) -> None:
+    result = session.run("cat >&2; exit 4", stdin=SecretStr(SECRET))
+    assert result.exit_status == 4
+    assert SECRET in result.stderr
+    assert SECRET not in repr(result)
+    with pytest.raises(PermanentError) as info:
+        result.check("helm upgrade")
+    assert "Zx9-very-secret" not in str(info.value)
+    assert "***" in str(info.value)
+
+
+def test_command_timeout_is_transient(session: SshSession) -> None:
+    with pytest.raises(TransientError, match="timed out"):
+        session.run(["sleep", "5"], timeout=0.3)
+    assert session.run(["true"]).ok  # the connection survives a timed-out command
+
+
+@pytest.mark.parametrize("sudo", [False, True])
+def test_file_read_and_atomic_replace(
+    sshd,  # type: ignore[no-untyped-def]
+    session: SshSession,
+    tmp_path: Path,
+    sudo: bool,
+) -> None:
+    target = tmp_path / "registries.yaml"
+    assert session.read_file(str(target), sudo=sudo) is None
+    target.write_text("old: content\n")
+    target.chmod(0o644)
+    old_inode = target.stat().st_ino
+    assert session.read_file(str(target), sudo=sudo) == b"old: content\n"
+    session.write_file(str(target), SecretStr("password: " + SECRET + "\n"), sudo=sudo)
+    assert target.read_text() == "password: " + SECRET + "\n"
+    assert target.stat().st_mode & 0o777 == 0o600
+    assert target.stat().st_ino != old_inode  # replaced by rename, never rewritten in place
+    assert [p.name for p in tmp_path.iterdir()] == ["registries.yaml"]  # no temp file left
+    if sudo:
+        assert "Zx9-very-secret" not in (sshd.dir / "sudo.log").read_text()
+
+
+def test_write_failure_leaves_target_alone(session: SshSession, tmp_path: Path) -> None:
+    with pytest.raises(PermanentError):
+        session.write_file(str(tmp_path / "missing-dir" / "f"), b"x")
+    with pytest.raises(PermanentError):
+        session.write_file(str(tmp_path / "missing-dir" / "f"), b"x", sudo=True)
+
+
+class _Hello(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = f"hello {self.path}".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_forward_carries_tcp_through_direct_tcpip(session: SshSession) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = session.forward("127.0.0.1", server.server_address[1])
+        assert port != server.server_address[1]
+        for path in ("/a", "/b"):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
+                assert resp.read() == f"hello {path}".encode()
+    finally:
+        server.shutdown()
+        server.server_close()
