@@ -1,0 +1,150 @@
+"""A Prefect API for one-command tools (demo, bench): the user's if reachable, else our own.
+
+Our own is a real `prefect server start` subprocess on a free loopback port with its own
+PREFECT_HOME (database, results), removed afterwards, so the demo leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from tasks.errors import PermanentError
+
+SERVER_START_TIMEOUT = 90.0
+
+
+@dataclass(frozen=True)
+class PrefectApi:
+    url: str  # http://host:port/api
+    own: bool  # True when this process started (and will stop) the server
+
+    @property
+    def ui_url(self) -> str:
+        return self.url.removesuffix("/api")
+
+
+def isolate_prefect_home() -> None:
+    """Before prefect is imported: without a user API, keep everything in a temp PREFECT_HOME
+    instead of creating ~/.prefect."""
+    if "PREFECT_API_URL" not in os.environ and "PREFECT_HOME" not in os.environ:
+        os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="acr-edge-prefect-")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def _healthy(url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=timeout) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _own_server() -> Iterator[PrefectApi]:
+    home = tempfile.mkdtemp(prefix="acr-edge-prefect-server-")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    env = {
+        **os.environ,
+        "PREFECT_HOME": home,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_API_URL": url,
+    }
+    log_path = os.path.join(home, "server.log")
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "prefect",
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--analytics-off",
+                "--no-ui",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        while not _healthy(url, timeout=1.0):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                tail = Path(log_path).read_text(errors="replace")[-2000:]
+                raise PermanentError(
+                    f"local Prefect server did not start:\n{tail}",
+                    resource="prefect server start",
+                    fix="set PREFECT_API_URL to a running Prefect server instead.",
+                )
+            time.sleep(0.25)
+        from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
+
+        with temporary_settings(updates={PREFECT_API_URL: url, PREFECT_HOME: home}):
+            try:
+                yield PrefectApi(url=url, own=True)
+            finally:
+                _flush_run_logs()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _flush_run_logs() -> None:
+    # Run logs are shipped in batches; send them while our server still listens.
+    with contextlib.suppress(Exception):
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=5)
+        EventsWorker.drain_all(timeout=5)
+
+
+@contextlib.contextmanager
+def prefect_api() -> Iterator[PrefectApi]:
+    """The configured API when it answers; otherwise a private server for the duration."""
+    from prefect.settings import PREFECT_API_URL
+
+    configured = PREFECT_API_URL.value()
+    if configured and _healthy(str(configured)):
+        yield PrefectApi(url=str(configured), own=False)
+        return
+    if configured:
+        print(f"Prefect API {configured} does not answer; starting a private one.", file=sys.stderr)
+    with _own_server() as api:
+        yield api
+
+
+@contextlib.contextmanager
+def quiet_runs() -> Iterator[None]:
+    """Sync flow runs otherwise join a heartbeat thread (+1 s each); off for one-shot tools."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield
