@@ -1,0 +1,220 @@
+"""`acr-edge demo`: the whole story on the embedded sandbox in one command.
+
+Starts the Azure + K3s sandbox with two sites, a Prefect API (yours if PREFECT_API_URL answers,
+else a private one), saves the sandbox's blocks, provisions both sites, rotates one site's
+client token, runs site-status for both and prints a short summary. Exit status 0 only when
+every step succeeded and both sites are Online, Active and pass a canary pull.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from acr_edge.local_prefect import isolate_prefect_home
+
+DEMO_NAMESPACES = ["samples", "edge/apps"]
+ROTATED_SITE_INDEX = 1
+
+
+@dataclass
+class SiteReport:
+    name: str
+    block: str
+    connection_state: str = "unknown"
+    activation: str = "unknown"
+    canary_pull: str = "not run"
+    client_password_slot: str | None = None
+    rotated: bool = False
+    provision: str = "not run"
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return (
+            not self.errors
+            and self.connection_state == "Online"
+            and self.activation == "Active"
+            and self.canary_pull == "ok"
+        )
+
+
+@dataclass
+class DemoReport:
+    ok: bool
+    prefect_api: str
+    state_dir: str | None
+    seconds: float
+    sites: list[SiteReport]
+    errors: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        for site, raw in zip(self.sites, data["sites"], strict=True):
+            raw["ok"] = site.ok
+        return data
+
+
+def _get(obj: Any, *names: str) -> Any:
+    """First present attribute/key of a flow result (dataclass, pydantic model or dict)."""
+    for name in names:
+        if isinstance(obj, dict) and name in obj:
+            return obj[name]
+        if hasattr(obj, name):
+            return getattr(obj, name)
+    return None
+
+
+def _state_error(state: Any) -> str | None:
+    """None when the run completed; else its failure text (already secret-free: flows redact)."""
+    if state.is_completed():
+        return None
+    try:
+        state.result()
+    except Exception as exc:  # report whatever the run failed with
+        return f"{type(exc).__name__}: {exc}"
+    return f"run ended {state.name}"
+
+
+def _apply_status(report: SiteReport, status: Any) -> None:
+    report.connection_state = str(_get(status, "connection_state") or "unknown")
+    report.activation = str(_get(status, "activation", "activation_status") or "unknown")
+    canary = _get(status, "canary_pull", "canary")
+    if canary is not None and not isinstance(canary, str):
+        ok = _get(canary, "ok")
+        canary = "ok" if ok else str(_get(canary, "reason", "message") or "failed")
+    report.canary_pull = str(canary) if canary is not None else "not run"
+    slot = _get(status, "client_password_slot", "live_slot", "client_slot")
+    report.client_password_slot = None if slot is None else str(slot)
+
+
+def run_demo(state_dir: Path, *, sites: int = 2) -> DemoReport:
+    from acr_edge.local_prefect import prefect_api, quiet_runs
+    from flows.models import ProvisionSpec
+    from flows.provision_site import provision_site
+    from flows.rotate_client_token import rotate_client_token
+    from flows.site_status import site_status
+    from sandbox.blocks_registration import PARENT_BLOCK, register, site_block_name
+    from sandbox.runner import start_sandbox
+
+    started = time.monotonic()
+    errors: list[str] = []
+    reports: list[SiteReport] = []
+    with prefect_api() as api, quiet_runs():
+        where = "private Prefect server" if api.own else f"Prefect UI: {api.ui_url}"
+        print(f"[demo] Prefect API {api.url} ({where})")
+        print(f"[demo] starting sandbox with {sites} sites in {state_dir}")
+        running = start_sandbox(state_dir, sites=sites)
+        try:
+            info = running.info
+            blocks = register(info)
+            print(f"[demo] saved blocks: {', '.join(blocks)}")
+            reports = [
+                SiteReport(name=s["name"], block=site_block_name(i))
+                for i, s in enumerate(info["sites"], 1)
+            ]
+            spec = ProvisionSpec(namespaces=DEMO_NAMESPACES)
+            for rep in reports:
+                print(f"[demo] provision-site {rep.block} ({rep.name}) ...")
+                state = provision_site(
+                    site_block=rep.block, parent_block=PARENT_BLOCK, spec=spec, return_state=True
+                )
+                err = _state_error(state)
+                rep.provision = "ok" if err is None else "failed"
+                if err:
+                    rep.errors.append(f"provision: {err}")
+            rotated = reports[ROTATED_SITE_INDEX - 1]
+            if not rotated.errors:
+                print(f"[demo] rotate-client-token {rotated.block} ...")
+                state = rotate_client_token(
+                    site_block=rotated.block, parent_block=PARENT_BLOCK, return_state=True
+                )
+                err = _state_error(state)
+                rotated.rotated = err is None
+                if err:
+                    rotated.errors.append(f"rotate: {err}")
+            for rep in reports:
+                print(f"[demo] site-status {rep.block} ...")
+                state = site_status(
+                    site_block=rep.block, parent_block=PARENT_BLOCK, return_state=True
+                )
+                err = _state_error(state)
+                if err:
+                    rep.errors.append(f"status: {err}")
+                else:
+                    _apply_status(rep, state.result())
+        except Exception as exc:  # the demo reports, then exits non-zero
+            errors.append(f"{type(exc).__name__}: {exc}")
+            traceback.print_exc()
+        finally:
+            running.stop()
+    ok = not errors and bool(reports) and all(r.ok for r in reports)
+    return DemoReport(
+        ok=ok,
+        prefect_api=api.url,
+        state_dir=str(state_dir),
+        seconds=round(time.monotonic() - started, 1),
+        sites=reports,
+        errors=errors,
+    )
+
+
+def render(report: DemoReport) -> str:
+    lines = [f"acr-edge demo: {'OK' if report.ok else 'FAILED'} in {report.seconds} s"]
+    for s in report.sites:
+        mark = "ok " if s.ok else "BAD"
+        lines.append(
+            f"  [{mark}] {s.name:<10} {s.connection_state}/{s.activation}  "
+            f"canary pull: {s.canary_pull}  client password slot: {s.client_password_slot}"
+            + ("  (rotated)" if s.rotated else "")
+        )
+        lines.extend(f"        {e}" for e in s.errors)
+    lines.extend(f"  error: {e}" for e in report.errors)
+    return "\n".join(lines)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="acr-edge demo", description=__doc__)
+    p.add_argument("--report", type=Path, help="also write the summary as JSON to FILE")
+    p.add_argument(
+        "--state-dir",
+        type=Path,
+        help="keep the sandbox's files here (sandbox.json, node roots, command logs)",
+    )
+    p.add_argument("--sites", type=int, default=2, help=argparse.SUPPRESS)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    if args.sites < 1:
+        print("acr-edge demo: --sites must be >= 1", file=sys.stderr)
+        return 2
+    isolate_prefect_home()
+    keep = args.state_dir is not None
+    state_dir = args.state_dir or Path(tempfile.mkdtemp(prefix="acr-edge-demo-"))
+    state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        report = run_demo(state_dir.resolve(), sites=args.sites)
+    finally:
+        if not keep:
+            shutil.rmtree(state_dir, ignore_errors=True)
+    if not keep:
+        report.state_dir = None
+    print(render(report))
+    if args.report:
+        args.report.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
