@@ -1,0 +1,351 @@
+"""ARM front door: api-version checks, routing, LROs (Azure-AsyncOperation / Location), paging."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.parse
+from collections.abc import Callable
+from typing import Any
+
+from sandbox.azure import resources as res
+from sandbox.azure.http import ArmError, Request, Response
+from sandbox.azure.store import Child, Operation, Registry, Store, iso
+
+PROVIDER_API_VERSIONS = ("2025-11-01", "2026-01-01-preview", "2026-09-01-preview")
+PREVIEW_ONLY_RESYNC = ("2026-01-01-preview", "2026-09-01-preview")
+_GENERIC_API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview|-beta)?$")
+
+
+class ArmApi:
+    def __init__(
+        self,
+        store: Store,
+        base_url: Callable[[], str],
+        authenticate: Callable[[Request], dict[str, Any]],
+    ) -> None:
+        self.store = store
+        self.base_url = base_url
+        self.authenticate = authenticate
+
+    # -- entry point ------------------------------------------------------------------------
+    def handle(self, req: Request) -> Response:
+        try:
+            return self._handle(req)
+        except ArmError as err:
+            return err.response()
+
+    def _handle(self, req: Request) -> Response:
+        claims = self.authenticate(req)
+        segs = [s for s in req.path.split("/") if s]
+        low = [s.lower() for s in segs]
+        api_version = req.query.get("api-version")
+        if api_version is None:
+            raise ArmError(400, "MissingApiVersionParameter",
+                           "The api-version query parameter (?api-version=) is required for all "
+                           "requests.")
+        is_provider = "providers" in low and "microsoft.containerregistry" in low
+        if len(low) >= 2 and low[-2] in ("operationstatuses", "operationresults"):
+            return self._poll(req, segs[-1])
+        if is_provider:
+            if api_version not in PROVIDER_API_VERSIONS:
+                raise ArmError(400, "NoRegisteredProviderFound",
+                               f"No registered resource provider found for location "
+                               f"'{self._location_hint(segs)}' and API version '{api_version}' "
+                               f"for type 'registries'. The supported api-versions are "
+                               f"'{', '.join(PROVIDER_API_VERSIONS)}'. The supported locations "
+                               f"are 'eastus, westus, westeurope'.")
+        elif not _GENERIC_API_VERSION.match(api_version):
+            raise ArmError(400, "InvalidApiVersionParameter",
+                           f"The api-version '{api_version}' is invalid. The supported versions "
+                           f"are '2022-12-01,2021-04-01,2020-01-01'.")
+        return self._route(req, segs, low, api_version, claims)
+
+    def _location_hint(self, segs: list[str]) -> str:
+        regs = self.store.all_registries()
+        return regs[0].location if regs else "eastus"
+
+    # -- routing ----------------------------------------------------------------------------
+    def _route(self, req: Request, segs: list[str], low: list[str], api: str,
+               claims: dict[str, Any]) -> Response:
+        m = req.method
+        if low == ["subscriptions"] and m == "GET":
+            return self._page(req, [self._subscription(s) for s in self._subs(claims)])
+        if low == ["tenants"] and m == "GET":
+            tenants = [t for t in self.store.tenants.values()
+                       if t.id.lower() == str(claims.get("tid", "")).lower()]
+            return self._page(req, [{"id": f"/tenants/{t.id}", "tenantId": t.id,
+                                     "tenantCategory": "Home", "displayName": "Sandbox tenant",
+                                     "defaultDomain": "sandbox.onmicrosoft.com"}
+                                    for t in tenants])
+        if len(low) < 2 or low[0] != "subscriptions":
+            raise ArmError(404, "InvalidResourceType", f"The resource path '{req.path}' is "
+                           f"not supported.")
+        sub = self.store.subscriptions.get(low[1])
+        if sub is None or sub.tenant_id.lower() != str(claims.get("tid", "")).lower():
+            raise ArmError(404, "SubscriptionNotFound",
+                           f"The subscription '{segs[1]}' could not be found.")
+        rest = low[2:]
+        if not rest and m == "GET":
+            return Response.json(200, self._subscription(sub))
+        if rest == ["resources"] and m == "GET":
+            return self._resources(req, sub.id)
+        if rest == ["providers", "microsoft.containerregistry", "registries"] and m == "GET":
+            regs = [r for r in self.store.all_registries()
+                    if r.subscription_id.lower() == sub.id.lower()]
+            return self._page(req, [res.render_registry(self.store, r) for r in regs])
+        if len(rest) >= 2 and rest[0] == "resourcegroups":
+            rg = sub.resource_groups.get(rest[1])
+            if rg is None:
+                raise ArmError(404, "ResourceGroupNotFound",
+                               f"Resource group '{segs[3]}' could not be found.")
+            rrest = rest[2:]
+            if not rrest and m == "GET":
+                return Response.json(200, {
+                    "id": f"/subscriptions/{sub.id}/resourceGroups/{rg[0]}", "name": rg[0],
+                    "type": "Microsoft.Resources/resourceGroups", "location": rg[1],
+                    "properties": {"provisioningState": "Succeeded"}})
+            if rrest[:3] == ["providers", "microsoft.containerregistry", "registries"]:
+                return self._registry_route(req, sub.id, rg[0], segs[7:], rrest[3:], api)
+        raise ArmError(404, "InvalidResourceType",
+                       f"The resource path '{req.path}' is not supported by the sandbox.")
+
+    def _registry_route(self, req: Request, sub: str, rg: str, segs: list[str], low: list[str],
+                        api: str) -> Response:
+        m = req.method
+        if not low:
+            if m != "GET":
+                raise ArmError(405, "MethodNotAllowed", f"{m} is not supported here.")
+            regs = [r for r in self.store.all_registries()
+                    if r.subscription_id.lower() == sub.lower()
+                    and r.resource_group.lower() == rg.lower()]
+            return self._page(req, [res.render_registry(self.store, r) for r in regs])
+        reg = self.store.find_registry(sub, rg, segs[0])
+        if reg is None:
+            raise ArmError(404, "ResourceNotFound",
+                           f"The Resource '{res.TYPE_REGISTRY}/{segs[0]}' under resource group "
+                           f"'{rg}' was not found. For more details please go to "
+                           f"https://aka.ms/ARMResourceNotFoundFix")
+        rest, rlow = segs[1:], low[1:]
+        if not rest:
+            if m == "GET":
+                return Response.json(200, res.render_registry(self.store, reg))
+            if m == "PATCH":
+                res.update_registry(self.store, reg, self._body(req))
+                op = self.store.new_operation("async")
+                reg.op_id = op.id
+                return self._async_created(reg.id, op, api,
+                                           res.render_registry(self.store, reg))
+            raise ArmError(405, "MethodNotAllowed", f"{m} on a registry is not supported.")
+        if rlow == ["generatecredentials"] and m == "POST":
+            result = res.generate_credentials(self.store, reg, self._body(req))
+            op = self.store.new_operation("location", final_status=200, final_body=result)
+            return self._accepted(reg.id, op, api)
+        if rlow[0] in res.COLLECTIONS:
+            return self._child_route(req, reg, rlow[0], rest[1:], rlow[1:], api)
+        raise ArmError(404, "InvalidResourceType",
+                       f"The resource type '{rest[0]}' is not supported by the sandbox.")
+
+    def _table(self, reg: Registry, coll: str) -> dict[str, Child]:
+        return {"scopemaps": reg.scope_maps, "tokens": reg.tokens,
+                "connectedregistries": reg.connected_registries}[coll]
+
+    def _render(self, reg: Registry, coll: str, child: Child) -> dict[str, Any]:
+        render = {"scopemaps": res.render_scope_map, "tokens": res.render_token,
+                  "connectedregistries": res.render_connected_registry}[coll]
+        return render(self.store, reg, child)
+
+    def _child_route(self, req: Request, reg: Registry, coll: str, segs: list[str],
+                     low: list[str], api: str) -> Response:
+        m = req.method
+        table = self._table(reg, coll)
+        canonical = res.COLLECTIONS[coll][0]
+        if not segs:
+            if m != "GET":
+                raise ArmError(405, "MethodNotAllowed", f"{m} is not supported here.")
+            children = sorted(table.values(), key=lambda c: c.name.lower())
+            if coll == "connectedregistries" and req.query.get("$filter"):
+                terms = res.parse_cr_filter(req.query["$filter"])
+                children = [c for c in children if res.cr_matches(c, terms)]
+            return self._page(req, [self._render(reg, coll, c) for c in children])
+        name = segs[0]
+        child = table.get(name.lower())
+        if len(segs) == 1:
+            if m == "GET":
+                if child is None:
+                    raise self._not_found(reg, canonical, name)
+                return Response.json(200, self._render(reg, coll, child))
+            if m == "PUT":
+                put = {"scopemaps": res.put_scope_map, "tokens": res.put_token,
+                       "connectedregistries": res.put_connected_registry}[coll]
+                child, created = put(self.store, reg, name, self._body(req))
+                return self._start_write(reg, coll, child, "Creating" if created else "Updating",
+                                         api)
+            if m == "PATCH":
+                if child is None:
+                    raise self._not_found(reg, canonical, name)
+                patch = {"scopemaps": res.patch_scope_map, "tokens": res.patch_token,
+                         "connectedregistries": res.patch_connected_registry}[coll]
+                patch(self.store, reg, child, self._body(req))
+                return self._start_write(reg, coll, child, "Updating", api)
+            if m == "DELETE":
+                if child is None:
+                    return Response.empty(204)
+                self._check_delete(reg, coll, child)
+                del table[name.lower()]
+                op = self.store.new_operation("location", final_status=200)
+                return self._accepted(reg.child_id(canonical, child.name), op, api)
+        if coll == "connectedregistries" and len(segs) == 2 and m == "POST":
+            if child is None:
+                raise self._not_found(reg, canonical, name)
+            if low[1] == "deactivate":
+                res.deactivate_connected_registry(child)
+                op = self.store.new_operation("location", final_status=200)
+                return self._accepted(reg.child_id(canonical, child.name), op, api)
+            if low[1] == "resync" and api in PREVIEW_ONLY_RESYNC:
+                return Response.json(200, self._render(reg, coll, child))
+        raise ArmError(404, "InvalidResourceType",
+                       f"'{req.method} {req.path}' is not supported by the sandbox.")
+
+    def _check_delete(self, reg: Registry, coll: str, child: Child) -> None:
+        if coll == "scopemaps":
+            users = [t.name for t in reg.tokens.values()
+                     if t.properties["scopeMapId"].lower()
+                     == reg.child_id("scopeMaps", child.name).lower()]
+            if users:
+                raise ArmError(409, "ScopeMapInUse",
+                               f"Scope map '{child.name}' is used by token(s) "
+                               f"{', '.join(sorted(users))}; delete or re-point them first.")
+
+    def _not_found(self, reg: Registry, canonical: str, name: str) -> ArmError:
+        return ArmError(404, "ResourceNotFound",
+                        f"The Resource '{res.TYPE_REGISTRY}/{reg.name}/{canonical}/{name}' under "
+                        f"resource group '{reg.resource_group}' was not found. For more details "
+                        f"please go to https://aka.ms/ARMResourceNotFoundFix")
+
+    # -- LRO plumbing -----------------------------------------------------------------------
+    def _retry_after(self) -> dict[str, str]:
+        return {"Retry-After": str(int(self.store.knobs.retry_after))}
+
+    def _start_write(self, reg: Registry, coll: str, child: Child, state: str,
+                     api: str) -> Response:
+        op = self.store.new_operation("async")
+        child.op_id = op.id
+        child.pending_state = state
+        canonical = res.COLLECTIONS[coll][0]
+        return self._async_created(reg.child_id(canonical, child.name), op, api,
+                                   self._render(reg, coll, child))
+
+    def _async_created(self, resource_id: str, op: Operation, api: str,
+                       body: dict[str, Any]) -> Response:
+        url = f"{self.base_url()}{resource_id}/operationStatuses/{op.id}?api-version={api}"
+        headers = {"Azure-AsyncOperation": url, **self._retry_after()}
+        return Response.json(201, body, headers)
+
+    def _accepted(self, resource_id: str, op: Operation, api: str) -> Response:
+        url = f"{self.base_url()}{resource_id}/operationResults/{op.id}?api-version={api}"
+        return Response.empty(202, {"Location": url, **self._retry_after()})
+
+    def _poll(self, req: Request, op_id: str) -> Response:
+        if req.method != "GET":
+            raise ArmError(405, "MethodNotAllowed", "Operation status is read-only.")
+        op = self.store.operations.get(op_id.lower()) or self.store.operations.get(op_id)
+        if op is None:
+            raise ArmError(404, "OperationNotFound", f"The operation '{op_id}' was not found.")
+        done = op.poll()
+        if op.style == "async":
+            body = {"id": req.path, "name": op.id, "status": "Succeeded" if done else "InProgress",
+                    "startTime": iso(op.start)}
+            if done:
+                body["endTime"] = iso(op.end)
+                return Response.json(200, body)
+            return Response.json(200, body, self._retry_after())
+        if not done:
+            url = f"{self.base_url()}{req.path}?{req.raw_query}"
+            return Response.empty(202, {"Location": url, **self._retry_after()})
+        if op.final_body is None:
+            return Response.empty(op.final_status if op.final_status != 200 else 200)
+        return Response.json(op.final_status, op.final_body)
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _body(self, req: Request) -> Any:
+        try:
+            return req.json()
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ArmError(400, "InvalidRequestContent",
+                           f"The request content was invalid and could not be deserialized: "
+                           f"{exc}.") from exc
+
+    def _subs(self, claims: dict[str, Any]) -> list[Any]:
+        tid = str(claims.get("tid", "")).lower()
+        return [s for s in self.store.subscriptions.values() if s.tenant_id.lower() == tid]
+
+    def _subscription(self, sub: Any) -> dict[str, Any]:
+        return {"id": f"/subscriptions/{sub.id}", "subscriptionId": sub.id,
+                "tenantId": sub.tenant_id, "displayName": sub.display_name, "state": "Enabled",
+                "subscriptionPolicies": {"locationPlacementId": "Public_2014-09-01",
+                                         "quotaId": "PayAsYouGo_2014-09-01",
+                                         "spendingLimit": "Off"},
+                "authorizationSource": "RoleBased"}
+
+    def _resources(self, req: Request, sub_id: str) -> Response:
+        flt = req.query.get("$filter", "")
+        match = re.match(r"^\s*resourceType\s+eq\s+'([^']+)'\s*$", flt, re.IGNORECASE)
+        if flt and not match:
+            raise ArmError(400, "InvalidFilterInQueryString",
+                           f"Invalid $filter '{flt}': the sandbox supports "
+                           f"\"resourceType eq '<type>'\".")
+        wanted = match.group(1).lower() if match else None
+        items = []
+        for reg in self.store.all_registries():
+            if reg.subscription_id.lower() != sub_id.lower():
+                continue
+            if wanted and wanted != res.TYPE_REGISTRY.lower():
+                continue
+            items.append({"id": reg.id, "name": reg.name, "type": res.TYPE_REGISTRY,
+                          "sku": {"name": reg.sku, "tier": reg.sku}, "location": reg.location,
+                          "tags": dict(reg.tags)})
+        return self._page(req, items)
+
+    def _page(self, req: Request, items: list[dict[str, Any]]) -> Response:
+        size = max(1, self.store.knobs.arm_page_size)
+        try:
+            start = int(req.query.get("$skiptoken", "0") or 0)
+        except ValueError as exc:
+            raise ArmError(400, "InvalidSkipToken", "The $skipToken is invalid.") from exc
+        page = items[start:start + size]
+        body: dict[str, Any] = {"value": page}
+        if start + size < len(items):
+            query = [(k, v) for k, v in urllib.parse.parse_qsl(req.raw_query, True)
+                     if k.lower() != "$skiptoken"]
+            query.append(("$skipToken", str(start + size)))
+            body["nextLink"] = (f"{self.base_url()}{urllib.parse.quote(req.path)}?"
+                                f"{urllib.parse.urlencode(query)}")
+        return Response.json(200, body)
+
+
+def metadata_endpoints(base: str) -> dict[str, Any]:
+    """Azure Stack Hub-shaped cloud metadata for the sandbox (GET /metadata/endpoints)."""
+    return {
+        "galleryEndpoint": f"{base}/",
+        "graphEndpoint": "https://graph.windows.net/",
+        "portalEndpoint": f"{base}/",
+        "name": "AzureSandbox",
+        "resourceManager": f"{base}/",
+        "authentication": {
+            "loginEndpoint": f"{base}/",
+            "audiences": ["https://management.azure.com/", "https://management.core.windows.net/"],
+            "tenant": "common",
+            "identityProvider": "AAD",
+        },
+        "suffixes": {
+            "acrLoginServer": "azurecr.io",
+            "storage": "core.windows.net",
+            "keyVaultDns": "vault.azure.net",
+        },
+        "media": "https://rest.media.azure.net",
+    }
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj)

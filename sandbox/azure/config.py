@@ -1,0 +1,60 @@
+"""What the Azure sandbox starts with (seed) and how it misbehaves (knobs)."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+
+NAMESPACES = ("samples", "edge/apps", "edge/infra", "library")
+
+
+def default_repositories(count: int = 260) -> list[str]:
+    """``count`` repository names spread over several namespaces, sorted like ACR's catalog."""
+    names: list[str] = []
+    for i in range(count):
+        namespace = NAMESPACES[i % len(NAMESPACES)]
+        names.append(f"{namespace}/app{i // len(NAMESPACES):04d}")
+    # a few well-known single-level names too, as real registries have
+    names.extend(["hello-world", "nginx", "busybox"])
+    return sorted(set(names))
+
+
+def _secret() -> str:
+    return secrets.token_urlsafe(24)
+
+
+@dataclass
+class SeedConfig:
+    """Identity, registry and repositories the sandbox is seeded with."""
+
+    tenant_id: str = "72f988bf-0000-4000-8000-00000000a11e"
+    subscription_id: str = "5c1b7a3e-0000-4000-8000-0000000000b5"
+    subscription_name: str = "acr-edge sandbox"
+    client_id: str = "0c4b9f3a-0000-4000-8000-00000000c11e"
+    client_secret: str = field(default_factory=_secret)
+    resource_group: str = "edge-rg"
+    registry: str = "contosoedge"
+    location: str = "eastus"
+    sku: str = "Premium"
+    data_endpoint_enabled: bool = False
+    repo_count: int = 260
+    repositories: list[str] | None = None
+
+    def repository_list(self) -> list[str]:
+        if self.repositories is not None:
+            return sorted(set(self.repositories))
+        return default_repositories(self.repo_count)
+
+
+@dataclass
+class Knobs:
+    """Timing and behaviour knobs; all changeable at run time (Python API or /_sandbox)."""
+
+    latency: float = 0.0  # seconds added to every non-internal call
+    lro_seconds: float = 0.0  # minimum duration of every LRO
+    lro_polls: int = 0  # polls answered InProgress before an LRO reports Succeeded
+    retry_after: int = 0  # Retry-After sent on LRO responses
+    propagation_delay: float = 0.0  # a password younger than this is not yet valid at a CR
+    arm_page_size: int = 100  # ARM list page size before nextLink
+    catalog_page_cap: int = 100  # ACR caps catalog pages at 100
+    token_lifetime: int = 3600  # seconds, Entra access tokens and ACR tokens

@@ -1,0 +1,77 @@
+"""Start the Azure sandbox (and simulated sites) and write ``sandbox.json`` for everyone else."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sandbox.azure import AzureSandbox, SeedConfig
+
+SANDBOX_JSON = "sandbox.json"
+
+
+@dataclass
+class RunningSandbox:
+    info: dict[str, Any]
+    azure: AzureSandbox
+    sites: list[Any] = field(default_factory=list)
+    state_dir: Path = Path()
+
+    @property
+    def json_path(self) -> Path:
+        return self.state_dir / SANDBOX_JSON
+
+    def stop(self) -> None:
+        for site in reversed(self.sites):
+            stop = getattr(site, "stop", None)
+            if callable(stop):
+                stop()
+        self.sites = []
+        self.azure.stop()
+
+    def __enter__(self) -> RunningSandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def write_sandbox_json(state_dir: Path, info: dict[str, Any]) -> Path:
+    """Write atomically and owner-only: it holds the client secret and the internal key."""
+    path = state_dir / SANDBOX_JSON
+    tmp = path.with_suffix(".json.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(info, fh, indent=2)
+        fh.write("\n")
+    os.replace(tmp, path)
+    return path
+
+
+def start_sandbox(
+    state_dir: Path, *, sites: int = 0, seed: SeedConfig | None = None, **knobs: Any
+) -> RunningSandbox:
+    """Start the Azure sandbox, then ``sites`` simulated K3s sites; write ``sandbox.json``.
+
+    ``knobs`` go to :class:`sandbox.azure.AzureSandbox` (``port``, ``fault_seed``, ``latency``,
+    ``lro_polls``, ``lro_seconds``, ``retry_after``, ``propagation_delay``, ...).
+    """
+    state_dir = Path(state_dir).resolve()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    azure = AzureSandbox(state_dir, seed=seed, **knobs).start()
+    running = RunningSandbox(info=azure.info(), azure=azure, state_dir=state_dir)
+    running.info["sites"] = []
+    try:
+        if sites:
+            from sandbox.sites import start_sites  # type: ignore[attr-defined,unused-ignore]
+
+            running.sites = list(start_sites(sites, state_dir, running.info))
+            running.info["sites"] = [site.info for site in running.sites]
+        write_sandbox_json(state_dir, running.info)
+    except BaseException:
+        running.stop()
+        raise
+    return running

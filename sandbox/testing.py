@@ -1,0 +1,61 @@
+"""Reusable pytest helpers: start the sandbox in-process and build real SDK clients against it.
+
+Use from any conftest::
+
+    from sandbox.testing import azure_sandbox_fixture
+
+    @pytest.fixture(scope="session")
+    def azure_sandbox(tmp_path_factory):
+        yield from azure_sandbox_fixture(tmp_path_factory)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from sandbox.azure import SeedConfig
+from sandbox.runner import RunningSandbox, start_sandbox
+
+ACR_AUDIENCE = "https://containerregistry.azure.net"
+
+
+def azure_sandbox_fixture(
+    tmp_path_factory: Any, *, sites: int = 0, seed: SeedConfig | None = None, **knobs: Any
+) -> Iterator[RunningSandbox]:
+    """Generator for a pytest fixture: one running sandbox, stopped afterwards."""
+    state_dir = tmp_path_factory.mktemp("sandbox")
+    running = start_sandbox(state_dir, sites=sites, seed=seed, **knobs)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def credential(info: dict[str, Any], secret: str | None = None) -> Any:
+    from azure.identity import ClientSecretCredential
+
+    return ClientSecretCredential(
+        info["tenant_id"], info["client_id"], secret or info["client_secret"],
+        authority=info["authority"], disable_instance_discovery=True,
+        connection_verify=info["ca_bundle"],
+    )
+
+
+def mgmt_client(info: dict[str, Any], **kwargs: Any) -> Any:
+    from azure.mgmt.containerregistry import ContainerRegistryManagementClient
+
+    kwargs.setdefault("polling_interval", 0)
+    return ContainerRegistryManagementClient(
+        kwargs.pop("credential", None) or credential(info), info["subscription_id"],
+        base_url=info["arm_endpoint"], connection_verify=info["ca_bundle"], **kwargs,
+    )
+
+
+def registry_client(info: dict[str, Any], **kwargs: Any) -> Any:
+    from azure.containerregistry import ContainerRegistryClient
+
+    return ContainerRegistryClient(
+        info["data_plane_endpoint"], kwargs.pop("credential", None) or credential(info),
+        audience=ACR_AUDIENCE, connection_verify=info["ca_bundle"], **kwargs,
+    )
