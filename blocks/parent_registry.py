@@ -15,7 +15,7 @@ from prefect.blocks.core import Block
 from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from tasks.azure import names
-from tasks.errors import InputError
+from tasks.errors import InputError, PermanentError, call_with_retry
 
 if TYPE_CHECKING:
     from azure.containerregistry import ContainerRegistryClient
@@ -39,6 +39,9 @@ KNOWN_ARM_AUDIENCES = {
     "management.chinacloudapi.cn": "https://management.chinacloudapi.cn",
     "management.usgovcloudapi.net": "https://management.usgovcloudapi.net",
 }
+
+
+_AUDIENCE_CACHE: dict[str, str] = {}
 
 
 def _named(field: str, exc: Exception) -> str:
@@ -174,12 +177,43 @@ class ParentRegistry(Block):
 
     @property
     def arm_scope(self) -> str:
-        """OAuth scope for ARM: ``<audience>/.default`` (public cloud: management.azure.com)."""
+        """OAuth scope for ARM: ``<audience>/.default`` (public cloud: management.azure.com).
+
+        Known clouds map by host; any other ARM endpoint (Azure Stack, the sandbox) publishes
+        its audience at ``/metadata/endpoints``, read once unless ``arm_audience`` is set.
+        """
         audience = self.arm_audience
         if audience is None:
-            host = urlparse(self.arm_endpoint).hostname or ""
-            audience = KNOWN_ARM_AUDIENCES.get(host.lower(), self.arm_endpoint)
+            host = (urlparse(self.arm_endpoint).hostname or "").lower()
+            audience = KNOWN_ARM_AUDIENCES.get(host) or self._discover_arm_audience()
         return audience.rstrip("/") + "/.default"
+
+    def _discover_arm_audience(self) -> str:
+        cached = _AUDIENCE_CACHE.get(self.arm_endpoint)
+        if cached:
+            return cached
+        import requests
+
+        url = f"{self.arm_endpoint}/metadata/endpoints?api-version=2022-09-01"
+
+        def fetch() -> str:
+            response = requests.get(url, verify=self.ca_bundle_path or True, timeout=15)
+            response.raise_for_status()
+            audiences = (response.json().get("authentication") or {}).get("audiences") or []
+            if not audiences:
+                raise PermanentError(
+                    "cloud metadata lists no ARM audience.", resource=url,
+                    fix="set arm_audience on the ParentRegistry block.")
+            return str(audiences[0])
+
+        try:
+            audience = call_with_retry(fetch, what=url, attempts=3)
+        except PermanentError as exc:
+            raise PermanentError(
+                f"cannot discover the ARM token audience: {exc}", resource="arm_endpoint",
+                fix="set arm_audience on the ParentRegistry block.") from None
+        _AUDIENCE_CACHE[self.arm_endpoint] = audience
+        return audience
 
     @property
     def catalog_endpoint(self) -> str:

@@ -34,8 +34,9 @@ def test_defaults_public_cloud() -> None:
 def test_sovereign_and_custom_endpoints() -> None:
     assert _sp(arm_endpoint="https://management.chinacloudapi.cn").arm_scope == (
         "https://management.chinacloudapi.cn/.default")
-    custom = _sp(arm_endpoint="https://127.0.0.1:8443", authority_host="https://127.0.0.1:8443")
-    assert custom.arm_scope == "https://127.0.0.1:8443/.default"
+    custom = _sp(arm_endpoint="https://127.0.0.1:8443", authority_host="https://127.0.0.1:8443",
+                 arm_audience="https://management.core.windows.net/")
+    assert custom.arm_scope == "https://management.core.windows.net/.default"
     assert custom._instance_discovery_disabled
 
 
