@@ -1,0 +1,243 @@
+"""One connection per site per flow run: the SSH session plus a Kubernetes ApiClient.
+
+With ``kube_access="ssh-tunnel"`` the node's own kubeconfig is read over SSH and its API server
+is reached through an SSH port forward; TLS is still verified against the kubeconfig's CA and
+the original server name. Key material never touches the disk: it lives in memfd files
+(``/proc/self/fd/N``) that vanish when the connection closes.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import yaml
+from kubernetes import client as k8s
+from pydantic import SecretStr
+
+from tasks.errors import PermanentError
+from tasks.site.ssh import CommandRunner, SshSession
+
+if TYPE_CHECKING:
+    from blocks.edge_site import EdgeSite
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SiteConnection:
+    """What every site step receives: ``ssh`` for node commands/files, ``api`` for Kubernetes."""
+
+    site: EdgeSite
+    ssh: CommandRunner
+    api: k8s.ApiClient
+    recorded_host_key: str | None = None
+    _closers: list[Any] = field(default_factory=list, repr=False)
+
+    @property
+    def core(self) -> k8s.CoreV1Api:
+        return k8s.CoreV1Api(self.api)
+
+    @property
+    def apps(self) -> k8s.AppsV1Api:
+        return k8s.AppsV1Api(self.api)
+
+    @property
+    def resource(self) -> str:
+        return self.site.resource
+
+    def close(self) -> None:
+        for closer in reversed(self._closers):
+            with contextlib.suppress(Exception):
+                closer()
+        self._closers.clear()
+
+
+class _SecretFiles:
+    """In-memory files for the client key/cert, closed (and so gone) with the connection."""
+
+    def __init__(self) -> None:
+        self._fds: list[int] = []
+        self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
+
+    def path_for(self, name: str, data: bytes) -> str:
+        if hasattr(os, "memfd_create"):
+            fd = os.memfd_create(f"acr-edge-{name}", 0)
+            os.write(fd, data)
+            self._fds.append(fd)
+            return f"/proc/{os.getpid()}/fd/{fd}"
+        # Fallback (non-Linux): a 0600 file in a 0700 private dir, deleted on close.
+        if self._tmpdir is None:
+            self._tmpdir = tempfile.TemporaryDirectory(prefix="acr-edge-kube-")
+        path = os.path.join(self._tmpdir.name, name)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        return path
+
+    def close(self) -> None:
+        for fd in self._fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._fds.clear()
+        if self._tmpdir is not None:
+            self._tmpdir.cleanup()
+            self._tmpdir = None
+
+
+def _b64_field(obj: dict[str, Any], key: str) -> bytes | None:
+    value = obj.get(f"{key}-data")
+    if isinstance(value, str) and value:
+        return base64.b64decode(value)
+    return None
+
+
+def parse_kubeconfig(text: str, *, resource: str) -> dict[str, Any]:
+    """The current context's cluster and user, as plain dicts; errors never echo content."""
+    try:
+        config = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise PermanentError(
+            "the node's kubeconfig does not parse as YAML",
+            resource=resource,
+            fix="check kubeconfig_path on the site block",
+        ) from None
+    if not isinstance(config, dict):
+        raise PermanentError("the kubeconfig is not a mapping", resource=resource)
+
+    def named(section: str, name: str | None) -> dict[str, Any]:
+        items = config.get(section) or []
+        for item in items:
+            if isinstance(item, dict) and (name is None or item.get("name") == name):
+                inner = item.get(section[:-1])
+                if isinstance(inner, dict):
+                    return inner
+        raise PermanentError(
+            f"the kubeconfig has no {section[:-1]} {name or ''}".rstrip(), resource=resource
+        )
+
+    current = config.get("current-context")
+    context: dict[str, Any] = named("contexts", current) if config.get("contexts") else {}
+    cluster = named("clusters", context.get("cluster"))
+    user = named("users", context.get("user"))
+    return {"cluster": cluster, "user": user}
+
+
+def api_client_from_kubeconfig(
+    text: str,
+    *,
+    resource: str,
+    files: _SecretFiles,
+    server_override: tuple[str, int] | None = None,
+) -> k8s.ApiClient:
+    parsed = parse_kubeconfig(text, resource=resource)
+    cluster, user = parsed["cluster"], parsed["user"]
+    server = cluster.get("server")
+    if not isinstance(server, str) or not server.startswith("https://"):
+        raise PermanentError(
+            "the kubeconfig's server is not an https:// URL",
+            resource=resource,
+            fix="acr-edge only talks to a TLS-verified API server",
+        )
+    if cluster.get("insecure-skip-tls-verify"):
+        raise PermanentError(
+            "the kubeconfig disables TLS verification",
+            resource=resource,
+            fix="give the cluster's certificate-authority-data instead",
+        )
+    url = urlsplit(server)
+    configuration = k8s.Configuration()
+    configuration.verify_ssl = True
+    ca = _b64_field(cluster, "certificate-authority")
+    if ca is None and cluster.get("certificate-authority"):
+        raise PermanentError(
+            "the kubeconfig points at a CA file on the node; inline certificate-authority-data",
+            resource=resource,
+        )
+    if ca is not None:
+        configuration.ssl_ca_cert = files.path_for("ca.crt", ca)
+    cert = _b64_field(user, "client-certificate")
+    key = _b64_field(user, "client-key")
+    if cert is not None and key is not None:
+        configuration.cert_file = files.path_for("client.crt", cert)
+        configuration.key_file = files.path_for("client.key", key)
+    elif isinstance(user.get("token"), str):
+        configuration.api_key = {"authorization": user["token"]}
+        configuration.api_key_prefix = {"authorization": "Bearer"}
+    else:
+        raise PermanentError(
+            "the kubeconfig user has neither inline client certificate/key nor a token",
+            resource=resource,
+        )
+    if server_override is None:
+        configuration.host = server.rstrip("/")
+    else:
+        local_host, local_port = server_override
+        configuration.host = f"https://{local_host}:{local_port}"
+        original = url.hostname or ""
+        # The tunnel changes where we connect, not whom we trust: verify the certificate
+        # against the name in the kubeconfig.
+        if original and original not in ("127.0.0.1", "localhost", local_host):
+            configuration.tls_server_name = original
+    return k8s.ApiClient(configuration)
+
+
+def _server_address(text: str, *, resource: str) -> tuple[str, int]:
+    cluster = parse_kubeconfig(text, resource=resource)["cluster"]
+    url = urlsplit(str(cluster.get("server", "")))
+    return url.hostname or "127.0.0.1", url.port or 443
+
+
+@contextlib.contextmanager
+def open_site(site: EdgeSite, *, ssh: SshSession | None = None) -> Iterator[SiteConnection]:
+    """Connect once; every step of the run reuses this. Closes SSH, tunnel and key files.
+
+    After a trust-on-first-use connect, ``conn.recorded_host_key`` holds the new known_hosts
+    line and ``site.known_hosts`` has it appended: the caller saves the block.
+    """
+    session = ssh or SshSession.for_site(site)
+    files = _SecretFiles()
+    api: k8s.ApiClient | None = None
+    try:
+        if session.recorded_host_key and session.recorded_host_key not in site.known_hosts:
+            site.known_hosts.append(session.recorded_host_key)
+        if site.kube_access == "kubeconfig":
+            assert site.kubeconfig is not None  # the block's validator guarantees it
+            api = api_client_from_kubeconfig(
+                site.kubeconfig.get_secret_value(), resource=site.resource, files=files
+            )
+        else:
+            raw = session.read_file(site.kubeconfig_path, sudo=site.sudo)
+            if raw is None:
+                raise PermanentError(
+                    f"no kubeconfig at {site.kubeconfig_path} on the node",
+                    resource=site.resource,
+                    fix="check distribution/kubeconfig_path on the site block",
+                )
+            text = SecretStr(raw.decode(errors="replace"))
+            remote = _server_address(text.get_secret_value(), resource=site.resource)
+            local_port = session.forward(*remote)
+            api = api_client_from_kubeconfig(
+                text.get_secret_value(),
+                resource=site.resource,
+                files=files,
+                server_override=("127.0.0.1", local_port),
+            )
+        conn = SiteConnection(
+            site=site, ssh=session, api=api, recorded_host_key=session.recorded_host_key
+        )
+        conn._closers.extend([session.close, files.close, api.close])
+        yield conn
+    finally:
+        if api is not None:
+            with contextlib.suppress(Exception):
+                api.close()
+        files.close()
+        session.close()
