@@ -1,0 +1,210 @@
+"""The Azure half against the sandbox: real SDKs over HTTPS, the sandbox's request log as proof."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import Any
+
+import pytest
+from conftest import Internal, block_for
+
+from tasks.azure import names, ops
+from tasks.azure.connection_string import build_sync_connection_string
+from tasks.azure.context import AzureContext
+from tasks.azure.desired import ConnectedRegistrySpec
+from tasks.errors import PermanentError
+from tasks.result import StepResult
+
+NS3 = "edge/infra"  # replaced by the seeded 3-repository namespace below
+
+
+def seed_three(sandbox: Any) -> str:
+    """A namespace holding exactly three repositories (plus a look-alike that must not match)."""
+    sandbox.azure.add_repositories(["team3/a", "team3/b", "team3/c/d", "team3x/e"])
+    return "team3"
+
+
+def azure_half(ctx: AzureContext, cr: str, namespaces: list[str], *,
+               enable_data_endpoint: bool = True, mode: str = "ReadOnly",
+               generate: bool = True) -> tuple[list[StepResult], Any]:
+    repos = ops.list_repositories(ctx, namespaces)
+    client = names.client_token_name(cr)
+    ops.preflight_parent(ctx, repositories=repos, client_token_count=1,
+                         enable_data_endpoint=enable_data_endpoint)
+    results = [
+        ops.ensure_sync_scope_map(ctx, cr, repos, mode),
+        ops.ensure_sync_token(ctx, cr),
+        ops.ensure_connected_registry(ctx, ConnectedRegistrySpec(name=cr, mode=mode)),
+        ops.ensure_client_scope_map(ctx, client, repos),
+        ops.ensure_client_token(ctx, client, client),
+        ops.attach_client_token(ctx, cr, client),
+    ]
+    password = ops.generate_password(ctx, cr, "password1") if generate else None
+    return results, password
+
+
+def _writes(internal: Internal) -> list[tuple[str, str]]:
+    return [(r["method"], r["path"]) for r in internal.writes()]
+
+
+def test_new_connected_registry_then_converged_rerun(sandbox: Any, internal: Internal,
+                                                     ctx: AzureContext) -> None:
+    ns = seed_three(sandbox)
+    assert ops.list_repositories(ctx, [ns]) == ["team3/a", "team3/b", "team3/c/d"]
+    internal.clear_requests()
+    results, password = azure_half(ctx, "site01", [ns])
+    assert [r.changed for r in results] == [True] * 6
+    writes = _writes(internal)
+    base = f"{ctx.registry_id}"
+    expected = [
+        ("PATCH", base),  # the seeded registry has its data endpoint disabled
+        ("PUT", f"{base}/scopeMaps/site01"),
+        ("PUT", f"{base}/tokens/site01"),
+        ("PUT", f"{base}/connectedRegistries/site01"),
+        ("PUT", f"{base}/scopeMaps/site01-client"),
+        ("PUT", f"{base}/tokens/site01-client"),
+        ("PATCH", f"{base}/connectedRegistries/site01"),
+        ("POST", f"{base}/generateCredentials"),
+    ]
+    assert [(m, p.lower()) for m, p in writes] == [(m, p.lower()) for m, p in expected]
+
+    sync_map = ctx.mgmt.scope_maps.get(ctx.resource_group, ctx.registry, "site01").as_dict()
+    assert len(sync_map["properties"]["actions"]) == 3 * 2 + 4
+    assert "repositories/team3x/e/content/read" not in sync_map["properties"]["actions"]
+    info = ops.read_connected_registry(ctx, "site01")
+    assert info is not None
+    assert (info.mode, info.sync_schedule, info.sync_window) == ("ReadOnly", "30 * * * *", "PT1H")
+    assert info.client_token_ids == [ctx.token_id("site01-client")]
+    client_map = ctx.mgmt.scope_maps.get(ctx.resource_group, ctx.registry, "site01-client")
+    assert len(client_map.as_dict()["properties"]["actions"]) == 3 * 2
+
+    assert info.gateway_endpoint
+    cs = build_sync_connection_string("site01", password.username, password.password,
+                                      info.gateway_endpoint)
+    assert re.fullmatch(
+        r"ConnectedRegistryName=site01;SyncTokenName=site01;SyncTokenPassword=[^;]+;"
+        r"ParentGatewayEndpoint=[a-z0-9.-]+(:\d+)?;ParentEndpointProtocol=https",
+        cs.get_secret_value())
+    activated = internal.activate(cs.get_secret_value())
+    assert activated["ok"], activated
+    assert activated["connection_state"] == "Online"
+
+    internal.clear_requests()
+    again, _ = azure_half(ctx, "site01", [ns], generate=False)
+    assert _writes(internal) == []
+    for result in again:
+        assert not result.changed and result.writes == 0
+        assert result.message and ("already" in result.message)
+    assert again[0].message == "scope map site01 already has its 10 actions"
+
+
+def test_transient_faults_converge_without_duplicates_or_burnt_slots(
+        sandbox: Any, internal: Internal, ctx: AzureContext) -> None:
+    ns = seed_three(sandbox)
+    # 20% of ARM calls fail: 429 (with a small Retry-After), 503, dropped connections.
+    for kind in ("429", "503", "drop"):
+        sandbox.azure.add_fault(kind=kind, path="^/subscriptions/", rate=0.2 / 3, times=None,
+                                retry_after=1 if kind == "429" else 0)
+    results, password = azure_half(ctx, "site02", [ns])
+    sandbox.azure.clear_faults()
+    assert password is not None
+    fired = [r for r in internal.requests() if r["status"] in (429, 503, 0)]
+    assert fired, "the fault rules never fired"
+    for coll, name in (("scopeMaps", "site02"), ("tokens", "site02"),
+                       ("scopeMaps", "site02-client"), ("tokens", "site02-client")):
+        listing = getattr(ctx.mgmt, {"scopeMaps": "scope_maps", "tokens": "tokens"}[coll]).list(
+            ctx.resource_group, ctx.registry)
+        assert [x.name for x in listing].count(name) == 1
+    metas = ops.read_token_passwords(ctx, "site02")
+    assert [m.slot for m in metas] == ["password1"]
+    internal.clear_requests()
+    again, _ = azure_half(ctx, "site02", [ns], generate=False)
+    assert _writes(internal) == []
+
+
+def test_lost_generate_response_regenerates_the_same_slot_only(
+        sandbox: Any, internal: Internal, ctx: AzureContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    ns = seed_three(sandbox)
+    azure_half(ctx, "site03", [ns], generate=False)
+    # The POST is accepted (server regenerates) but the poll for its result is dropped.
+    sandbox.azure.add_fault(path="/operationResults/", sequence=["drop"])
+    with caplog.at_level(logging.WARNING, logger="acr_edge.azure"):
+        password = ops.generate_password(ctx, "site03", "password1")
+    assert "response was lost" in caplog.text
+    posts = [r for r in internal.requests()
+             if r["method"] == "POST" and r["path"].endswith("/generateCredentials")]
+    assert len(posts) == 2
+    assert [m.slot for m in ops.read_token_passwords(ctx, "site03")] == ["password1"]
+    cs = build_sync_connection_string("site03", password.username, password.password,
+                                      ops.read_connected_registry(ctx, "site03").gateway_endpoint)
+    assert internal.activate(cs.get_secret_value())["ok"]
+
+
+def test_revoke_keeps_the_other_slot(sandbox: Any, ctx: AzureContext) -> None:
+    ns = seed_three(sandbox)
+    azure_half(ctx, "site04", [ns])
+    ops.generate_password(ctx, "site04", "password2")
+    result = ops.revoke_password(ctx, "site04", "password1")
+    assert result.changed
+    assert [m.slot for m in ops.read_token_passwords(ctx, "site04")] == ["password2"]
+    assert not ops.revoke_password(ctx, "site04", "password1").changed
+
+
+def test_mode_change_refused(sandbox: Any, internal: Internal, ctx: AzureContext) -> None:
+    ns = seed_three(sandbox)
+    azure_half(ctx, "site05", [ns], generate=False)
+    internal.clear_requests()
+    with pytest.raises(PermanentError, match="mode cannot change"):
+        ops.ensure_connected_registry(ctx, ConnectedRegistrySpec(name="site05", mode="ReadWrite"))
+    assert _writes(internal) == []
+
+
+def test_foreign_scope_map_refused(sandbox: Any, internal: Internal, ctx: AzureContext) -> None:
+    ns = seed_three(sandbox)
+    ctx.mgmt.scope_maps.begin_create(
+        ctx.resource_group, ctx.registry, "site06",
+        {"properties": {"description": "made by hand", "actions": ["repositories/x/content/read"]}},
+    ).result()
+    internal.clear_requests()
+    with pytest.raises(PermanentError, match="not created by acr-edge"):
+        ops.ensure_sync_scope_map(ctx, "site06", ops.list_repositories(ctx, [ns]), "ReadOnly")
+    assert _writes(internal) == []
+
+
+def test_data_endpoint_disabled_is_a_clear_error(internal: Internal, ctx: AzureContext) -> None:
+    internal.clear_requests()
+    with pytest.raises(PermanentError) as exc:
+        ops.preflight_parent(ctx, repositories=["a"], client_token_count=1,
+                             enable_data_endpoint=False)
+    assert "--data-endpoint-enabled true" in str(exc.value)
+    assert "enable_data_endpoint" in str(exc.value)
+    assert _writes(internal) == []
+    info = ops.preflight_parent(ctx, repositories=["a"], client_token_count=1,
+                                enable_data_endpoint=True)
+    assert info.changed and info.data_endpoint_host_names
+
+
+def test_limits_checked_before_any_call(internal: Internal, ctx: AzureContext) -> None:
+    internal.clear_requests()
+    with pytest.raises(PermanentError, match="500"):
+        ops.preflight_parent(ctx, repositories=[f"r{i}" for i in range(501)],
+                             client_token_count=1, enable_data_endpoint=True)
+    with pytest.raises(PermanentError, match="20"):
+        ops.preflight_parent(ctx, repositories=["a"], client_token_count=21,
+                             enable_data_endpoint=True)
+    assert internal.requests() == []
+
+
+def test_wrong_client_secret_fails_fast(sandbox: Any, internal: Internal) -> None:
+    bad = block_for(sandbox.info, client_secret="not-the-secret").azure_context(
+        polling_interval=0, retry_base_delay=0.5)
+    start = time.monotonic()
+    with pytest.raises(PermanentError) as exc:
+        ops.read_connected_registry(bad, "site07")
+    assert time.monotonic() - start < 3
+    assert "not-the-secret" not in str(exc.value)
+    token_posts = [r for r in internal.requests() if r["path"].endswith("/oauth2/v2.0/token")]
+    assert len(token_posts) == 1
