@@ -126,6 +126,11 @@ class KubeStore:
                 "conditions": [self.ready_condition(True)],
                 "nodeInfo": {
                     "kubeletVersion": "v1.31.4+k3s1",
+                    "kubeProxyVersion": "v1.31.4+k3s1",
+                    "kernelVersion": "6.1.0-sim",
+                    "machineID": uuid.uuid4().hex,
+                    "systemUUID": str(uuid.uuid4()),
+                    "bootID": str(uuid.uuid4()),
                     "containerRuntimeVersion": "containerd://1.7.23-k3s2",
                     "osImage": "Simulated K3s node",
                     "architecture": "amd64",
