@@ -71,6 +71,28 @@ def as_slot(name: str) -> Slot:
     raise InputError(f"unknown password slot {name!r}", fix="use password1 or password2.")
 
 
+def created_text(value: datetime | None) -> str:
+    """How a creation time is recorded in annotations and release metadata."""
+    return "" if value is None else _utc(value).isoformat()
+
+
+def parse_created(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return _utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+    except ValueError:
+        return None
+
+
+def ref_from_record(slot: str, created: str | None) -> CredentialRef | None:
+    """A consumer's record (annotation / release metadata strings) as a CredentialRef."""
+    try:
+        return CredentialRef(as_slot(slot), parse_created(created))
+    except InputError:
+        return None
+
+
 def other_slot(slot: Slot) -> Slot:
     return "password2" if slot == "password1" else "password1"
 

@@ -1,0 +1,81 @@
+"""Everything a flow checks before its first side effect: block names, blocks, derived names."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tasks.azure import names
+from tasks.errors import InputError
+
+if TYPE_CHECKING:
+    from blocks.edge_site import EdgeSite
+    from blocks.parent_registry import ParentRegistry
+
+_BLOCK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+def check_block_name(value: str, what: str) -> str:
+    if not isinstance(value, str) or not _BLOCK_NAME.match(value):
+        raise InputError(
+            f"{what} {value!r} is not a Prefect block name",
+            resource=what,
+            fix="pass the block's name (lowercase letters, digits and dashes), never its content",
+        )
+    return value
+
+
+@dataclass
+class SiteInputs:
+    site_block: str
+    parent_block: str
+    site: EdgeSite
+    parent: ParentRegistry
+    cr_name: str
+    client_token: str
+    app_namespaces: list[str]
+
+
+def load_site_inputs(
+    site_block: str,
+    parent_block: str,
+    *,
+    client_token_name: str | None = None,
+    app_namespaces: list[str] | None = None,
+) -> SiteInputs:
+    """Load and validate both blocks and derive every name; raises InputError, writes nothing."""
+    from blocks.edge_site import EdgeSite
+    from blocks.parent_registry import ParentRegistry
+
+    check_block_name(site_block, "site_block")
+    check_block_name(parent_block, "parent_block")
+    site = _load(EdgeSite, site_block, "site_block", "edge-site")
+    parent = _load(ParentRegistry, parent_block, "parent_block", "parent-registry")
+    cr_name = names.validate_cr_name(site.name)
+    client = names.client_token_name(cr_name, client_token_name)
+    return SiteInputs(
+        site_block=site_block,
+        parent_block=parent_block,
+        site=site,
+        parent=parent,
+        cr_name=cr_name,
+        client_token=client,
+        app_namespaces=list(app_namespaces or site.app_namespaces),
+    )
+
+
+def _load(cls: Any, name: str, what: str, slug: str) -> Any:
+    try:
+        return cls.load(name)
+    except ValueError as exc:
+        text = str(exc)
+        if "Unable to find" in text or "not found" in text.lower():
+            raise InputError(
+                f"no {slug} block named {name!r}",
+                resource=what,
+                fix=f"create it (prefect block ls; acr-edge deploy) or pass an existing {slug} "
+                "block name",
+            ) from None
+        # Validation errors of stored documents: hide_input_in_errors keeps values out.
+        raise InputError(f"{slug} block {name!r} is invalid: {text}", resource=what) from None

@@ -1,0 +1,306 @@
+"""provision-site: one edge site from nothing (or from any partial state) to pulling images.
+
+Composition only: every decision is in a pure module (tasks.rotation, flows.plan, the steps'
+own desired-state diffs); every side effect is a task from tasks/*/steps.py.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from flows import checkpoints
+from flows.inputs import SiteInputs, load_site_inputs
+from flows.locks import site_lock
+from flows.models import ProvisionSpec
+from flows.report import RunReport, artifact_key
+from tasks import rotation
+from tasks import rotation_steps as extra
+from tasks.azure import steps as az
+from tasks.azure.connection_string import build_sync_connection_string
+from tasks.azure.context import AzureContext
+from tasks.azure.desired import ConnectedRegistrySpec
+from tasks.canary import canary_image
+from tasks.errors import InputError, PermanentError
+from tasks.result import StepResult
+from tasks.site import steps as st
+from tasks.site.connection import SiteConnection
+from tasks.site.helm_values import SyncCredentialRef
+from tasks.site.ops import PullSecretMeta
+from tasks.site.registries_yaml import NodeAuth
+
+FLOW = "provision-site"
+
+
+def _cr_spec(inputs: SiteInputs, spec: ProvisionSpec) -> ConnectedRegistrySpec:
+    try:
+        return ConnectedRegistrySpec(
+            name=inputs.cr_name,
+            mode=spec.mode,
+            sync_schedule=spec.sync_schedule,
+            sync_window=spec.sync_window,
+            message_ttl=spec.message_ttl,
+        )
+    except ValueError as exc:  # pragma: no cover - InputError is raised for every known case
+        raise InputError(str(exc), resource="spec") from None
+
+
+@flow(
+    name=FLOW,
+    flow_run_name="provision-{site_block}",
+    task_runner=ThreadPoolTaskRunner(max_workers=4),  # type: ignore[arg-type]
+    validate_parameters=True,
+)
+def provision_site(site_block: str, parent_block: str, spec: ProvisionSpec) -> dict[str, Any]:
+    """Provision one site: ARM sync scope map, token, connected registry; Helm release,
+    registries.yaml mirror, client token and pull secrets on the node; then a canary pull.
+
+    Parameters are block names, never secrets. A re-run on a converged site writes nothing.
+    ``spec.dry_run`` writes nothing and reports the plan instead.
+    """
+    logger = get_run_logger()
+    # Everything below is refused before the first side effect.
+    inputs = load_site_inputs(
+        site_block,
+        parent_block,
+        client_token_name=spec.client_token_name,
+        app_namespaces=spec.app_namespaces,
+    )
+    cr_spec = _cr_spec(inputs, spec)
+    report = RunReport(FLOW, inputs.site.name)
+    outcome = "failed"
+    try:
+        with site_lock(inputs.site.name):
+            ctx = inputs.parent.azure_context()
+            try:
+                if spec.dry_run:
+                    from flows.plan_run import plan_provision
+
+                    plan = plan_provision(ctx, inputs, spec, cr_spec)
+                    create_markdown_artifact(
+                        key=artifact_key("provision-plan", inputs.site.name),
+                        markdown=plan.markdown(),
+                        description=f"dry run of provision-site for {inputs.site.name}",
+                    )
+                    outcome = "planned"
+                    return plan.summary()
+                _converge(ctx, inputs, spec, cr_spec, report)
+                outcome = "converged" if report.writes else "already converged"
+            finally:
+                ctx.close()
+    finally:
+        if not spec.dry_run:
+            create_table_artifact(
+                key=artifact_key("provision", inputs.site.name),
+                table=report.table(),
+                description=f"provision-site {inputs.site.name}: {outcome}, "
+                f"{report.writes} write(s)",
+            )
+    logger.info("%s: %s with %d write(s)", inputs.site.name, outcome, report.writes)
+    return report.summary(outcome=outcome)
+
+
+def _converge(
+    ctx: AzureContext,
+    inputs: SiteInputs,
+    spec: ProvisionSpec,
+    cr_spec: ConnectedRegistrySpec,
+    report: RunReport,
+) -> None:
+    logger = get_run_logger()
+    site, cr = inputs.site, inputs.cr_name
+
+    def done(step: str, result: StepResult) -> None:
+        report.step(step, result)
+        logger.info("%s: %s", step, result.message)
+        checkpoints.reached(FLOW, site.name, step)
+
+    with ExitStack() as stack:
+        # The node side needs nothing from Azure until the connection string exists: connect,
+        # create the namespace and read what the release records while ARM is worked on.
+        conn_f = extra.open_site_task.submit(stack, site)
+        ns_f = st.ensure_namespace_task.submit(conn_f, site.namespace)  # type: ignore[call-overload]
+        recorded_f = extra.read_release_sync_credential_task.submit(conn_f)  # type: ignore[call-overload]
+
+        repos = az.list_repositories(ctx, spec.namespaces, allow_empty=spec.allow_empty_namespaces)
+        report.note(
+            "list-repositories",
+            f"registries/{ctx.registry}",
+            f"{len(repos)} repositories under {', '.join(spec.namespaces)}",
+        )
+        parent = az.preflight_parent(
+            ctx,
+            repositories=repos,
+            client_token_count=1,
+            enable_data_endpoint=spec.enable_data_endpoint,
+        )
+        report.note(
+            "preflight-parent",
+            f"registries/{ctx.registry}",
+            parent.message,
+            changed=parent.changed,
+            writes=int(parent.changed),
+        )
+        done("sync-scope-map", az.ensure_sync_scope_map(ctx, cr, repos, spec.mode))
+        done("sync-token", az.ensure_sync_token(ctx, cr))
+        done("connected-registry", az.ensure_connected_registry(ctx, cr_spec))
+        info = az.read_connected_registry(ctx, cr)
+        if info is None or not info.gateway_endpoint:
+            raise PermanentError(
+                "connected registry has no parent gateway endpoint after creation",
+                resource=f"connectedRegistries/{cr}",
+                fix="check that the parent's dedicated data endpoint is enabled",
+            )
+        sync_passwords = az.read_token_passwords(ctx, cr)
+
+        conn: SiteConnection = conn_f.result()
+        done("namespace", ns_f.result())
+        recorded: SyncCredentialRef | None = recorded_f.result()
+        now = datetime.now(UTC)
+        decision = rotation.decide_sync_credential(
+            rotation.ref_from_record(recorded.slot, recorded.created) if recorded else None,
+            sync_passwords,
+            now,
+        )
+        if decision.keep:
+            report.note("sync-credential", f"tokens/{cr}/{decision.slot}", decision.reason)
+            report.note(
+                "helm-release",
+                f"{site.namespace}/{site.release_name}",
+                "release keeps its recorded sync credential; not re-installed",
+            )
+        else:
+            gen = az.generate_password(ctx, cr, decision.slot)
+            report.note(
+                "sync-credential",
+                f"tokens/{cr}/{decision.slot}",
+                decision.reason,
+                changed=True,
+                writes=1,
+            )
+            checkpoints.reached(FLOW, site.name, "sync-credential")
+            connection_string = build_sync_connection_string(
+                cr, gen.username, gen.password, info.gateway_endpoint, "https"
+            )
+            ref = SyncCredentialRef(
+                token=cr, slot=gen.meta.slot, created=rotation.created_text(gen.meta.creation_time)
+            )
+            done("helm-release", st.helm_install_task(conn, site, connection_string, sync_ref=ref))
+            del connection_string, gen
+        st.wait_deployment_ready_task(conn, site.namespace, site.release_name, site.ready_timeout)
+        host = st.registry_host_task(conn, site)
+
+        # Client side in Azure: scope map, token, attached to the connected registry.
+        done("client-scope-map", az.ensure_client_scope_map(ctx, inputs.client_token, repos))
+        done("client-token", az.ensure_client_token(ctx, inputs.client_token, inputs.client_token))
+        done("attach-client-token", az.attach_client_token(ctx, cr, inputs.client_token))
+
+        username, password, meta = _client_credential(ctx, conn, inputs, spec, host, report)
+        node_auth = (
+            NodeAuth(username=username, password=password)
+            if site.auth_model == "node" and password is not None
+            else None
+        )
+        mirror = st.ensure_registries_yaml_task(conn, site, host, node_auth)
+        done("registries-yaml", mirror)
+        if mirror.changed:
+            st.restart_distribution_task(conn, site)
+            st.verify_hosts_toml_task(conn, site, host)
+            report.note(
+                "restart",
+                site.service_name,
+                f"{site.service_name} restarted; hosts.toml routes to http://{host}",
+                changed=True,
+                writes=1,
+            )
+        if password is not None and meta is not None:
+            done(
+                "pull-secrets",
+                st.ensure_pull_secrets_task(
+                    conn,
+                    inputs.app_namespaces,
+                    site.pull_secret_name,
+                    host,
+                    username,
+                    password,
+                    meta,
+                    patch_default_service_account=site.patch_default_service_account,
+                ),
+            )
+        del password
+        if not repos:
+            report.note("canary", site.name, "no repository synced yet; canary skipped")
+            return
+        image = canary_image(host, repos[0])
+        result = extra.canary_until_ok_task(
+            conn, inputs.app_namespaces[0], image, site.pull_secret_name, site.canary_timeout
+        )
+        report.note("canary", f"{inputs.app_namespaces[0]}/{image}", result.reason)
+        checkpoints.reached(FLOW, site.name, "canary")
+
+
+def _client_credential(
+    ctx: AzureContext,
+    conn: SiteConnection,
+    inputs: SiteInputs,
+    spec: ProvisionSpec,
+    host: str,
+    report: RunReport,
+) -> tuple[str, Any, PullSecretMeta | None]:
+    """The client credential to put in pull secrets: kept when a pull secret holds a live one
+    (value read back from it only if some namespace misses it), else newly generated."""
+    site, token = inputs.site, inputs.client_token
+    consumers = st.read_pull_secrets_task(conn, inputs.app_namespaces, site.pull_secret_name)
+    refs = {
+        ns: rotation.ref_from_record(m.slot, m.created) if m and m.token == token else None
+        for ns, m in consumers.items()
+    }
+    passwords = az.read_token_passwords(ctx, token)
+    now = datetime.now(UTC)
+    decision = rotation.decide_client_password(refs, passwords, now)
+    if not decision.keep:
+        gen = az.generate_password(
+            ctx,
+            token,
+            decision.slot,
+            expiry=rotation.expiry_for(now, spec.client_password_days),
+        )
+        report.note(
+            "client-password",
+            f"tokens/{token}/{decision.slot}",
+            decision.reason,
+            changed=True,
+            writes=1,
+        )
+        checkpoints.reached(FLOW, site.name, "client-password")
+        meta = PullSecretMeta(
+            token=token, slot=gen.meta.slot, created=rotation.created_text(gen.meta.creation_time)
+        )
+        return gen.username, gen.password, meta
+    report.note("client-password", f"tokens/{token}/{decision.slot}", decision.reason)
+    holders = sorted(
+        ns
+        for ns, r in refs.items()
+        if r is not None
+        and r.slot == decision.slot
+        and rotation.ref_is_valid(r, rotation.normalise_passwords(passwords), now)
+    )
+    if len(holders) == len(inputs.app_namespaces) and site.auth_model != "node":
+        return token, None, None  # every namespace already holds it: nothing to write
+    found = extra.read_pull_secret_password_task(conn, holders[0], site.pull_secret_name, host)
+    if found is None:
+        raise PermanentError(
+            f"pull secret in {holders[0]} is annotated with {decision.slot} but holds no "
+            f"credential for {host}",
+            resource=f"{site.name}: secret {holders[0]}/{site.pull_secret_name}",
+            fix="delete that pull secret and re-run provision-site",
+        )
+    username, password = found
+    holder_meta = consumers[holders[0]]
+    assert holder_meta is not None
+    return username, password, holder_meta

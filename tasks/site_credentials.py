@@ -1,0 +1,108 @@
+"""Where a site records its credentials: reads for keep/resume decisions, scratch cleanup.
+
+- The Helm release's ``acrEdge.syncCredential`` (which sync-token slot the runtime was given).
+- A pull secret's password for the registry host, read back only to finish an interrupted
+  adoption (some namespaces already hold the new password and ARM will never show it again).
+
+Only the needed field is kept; everything else read is dropped unlogged.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from kubernetes.client.exceptions import ApiException
+from pydantic import SecretStr
+
+from tasks.errors import TransientError, classify
+from tasks.site.helm_values import META_KEY, SyncCredentialRef
+
+if TYPE_CHECKING:
+    from tasks.site.connection import SiteConnection
+
+log = logging.getLogger("acr_edge.credentials")
+
+
+def parse_sync_credential(values: Any) -> SyncCredentialRef | None:
+    """``acrEdge.syncCredential`` of ``helm get values -o json`` output (pure)."""
+    if not isinstance(values, dict):
+        return None
+    meta = values.get(META_KEY)
+    cred = meta.get("syncCredential") if isinstance(meta, dict) else None
+    if not isinstance(cred, dict):
+        return None
+    token, slot, created = cred.get("token"), cred.get("slot"), cred.get("created")
+    if not all(isinstance(v, str) and v for v in (token, slot, created)):
+        return None
+    return SyncCredentialRef(token=str(token), slot=str(slot), created=str(created))
+
+
+def read_release_sync_credential(conn: SiteConnection) -> SyncCredentialRef | None:
+    """The sync credential the installed release records; None when there is no release."""
+    site = conn.site
+    resource = f"{conn.resource}: helm release {site.namespace}/{site.release_name}"
+    argv = [
+        "env",
+        f"KUBECONFIG={site.kubeconfig_path}",
+        "helm",
+        "get",
+        "values",
+        site.release_name,
+        "-n",
+        site.namespace,
+        "-o",
+        "json",
+    ]
+    result = conn.ssh.run(argv, sudo=site.sudo, timeout=site.command_timeout)
+    if result.exit_status != 0:
+        if "not found" in result.stderr.lower():
+            return None
+        raise TransientError(f"{resource}: helm get values failed: {result.error_text()}")
+    try:
+        values = json.loads(result.stdout or "null")
+    except ValueError:
+        return None
+    ref = parse_sync_credential(values)
+    del values  # holds the connection string
+    return ref
+
+
+def read_pull_secret_password(
+    conn: SiteConnection, namespace: str, secret_name: str, host: str
+) -> tuple[str, SecretStr] | None:
+    """(username, password) the pull secret holds for ``host``; None if absent or foreign."""
+    resource = f"{conn.resource}: secret {namespace}/{secret_name}"
+    try:
+        secret = conn.core.read_namespaced_secret(secret_name, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise classify(exc, resource=resource) from None
+    raw = (secret.data or {}).get(".dockerconfigjson")
+    if not raw:
+        return None
+    try:
+        config = json.loads(base64.b64decode(raw))
+        entry = config["auths"][host]
+        username, password = str(entry["username"]), SecretStr(str(entry["password"]))
+    except (ValueError, KeyError, TypeError):
+        log.warning("%s: not a dockerconfigjson for %s; ignored", resource, host)
+        return None
+    finally:
+        del raw
+    return username, password
+
+
+def delete_secret(conn: SiteConnection, namespace: str, name: str) -> bool:
+    """Remove a scratch secret (the canary's); True when something was deleted."""
+    resource = f"{conn.resource}: secret {namespace}/{name}"
+    try:
+        conn.core.delete_namespaced_secret(name, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise classify(exc, resource=resource) from None
+    return True
