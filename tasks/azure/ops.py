@@ -144,9 +144,66 @@ def _read(ctx: AzureContext, fn: Callable[[], Any], what: str) -> Json | None:
     return _retry(ctx, get, what)
 
 
-def _write(ctx: AzureContext, start: Callable[[], Any], what: str) -> Json:
-    """Start an LRO and wait for it; PUT/PATCH are idempotent, so a retried write is safe."""
-    return _rest(_retry(ctx, lambda: start().result(), what))
+def _write_once(start: Callable[[], Any]) -> Json:
+    """Start an LRO and wait for it; no retry here - _converge re-reads before writing again."""
+    return _rest(start().result())
+
+
+def _sleep_for(ctx: AzureContext, err: TransientError, attempt: int) -> float:
+    delay = min(ctx.retry_max_delay, ctx.retry_base_delay * (2**attempt))
+    if err.retry_after is not None:
+        delay = min(max(delay, err.retry_after), ctx.retry_max_delay)
+    return delay
+
+
+def _converge(
+    ctx: AzureContext,
+    resource: str,
+    read: Callable[[], Json | None],
+    decide: Callable[[Json | None], Change],
+    apply: Callable[[Change], Any],
+    **details: Any,
+) -> StepResult:
+    """Read, decide, write once; after a transient write failure read again before retrying.
+
+    A write whose response was lost (dropped connection, timeout, 5xx after the fact) is then
+    seen as done instead of being repeated: no duplicate PUTs, no wiped token passwords.
+    """
+    writes = 0
+    done_reason = ""
+    for attempt in range(ctx.retry_attempts):
+        change = decide(read())
+        if change.op == "none":
+            if writes:
+                message = f"{done_reason}: done (after a retried write)"
+                log.info("%s", message)
+                return StepResult.wrote(resource, message, writes=writes, **details)
+            log.info("%s", change.reason)
+            return StepResult.noop(resource, change.reason, **details)
+        done_reason = done_reason or change.reason
+        writes += 1
+        try:
+            apply(change)
+        except Exception as exc:  # classified below
+            err = classify(exc, resource=resource)
+            if not isinstance(err, TransientError) or attempt == ctx.retry_attempts - 1:
+                if err is exc:
+                    raise
+                raise err from exc
+            delay = _sleep_for(ctx, err, attempt)
+            log.warning("%s: write failed transiently (%s); re-reading in %.2fs", resource, err,
+                        delay)
+            time.sleep(delay)
+            continue
+        message = f"{change.reason}: {'created' if change.op == 'create' else 'updated'}"
+        log.info("%s", message)
+        return StepResult.wrote(resource, message, writes=writes, **details)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _body(change: Change) -> Json:
+    assert change.body is not None  # only create/update changes reach a write
+    return change.body
 
 
 def _rg(ctx: AzureContext) -> tuple[str, str]:
@@ -168,19 +225,6 @@ def _slot(slot: str) -> Slot:
     if lowered not in SLOTS:
         raise InputError(f"password slot {slot!r} is invalid: use password1 or password2.")
     return lowered  # type: ignore[return-value]
-
-
-def _finish(
-    resource: str, change: Change, apply: Callable[[Json], Any], **details: Any
-) -> StepResult:
-    if change.op == "none":
-        log.info("%s", change.reason)
-        return StepResult.noop(resource, change.reason, **details)
-    assert change.body is not None
-    apply(change.body)
-    message = f"{change.reason}: {'created' if change.op == 'create' else 'updated'}"
-    log.info("%s", message)
-    return StepResult.wrote(resource, message, writes=1, **details)
 
 
 # ---- preflight ----------------------------------------------------------------------------
@@ -224,13 +268,19 @@ def preflight_parent(
                 fix=f"az acr update -n {ctx.registry} --data-endpoint-enabled true, or run with "
                 "enable_data_endpoint=True to let acr-edge enable it.",
             )
-        reg = _write(
-            ctx,
-            lambda: ctx.mgmt.registries.begin_update(
-                *_rg(ctx), {"properties": {"dataEndpointEnabled": True}}
-            ),
-            resource,
+        def decide(actual: Json | None) -> Change:
+            enabled = bool(((actual or {}).get("properties") or {}).get("dataEndpointEnabled"))
+            if enabled:
+                return Change.none(f"registry {ctx.registry}: data endpoint enabled")
+            return Change("update", {"properties": {"dataEndpointEnabled": True}},
+                          f"registry {ctx.registry}: enabling the dedicated data endpoint")
+
+        _converge(
+            ctx, resource, lambda: _read(ctx, lambda: ctx.mgmt.registries.get(*_rg(ctx)), resource),
+            decide,
+            lambda c: _write_once(lambda: ctx.mgmt.registries.begin_update(*_rg(ctx), _body(c))),
         )
+        reg = _read(ctx, lambda: ctx.mgmt.registries.get(*_rg(ctx)), resource) or reg
         props = reg.get("properties") or {}
         changed = True
         message = f"registry {ctx.registry}: enabled the dedicated data endpoint"
@@ -251,17 +301,17 @@ def preflight_parent(
 
 def _ensure_scope_map(ctx: AzureContext, name: str, desired: Json) -> StepResult:
     resource = f"scopeMaps/{name}"
-    actual = _read(ctx, lambda: ctx.mgmt.scope_maps.get(*_rg(ctx), name), resource)
-    change = diff_scope_map(actual, desired, name=name)
+    sm = ctx.mgmt.scope_maps
 
-    def apply(body: Json) -> None:
-        if change.op == "create":
-            _write(ctx, lambda: ctx.mgmt.scope_maps.begin_create(*_rg(ctx), name, body), resource)
-        else:
-            _write(ctx, lambda: ctx.mgmt.scope_maps.begin_update(*_rg(ctx), name, body), resource)
+    def apply(change: Change) -> None:
+        start = sm.begin_create if change.op == "create" else sm.begin_update
+        _write_once(lambda: start(*_rg(ctx), name, _body(change)))
 
-    return _finish(resource, change, apply, id=ctx.scope_map_id(name),
-                   actions=len(desired["properties"]["actions"]))
+    return _converge(
+        ctx, resource, lambda: _read(ctx, lambda: sm.get(*_rg(ctx), name), resource),
+        lambda actual: diff_scope_map(actual, desired, name=name), apply,
+        id=ctx.scope_map_id(name), actions=len(desired["properties"]["actions"]),
+    )
 
 
 def ensure_sync_scope_map(
@@ -287,16 +337,17 @@ def _ensure_token(ctx: AzureContext, name: str, scope_map_name: str) -> StepResu
     names.validate_scope_map_name(scope_map_name)
     resource = f"tokens/{name}"
     scope_map_id = ctx.scope_map_id(scope_map_name)
-    actual = _read(ctx, lambda: ctx.mgmt.tokens.get(*_rg(ctx), name), resource)
-    change = diff_token(actual, scope_map_id, name=name)
+    tokens = ctx.mgmt.tokens
 
-    def apply(body: Json) -> None:
-        if change.op == "create":
-            _write(ctx, lambda: ctx.mgmt.tokens.begin_create(*_rg(ctx), name, body), resource)
-        else:
-            _write(ctx, lambda: ctx.mgmt.tokens.begin_update(*_rg(ctx), name, body), resource)
+    def apply(change: Change) -> None:
+        start = tokens.begin_create if change.op == "create" else tokens.begin_update
+        _write_once(lambda: start(*_rg(ctx), name, _body(change)))
 
-    return _finish(resource, change, apply, id=ctx.token_id(name), scope_map_id=scope_map_id)
+    return _converge(
+        ctx, resource, lambda: _read(ctx, lambda: tokens.get(*_rg(ctx), name), resource),
+        lambda actual: diff_token(actual, scope_map_id, name=name), apply,
+        id=ctx.token_id(name), scope_map_id=scope_map_id,
+    )
 
 
 def ensure_sync_token(ctx: AzureContext, cr_name: str) -> StepResult:
@@ -322,16 +373,17 @@ def ensure_connected_registry(ctx: AzureContext, spec: ConnectedRegistrySpec) ->
     name = spec.name
     resource = f"connectedRegistries/{name}"
     token_id = ctx.token_id(names.sync_token_name(name))
-    change = diff_connected_registry(_read_cr(ctx, name), spec, token_id)
-    ops = ctx.cr_mgmt.connected_registries
+    crs = ctx.cr_mgmt.connected_registries
 
-    def apply(body: Json) -> None:
-        if change.op == "create":
-            _write(ctx, lambda: ops.begin_create(*_rg(ctx), name, body), resource)
-        else:
-            _write(ctx, lambda: ops.begin_update(*_rg(ctx), name, body), resource)
+    def apply(change: Change) -> None:
+        start = crs.begin_create if change.op == "create" else crs.begin_update
+        _write_once(lambda: start(*_rg(ctx), name, _body(change)))
 
-    return _finish(resource, change, apply, id=ctx.connected_registry_id(name), mode=spec.mode)
+    return _converge(
+        ctx, resource, lambda: _read_cr(ctx, name),
+        lambda actual: diff_connected_registry(actual, spec, token_id), apply,
+        id=ctx.connected_registry_id(name), mode=spec.mode,
+    )
 
 
 def read_connected_registry(ctx: AzureContext, cr_name: str) -> ConnectedRegistryInfo | None:
@@ -366,21 +418,24 @@ def attach_client_token(ctx: AzureContext, cr_name: str, token_name: str) -> Ste
     names.validate_cr_name(cr_name)
     names.validate_token_name(token_name)
     resource = f"connectedRegistries/{cr_name}"
-    cr = _read_cr(ctx, cr_name)
-    if cr is None:
-        raise PermanentError(
-            "connected registry not found; cannot attach a client token.",
-            resource=resource,
-            fix="run ensure_connected_registry first.",
-        )
-    current = list((cr.get("properties") or {}).get("clientTokenIds") or [])
-    change = diff_client_token_ids(current, [ctx.token_id(token_name)], name=cr_name)
-    ops = ctx.cr_mgmt.connected_registries
+    token_id = ctx.token_id(token_name)
 
-    def apply(body: Json) -> None:
-        _write(ctx, lambda: ops.begin_update(*_rg(ctx), cr_name, body), resource)
+    def decide(cr: Json | None) -> Change:
+        if cr is None:
+            raise PermanentError(
+                "connected registry not found; cannot attach a client token.",
+                resource=resource,
+                fix="run ensure_connected_registry first.",
+            )
+        current = list((cr.get("properties") or {}).get("clientTokenIds") or [])
+        return diff_client_token_ids(current, [token_id], name=cr_name)
 
-    return _finish(resource, change, apply, token=token_name)
+    crs = ctx.cr_mgmt.connected_registries
+    return _converge(
+        ctx, resource, lambda: _read_cr(ctx, cr_name), decide,
+        lambda c: _write_once(lambda: crs.begin_update(*_rg(ctx), cr_name, _body(c))),
+        token=token_name,
+    )
 
 
 # ---- passwords ----------------------------------------------------------------------------
@@ -476,16 +531,20 @@ def revoke_password(ctx: AzureContext, token_name: str, slot: str) -> StepResult
     """PATCH the token's passwords to the slots to keep."""
     slot_ = _slot(slot)
     resource = f"tokens/{token_name}/{slot_}"
-    entries = _passwords(_read_token(ctx, token_name))
-    if not any(str(p.get("name", "")).lower() == slot_ for p in entries):
-        message = f"token {token_name} has no {slot_}; nothing to revoke"
-        log.info("%s", message)
-        return StepResult.noop(resource, message)
-    keep = [{k: p[k] for k in ("name", "creationTime", "expiry") if p.get(k) is not None}
-            for p in entries if str(p.get("name", "")).lower() != slot_]
-    body = {"properties": {"credentials": {"passwords": keep}}}
-    _write(ctx, lambda: ctx.mgmt.tokens.begin_update(*_rg(ctx), token_name, body),
-           f"tokens/{token_name}")
-    message = f"token {token_name}: revoked {slot_}, kept {len(keep)} other slot(s)"
-    log.info("%s", message)
-    return StepResult.wrote(resource, message, kept=[p["name"] for p in keep])
+    kept: list[str] = []
+
+    def decide(token: Json | None) -> Change:
+        entries = _passwords(token or {})
+        if not any(str(p.get("name", "")).lower() == slot_ for p in entries):
+            return Change.none(f"token {token_name} has no {slot_}; nothing to revoke")
+        keep = [{k: p[k] for k in ("name", "creationTime", "expiry") if p.get(k) is not None}
+                for p in entries if str(p.get("name", "")).lower() != slot_]
+        kept[:] = [str(p["name"]) for p in keep]
+        return Change("update", {"properties": {"credentials": {"passwords": keep}}},
+                      f"token {token_name}: revoking {slot_}, keeping {kept or 'no other slot'}")
+
+    tokens = ctx.mgmt.tokens
+    return _converge(
+        ctx, resource, lambda: _read_token(ctx, token_name), decide,
+        lambda c: _write_once(lambda: tokens.begin_update(*_rg(ctx), token_name, _body(c))),
+    )
