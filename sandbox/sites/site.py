@@ -154,6 +154,8 @@ class SimulatedSite:
 
     async def _stop(self) -> None:
         self._control.unregister(self._token)
+        if self.kubelet is not None:
+            self.kubelet.stop()
         await self.ssh.stop()
         await self.api_server.stop()
 
