@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import pytest
-from conftest import Internal, block_for
+from azure_sandbox_helpers import Internal, block_for
 
 from tasks.azure import names, ops
 from tasks.azure.connection_string import build_sync_connection_string
@@ -16,6 +16,7 @@ from tasks.azure.context import AzureContext
 from tasks.azure.desired import ConnectedRegistrySpec
 from tasks.errors import PermanentError
 from tasks.result import StepResult
+
 
 def seed_three(sandbox: Any) -> str:
     """A namespace holding exactly three repositories (plus a look-alike that must not match)."""
