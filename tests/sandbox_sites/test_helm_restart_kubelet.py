@@ -39,7 +39,7 @@ def _values(conn: str, cluster_ip: str = "10.43.7.7") -> bytes:
 
 def _install(ssh: paramiko.SSHClient, mgmt: Any, azure: Any, name: str) -> Any:
     reg = provision_connected_registry(mgmt, azure.info, name, ["edge/app1"])
-    rc, out, err = run(ssh, HELM, stdin=_values(reg.connection_string))
+    rc, _, err = run(ssh, HELM, stdin=_values(reg.connection_string))
     assert rc == 0, err
     return reg
 
