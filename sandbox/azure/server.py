@@ -410,6 +410,9 @@ class AzureSandbox:
                                                  "message": f"No route for {req.path}"}})
         except ArmError as err:
             return err.response()
+        except Exception as exc:  # a sandbox bug must surface as an answer, not a hang
+            return Response.json(500, {"error": {"code": "SandboxInternalError",
+                                                 "message": f"{type(exc).__name__}: {exc}"}})
 
 
 def start_azure_sandbox(state_dir: Path, **kwargs: Any) -> AzureSandbox:
