@@ -55,16 +55,11 @@ def apply_model(running: Any, internal: Internal, model: LatencyModel) -> None:
         "/latency",
         {"latency": model.arm_latency_ms / 1000.0, "lro_seconds": model.lro_ms / 1000.0},
     )
-    site_knobs = {
-        "ssh_latency": model.ssh_rtt_ms / 1000.0,
-        "pod_ready_seconds": model.pod_ready_ms / 1000.0,
-        "restart_seconds": model.k3s_restart_ms / 1000.0,
-    }
-    setter = getattr(running, "set_site_knobs", None)
-    if setter is not None:
-        setter(**site_knobs)
-    elif any(site_knobs.values()):
-        raise SystemExit("this sandbox has no site latency knobs; use --ssh-rtt-ms 0 etc.")
+    # Site knobs live on each simulated node (sandbox.sites.site.SiteKnobs).
+    for site in running.sites:
+        site.knobs.ssh.latency = model.ssh_rtt_ms / 1000.0
+        site.knobs.pod_ready_time = model.pod_ready_ms / 1000.0
+        site.knobs.restart_time = model.k3s_restart_ms / 1000.0
 
 
 def arm_counts(internal: Internal) -> dict[str, int]:
