@@ -33,7 +33,7 @@ def list_repositories(
     return ops.list_repositories(ctx, namespaces, allow_empty=allow_empty)
 
 
-@task(task_run_name="preflight-parent", **_RETRY)  # type: ignore[call-overload]
+@task(task_run_name="preflight-parent-{ctx.registry}", **_RETRY)  # type: ignore[call-overload]
 def preflight_parent(
     ctx: AzureContext,
     *,
