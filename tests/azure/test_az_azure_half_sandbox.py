@@ -47,8 +47,10 @@ def _writes(internal: Internal) -> list[tuple[str, str]]:
     return [(r["method"], r["path"]) for r in internal.writes()]
 
 
-def test_new_connected_registry_then_converged_rerun(sandbox: Any, internal: Internal,
-                                                     ctx: AzureContext) -> None:
+def test_new_connected_registry_then_converged_rerun(
+        sandbox: Any, internal: Internal, ctx: AzureContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="acr_edge")
     ns = seed_three(sandbox)
     assert ops.list_repositories(ctx, [ns]) == ["team3/a", "team3/b", "team3/c/d"]
     internal.clear_requests()
@@ -97,6 +99,12 @@ def test_new_connected_registry_then_converged_rerun(sandbox: Any, internal: Int
         assert result.message and ("already" in result.message)
     assert again[0].message == "scope map site01 already has its 10 actions"
 
+    # No secret the sandbox issued (client secret, passwords) reached a log line or a result.
+    issued = internal.call("GET", "/secrets")["secrets"]
+    assert password.password.get_secret_value() in issued
+    visible = caplog.text + repr(results) + repr(again) + repr(password)
+    assert not [s for s in issued if s and s in visible]
+
 
 def test_transient_faults_converge_without_duplicates_or_burnt_slots(
         sandbox: Any, internal: Internal) -> None:
@@ -134,6 +142,17 @@ def test_transient_faults_converge_without_duplicates_or_burnt_slots(
     for cr in sites:
         azure_half(ctx, cr, [ns], generate=False)
     assert _writes(internal) == []
+
+
+def test_listing_reads_every_catalog_page(sandbox: Any, internal: Internal,
+                                          ctx: AzureContext) -> None:
+    repos = [f"big/r{i:04d}" for i in range(1050)] + ["bigx/r0"]
+    sandbox.azure.set_repositories(repos)
+    internal.clear_requests()
+    assert ops.list_repositories(ctx, ["big"]) == sorted(repos[:-1])
+    pages = [r for r in internal.requests() if r["path"] == "/acr/v1/_catalog" and
+             r["status"] == 200]
+    assert len(pages) == 11  # 100 per page
 
 
 def test_retry_after_is_honoured(sandbox: Any, ctx: AzureContext) -> None:
