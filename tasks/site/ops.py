@@ -12,11 +12,13 @@ import json
 import logging
 import re
 import time
+import tomllib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
@@ -86,18 +88,28 @@ def _status(exc: BaseException) -> int | None:
     return exc.status if isinstance(exc, ApiException) else None
 
 
-def _kube(fn: Callable[[], T], what: str, *, attempts: int = 4) -> T:
-    """One Kubernetes call, transient failures retried; ApiException 404/409 passed through."""
+@dataclass(frozen=True)
+class _Answer:
+    """A definite API answer (404/409/422) that must reach the caller, not the retry loop."""
 
-    def call() -> T:
+    exc: ApiException
+
+
+def _kube(fn: Callable[[], T], what: str, *, attempts: int = 4) -> T:
+    """One Kubernetes call, transient failures retried; ApiException 404/409/422 re-raised."""
+
+    def call() -> T | _Answer:
         try:
             return fn()
         except ApiException as exc:
             if exc.status in (404, 409, 422):
-                raise
-            raise classify(exc, resource=what) from None
+                return _Answer(exc)
+            raise
 
-    return call_with_retry(call, what=what, attempts=attempts, base_delay=0.3, max_delay=5)
+    result = call_with_retry(call, what=what, attempts=attempts, base_delay=0.3, max_delay=5)
+    if isinstance(result, _Answer):
+        raise result.exc
+    return result
 
 
 # -- namespace -------------------------------------------------------------------------------
@@ -379,17 +391,23 @@ def verify_hosts_toml(conn: SiteConnection, site: EdgeSite, host: str) -> None:
             fix=f"check that {site.registries_path} has the mirror and that {site.service_name} "
             "really restarted",
         )
-    text = raw.decode(errors="replace")
-    endpoint = registries_yaml.mirror_endpoint(host)
-    if f'[host."{endpoint}"]' not in text:
-        https = f'[host."https://{host}"]' in text
+    try:
+        hosts = tomllib.loads(raw.decode(errors="replace")).get("host") or {}
+    except tomllib.TOMLDecodeError:
         raise PermanentError(
-            "hosts.toml does not route to "
-            + endpoint
-            + (" (K3s rewrote the endpoint to https)" if https else ""),
-            resource=resource,
-            fix="use a K3s version that keeps explicit http:// mirror endpoints",
-        )
+            "hosts.toml does not parse as TOML", resource=resource, fix="restart K3s again"
+        ) from None
+    # K3s writes endpoints with their /v2 path ("http://10.43.0.10:80/v2").
+    schemes = {urlsplit(url).scheme for url in hosts if urlsplit(url).netloc == host}
+    if "http" in schemes:
+        return
+    endpoint = registries_yaml.mirror_endpoint(host)
+    regression = " (K3s rewrote the endpoint to https)" if "https" in schemes else ""
+    raise PermanentError(
+        f"hosts.toml does not route to {endpoint}{regression}",
+        resource=resource,
+        fix="use a K3s version that keeps explicit http:// mirror endpoints",
+    )
 
 
 # -- pull secrets ------------------------------------------------------------------------------

@@ -343,7 +343,8 @@ class SshSession:
                 if chan.recv_stderr_ready():
                     err += chan.recv_stderr(65536)
                     continue
-                if chan.exit_status_ready() and chan.eof_received:
+                # Servers may close without sending EOF first (asyncssh does).
+                if chan.exit_status_ready() and (chan.eof_received or chan.closed):
                     break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:

@@ -1,0 +1,284 @@
+"""Site ops against a simulated K3s site (SSH, Kubernetes API through the tunnel, helm, K3s
+restart, kubelet) and the Azure sandbox driven with the real Azure SDK for the credentials."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from blocks.edge_site import EdgeSite
+from tasks.errors import PermanentError
+from tasks.site import ops
+from tasks.site.connection import SiteConnection, open_site
+from tasks.site.helm_values import SyncCredentialRef
+from tasks.site.ops import PullSecretMeta
+
+REPO = "edge/app"
+APP_NAMESPACES = ["default", "apps"]
+
+
+@dataclass
+class AzureCreds:
+    connection_string: SecretStr
+    sync_ref: SyncCredentialRef
+    client_user: str
+    client_password: SecretStr
+    client_meta: PullSecretMeta
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from sandbox.runner import start_sandbox
+
+    running = start_sandbox(tmp_path_factory.mktemp("sbx"), sites=2)
+    running.azure.add_repositories([REPO, "other/thing"])
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def _azure_half(sandbox: Any, cr: str) -> AzureCreds:
+    """The Azure steps with the real SDK against the sandbox, as provision-site runs them."""
+    from blocks import ParentRegistry
+    from tasks.azure import names
+    from tasks.azure import ops as az
+    from tasks.azure.connection_string import build_sync_connection_string
+    from tasks.azure.desired import ConnectedRegistrySpec
+
+    info = sandbox.info
+    parent = ParentRegistry(
+        subscription_id=info["subscription_id"],
+        resource_group=info["resource_group"],
+        registry_name=info["registry"],
+        auth="service-principal",
+        tenant_id=info["tenant_id"],
+        client_id=info["client_id"],
+        client_secret=info["client_secret"],
+        arm_endpoint=info["arm_endpoint"],
+        authority_host=info["authority"],
+        data_plane_endpoint=info["data_plane_endpoint"],
+        ca_bundle_path=info["ca_bundle"],
+    )
+    ctx = parent.azure_context(polling_interval=0, retry_base_delay=0.02, retry_max_delay=1.0)
+    try:
+        repos = [REPO]
+        az.preflight_parent(
+            ctx, repositories=repos, client_token_count=1, enable_data_endpoint=True
+        )
+        az.ensure_sync_scope_map(ctx, cr, repos, "ReadOnly")
+        az.ensure_sync_token(ctx, cr)
+        az.ensure_connected_registry(ctx, ConnectedRegistrySpec(name=cr, mode="ReadOnly"))
+        client = names.client_token_name(cr)
+        az.ensure_client_scope_map(ctx, client, repos)
+        az.ensure_client_token(ctx, client, client)
+        az.attach_client_token(ctx, cr, client)
+        sync = az.generate_password(ctx, cr, "password1")
+        cr_info = az.read_connected_registry(ctx, cr)
+        assert cr_info is not None and cr_info.gateway_endpoint
+        cs = build_sync_connection_string(
+            cr, sync.username, sync.password, cr_info.gateway_endpoint
+        )
+        pw = az.generate_password(ctx, client, "password1")
+    finally:
+        ctx.close()
+    created = pw.meta.creation_time.isoformat() if pw.meta.creation_time else ""
+    return AzureCreds(
+        connection_string=cs,
+        sync_ref=SyncCredentialRef(
+            token=cr,
+            slot=str(sync.meta.slot),
+            created=sync.meta.creation_time.isoformat() if sync.meta.creation_time else "",
+        ),
+        client_user=pw.username,
+        client_password=pw.password,
+        client_meta=PullSecretMeta(token=client, slot=str(pw.meta.slot), created=created),
+    )
+
+
+def _site_block(info: dict[str, Any], name: str, **over: Any) -> EdgeSite:
+    args: dict[str, Any] = {
+        "name": name,
+        "ssh_host": info["ssh_host"],
+        "ssh_port": info["ssh_port"],
+        "ssh_user": info["ssh_user"],
+        "ssh_private_key": Path(info["private_key_path"]).read_text(),
+        "known_hosts": [info["known_hosts"]],
+        "registries_path": info["registries_path"],
+        "kubeconfig_path": info["kubeconfig_path"],
+        "hosts_dir": info["hosts_dir"],
+        "app_namespaces": APP_NAMESPACES,
+        "ready_timeout": 20,
+        "restart_timeout": 20,
+    }
+    args.update(over)
+    return EdgeSite(**args)
+
+
+def _provision(conn: SiteConnection, site: EdgeSite, creds: AzureCreds) -> dict[str, Any]:
+    """The site half of provision-site, in flow order."""
+    out: dict[str, Any] = {}
+    out["namespace"] = ops.ensure_namespace(conn, site.namespace)
+    out["helm"] = ops.helm_install(conn, site, creds.connection_string, sync_ref=creds.sync_ref)
+    ops.wait_deployment_ready(conn, site.namespace, site.release_name, site.ready_timeout)
+    host = ops.registry_host(conn, site)
+    out["host"] = host
+    out["registries"] = ops.ensure_registries_yaml(conn, site, host)
+    if out["registries"].changed:
+        ops.restart_distribution(conn, site)
+    ops.verify_hosts_toml(conn, site, host)
+    out["pull_secrets"] = ops.ensure_pull_secrets(
+        conn,
+        site.app_namespaces,
+        site.pull_secret_name,
+        host,
+        creds.client_user,
+        creds.client_password,
+        creds.client_meta,
+        patch_default_service_account=True,
+    )
+    out["canary"] = ops.run_canary(
+        conn, "apps", f"{host}/{REPO}:1.0", site.pull_secret_name, timeout=20
+    )
+    return out
+
+
+def _secret_versions(conn: SiteConnection, name: str) -> dict[str, str]:
+    return {
+        ns: conn.core.read_namespaced_secret(name, ns).metadata.resource_version
+        for ns in APP_NAMESPACES
+    }
+
+
+def test_fresh_site_then_converged_rerun(sandbox: Any) -> None:
+    node = sandbox.sites[0]
+    info = node.info
+    creds = _azure_half(sandbox, "siteoneedge")
+    site = _site_block(info, "siteoneedge")
+
+    with open_site(site) as conn:
+        first = _provision(conn, site, creds)
+        versions = _secret_versions(conn, site.pull_secret_name)
+        sa = conn.core.read_namespaced_service_account("default", "apps")
+        pods = conn.core.list_namespaced_pod("apps").items
+    assert first["namespace"].changed and first["helm"].changed
+    assert first["registries"].changed and first["pull_secrets"].changed
+    assert first["canary"].ok, first["canary"].reason
+    assert not pods, "the canary pod is always deleted"
+    assert [r.name for r in sa.image_pull_secrets or []] == [site.pull_secret_name]
+    host = first["host"]
+    assert node.restart_count == 1
+    assert node.helm_revision(site.namespace, site.release_name) == 1
+    registries = Path(info["registries_path"])
+    assert registries.stat().st_mode & 0o777 == 0o600
+    assert f'"{host}":\n    endpoint:\n    - "http://{host}"' in registries.read_text()
+    assert (Path(info["hosts_dir"]) / host / "hosts.toml").exists()
+    stat_before = registries.stat()
+
+    with open_site(site) as conn:
+        second = _provision(conn, site, creds)
+        assert _secret_versions(conn, site.pull_secret_name) == versions
+    assert second["canary"].ok, second["canary"].reason
+    for step in ("namespace", "helm", "registries", "pull_secrets"):
+        assert not second[step].changed, second[step]
+        assert second[step].writes == 0
+        assert second[step].message  # every no-op says why
+    assert "already has these values" in second["helm"].message
+    assert node.restart_count == 1
+    assert node.helm_revision(site.namespace, site.release_name) == 1
+    assert (registries.stat().st_ino, registries.stat().st_mtime_ns) == (
+        stat_before.st_ino,
+        stat_before.st_mtime_ns,
+    )
+
+    commands = [c.get("command", "") for c in node.commands()]
+    upgrades = [c for c in commands if "upgrade --install" in c]
+    assert len(upgrades) == 1
+    assert "-f -" in upgrades[0] and "connectionString" not in upgrades[0]
+    secrets = (
+        creds.connection_string.get_secret_value(),
+        creds.client_password.get_secret_value(),
+        creds.connection_string.get_secret_value().split("SyncTokenPassword=")[1].split(";")[0],
+    )
+    log_text = Path(info["command_log"]).read_text()
+    for secret in secrets:
+        assert secret not in log_text
+
+
+def test_unparsable_registries_yaml_is_left_alone(sandbox: Any) -> None:
+    node = sandbox.sites[1]
+    info = node.info
+    site = _site_block(info, "sitetwoedge")
+    path = Path(info["registries_path"])
+    broken = b"mirrors:\n  docker.io:\n    endpoint: [\n# half-edited by hand\n"
+    path.write_bytes(broken)
+    restarts = node.restart_count
+    with open_site(site) as conn, pytest.raises(PermanentError) as err:
+        ops.ensure_registries_yaml(conn, site, "10.43.0.10:80")
+    assert "does not parse" in str(err.value) and str(path) in str(err.value)
+    assert path.read_bytes() == broken
+    assert [p.name for p in path.parent.iterdir() if ".bak-" in p.name] == []
+    assert node.restart_count == restarts
+
+
+def test_registries_yaml_backup_and_fix(sandbox: Any) -> None:
+    node = sandbox.sites[1]
+    info = node.info
+    site = _site_block(info, "sitetwoedge")
+    path = Path(info["registries_path"])
+    original = b'mirrors:\n  "10.43.0.10:80":\n    endpoint: ["https://10.43.0.10:80"]\n'
+    path.write_bytes(original)
+    with open_site(site) as conn:
+        result = ops.ensure_registries_yaml(conn, site, "10.43.0.10:80")
+        again = ops.ensure_registries_yaml(conn, site, "10.43.0.10:80")
+    assert result.changed and result.writes == 2 and "fixes" in result.message
+    backup = Path(result.details["backup"])
+    assert backup.read_bytes() == original
+    assert not again.changed
+
+
+def test_canary_reports_the_kubelet_reason(sandbox: Any) -> None:
+    node = sandbox.sites[0]
+    site = _site_block(node.info, "siteoneedge")
+    with open_site(site) as conn:
+        host = ops.registry_host(conn, site)
+        # "apps" has the pull secret on its default service account; this namespace has none.
+        ops.ensure_namespace(conn, "nocreds")
+        result = ops.run_canary(conn, "nocreds", f"{host}/{REPO}:1.0", None, timeout=20)
+        assert not conn.core.list_namespaced_pod("nocreds").items
+    assert not result.ok
+    assert "ErrImagePull" in result.reason or "ImagePullBackOff" in result.reason
+
+
+def test_kubeconfig_is_never_written_to_disk(sandbox: Any, tmp_path: Path) -> None:
+    import os
+    import tempfile
+
+    node = sandbox.sites[0]
+    site = _site_block(node.info, "siteoneedge")
+    before = set(os.listdir(tempfile.gettempdir()))
+    with open_site(site) as conn:
+        assert conn.core.read_namespace("default").metadata.name == "default"
+        cert_file = conn.api.configuration.key_file
+        assert cert_file.startswith("/proc/")
+        created = set(os.listdir(tempfile.gettempdir())) - before
+    assert not [n for n in created if "kube" in n or n.endswith((".key", ".crt"))]
+    assert not os.path.exists(cert_file)
+
+
+def test_read_pull_secrets_reports_metadata_only(sandbox: Any) -> None:
+    node = sandbox.sites[0]
+    site = _site_block(node.info, "siteoneedge")
+    with open_site(site) as conn:
+        metas = ops.read_pull_secrets(conn, [*APP_NAMESPACES, "nocreds"], site.pull_secret_name)
+    assert metas["nocreds"] is None
+    meta = metas["apps"]
+    assert meta is not None and meta.token == "siteoneedge-client"
+    assert meta.slot == "password1" and meta.created
+    assert set(json.loads(json.dumps(meta.__dict__))) == {"token", "slot", "created"}
