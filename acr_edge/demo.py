@@ -122,7 +122,8 @@ def run_demo(state_dir: Path, *, sites: int = 2) -> DemoReport:
                 SiteReport(name=s["name"], block=site_block_name(i))
                 for i, s in enumerate(info["sites"], 1)
             ]
-            spec = ProvisionSpec(namespaces=DEMO_NAMESPACES)
+            # The sandbox registry starts like a fresh Premium one: dedicated data endpoint off.
+            spec = ProvisionSpec(namespaces=DEMO_NAMESPACES, enable_data_endpoint=True)
             for rep in reports:
                 print(f"[demo] provision-site {rep.block} ({rep.name}) ...")
                 state = provision_site(

@@ -11,6 +11,7 @@ command logs), second-run writes, peak RSS.
 from __future__ import annotations
 
 import argparse
+import contextvars
 import json
 import resource
 import ssl
@@ -85,14 +86,17 @@ def _provision_all(blocks: list[str], parent: str, concurrency: int) -> list[str
     from flows.models import ProvisionSpec
     from flows.provision_site import provision_site
 
-    spec = ProvisionSpec(namespaces=BENCH_NAMESPACES)
+    # The sandbox registry starts like a fresh Premium one: dedicated data endpoint off.
+    spec = ProvisionSpec(namespaces=BENCH_NAMESPACES, enable_data_endpoint=True)
 
     def one(block: str) -> str | None:
         state = provision_site(site_block=block, parent_block=parent, spec=spec, return_state=True)
         return None if state.is_completed() else f"{block}: {state.name}: {state.message}"
 
+    # Prefect settings (the API URL) live in context variables, which threads do not inherit.
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        return [e for e in pool.map(one, blocks) if e]
+        futures = [pool.submit(contextvars.copy_context().run, one, b) for b in blocks]
+        return [e for e in (f.result() for f in futures) if e]
 
 
 def run_bench(sites: int, model: LatencyModel, concurrency: int, state_dir: Path) -> dict[str, Any]:
