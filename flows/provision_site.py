@@ -6,12 +6,14 @@ own desired-state diffs); every side effect is a task from tasks/*/steps.py.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import checkpoints
@@ -25,6 +27,7 @@ from tasks.azure import steps as az
 from tasks.azure.connection_string import build_sync_connection_string
 from tasks.azure.context import AzureContext
 from tasks.azure.desired import ConnectedRegistrySpec
+from tasks.azure.ops import ConnectedRegistryInfo, PasswordMeta
 from tasks.canary import canary_image
 from tasks.errors import InputError, PermanentError
 from tasks.result import StepResult
@@ -127,36 +130,13 @@ def _converge(
         ns_f = st.ensure_namespace_task.submit(conn_f, site.namespace)  # type: ignore[call-overload]
         recorded_f = extra.read_release_sync_credential_task.submit(conn_f)  # type: ignore[call-overload]
 
-        repos = az.list_repositories(ctx, spec.namespaces, allow_empty=spec.allow_empty_namespaces)
-        report.note(
-            "list-repositories",
-            f"registries/{ctx.registry}",
-            f"{len(repos)} repositories under {', '.join(spec.namespaces)}",
-        )
-        parent = az.preflight_parent(
-            ctx,
-            repositories=repos,
-            client_token_count=1,
-            enable_data_endpoint=spec.enable_data_endpoint,
-        )
-        report.note(
-            "preflight-parent",
-            f"registries/{ctx.registry}",
-            parent.message,
-            changed=parent.changed,
-            writes=int(parent.changed),
-        )
-        done("sync-scope-map", az.ensure_sync_scope_map(ctx, cr, repos, spec.mode))
-        done("sync-token", az.ensure_sync_token(ctx, cr))
-        done("connected-registry", az.ensure_connected_registry(ctx, cr_spec))
-        info = az.read_connected_registry(ctx, cr)
-        if info is None or not info.gateway_endpoint:
-            raise PermanentError(
-                "connected registry has no parent gateway endpoint after creation",
-                resource=f"connectedRegistries/{cr}",
-                fix="check that the parent's dedicated data endpoint is enabled",
-            )
-        sync_passwords = az.read_token_passwords(ctx, cr)
+        try:
+            repos, info, sync_passwords = _azure_side(ctx, inputs, spec, cr_spec, report, done)
+        except BaseException:
+            # Never close the connection under a running node step: let them finish first.
+            wait([conn_f, ns_f, recorded_f])
+            raise
+        gateway = info.gateway_endpoint or ""
 
         conn: SiteConnection = conn_f.result()
         done("namespace", ns_f.result())
@@ -185,7 +165,7 @@ def _converge(
             )
             checkpoints.reached(FLOW, site.name, "sync-credential")
             connection_string = build_sync_connection_string(
-                cr, gen.username, gen.password, info.gateway_endpoint, "https"
+                cr, gen.username, gen.password, gateway, "https"
             )
             ref = SyncCredentialRef(
                 token=cr, slot=gen.meta.slot, created=rotation.created_text(gen.meta.creation_time)
@@ -242,6 +222,49 @@ def _converge(
         )
         report.note("canary", f"{inputs.app_namespaces[0]}/{image}", result.reason)
         checkpoints.reached(FLOW, site.name, "canary")
+
+
+def _azure_side(
+    ctx: AzureContext,
+    inputs: SiteInputs,
+    spec: ProvisionSpec,
+    cr_spec: ConnectedRegistrySpec,
+    report: RunReport,
+    done: Callable[[str, StepResult], None],
+) -> tuple[list[str], ConnectedRegistryInfo, list[PasswordMeta]]:
+    """Repositories, preflight, sync scope map, sync token, connected registry; then reads."""
+    cr = inputs.cr_name
+    repos = az.list_repositories(ctx, spec.namespaces, allow_empty=spec.allow_empty_namespaces)
+    report.note(
+        "list-repositories",
+        f"registries/{ctx.registry}",
+        f"{len(repos)} repositories under {', '.join(spec.namespaces)}",
+    )
+    parent = az.preflight_parent(
+        ctx,
+        repositories=repos,
+        client_token_count=1,
+        enable_data_endpoint=spec.enable_data_endpoint,
+    )
+    report.note(
+        "preflight-parent",
+        f"registries/{ctx.registry}",
+        parent.message,
+        changed=parent.changed,
+        writes=int(parent.changed),
+    )
+    done("sync-scope-map", az.ensure_sync_scope_map(ctx, cr, repos, spec.mode))
+    done("sync-token", az.ensure_sync_token(ctx, cr))
+    done("connected-registry", az.ensure_connected_registry(ctx, cr_spec))
+    info = az.read_connected_registry(ctx, cr)
+    if info is None or not info.gateway_endpoint:
+        raise PermanentError(
+            "connected registry has no parent gateway endpoint after creation",
+            resource=f"connectedRegistries/{cr}",
+            fix="check that the parent's dedicated data endpoint is enabled",
+        )
+    sync_passwords = az.read_token_passwords(ctx, cr)
+    return repos, info, sync_passwords
 
 
 def _client_credential(

@@ -1,0 +1,58 @@
+"""Shared by the flow tests: one sandbox (Azure + sites) per module, blocks under unique names."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sandbox.blocks_registration import parent_block, site_block
+from sandbox.runner import RunningSandbox, start_sandbox
+
+NAMESPACES = ["samples"]
+
+
+@dataclass
+class FlowSandbox:
+    running: RunningSandbox
+    parent_block: str
+    site_blocks: list[str]
+    tag: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def azure(self) -> Any:
+        return self.running.azure
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return self.running.info
+
+    def site(self, i: int = 0) -> Any:
+        return self.running.sites[i]
+
+    def arm_writes(self) -> list[dict[str, Any]]:
+        return [r for r in self.azure.requests("arm") if r.get("write")]
+
+
+def start(tmp: Path, *, sites: int = 1, **knobs: Any) -> FlowSandbox:
+    running = start_sandbox(tmp, sites=sites, **knobs)
+    suffix = uuid.uuid4().hex[:6]
+    tag = f"t{suffix}"
+    parent = f"parent-{suffix}"
+    parent_block(running.info).save(parent, overwrite=True)
+    names = []
+    for i, info in enumerate(running.info["sites"], 1):
+        block = site_block(info)
+        block.tags = [tag]
+        name = f"site-{suffix}-{i}"
+        block.save(name, overwrite=True)
+        names.append(name)
+    return FlowSandbox(running, parent, names, tag)
+
+
+def spec(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {"namespaces": NAMESPACES}
+    base.update(overrides)
+    return base
