@@ -175,8 +175,9 @@ def _scope_map_repositories(actions: list[str]) -> set[str]:
     repos = set()
     for action in actions:
         parts = action.split("/")
-        if len(parts) >= 3 and parts[0].lower() == "repositories":
-            repos.add("/".join(parts[1:-1] if len(parts) > 3 else parts[1:2]).lower())
+        # repositories/<repo path>/<category>/<verb>: the repository is all but the last two.
+        if len(parts) >= 4 and parts[0].lower() == "repositories":
+            repos.add("/".join(parts[1:-2]).lower())
     return repos
 
 

@@ -294,3 +294,25 @@ def test_lists_page_with_next_link(fresh_sandbox: RunningSandbox) -> None:
     assert names == [f"map{i:02d}" for i in range(5)]
     pages = [e for e in fresh_sandbox.azure.requests("arm") if e["path"].endswith("/scopeMaps")]
     assert len(pages) == 3
+
+
+def test_scope_map_limit_counts_repositories_not_actions(
+    mgmt: Any, info: dict[str, Any], name: str
+) -> None:
+    rg, reg = info["resource_group"], info["registry"]
+
+    def actions(count: int) -> list[str]:
+        return [
+            f"repositories/edge/apps/r{i}/{verb}"
+            for i in range(count)
+            for verb in ("content/read", "metadata/read")
+        ]
+
+    ok = mgmt.scope_maps.begin_create(rg, reg, name, {"properties": {"actions": actions(500)}})
+    assert len(ok.result().actions) == 1000
+    with pytest.raises(HttpResponseError) as err:
+        mgmt.scope_maps.begin_create(
+            rg, reg, f"{name}x", {"properties": {"actions": actions(501)}}
+        ).result()
+    assert err.value.error.code == "ScopeMapRepositoryLimitExceeded"
+    assert "501" in str(err.value)
