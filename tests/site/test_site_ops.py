@@ -282,3 +282,25 @@ def test_read_pull_secrets_reports_metadata_only(sandbox: Any) -> None:
     assert meta is not None and meta.token == "siteoneedge-client"
     assert meta.slot == "password1" and meta.created
     assert set(json.loads(json.dumps(meta.__dict__))) == {"token", "slot", "created"}
+
+
+def test_sudo_site_survives_a_dropped_connection_and_records_first_key(sandbox: Any) -> None:
+    node = sandbox.sites[1]
+    info = node.info
+    site = _site_block(info, "sitetwoedge", sudo=True, known_hosts=[], trust_on_first_use=True)
+    Path(info["registries_path"]).unlink(missing_ok=True)
+    node.knobs.ssh.drop_next = 1  # the first TCP connection is cut: a transient, retried
+    with open_site(site) as conn:
+        assert conn.recorded_host_key == info["known_hosts"]
+        result = ops.ensure_registries_yaml(conn, site, "10.43.0.20:80")
+        assert conn.core.read_namespace("default").metadata.name == "default"
+    assert site.known_hosts == [info["known_hosts"]]  # the caller saves the block
+    assert result.changed and result.writes == 1  # no backup of a file that did not exist
+    assert Path(info["registries_path"]).stat().st_mode & 0o777 == 0o600
+    commands = node_cmds(node)
+    assert any(c.startswith("sudo -n -- ") and "k3s.yaml" in c for c in commands)
+    assert all("10.43.0.20" not in c for c in commands)  # content went on stdin, not argv
+
+
+def node_cmds(node: Any) -> list[str]:
+    return [c.get("command", "") for c in node.commands()]
