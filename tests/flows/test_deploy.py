@@ -166,16 +166,18 @@ def _wait_final(flow_run_id: Any, timeout: float = 30) -> Any:
             time.sleep(0.5)
 
 
-def test_worker_runs_a_dry_run_provision_from_the_deployment(
+def test_worker_provisions_a_sandbox_site_from_the_deployment(
     first_deploy_output: str, sandbox_blocks: dict[str, Any]
 ) -> None:
+    from blocks.parent_registry import ParentRegistry
+
     dep = _deployment("provision-site")
     with get_client(sync_client=True) as client:
         run = client.create_flow_run_from_deployment(
             dep.id,
             parameters={
                 "site_block": "sandbox-site-1",
-                "spec": {"namespaces": ["samples"], "dry_run": True},
+                "spec": {"namespaces": ["samples"], "enable_data_endpoint": True},
             },
         )
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
@@ -190,7 +192,11 @@ def test_worker_runs_a_dry_run_provision_from_the_deployment(
     assert worker.returncode == 0, worker.stderr[-3000:]
     state = _wait_final(run.id)
     assert state is not None and state.is_completed(), (state, worker.stderr[-3000:])
-    # dry run: the sandbox saw reads only
-    with get_client(sync_client=True) as client:
-        result = client.read_flow_run(run.id)
-    assert result.parameters["site_block"] == "sandbox-site-1"
+    # the run made the connected registry through the block's ARM endpoint
+    ctx = ParentRegistry.load("sandbox-parent").azure_context()
+    try:
+        cr_name = sandbox_blocks["sites"][0]["name"]
+        cr = ctx.cr_mgmt.connected_registries.get(ctx.resource_group, ctx.registry, cr_name)
+        assert cr.name == cr_name
+    finally:
+        ctx.close()
