@@ -1,0 +1,203 @@
+"""rotate-client-token: move a site's pull secrets to a fresh client-token password, safely.
+
+The state machine is :func:`tasks.rotation.plan_rotation`; it is re-derived from ARM and the
+cluster on every run, so a crash at any step is finished by the next run. Order:
+generate the unused slot → (node model: registries.yaml + restart) → canary with the NEW
+password (retried until propagated) → write the pull secrets → canary again → revoke the old
+slot. The slot workloads use is never written before the new one is proven.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_table_artifact
+from pydantic import SecretStr
+
+from flows import checkpoints
+from flows.inputs import SiteInputs, load_site_inputs
+from flows.locks import site_lock
+from flows.report import RunReport, artifact_key
+from tasks import rotation
+from tasks import rotation_steps as extra
+from tasks.azure import steps as az
+from tasks.azure.context import AzureContext
+from tasks.canary import canary_image
+from tasks.errors import PermanentError
+from tasks.result import StepResult
+from tasks.site import steps as st
+from tasks.site.connection import SiteConnection, open_site
+from tasks.site.ops import PullSecretMeta
+from tasks.site.registries_yaml import NodeAuth
+
+FLOW = "rotate-client-token"
+SCRATCH_SUFFIX = "-canary"
+
+
+@flow(name=FLOW, flow_run_name="rotate-{site_block}")
+def rotate_client_token(
+    site_block: str,
+    parent_block: str,
+    client_token_name: str | None = None,
+    lifetime_days: int = 90,
+    propagation_timeout_seconds: float = 300,
+    lead_days: int = 14,
+) -> dict[str, Any]:
+    """Rotate the site's client-token password when it is due (expires within ``lead_days``),
+    or finish a rotation an earlier run left half done. Parameters are names and numbers only.
+    """
+    life = rotation.validate_lifetime(lifetime_days, lead_days, propagation_timeout_seconds)
+    inputs = load_site_inputs(site_block, parent_block, client_token_name=client_token_name)
+    report = RunReport(FLOW, inputs.site.name)
+    outcome = "failed"
+    try:
+        with site_lock(inputs.site.name):
+            ctx = inputs.parent.azure_context()
+            try:
+                with open_site(inputs.site) as conn:
+                    outcome = _rotate(ctx, conn, inputs, life, lifetime_days, report)
+            finally:
+                ctx.close()
+    finally:
+        create_table_artifact(
+            key=artifact_key("rotate", inputs.site.name),
+            table=report.table(),
+            description=f"rotate-client-token {inputs.site.name}: {outcome}",
+        )
+    get_run_logger().info("%s: %s (%d write(s))", inputs.site.name, outcome, report.writes)
+    return report.summary(outcome=outcome)
+
+
+def _rotate(
+    ctx: AzureContext,
+    conn: SiteConnection,
+    inputs: SiteInputs,
+    life: rotation.Lifetime,
+    lifetime_days: int,
+    report: RunReport,
+) -> str:
+    logger = get_run_logger()
+    site, token = inputs.site, inputs.client_token
+    namespaces = inputs.app_namespaces
+
+    def reached(step: str) -> None:
+        checkpoints.reached(FLOW, site.name, step)
+
+    def done(step: str, result: StepResult) -> None:
+        report.step(step, result)
+        logger.info("%s: %s", step, result.message)
+        reached(step)
+
+    passwords = az.read_token_passwords(ctx, token)
+    consumers = st.read_pull_secrets_task(conn, namespaces, site.pull_secret_name)
+    refs = {
+        ns: rotation.ref_from_record(m.slot, m.created) if m and m.token == token else None
+        for ns, m in consumers.items()
+    }
+    now = datetime.now(UTC)
+    plan = rotation.plan_rotation(passwords, refs, now, life.lead)
+    report.note("plan", f"tokens/{token}", f"{plan.action}: {plan.reason}")
+    logger.info("plan %s: %s", plan.action, plan.reason)
+    reached("planned")
+    if plan.action == "noop":
+        return "not due"
+    assert plan.target is not None
+
+    host = st.registry_host_task(conn, site)
+    repos = extra.client_repositories_task(ctx, token)
+    if not repos:
+        raise PermanentError(
+            f"client scope map {token} grants no repository to pull",
+            resource=f"scopeMaps/{token}",
+            fix="re-run provision-site with namespaces that match repositories",
+        )
+    image = canary_image(host, repos[0])
+    canary_ns = namespaces[0]
+
+    username: str = token
+    password: SecretStr | None = None
+    meta: PullSecretMeta | None = None
+    if plan.generate:
+        gen = az.generate_password(
+            ctx, token, plan.target, expiry=rotation.expiry_for(now, lifetime_days)
+        )
+        username, password = gen.username, gen.password
+        meta = PullSecretMeta(token, gen.meta.slot, rotation.created_text(gen.meta.creation_time))
+        report.note(
+            "generate",
+            f"tokens/{token}/{plan.target}",
+            f"generated {plan.target} (expires {gen.meta.expiry}); {plan.revoke or 'no slot'} "
+            "stays valid until the new one is proven",
+            changed=True,
+            writes=1,
+        )
+        reached("generated")
+    elif plan.adopt:
+        source = plan.value_sources[0]
+        found = extra.read_pull_secret_password_task(conn, source, site.pull_secret_name, host)
+        holder = consumers.get(source)
+        if found is None or holder is None:
+            raise PermanentError(
+                f"pull secret in {source} is annotated with {plan.target} but holds no "
+                f"credential for {host}",
+                resource=f"{site.name}: secret {source}/{site.pull_secret_name}",
+                fix="re-run rotate-client-token after deleting that secret",
+            )
+        username, password = found
+        meta = holder
+        report.note(
+            "recover",
+            f"{source}/{site.pull_secret_name}",
+            f"took the live {plan.target} from {source} (no regeneration)",
+        )
+
+    if password is not None and meta is not None:
+        if site.auth_model == "node":
+            mirror = st.ensure_registries_yaml_task(
+                conn, site, host, NodeAuth(username=username, password=password)
+            )
+            done("registries-yaml", mirror)
+            if mirror.changed:
+                st.restart_distribution_task(conn, site)
+                st.verify_hosts_toml_task(conn, site, host)
+        # Prove the new password through the node before any workload depends on it.
+        scratch = f"{site.pull_secret_name}{SCRATCH_SUFFIX}"
+        st.ensure_pull_secrets_task(conn, [canary_ns], scratch, host, username, password, meta)
+        proven = extra.canary_until_ok_task(
+            conn, canary_ns, image, scratch, float(life.propagation.total_seconds())
+        )
+        extra.delete_secret_task(conn, canary_ns, scratch)
+        report.note("canary-new", f"{canary_ns}/{image}", f"new password pulls: {proven.reason}")
+        reached("proven")
+        if plan.adopt:
+            done(
+                "pull-secrets",
+                st.ensure_pull_secrets_task(
+                    conn,
+                    namespaces,
+                    site.pull_secret_name,
+                    host,
+                    username,
+                    password,
+                    meta,
+                    patch_default_service_account=site.patch_default_service_account,
+                ),
+            )
+        del password
+
+    verified = extra.canary_until_ok_task(
+        conn, canary_ns, image, site.pull_secret_name, float(life.propagation.total_seconds())
+    )
+    report.note("canary", f"{canary_ns}/{image}", f"pull secret pulls: {verified.reason}")
+    reached("verified")
+    if plan.revoke is not None:
+        done("revoke", az.revoke_password(ctx, token, plan.revoke))
+    return {
+        "rotate": "rotated",
+        "resume": "rotated (resumed)",
+        "adopt": "adoption finished",
+        "finish": "old slot revoked",
+        "repair": "repaired",
+    }[plan.action]
