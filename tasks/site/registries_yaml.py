@@ -126,6 +126,9 @@ def validate(data: Any, *, path: str = "registries.yaml") -> None:
     """Refuse shapes that yaml.v2 cannot unmarshal into K3s's Registry struct."""
     if not isinstance(data, dict):
         raise _reject(path, "the top level is not a mapping")
+    if _has_surrogate(data):
+        # JSON writers escape non-BMP characters as surrogate pairs; yaml.v2 refuses those.
+        raise _reject(path, "a \\u escape encodes a UTF-16 surrogate (write the character itself)")
     mirrors = data.get("mirrors")
     if mirrors is not None:
         if not isinstance(mirrors, dict):
@@ -157,6 +160,16 @@ def validate(data: Any, *, path: str = "registries.yaml") -> None:
                 value = config.get(section)
                 if value is not None and not isinstance(value, dict):
                     raise _reject(path, f"configs.{host}.{section} is not a mapping")
+
+
+def _has_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        return any("\ud800" <= ch <= "\udfff" for ch in value)
+    if isinstance(value, dict):
+        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_surrogate(v) for v in value)
+    return False
 
 
 def render(data: dict[str, Any]) -> str:
