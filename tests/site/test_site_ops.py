@@ -18,6 +18,7 @@ from tasks.site import ops
 from tasks.site.connection import SiteConnection, open_site
 from tasks.site.helm_values import SyncCredentialRef
 from tasks.site.ops import PullSecretMeta
+from tasks.site.registries_yaml import NodeAuth
 
 REPO = "edge/app"
 APP_NAMESPACES = ["default", "apps"]
@@ -304,3 +305,35 @@ def test_sudo_site_survives_a_dropped_connection_and_records_first_key(sandbox: 
 
 def node_cmds(node: Any) -> list[str]:
     return [c.get("command", "") for c in node.commands()]
+
+
+def test_node_auth_model_pulls_without_pull_secret(sandbox: Any) -> None:
+    node = sandbox.sites[1]
+    info = node.info
+    creds = _azure_half(sandbox, "sitetwoedge")
+    site = _site_block(info, "sitetwoedge", auth_model="node")
+    Path(info["registries_path"]).unlink(missing_ok=True)
+    auth = NodeAuth(creds.client_user, creds.client_password)
+    with open_site(site) as conn:
+        ops.ensure_namespace(conn, site.namespace)
+        ops.helm_install(conn, site, creds.connection_string, sync_ref=creds.sync_ref)
+        ops.wait_deployment_ready(conn, site.namespace, site.release_name, 20)
+        host = ops.registry_host(conn, site)
+        first = ops.ensure_registries_yaml(conn, site, host, auth)
+        assert first.changed
+        ops.restart_distribution(conn, site)
+        ops.verify_hosts_toml(conn, site, host)
+        assert not ops.ensure_registries_yaml(conn, site, host, auth).changed
+        ops.ensure_namespace(conn, "nodeauth")
+        canary = ops.run_canary(conn, "nodeauth", f"{host}/{REPO}:1.0", None, timeout=20)
+    assert canary.ok, canary.reason
+    assert creds.client_password.get_secret_value() not in Path(info["command_log"]).read_text()
+
+
+def test_kubeconfig_access_without_tunnel(sandbox: Any) -> None:
+    info = sandbox.sites[0].info
+    kubeconfig = Path(info["kubeconfig_path"]).read_text()
+    site = _site_block(info, "siteoneedge", kube_access="kubeconfig", kubeconfig=kubeconfig)
+    with open_site(site) as conn:
+        assert conn.api.configuration.host.endswith(f":{info['kube_api_port']}")
+        assert conn.core.read_namespace("default").metadata.name == "default"
