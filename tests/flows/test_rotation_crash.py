@@ -1,0 +1,147 @@
+"""rotate-client-token against the sandbox: due/not-due, refusals, and a crash after every step.
+
+The crash is injected through the flows' step-boundary seam (flows.checkpoints.on_step): the hook
+raises after a step completed, exactly like a worker dying there. The hook also pulls through the
+node with the workloads' pull secret at every boundary, so a window in which pulls fail would
+fail the test, and it checks that the slot workloads use stays valid until the new one is proven.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from flowkit import FlowSandbox, spec, start
+
+from flows.checkpoints import on_step
+from flows.models import ProvisionSpec
+from flows.provision_site import provision_site
+from flows.rotate_client_token import FLOW, rotate_client_token
+from tasks.canary import canary_image
+from tasks.errors import InputError
+from tasks.site import ops
+from tasks.site.connection import open_site
+
+pytestmark = pytest.mark.prefect
+
+NS = "apps"
+
+
+class Crash(RuntimeError):
+    """Stands for the worker dying right after a step."""
+
+
+@pytest.fixture(scope="module")
+def fsb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlowSandbox]:
+    box = start(tmp_path_factory.mktemp("rotation"), sites=1)
+    try:
+        out = provision_site(
+            box.site_blocks[0],
+            box.parent_block,
+            ProvisionSpec(**spec(enable_data_endpoint=True, client_password_days=10)),
+        )
+        assert out["outcome"] == "converged"
+        yield box
+    finally:
+        box.running.stop()
+
+
+def token_passwords(fsb: FlowSandbox) -> dict[str, dict[str, Any]]:
+    token = fsb.azure.resource("tokens", f"{fsb.info['sites'][0]['name']}-client")
+    return {p["name"]: p for p in token["properties"]["credentials"]["passwords"]}
+
+
+def pull_secret_slot(conn: Any, site: Any) -> tuple[str, str]:
+    meta = ops.read_pull_secrets(conn, [NS], site.pull_secret_name)[NS]
+    assert meta is not None
+    return meta.slot, meta.created
+
+
+def days_left(p: dict[str, Any]) -> float:
+    expiry = datetime.fromisoformat(p["expiry"].replace("Z", "+00:00"))
+    return (expiry - datetime.now(UTC)).total_seconds() / 86400
+
+
+def test_bad_lifetime_is_refused_before_any_side_effect(fsb: FlowSandbox) -> None:
+    fsb.azure.clear_requests()
+    with pytest.raises(InputError, match="lead_days"):
+        rotate_client_token(fsb.site_blocks[0], fsb.parent_block, lifetime_days=10, lead_days=14)
+    assert fsb.azure.requests() == []
+
+
+def test_not_due_is_a_noop_that_says_why(fsb: FlowSandbox) -> None:
+    fsb.azure.clear_requests()
+    out = rotate_client_token(fsb.site_blocks[0], fsb.parent_block, lead_days=1)
+    assert out["outcome"] == "not due" and out["writes"] == 0
+    assert "expires" in out["steps"][0]["message"]
+    assert fsb.arm_writes() == []
+
+
+STEPS = ["planned", "generated", "proven", "pull-secrets", "verified", "revoke"]
+
+
+@pytest.mark.parametrize("crash_at", STEPS)
+def test_crash_after_each_step_then_rerun_converges_without_a_pull_gap(
+    fsb: FlowSandbox, crash_at: str
+) -> None:
+    site_block_name = fsb.site_blocks[0]
+    from blocks.edge_site import EdgeSite
+
+    site = EdgeSite.load(site_block_name)
+    with open_site(site) as probe:
+        host = ops.registry_host(probe, site)
+        image = canary_image(host, "samples/app0000")
+        old_slot, old_created = pull_secret_slot(probe, site)
+        before = token_passwords(fsb)
+        assert set(before) == {old_slot}, before
+        # Make the slot in use due now (lead beyond its expiry); lifetime leaves room.
+        lead = math.ceil(days_left(before[old_slot])) + 1
+        lifetime = lead + 2
+        seen: list[str] = []
+        crashed = False
+
+        def boundary(flow: str, _site: str, step: str) -> None:
+            nonlocal crashed
+            if flow != FLOW:
+                return
+            seen.append(step)
+            pulled = ops.run_canary(probe, NS, image, site.pull_secret_name, timeout=30)
+            assert pulled.ok, f"pull with the workloads' secret failed after {step}: {pulled}"
+            now = token_passwords(fsb)
+            current_slot, _ = pull_secret_slot(probe, site)
+            if current_slot == old_slot:
+                # Workloads still use the old slot: it must be untouched and valid.
+                assert now[old_slot]["creationTime"] == before[old_slot]["creationTime"]
+                assert days_left(now[old_slot]) > 0
+            if step == crash_at and not crashed:
+                crashed = True
+                raise Crash(f"crash after {step}")
+
+        with on_step(boundary):
+            with pytest.raises(Crash):
+                rotate_client_token(
+                    site_block_name, fsb.parent_block, lifetime_days=lifetime, lead_days=lead
+                )
+            assert crashed
+            out = rotate_client_token(
+                site_block_name, fsb.parent_block, lifetime_days=lifetime, lead_days=lead
+            )
+        assert out["outcome"] != "failed", out
+
+        new_slot, new_created = pull_secret_slot(probe, site)
+        after = token_passwords(fsb)
+        assert new_slot != old_slot, (crash_at, out)
+        assert set(after) == {new_slot}, after  # old slot revoked, exactly one live
+        assert after[new_slot]["creationTime"].startswith(new_created[:19])
+        assert days_left(after[new_slot]) > lead
+        assert ops.run_canary(probe, NS, image, site.pull_secret_name, timeout=30).ok
+
+        # Converged: a further run with the same settings writes nothing.
+        fsb.azure.clear_requests()
+        again = rotate_client_token(
+            site_block_name, fsb.parent_block, lifetime_days=lifetime, lead_days=lead
+        )
+        assert again["outcome"] == "not due" and fsb.arm_writes() == []
