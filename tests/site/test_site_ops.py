@@ -337,3 +337,22 @@ def test_kubeconfig_access_without_tunnel(sandbox: Any) -> None:
     with open_site(site) as conn:
         assert conn.api.configuration.host.endswith(f":{info['kube_api_port']}")
         assert conn.core.read_namespace("default").metadata.name == "default"
+
+
+def test_openssh_forward_carries_the_kubernetes_client(sandbox: Any, sshd: Any) -> None:
+    """The same tunnel over a real OpenSSH sshd: kubeconfig read over SFTP, API via direct-tcpip."""
+    from tasks.site.ssh import SshSession
+
+    info = sandbox.sites[0].info
+    site = _site_block(info, "siteoneedge")
+    session = SshSession.connect(
+        host="127.0.0.1",
+        port=sshd.port,
+        user="root",
+        private_key=SecretStr(sshd.private_key),
+        known_hosts=[sshd.known_hosts_line],
+    )
+    with open_site(site, ssh=session) as conn:
+        assert conn.api.configuration.host != f"https://127.0.0.1:{info['kube_api_port']}"
+        names = {ns.metadata.name for ns in conn.core.list_namespace().items}
+    assert {"default", "kube-system"} <= names
