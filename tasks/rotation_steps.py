@@ -9,7 +9,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import SecretStr
 
-from tasks import canary, site_credentials
+from tasks import canary, site_credentials, site_reads
 from tasks.azure.context import AzureContext
 from tasks.errors import retry_condition
 from tasks.site.connection import SiteConnection, open_site
@@ -66,3 +66,26 @@ def open_site_task(stack: ExitStack, site: EdgeSite) -> SiteConnection:
     """Connect (SSH, kubeconfig, tunnel) and leave closing to the flow's exit stack, so the
     connection can be opened while the Azure steps run."""
     return stack.enter_context(open_site(site))
+
+
+# -- read-only facts for site-status -------------------------------------------------------------
+
+
+@task(name="release-status", **_COMMON)
+def release_status_task(conn: SiteConnection) -> site_reads.Fact:
+    return site_reads.release_status(conn)
+
+
+@task(name="deployment-ready", **_COMMON)
+def deployment_ready_task(conn: SiteConnection) -> site_reads.Fact:
+    return site_reads.deployment_ready(conn)
+
+
+@task(name="mirror-configured", **_COMMON)
+def mirror_configured_task(conn: SiteConnection, host: str) -> site_reads.Fact:
+    return site_reads.mirror_configured(conn, host)
+
+
+@task(name="hosts-toml", **_COMMON)
+def hosts_toml_task(conn: SiteConnection, host: str) -> site_reads.Fact:
+    return site_reads.hosts_toml_ok(conn, host)

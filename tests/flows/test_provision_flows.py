@@ -42,3 +42,27 @@ def test_provision_then_converged_rerun_writes_nothing(fsb: FlowSandbox) -> None
     assert fsb.site().restart_count == restarts_before
     for step in second["steps"]:
         assert step["message"], step  # every no-op says why
+
+
+def test_status_of_a_healthy_site_then_of_a_broken_one(fsb: FlowSandbox) -> None:
+    from prefect.artifacts import Artifact
+
+    from flows.site_status import SiteUnhealthy, site_status
+
+    site = fsb.site_blocks[0]
+    provision_site(site, fsb.parent_block, ProvisionSpec(**spec(enable_data_endpoint=True)))
+    ok = site_status(site, fsb.parent_block)
+    assert ok["healthy"] is True
+    assert ok["connection_state"] == "Online" and ok["activation"] == "Active"
+    assert ok["client_password_in_use"] and all(
+        d is not None and d > 80 for d in ok["client_password_days"].values()
+    )
+    checks = {c["check"]: c for c in ok["checks"]}
+    assert checks["canary pull"]["status"] == "ok" and checks["mirror"]["status"] == "ok"
+    cr = fsb.info["sites"][0]["name"]
+    assert Artifact.get(f"site-status-{cr}") is not None
+
+    fsb.azure.deactivate(cr)
+    with pytest.raises(SiteUnhealthy, match="activation") as err:
+        site_status(site, fsb.parent_block)
+    assert "Fix:" in str(err.value) or "re-run provision-site" in str(err.value)
