@@ -79,7 +79,8 @@ def _http_status_and_retry_after(exc: BaseException) -> tuple[int | None, float 
     retry_after = None
     if headers is not None:
         try:
-            retry_after = parse_retry_after(headers.get("Retry-After") or headers.get("retry-after"))
+            raw = headers.get("Retry-After") or headers.get("retry-after")
+            retry_after = parse_retry_after(raw)
         except AttributeError:
             retry_after = None
     if status is None and response is not None:
@@ -187,7 +188,7 @@ def retry_condition(task: Any, task_run: Any, state: Any) -> bool:
     """Prefect ``retry_condition_fn``: retry only transient failures."""
     try:
         state.result()
-    except Exception as exc:  # noqa: BLE001 - we classify whatever the task raised
+    except Exception as exc:
         return is_transient(exc)
     return False
 
@@ -218,7 +219,7 @@ def call_with_retry(
     for attempt in range(attempts):
         try:
             return fn()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             err = classify(exc, resource=what)
             if not isinstance(err, TransientError) or attempt == attempts - 1:
                 if err is exc:
