@@ -24,6 +24,8 @@ from acr_edge.local_prefect import isolate_prefect_home
 
 DEMO_NAMESPACES = ["samples", "edge/apps"]
 ROTATED_SITE_INDEX = 1
+# Inside rotate-client-token's default 14-day lead time, so its rotation is due.
+SHORT_PASSWORD_DAYS = 7
 
 
 @dataclass
@@ -64,16 +66,6 @@ class DemoReport:
         return data
 
 
-def _get(obj: Any, *names: str) -> Any:
-    """First present attribute/key of a flow result (dataclass, pydantic model or dict)."""
-    for name in names:
-        if isinstance(obj, dict) and name in obj:
-            return obj[name]
-        if hasattr(obj, name):
-            return getattr(obj, name)
-    return None
-
-
 def _state_error(state: Any) -> str | None:
     """None when the run completed; else its failure text (already secret-free: flows redact)."""
     if state.is_completed():
@@ -85,16 +77,15 @@ def _state_error(state: Any) -> str | None:
     return f"run ended {state.name}"
 
 
-def _apply_status(report: SiteReport, status: Any) -> None:
-    report.connection_state = str(_get(status, "connection_state") or "unknown")
-    report.activation = str(_get(status, "activation", "activation_status") or "unknown")
-    canary = _get(status, "canary_pull", "canary")
-    if canary is not None and not isinstance(canary, str):
-        ok = _get(canary, "ok")
-        canary = "ok" if ok else str(_get(canary, "reason", "message") or "failed")
-    report.canary_pull = str(canary) if canary is not None else "not run"
-    slot = _get(status, "client_password_slot", "live_slot", "client_slot")
-    report.client_password_slot = None if slot is None else str(slot)
+def _apply_status(report: SiteReport, facts: dict[str, Any]) -> None:
+    """Pick the demo's columns out of site-status's facts."""
+    report.connection_state = str(facts.get("connection_state") or "unknown")
+    report.activation = str(facts.get("activation") or "unknown")
+    canary = next((c for c in facts.get("checks", []) if c.get("check") == "canary pull"), None)
+    if canary is not None:
+        report.canary_pull = "ok" if canary.get("status") == "ok" else str(canary.get("value"))
+    slots = facts.get("client_password_in_use") or []
+    report.client_password_slot = ",".join(str(s) for s in slots) or None
 
 
 def run_demo(state_dir: Path, *, sites: int = 2) -> DemoReport:
@@ -122,9 +113,14 @@ def run_demo(state_dir: Path, *, sites: int = 2) -> DemoReport:
                 SiteReport(name=s["name"], block=site_block_name(i))
                 for i, s in enumerate(info["sites"], 1)
             ]
-            # The sandbox registry starts like a fresh Premium one: dedicated data endpoint off.
-            spec = ProvisionSpec(namespaces=DEMO_NAMESPACES, enable_data_endpoint=True)
-            for rep in reports:
+            for index, rep in enumerate(reports, 1):
+                # The sandbox registry starts like a fresh Premium one: data endpoint off.
+                # The site to rotate gets a short-lived client password, so rotation is due.
+                spec = ProvisionSpec(
+                    namespaces=DEMO_NAMESPACES,
+                    enable_data_endpoint=True,
+                    client_password_days=SHORT_PASSWORD_DAYS if index == ROTATED_SITE_INDEX else 90,
+                )
                 print(f"[demo] provision-site {rep.block} ({rep.name}) ...")
                 state = provision_site(
                     site_block=rep.block, parent_block=PARENT_BLOCK, spec=spec, return_state=True
@@ -140,9 +136,13 @@ def run_demo(state_dir: Path, *, sites: int = 2) -> DemoReport:
                     site_block=rotated.block, parent_block=PARENT_BLOCK, return_state=True
                 )
                 err = _state_error(state)
-                rotated.rotated = err is None
                 if err:
                     rotated.errors.append(f"rotate: {err}")
+                else:
+                    outcome = state.result()
+                    rotated.rotated = bool(outcome.get("changed"))
+                    if not rotated.rotated:
+                        rotated.errors.append(f"rotate: nothing rotated ({outcome.get('outcome')})")
             for rep in reports:
                 print(f"[demo] site-status {rep.block} ...")
                 state = site_status(
