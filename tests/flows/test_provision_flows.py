@@ -66,3 +66,32 @@ def test_status_of_a_healthy_site_then_of_a_broken_one(fsb: FlowSandbox) -> None
     with pytest.raises(SiteUnhealthy, match="activation") as err:
         site_status(site, fsb.parent_block)
     assert "Fix:" in str(err.value) or "re-run provision-site" in str(err.value)
+
+
+def test_bad_input_is_refused_before_any_side_effect(fsb: FlowSandbox) -> None:
+    from tasks.errors import InputError
+
+    fsb.azure.clear_requests()
+    with pytest.raises(InputError, match="not a Prefect block name"):
+        provision_site("Bad Name!", fsb.parent_block, ProvisionSpec(**spec()))
+    with pytest.raises(InputError, match="no edge-site block named"):
+        provision_site("no-such-site", fsb.parent_block, ProvisionSpec(**spec()))
+    from prefect.exceptions import ParameterTypeError
+
+    # A raw dict as the UI/API would send it: Prefect validates it against the model first.
+    with pytest.raises(ParameterTypeError, match="client_token_name"):
+        provision_site(fsb.site_blocks[0], fsb.parent_block, spec(client_token_name="x"))  # type: ignore[arg-type]
+    with pytest.raises(ParameterTypeError, match="sync_window"):
+        provision_site(fsb.site_blocks[0], fsb.parent_block, spec(sync_window="PT5M"))  # type: ignore[arg-type]
+    assert fsb.azure.requests() == []
+
+
+def test_parameter_form_reads_well_in_the_ui() -> None:
+    from prefect.utilities.callables import parameter_schema
+
+    schema = parameter_schema(provision_site).model_dump()
+    model = schema["definitions"]["ProvisionSpec"]["properties"]
+    assert model["mode"]["enum"] == ["ReadOnly", "ReadWrite"]
+    assert model["namespaces"]["minItems"] == 1 and model["namespaces"]["items"]["pattern"]
+    assert all(p.get("description") for p in model.values())
+    assert set(schema["properties"]) == {"site_block", "parent_block", "spec"}

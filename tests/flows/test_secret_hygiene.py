@@ -36,9 +36,13 @@ def ran(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FlowSandbox,
     try:
         site, parent = box.site_blocks[0], box.parent_block
         outputs: list[Any] = []
-        outputs.append(provision_site(
-            site, parent, ProvisionSpec(**spec(enable_data_endpoint=True, client_password_days=5))
-        ))
+        outputs.append(
+            provision_site(
+                site,
+                parent,
+                ProvisionSpec(**spec(enable_data_endpoint=True, client_password_days=5)),
+            )
+        )
         outputs.append(rotate_client_token(site, parent))  # due: 5 days < 14 days lead
         outputs.append(site_status(site, parent))
         outputs.append(provision_site(site, parent, ProvisionSpec(**spec())))  # converged
@@ -54,14 +58,18 @@ def secret_values(box: FlowSandbox) -> dict[str, str]:
         found[f"sandbox secret #{i}"] = value
     cr = box.info["sites"][0]["name"]
     gateway = box.azure.resource("connectedRegistries", cr)["properties"]["parent"][
-        "syncProperties"]["gatewayEndpoint"]
+        "syncProperties"
+    ]["gatewayEndpoint"]
     for slot, pw in box.azure.password_values(cr).items():
-        cs = (f"ConnectedRegistryName={cr};SyncTokenName={cr};SyncTokenPassword={pw};"
-              f"ParentGatewayEndpoint={gateway};ParentEndpointProtocol=https")
+        cs = (
+            f"ConnectedRegistryName={cr};SyncTokenName={cr};SyncTokenPassword={pw};"
+            f"ParentGatewayEndpoint={gateway};ParentEndpointProtocol=https"
+        )
         found[f"connection string ({slot})"] = cs
     for slot, pw in box.azure.password_values(f"{cr}-client").items():
         found[f"client {slot} dockerconfig auth"] = base64.b64encode(
-            f"{cr}-client:{pw}".encode()).decode()
+            f"{cr}-client:{pw}".encode()
+        ).decode()
     site = box.info["sites"][0]
     key_lines = Path(site["private_key_path"]).read_text().strip().splitlines()[1:-1]
     for n, line in enumerate(key_lines):
@@ -138,9 +146,7 @@ def test_no_secret_anywhere(ran: tuple[FlowSandbox, list[str]]) -> None:
     haystacks["prefect API (runs, task runs, artifacts, logs)"] = api_text()
     home = Path(os.environ["PREFECT_HOME"])
     stored = [p for p in home.rglob("*") if p.is_file() and p.stat().st_size < 5_000_000]
-    haystacks["PREFECT_HOME files"] = "\n".join(
-        p.read_bytes().decode("latin-1") for p in stored
-    )
+    haystacks["PREFECT_HOME files"] = "\n".join(p.read_bytes().decode("latin-1") for p in stored)
     site = box.info["sites"][0]
     commands = Path(site["command_log"]).read_text()
     assert "helm" in commands  # the nodes really ran our commands
