@@ -3,11 +3,13 @@ rotation fan-out, and the summary artifact."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flowkit import FlowSandbox, spec, start
@@ -41,17 +43,15 @@ def worker(fsb: FlowSandbox) -> Iterator[subprocess.Popen[bytes]]:
 
     from flows.provision_site import provision_site
 
-    with get_client(sync_client=True) as client:
-        try:
-            client.create_work_pool(WorkPoolCreate(name=POOL, type="process"))
-        except ObjectAlreadyExists:
-            pass
-    provision_site.to_deployment(
+    with get_client(sync_client=True) as client, contextlib.suppress(ObjectAlreadyExists):
+        client.create_work_pool(WorkPoolCreate(name=POOL, type="process"))
+    deployment: Any = provision_site.to_deployment(
         name="provision-site",
         work_pool_name=POOL,
         entrypoint_type=EntrypointType.MODULE_PATH,
         parameters={"parent_block": fsb.parent_block},
-    ).apply()
+    )
+    deployment.apply()
     env = {
         **os.environ,
         "PREFECT_API_URL": str(PREFECT_API_URL.value()),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from flowkit import FlowSandbox, spec, start
@@ -80,9 +79,9 @@ def test_bad_input_is_refused_before_any_side_effect(fsb: FlowSandbox) -> None:
 
     # A raw dict as the UI/API would send it: Prefect validates it against the model first.
     with pytest.raises(ParameterTypeError, match="client_token_name"):
-        provision_site(fsb.site_blocks[0], fsb.parent_block, spec(client_token_name="x"))  # type: ignore[arg-type]
+        provision_site(fsb.site_blocks[0], fsb.parent_block, spec(client_token_name="x"))  # type: ignore[call-overload]
     with pytest.raises(ParameterTypeError, match="sync_window"):
-        provision_site(fsb.site_blocks[0], fsb.parent_block, spec(sync_window="PT5M"))  # type: ignore[arg-type]
+        provision_site(fsb.site_blocks[0], fsb.parent_block, spec(sync_window="PT5M"))  # type: ignore[call-overload]
     assert fsb.azure.requests() == []
 
 

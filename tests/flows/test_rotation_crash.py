@@ -90,11 +90,11 @@ def test_crash_after_each_step_then_rerun_converges_without_a_pull_gap(
     site_block_name = fsb.site_blocks[0]
     from blocks.edge_site import EdgeSite
 
-    site = EdgeSite.load(site_block_name)
+    site: EdgeSite = EdgeSite.load(site_block_name)  # type: ignore[assignment]
     with open_site(site) as probe:
         host = ops.registry_host(probe, site)
         image = canary_image(host, "samples/app0000")
-        old_slot, old_created = pull_secret_slot(probe, site)
+        old_slot, _old_created = pull_secret_slot(probe, site)
         before = token_passwords(fsb)
         assert set(before) == {old_slot}, before
         # Make the slot in use due now (lead beyond its expiry); lifetime leaves room.
