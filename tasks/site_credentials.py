@@ -106,3 +106,32 @@ def delete_secret(conn: SiteConnection, namespace: str, name: str) -> bool:
             return False
         raise classify(exc, resource=resource) from None
     return True
+
+
+def read_release_values_masked(conn: SiteConnection) -> dict[str, Any] | None:
+    """The release's values with secrets masked (for a plan diff); None without a release."""
+    from tasks.site.helm_values import masked
+
+    site = conn.site
+    argv = [
+        "env",
+        f"KUBECONFIG={site.kubeconfig_path}",
+        "helm",
+        "get",
+        "values",
+        site.release_name,
+        "-n",
+        site.namespace,
+        "-o",
+        "json",
+    ]
+    result = conn.ssh.run(argv, sudo=site.sudo, timeout=site.command_timeout)
+    if result.exit_status != 0:
+        if "not found" in result.stderr.lower():
+            return None
+        raise TransientError(f"{conn.resource}: helm get values failed: {result.error_text()}")
+    try:
+        values = json.loads(result.stdout or "null")
+    except ValueError:
+        return None
+    return masked(values) if isinstance(values, dict) else None

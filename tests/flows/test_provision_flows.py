@@ -22,6 +22,31 @@ def fsb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlowSandbox]:
         box.running.stop()
 
 
+def test_dry_run_on_a_new_site_plans_everything_and_writes_nothing(fsb: FlowSandbox) -> None:
+    from prefect.artifacts import Artifact
+
+    site = fsb.site_blocks[0]
+    fsb.azure.clear_requests()
+    commands_before = len(fsb.site().commands())
+    plan = provision_site(
+        site, fsb.parent_block, ProvisionSpec(**spec(enable_data_endpoint=True, dry_run=True))
+    )
+    assert plan["outcome"] == "planned" and plan["writes"] == 0
+    changes = {a["resource"]: a["change"] for a in plan["arm"]}
+    cr = fsb.info["sites"][0]["name"]
+    assert changes[f"connectedRegistries/{cr}"] == "create"
+    assert changes[f"tokens/{cr}-client"] == "create"
+    assert {s["action"] for s in plan["secrets"]} >= {"generate", "write"}
+    assert fsb.arm_writes() == []
+    # Only reads ran on the node (no helm upgrade, no file writes, no restart).
+    new_commands = [c for c in fsb.site().commands()[commands_before:]]
+    assert not any("upgrade" in str(c) or "restart" in str(c) for c in new_commands)
+    artifact = Artifact.get(f"provision-plan-{cr}")
+    assert artifact is not None and "dry run" in str(artifact.data)
+    for secret in fsb.azure.secrets():
+        assert secret not in str(artifact.data) and secret not in str(plan)
+
+
 def test_provision_then_converged_rerun_writes_nothing(fsb: FlowSandbox) -> None:
     site = fsb.site_blocks[0]
     first = provision_site(site, fsb.parent_block, ProvisionSpec(**spec(enable_data_endpoint=True)))
@@ -41,6 +66,10 @@ def test_provision_then_converged_rerun_writes_nothing(fsb: FlowSandbox) -> None
     assert fsb.site().restart_count == restarts_before
     for step in second["steps"]:
         assert step["message"], step  # every no-op says why
+
+    replan = provision_site(site, fsb.parent_block, ProvisionSpec(**spec(dry_run=True)))
+    assert replan["planned_writes"] == 0, replan
+    assert replan["registries_yaml_diff"] == "" and replan["helm_values_diff"] == []
 
 
 def test_status_of_a_healthy_site_then_of_a_broken_one(fsb: FlowSandbox) -> None:

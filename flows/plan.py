@@ -1,0 +1,104 @@
+"""Pure: the dry-run plan of provision-site and how it reads (markdown artifact, summary).
+
+Only metadata and masked values: registries.yaml auth passwords and the connection string are
+replaced before any diff is computed, so the plan can be logged and stored.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+MASK = "***"
+_PASSWORD_LINE = re.compile(r"^(\s*(?:password|identitytoken|auth)\s*:\s*).+$", re.IGNORECASE)
+
+
+def mask_registries_yaml(text: str | None) -> str:
+    """registries.yaml with every credential value masked (pure; used before diffing)."""
+    if not text:
+        return ""
+    out = []
+    for line in text.splitlines():
+        match = _PASSWORD_LINE.match(line)
+        out.append(f"{match.group(1)}{MASK}" if match and not line.rstrip().endswith(":") else line)
+    return "\n".join(out) + "\n"
+
+
+def unified(old: str, new: str, path: str) -> str:
+    return "".join(
+        difflib.unified_diff(
+            old.splitlines(keepends=True),
+            new.splitlines(keepends=True),
+            fromfile=f"{path} (now)",
+            tofile=f"{path} (planned)",
+        )
+    )
+
+
+@dataclass
+class ProvisionPlan:
+    site: str
+    arm: list[dict[str, str]] = field(default_factory=list)
+    registries_diff: str = ""
+    helm: list[dict[str, Any]] = field(default_factory=list)
+    secrets: list[dict[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add_arm(self, resource: str, op: str, reason: str) -> None:
+        self.arm.append({"resource": resource, "change": op, "why": reason})
+
+    def add_secret(self, secret: str, action: str, detail: str) -> None:
+        self.secrets.append({"secret": secret, "action": action, "detail": detail})
+
+    @property
+    def writes(self) -> int:
+        return (
+            sum(1 for a in self.arm if a["change"] != "none")
+            + (1 if self.registries_diff else 0)
+            + (1 if self.helm else 0)
+            + sum(1 for s in self.secrets if s["action"] != "keep")
+        )
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "site": self.site,
+            "outcome": "planned",
+            "dry_run": True,
+            "planned_writes": self.writes,
+            "arm": self.arm,
+            "registries_yaml_diff": self.registries_diff,
+            "helm_values_diff": self.helm,
+            "secrets": self.secrets,
+            "notes": self.notes,
+            "writes": 0,
+        }
+
+    def markdown(self) -> str:
+        lines = [f"# provision-site plan for `{self.site}` (dry run: nothing written)", ""]
+        lines += ["## ARM", "", "| resource | change | why |", "|---|---|---|"]
+        lines += [f"| {a['resource']} | {a['change']} | {a['why']} |" for a in self.arm]
+        lines += ["", "## registries.yaml", ""]
+        lines += (
+            ["```diff", self.registries_diff.rstrip(), "```"]
+            if self.registries_diff
+            else ["no change"]
+        )
+        lines += ["", "## Helm values (secrets masked)", ""]
+        if self.helm:
+            lines += ["| value | now | planned |", "|---|---|---|"]
+            lines += [f"| {h['path']} | {h['now']} | {h['planned']} |" for h in self.helm]
+        else:
+            lines.append("no change")
+        lines += [
+            "",
+            "## Secrets (metadata only)",
+            "",
+            "| secret | action | detail |",
+            "|---|---|---|",
+        ]
+        lines += [f"| {s['secret']} | {s['action']} | {s['detail']} |" for s in self.secrets]
+        if self.notes:
+            lines += ["", "## Notes", "", *[f"- {n}" for n in self.notes]]
+        return "\n".join(lines) + "\n"
