@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from flowkit import FlowSandbox, spec, start
@@ -41,7 +42,7 @@ def test_dry_run_on_a_new_site_plans_everything_and_writes_nothing(fsb: FlowSand
     # Only reads ran on the node (no helm upgrade, no file writes, no restart).
     new_commands = [c for c in fsb.site().commands()[commands_before:]]
     assert not any("upgrade" in str(c) or "restart" in str(c) for c in new_commands)
-    artifact = Artifact.get(f"provision-plan-{cr}")
+    artifact: Any = Artifact.get(f"provision-plan-{cr}")
     assert artifact is not None and "dry run" in str(artifact.data)
     for secret in fsb.azure.secrets():
         assert secret not in str(artifact.data) and secret not in str(plan)
