@@ -38,6 +38,12 @@ class FlowSandbox:
 
 def start(tmp: Path, *, sites: int = 1, **knobs: Any) -> FlowSandbox:
     running = start_sandbox(tmp, sites=sites, **knobs)
+    for node in running.sites:
+        # Keep the simulated kubelet and K3s quick: the flows' waits are what is under test.
+        node.knobs.pull_time = 0.01
+        node.knobs.pod_ready_time = 0.02
+        node.knobs.pod_run_time = 0.02
+        node.knobs.restart_time = 0.05
     suffix = uuid.uuid4().hex[:6]
     tag = f"t{suffix}"
     parent = f"parent-{suffix}"

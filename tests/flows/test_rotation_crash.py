@@ -108,7 +108,7 @@ def test_crash_after_each_step_then_rerun_converges_without_a_pull_gap(
             if flow != FLOW:
                 return
             seen.append(step)
-            pulled = ops.run_canary(probe, NS, image, site.pull_secret_name, timeout=30)
+            pulled = ops.run_canary(probe, NS, image, site.pull_secret_name, timeout=30, poll=0.05)
             assert pulled.ok, f"pull with the workloads' secret failed after {step}: {pulled}"
             now = token_passwords(fsb)
             current_slot, _ = pull_secret_slot(probe, site)
