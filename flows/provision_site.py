@@ -146,6 +146,7 @@ def _converge(
             rotation.ref_from_record(recorded.slot, recorded.created) if recorded else None,
             sync_passwords,
             now,
+            activated=info.activation_status == "Active",
         )
         if decision.keep:
             report.note("sync-credential", f"tokens/{cr}/{decision.slot}", decision.reason)
@@ -173,6 +174,8 @@ def _converge(
             done("helm-release", st.helm_install_task(conn, site, connection_string, sync_ref=ref))
             del connection_string, gen
         st.wait_deployment_ready_task(conn, site.namespace, site.release_name, site.ready_timeout)
+        if not decision.keep:
+            _retire_old_sync_slot(ctx, cr, decision.slot, sync_passwords, report)
         host = st.registry_host_task(conn, site)
 
         # Client side in Azure: scope map, token, attached to the connected registry.
@@ -222,6 +225,29 @@ def _converge(
         )
         report.note("canary", f"{inputs.app_namespaces[0]}/{image}", result.reason)
         checkpoints.reached(FLOW, site.name, "canary")
+
+
+def _retire_old_sync_slot(
+    ctx: AzureContext,
+    cr: str,
+    new_slot: rotation.Slot,
+    before: list[PasswordMeta],
+    report: RunReport,
+) -> None:
+    """Once the runtime is Online with the new sync password, the other slot is dead weight
+    (nothing uses it) and a live credential nobody tracks: revoke it."""
+    old = rotation.other_slot(new_slot)
+    if not any(p.slot == old for p in before):
+        return
+    info = az.read_connected_registry(ctx, cr)
+    if info is None or info.connection_state not in ("Online", "Syncing"):
+        report.note(
+            "sync-old-slot",
+            f"tokens/{cr}/{old}",
+            f"kept: the runtime is not Online yet ({info and info.connection_state})",
+        )
+        return
+    report.step("sync-old-slot", az.revoke_password(ctx, cr, old))
 
 
 def _azure_side(

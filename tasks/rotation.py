@@ -24,8 +24,9 @@ Slot = Literal["password1", "password2"]
 SLOTS: tuple[Slot, Slot] = ("password1", "password2")
 
 # Creation times written by ARM and read back through annotations can differ in precision
-# (microseconds dropped, timezone suffix rewritten); within this tolerance they are the same.
-_SAME_INSTANT = timedelta(seconds=1)
+# (ARM's 7 fractional digits vs Python's 6, timezone suffix rewritten). A regeneration of the
+# slot is a new creation time, possibly within the same second, so the tolerance stays tiny.
+_SAME_INSTANT = timedelta(milliseconds=1)
 
 
 class PasswordLike(Protocol):
@@ -389,11 +390,28 @@ class CredentialDecision:
 
 
 def decide_sync_credential(
-    recorded: CredentialRefLike | None, passwords: Iterable[PasswordLike], now: datetime
+    recorded: CredentialRefLike | None,
+    passwords: Iterable[PasswordLike],
+    now: datetime,
+    *,
+    activated: bool = True,
 ) -> CredentialDecision:
-    """Keep the sync password the Helm release records if it is still the token's; else pick
-    the slot it does NOT record (so the running runtime keeps syncing until the upgrade)."""
+    """Keep the sync password the Helm release records if it is still the token's and the
+    connected registry is activated; else pick the slot it does NOT record (so a running
+    runtime keeps syncing until the upgrade).
+
+    A deactivated (or never activated) connected registry needs a fresh connection string:
+    the runtime only activates again with a new one.
+    """
     state = normalise_passwords(passwords)
+    if recorded is not None and ref_is_valid(recorded, state, now) and not activated:
+        slot = choose_slot(state.values(), (as_slot(recorded.slot),), now)
+        return CredentialDecision(
+            False,
+            slot,
+            f"connected registry is not activated; a fresh connection string in "
+            f"{slot} re-activates the runtime",
+        )
     if recorded is not None and ref_is_valid(recorded, state, now):
         slot = as_slot(recorded.slot)
         return CredentialDecision(

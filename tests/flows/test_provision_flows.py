@@ -124,3 +124,37 @@ def test_parameter_form_reads_well_in_the_ui() -> None:
     assert model["namespaces"]["minItems"] == 1 and model["namespaces"]["items"]["pattern"]
     assert all(p.get("description") for p in model.values())
     assert set(schema["properties"]) == {"site_block", "parent_block", "spec"}
+
+
+def test_sync_password_regenerated_elsewhere_is_replaced_in_the_other_slot(
+    fsb: FlowSandbox,
+) -> None:
+    from sandbox.testing import mgmt_client
+
+    site = fsb.site_blocks[0]
+    cr = fsb.info["sites"][0]["name"]
+    provision_site(site, fsb.parent_block, ProvisionSpec(**spec(enable_data_endpoint=True)))
+    token = fsb.azure.resource("tokens", cr)
+    (recorded,) = [p["name"] for p in token["properties"]["credentials"]["passwords"]]
+    # Someone ran `az acr connected-registry get-settings --generate-password` on that slot.
+    info = fsb.info
+    with mgmt_client(info) as client:
+        client.registries.begin_generate_credentials(
+            info["resource_group"],
+            info["registry"],
+            {"tokenId": token["id"], "name": recorded},
+        ).result()
+    out = provision_site(site, fsb.parent_block, ProvisionSpec(**spec()))
+    steps = {s["step"]: s for s in out["steps"]}
+    assert steps["sync-credential"]["changed"], steps["sync-credential"]["message"]
+    assert steps["helm-release"]["changed"], steps
+    assert steps["sync-old-slot"]["changed"], steps.get("sync-old-slot")
+    after = fsb.azure.resource("tokens", cr)["properties"]["credentials"]["passwords"]
+    assert [p["name"] for p in after] == [
+        "password2" if recorded == "password1" else "password1"
+    ]
+    assert fsb.azure.resource("connectedRegistries", cr)["properties"]["connectionState"] == (
+        "Online"
+    )
+    again = provision_site(site, fsb.parent_block, ProvisionSpec(**spec()))
+    assert again["writes"] == 0, again

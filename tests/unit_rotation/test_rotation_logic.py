@@ -212,6 +212,8 @@ def test_sync_credential_kept_when_release_record_matches() -> None:
     p1_regen = pw("password1", 0.01, None)
     change = decide_sync_credential(ref(p1), [p1_regen, pw("password2", 5, None)], NOW)
     assert not change.keep and change.slot == "password2"  # never the recorded slot
+    inactive = decide_sync_credential(ref(p1), [p1], NOW, activated=False)
+    assert not inactive.keep and inactive.slot == "password2" and "activated" in inactive.reason
     first = decide_sync_credential(None, [], NOW)
     assert not first.keep and first.slot == "password1"
 
