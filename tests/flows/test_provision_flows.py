@@ -150,9 +150,7 @@ def test_sync_password_regenerated_elsewhere_is_replaced_in_the_other_slot(
     assert steps["helm-release"]["changed"], steps
     assert steps["sync-old-slot"]["changed"], steps.get("sync-old-slot")
     after = fsb.azure.resource("tokens", cr)["properties"]["credentials"]["passwords"]
-    assert [p["name"] for p in after] == [
-        "password2" if recorded == "password1" else "password1"
-    ]
+    assert [p["name"] for p in after] == ["password2" if recorded == "password1" else "password1"]
     assert fsb.azure.resource("connectedRegistries", cr)["properties"]["connectionState"] == (
         "Online"
     )
