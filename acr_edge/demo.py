@@ -38,6 +38,8 @@ class SiteReport:
     client_password_slot: str | None = None
     rotated: bool = False
     provision: str = "not run"
+    # Writes made by provisioning the site a second time: the idempotence proof, must be 0.
+    rerun_writes: int | None = None
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -47,6 +49,7 @@ class SiteReport:
             and self.connection_state == "Online"
             and self.activation == "Active"
             and self.canary_pull == "ok"
+            and self.rerun_writes == 0
         )
 
 
@@ -113,14 +116,18 @@ def run_demo(state_dir: Path, *, sites: int = 2) -> DemoReport:
                 SiteReport(name=s["name"], block=site_block_name(i))
                 for i, s in enumerate(info["sites"], 1)
             ]
-            for index, rep in enumerate(reports, 1):
+
+            def spec_for(index: int) -> ProvisionSpec:
                 # The sandbox registry starts like a fresh Premium one: data endpoint off.
                 # The site to rotate gets a short-lived client password, so rotation is due.
-                spec = ProvisionSpec(
+                return ProvisionSpec(
                     namespaces=DEMO_NAMESPACES,
                     enable_data_endpoint=True,
                     client_password_days=SHORT_PASSWORD_DAYS if index == ROTATED_SITE_INDEX else 90,
                 )
+
+            for index, rep in enumerate(reports, 1):
+                spec = spec_for(index)
                 print(f"[demo] provision-site {rep.block} ({rep.name}) ...")
                 state = provision_site(
                     site_block=rep.block, parent_block=PARENT_BLOCK, spec=spec, return_state=True
@@ -129,6 +136,7 @@ def run_demo(state_dir: Path, *, sites: int = 2) -> DemoReport:
                 rep.provision = "ok" if err is None else "failed"
                 if err:
                     rep.errors.append(f"provision: {err}")
+            specs = {rep.block: spec_for(index) for index, rep in enumerate(reports, 1)}
             rotated = reports[ROTATED_SITE_INDEX - 1]
             if not rotated.errors:
                 print(f"[demo] rotate-client-token {rotated.block} ...")
@@ -143,6 +151,23 @@ def run_demo(state_dir: Path, *, sites: int = 2) -> DemoReport:
                     rotated.rotated = bool(outcome.get("changed"))
                     if not rotated.rotated:
                         rotated.errors.append(f"rotate: nothing rotated ({outcome.get('outcome')})")
+            for rep in reports:
+                if rep.errors:
+                    continue
+                print(f"[demo] provision-site {rep.block} again (converged: must write nothing)")
+                state = provision_site(
+                    site_block=rep.block,
+                    parent_block=PARENT_BLOCK,
+                    spec=specs[rep.block],
+                    return_state=True,
+                )
+                err = _state_error(state)
+                if err:
+                    rep.errors.append(f"re-provision: {err}")
+                else:
+                    rep.rerun_writes = int(state.result()["writes"])
+                    if rep.rerun_writes:
+                        rep.errors.append(f"re-provision wrote {rep.rerun_writes} time(s)")
             for rep in reports:
                 print(f"[demo] site-status {rep.block} ...")
                 state = site_status(
@@ -177,6 +202,7 @@ def render(report: DemoReport) -> str:
             f"  [{mark}] {s.name:<10} {s.connection_state}/{s.activation}  "
             f"canary pull: {s.canary_pull}  client password slot: {s.client_password_slot}"
             + ("  (rotated)" if s.rotated else "")
+            + (f"  re-run writes: {s.rerun_writes}" if s.rerun_writes is not None else "")
         )
         lines.extend(f"        {e}" for e in s.errors)
     lines.extend(f"  error: {e}" for e in report.errors)

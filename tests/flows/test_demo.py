@@ -33,6 +33,7 @@ def test_demo_provisions_rotates_and_reports_both_sites(
         assert site["activation"] == "Active"
         assert site["canary_pull"] == "ok"
         assert site["client_password_slot"] in ("password1", "password2", "1", "2")
+        assert site["rerun_writes"] == 0  # provisioning a converged site writes nothing
     assert [s["rotated"] for s in sites] == [True, False]
     # rotation moved site 1 to the other slot than a freshly provisioned site uses
     assert sites[0]["client_password_slot"] != sites[1]["client_password_slot"]
