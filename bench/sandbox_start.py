@@ -1,15 +1,19 @@
 """Benchmark the Azure sandbox itself; prints JSON.
 
-Figures: sandbox start time (median of 5 starts, CA generation included) and the time to list
+Figures: sandbox start time (median of 5 starts, CA generation included), the time to list
 1,000+ repositories through azure-containerregistry's ContainerRegistryClient (challenge,
-exchange and token per page, as the SDK does, pages capped at 100).
+exchange and token per page, as the SDK does, pages capped at 100), and the start time of the
+whole sandbox with 1, 10 and 100 simulated K3s sites (SSH server, Kubernetes API, node files and
+keys per site), with the process's peak RSS after each.
 
-Run: .venv/bin/python -m bench.sandbox_start
+Run: .venv/bin/python -m bench.sandbox_start [--sites 1 10 100]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import resource
 import statistics
 import tempfile
 import time
@@ -43,8 +47,36 @@ def measure(starts: int = 5, repos: int = 1000) -> dict[str, object]:
     }
 
 
-def main() -> int:
-    print(json.dumps(measure(), indent=2))
+def measure_sites(counts: list[int]) -> list[dict[str, object]]:
+    figures: list[dict[str, object]] = []
+    with tempfile.TemporaryDirectory(prefix="acr-edge-bench-sites-") as tmp:
+        for count in counts:
+            t0 = time.perf_counter()
+            running = start_sandbox(Path(tmp) / f"sites{count}", sites=count)
+            seconds = time.perf_counter() - t0
+            try:
+                assert len(running.info["sites"]) == count
+            finally:
+                running.stop()
+            figures.append(
+                {
+                    "sites": count,
+                    "start_seconds": round(seconds, 3),
+                    "peak_rss_mb": round(
+                        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
+                    ),
+                }
+            )
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.sandbox_start")
+    parser.add_argument("--sites", type=int, nargs="*", default=[1, 10, 100])
+    args = parser.parse_args(argv)
+    figures = measure()
+    figures["sandbox_with_sites"] = measure_sites(args.sites)
+    print(json.dumps(figures, indent=2))
     return 0
 
 
