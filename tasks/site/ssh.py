@@ -500,11 +500,28 @@ class _Forward:
                     if not data:
                         break
                     conn.sendall(data)
-        except OSError:
+        except (OSError, EOFError):
+            # The local client or the SSH link went away (paramiko reports a dead transport
+            # socket as EOFError): either way this forwarded connection is over.
             pass
         finally:
-            chan.close()
+            self._close_channel(chan)
             conn.close()
+
+    def _close_channel(self, chan: paramiko.Channel) -> None:
+        """Close ``chan``; on a transport that is already dead that is a no-op, not an error.
+
+        Closing sends CHANNEL_CLOSE; when the transport's socket is gone that write raises
+        EOFError (or OSError) although nothing is left to tell the server.
+        """
+        try:
+            chan.close()
+        except (EOFError, OSError) as exc:
+            log.debug(
+                "%s: forward channel closed on a dead transport (%s)",
+                self._session.resource,
+                type(exc).__name__,
+            )
 
     def close(self) -> None:
         self._closed.set()

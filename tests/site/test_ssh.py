@@ -129,8 +129,8 @@ def test_command_timeout_is_transient(session: SshSession) -> None:
 
 
 @pytest.mark.parametrize("sudo", [False, True])
-def test_file_read_and_atomic_replace(
-    sshd,  # type: ignore[no-untyped-def]
+def test_file_read_and_atomic_replace(  # type: ignore[no-untyped-def]
+    sshd,
     session: SshSession,
     tmp_path: Path,
     sudo: bool,
@@ -181,3 +181,87 @@ def test_forward_carries_tcp_through_direct_tcpip(session: SshSession) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+class _Relay:
+    """A TCP hop between paramiko and sshd that can freeze: it stops relaying but keeps both
+    sockets open, like a network partition where no FIN or RST ever arrives."""
+
+    def __init__(self, target_port: int) -> None:
+        self._target = target_port
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self.frozen = threading.Event()
+        self._socks: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        try:
+            near, _ = self._listener.accept()
+        except OSError:
+            return
+        far = socket.create_connection(("127.0.0.1", self._target))
+        self._socks += [near, far]
+        for a, b in ((near, far), (far, near)):
+            threading.Thread(target=self._copy, args=(a, b), daemon=True).start()
+
+    def _copy(self, src: socket.socket, dst: socket.socket) -> None:
+        import select
+
+        try:
+            while not self.frozen.is_set():
+                if select.select([src], [], [], 0.05)[0] and not self.frozen.is_set():
+                    data = src.recv(65536)
+                    if not data:
+                        return
+                    dst.sendall(data)
+        except OSError:
+            return
+
+    def close(self) -> None:
+        self._listener.close()
+        for sock in self._socks:
+            sock.close()
+
+
+class _Echo(threading.Thread):
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.start()
+
+    def run(self) -> None:
+        try:
+            conn, _ = self.server.accept()
+        except OSError:
+            return
+        with conn:
+            while data := conn.recv(65536):
+                conn.sendall(data)
+
+
+def test_forward_ends_quietly_when_the_ssh_transport_is_dead(sshd) -> None:  # type: ignore[no-untyped-def]
+    """The pump must neither die with an unhandled exception nor leave the local client hanging
+    when the SSH connection under it has gone (writes on it raise EOFError)."""
+    relay, echo = _Relay(sshd.port), _Echo()
+    pinned = sshd.known_hosts_line.replace(f"]:{sshd.port} ", f"]:{relay.port} ")
+    escaped: list[BaseException | None] = []
+    previous = threading.excepthook
+    threading.excepthook = lambda args: escaped.append(args.exc_value)
+    try:
+        with _connect(sshd, port=relay.port, known_hosts=[pinned]) as session:
+            port = session.forward("127.0.0.1", echo.server.getsockname()[1])
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+                client.sendall(b"ping")
+                assert client.recv(16) == b"ping"
+                # The link dies under the transport: nothing arrives any more and every write
+                # on the SSH socket fails, while paramiko's reader has not noticed yet.
+                relay.frozen.set()
+                session.transport.sock.shutdown(socket.SHUT_WR)
+                client.sendall(b"more")
+                assert client.recv(16) == b""  # the forward closed the local side
+    finally:
+        threading.excepthook = previous
+        relay.close()
+        echo.server.close()
+    assert escaped == []
