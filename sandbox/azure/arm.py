@@ -9,12 +9,29 @@ from collections.abc import Callable
 from typing import Any
 
 from sandbox.azure import resources as res
-from sandbox.azure.http import ArmError, Request, Response
-from sandbox.azure.store import Child, Operation, Registry, Store, iso
+from sandbox.azure.http import ArmError, GatewayError, Request, Response
+from sandbox.azure.store import Child, Operation, Registry, Store
 
 PROVIDER_API_VERSIONS = ("2025-11-01", "2026-01-01-preview", "2026-09-01-preview")
 PREVIEW_ONLY_RESYNC = ("2026-01-01-preview", "2026-09-01-preview")
+# The 409 AlreadyInUse recording shows the live RP answering a registry PUT at this version.
+REGISTRY_ONLY_API_VERSIONS = ("2019-12-01-preview",)
+# Operation-id prefixes: "registries" and "token" are recorded (CLI-REC); the others come from
+# the 2025-11-01 examples only.
+OP_PREFIX = {"registry": "registries", "scopemaps": "scopemaps", "tokens": "token",
+             "connectedregistries": "connectedregistries"}
+# Writes ACR answers synchronously (200, final body, no LRO headers). Recorded: scope map PUT,
+# connected registry PUT, connected registry DELETE. Assumed alike: scope map PATCH, connected
+# registry PATCH, token/scope map DELETE. Token PUT/PATCH and registry PATCH are LROs (recorded
+# for token PUT and registry PATCH).
+SYNC_WRITES = {"scopemaps": ("PUT", "PATCH", "DELETE"), "tokens": ("DELETE",),
+               "connectedregistries": ("PUT", "PATCH", "DELETE")}
 _GENERIC_API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview|-beta)?$")
+
+
+def _registry_level(low: list[str]) -> bool:
+    """True for ``.../registries`` and ``.../registries/{name}`` (not their child resources)."""
+    return "registries" in low and len(low) - low.index("registries") <= 2
 
 
 class ArmApi:
@@ -41,22 +58,25 @@ class ArmApi:
         low = [s.lower() for s in segs]
         api_version = req.query.get("api-version")
         if api_version is None:
-            raise ArmError(400, "MissingApiVersionParameter",
+            raise GatewayError(400, "MissingApiVersionParameter",
                            "The api-version query parameter (?api-version=) is required for all "
                            "requests.")
         is_provider = "providers" in low and "microsoft.containerregistry" in low
         if len(low) >= 2 and low[-2] in ("operationstatuses", "operationresults"):
             return self._poll(req, segs[-1])
         if is_provider:
-            if api_version not in PROVIDER_API_VERSIONS:
-                raise ArmError(400, "NoRegisteredProviderFound",
+            accepted: tuple[str, ...] = PROVIDER_API_VERSIONS
+            if _registry_level(low):
+                accepted += REGISTRY_ONLY_API_VERSIONS
+            if api_version not in accepted:
+                raise GatewayError(400, "NoRegisteredProviderFound",
                                f"No registered resource provider found for location "
                                f"'{self._location_hint(segs)}' and API version '{api_version}' "
                                f"for type 'registries'. The supported api-versions are "
                                f"'{', '.join(PROVIDER_API_VERSIONS)}'. The supported locations "
                                f"are 'eastus, westus, westeurope'.")
         elif not _GENERIC_API_VERSION.match(api_version):
-            raise ArmError(400, "InvalidApiVersionParameter",
+            raise GatewayError(400, "InvalidApiVersionParameter",
                            f"The api-version '{api_version}' is invalid. The supported versions "
                            f"are '2022-12-01,2021-04-01,2020-01-01'.")
         return self._route(req, segs, low, api_version, claims)
@@ -79,11 +99,11 @@ class ArmApi:
                                      "defaultDomain": "sandbox.onmicrosoft.com"}
                                     for t in tenants])
         if len(low) < 2 or low[0] != "subscriptions":
-            raise ArmError(404, "InvalidResourceType", f"The resource path '{req.path}' is "
+            raise GatewayError(404, "InvalidResourceType", f"The resource path '{req.path}' is "
                            f"not supported.")
         sub = self.store.subscriptions.get(low[1])
         if sub is None or sub.tenant_id.lower() != str(claims.get("tid", "")).lower():
-            raise ArmError(404, "SubscriptionNotFound",
+            raise GatewayError(404, "SubscriptionNotFound",
                            f"The subscription '{segs[1]}' could not be found.")
         rest = low[2:]
         if not rest and m == "GET":
@@ -97,7 +117,7 @@ class ArmApi:
         if len(rest) >= 2 and rest[0] == "resourcegroups":
             rg = sub.resource_groups.get(rest[1])
             if rg is None:
-                raise ArmError(404, "ResourceGroupNotFound",
+                raise GatewayError(404, "ResourceGroupNotFound",
                                f"Resource group '{segs[3]}' could not be found.")
             rrest = rest[2:]
             if not rrest and m == "GET":
@@ -107,7 +127,7 @@ class ArmApi:
                     "properties": {"provisioningState": "Succeeded"}})
             if rrest[:3] == ["providers", "microsoft.containerregistry", "registries"]:
                 return self._registry_route(req, sub.id, rg[0], segs[7:], rrest[3:], api)
-        raise ArmError(404, "InvalidResourceType",
+        raise GatewayError(404, "InvalidResourceType",
                        f"The resource path '{req.path}' is not supported by the sandbox.")
 
     def _registry_route(self, req: Request, sub: str, rg: str, segs: list[str], low: list[str],
@@ -121,8 +141,10 @@ class ArmApi:
                     and r.resource_group.lower() == rg.lower()]
             return self._page(req, [res.render_registry(self.store, r) for r in regs])
         reg = self.store.find_registry(sub, rg, segs[0])
+        if reg is None and len(segs) == 1 and m == "PUT":
+            return self._create_registry(req, sub, rg, segs[0], api)
         if reg is None:
-            raise ArmError(404, "ResourceNotFound",
+            raise GatewayError(404, "ResourceNotFound",
                            f"The Resource '{res.TYPE_REGISTRY}/{segs[0]}' under resource group "
                            f"'{rg}' was not found. For more details please go to "
                            f"https://aka.ms/ARMResourceNotFoundFix")
@@ -132,19 +154,66 @@ class ArmApi:
                 return Response.json(200, res.render_registry(self.store, reg))
             if m == "PATCH":
                 res.update_registry(self.store, reg, self._body(req))
-                op = self.store.new_operation("async")
+                op = self.store.new_operation("async", OP_PREFIX["registry"])
                 reg.op_id = op.id
-                return self._async_created(reg.id, op, api,
-                                           res.render_registry(self.store, reg))
+                # recorded: the 201 body already shows the new dataEndpointHostNames, "Updating"
+                body = res.render_registry(self.store, reg)
+                body["properties"]["provisioningState"] = "Updating"
+                return self._async_created(reg.id, op, api, body)
+            if m == "PUT":
+                return self._put_registry(req, reg, api)
             raise ArmError(405, "MethodNotAllowed", f"{m} on a registry is not supported.")
         if rlow == ["generatecredentials"] and m == "POST":
             result = res.generate_credentials(self.store, reg, self._body(req))
-            op = self.store.new_operation("location", final_status=200, final_body=result)
+            op = self.store.new_operation("location", OP_PREFIX["registry"], final_status=200,
+                                          final_body=result)
             return self._accepted(reg.id, op, api)
         if rlow[0] in res.COLLECTIONS:
             return self._child_route(req, reg, rlow[0], rest[1:], rlow[1:], api)
         raise ArmError(404, "InvalidResourceType",
                        f"The resource type '{rest[0]}' is not supported by the sandbox.")
+
+    def _create_registry(self, req: Request, sub: str, rg: str, name: str,
+                         api: str) -> Response:
+        """PUT of a registry that does not exist here: claims the global DNS name or 409s."""
+        res.check_name("registries", name)
+        login_server = f"{name.lower()}.azurecr.io"
+        if any(r.login_server == login_server for r in self.store.all_registries()):
+            # recorded verbatim (409, no target, top-level "status": "Failed")
+            raise ArmError(409, "AlreadyInUse",
+                           f"The registry DNS name {login_server} is already in use. You can "
+                           f"check if the name is already claimed using following API: "
+                           f"https://docs.microsoft.com/en-us/rest/api/containerregistry/"
+                           f"registries/checknameavailability")
+        body = self._body(req)
+        if not isinstance(body, dict) or not body.get("location"):
+            raise ArmError(400, "LocationRequired", "The location property is required for "
+                           "this definition.", target="location")
+        sku = str((body.get("sku") or {}).get("name", ""))
+        if sku.lower() not in res.SKUS:
+            raise ArmError(400, "InvalidSku", f"The SKU '{sku}' is not valid.", target="sku")
+        reg = self.store.add_registry(Registry(
+            subscription_id=self.store.subscriptions[sub.lower()].id, resource_group=rg,
+            name=name, location=str(body["location"]).replace(" ", "").lower(),
+            sku=res.SKUS[sku.lower()]))
+        res.update_registry(self.store, reg, {k: v for k, v in body.items() if k != "sku"})
+        op = self.store.new_operation("async", OP_PREFIX["registry"])
+        reg.op_id = op.id
+        created = res.render_registry(self.store, reg)
+        created["properties"]["provisioningState"] = "Creating"
+        return self._async_created(reg.id, op, api, created)
+
+    def _put_registry(self, req: Request, reg: Registry, api: str) -> Response:
+        """PUT of an existing registry: an update answered synchronously (UNCONFIRMED)."""
+        body = self._body(req)
+        if isinstance(body, dict) and body.get("location") and str(body["location"]).replace(
+                " ", "").lower() != reg.location.lower():
+            raise ArmError(400, "InvalidResourceLocation",
+                           f"The resource '{reg.name}' already exists in location "
+                           f"'{reg.location}'; it cannot be moved.", target="location")
+        res.update_registry(self.store, reg, body)
+        reg.op_id = None
+        return Response.json(200, res.render_registry(self.store, reg))
 
     def _table(self, reg: Registry, coll: str) -> dict[str, Child]:
         return {"scopemaps": reg.scope_maps, "tokens": reg.tokens,
@@ -179,28 +248,30 @@ class ArmApi:
                 put = {"scopemaps": res.put_scope_map, "tokens": res.put_token,
                        "connectedregistries": res.put_connected_registry}[coll]
                 child, created = put(self.store, reg, name, self._body(req))
-                return self._start_write(reg, coll, child, "Creating" if created else "Updating",
-                                         api)
+                return self._write_done(reg, coll, child, "Creating" if created else "Updating",
+                                        api, m)
             if m == "PATCH":
                 if child is None:
                     raise self._not_found(reg, canonical, name)
                 patch = {"scopemaps": res.patch_scope_map, "tokens": res.patch_token,
                          "connectedregistries": res.patch_connected_registry}[coll]
                 patch(self.store, reg, child, self._body(req))
-                return self._start_write(reg, coll, child, "Updating", api)
+                return self._write_done(reg, coll, child, "Updating", api, m)
             if m == "DELETE":
                 if child is None:
                     return Response.empty(204)
                 self._check_delete(reg, coll, child)
                 del table[name.lower()]
-                op = self.store.new_operation("location", final_status=200)
+                if self._is_sync(coll, m):
+                    return Response.empty(200)  # recorded: 200, empty body, no LRO headers
+                op = self.store.new_operation("location", OP_PREFIX[coll], final_status=200)
                 return self._accepted(reg.child_id(canonical, child.name), op, api)
         if coll == "connectedregistries" and len(segs) == 2 and m == "POST":
             if child is None:
                 raise self._not_found(reg, canonical, name)
             if low[1] == "deactivate":
                 res.deactivate_connected_registry(child)
-                op = self.store.new_operation("location", final_status=200)
+                op = self.store.new_operation("location", OP_PREFIX[coll], final_status=200)
                 return self._accepted(reg.child_id(canonical, child.name), op, api)
             if low[1] == "resync" and api in PREVIEW_ONLY_RESYNC:
                 return Response.json(200, self._render(reg, coll, child))
@@ -227,14 +298,23 @@ class ArmApi:
     def _retry_after(self) -> dict[str, str]:
         return {"Retry-After": str(int(self.store.knobs.retry_after))}
 
-    def _start_write(self, reg: Registry, coll: str, child: Child, state: str,
-                     api: str) -> Response:
-        op = self.store.new_operation("async")
+    def _is_sync(self, coll: str, method: str) -> bool:
+        return method in SYNC_WRITES[coll] and not self.store.knobs.force_async
+
+    def _write_done(self, reg: Registry, coll: str, child: Child, state: str, api: str,
+                    method: str) -> Response:
+        """Answer a PUT/PATCH: 200 with the final resource, or 201 + Azure-AsyncOperation."""
+        if self._is_sync(coll, method):
+            child.op_id = None
+            return Response.json(200, self._render(reg, coll, child))
+        op = self.store.new_operation("async", OP_PREFIX[coll])
         child.op_id = op.id
         child.pending_state = state
         canonical = res.COLLECTIONS[coll][0]
-        return self._async_created(reg.child_id(canonical, child.name), op, api,
-                                   self._render(reg, coll, child))
+        # recorded (token PUT): the 201 body shows "Creating" however quick the operation is
+        body = self._render(reg, coll, child)
+        body["properties"]["provisioningState"] = state
+        return self._async_created(reg.child_id(canonical, child.name), op, api, body)
 
     def _async_created(self, resource_id: str, op: Operation, api: str,
                        body: dict[str, Any]) -> Response:
@@ -249,17 +329,15 @@ class ArmApi:
     def _poll(self, req: Request, op_id: str) -> Response:
         if req.method != "GET":
             raise ArmError(405, "MethodNotAllowed", "Operation status is read-only.")
-        op = self.store.operations.get(op_id.lower()) or self.store.operations.get(op_id)
+        op = self.store.operations.get(op_id.lower())
         if op is None:
             raise ArmError(404, "OperationNotFound", f"The operation '{op_id}' was not found.")
         done = op.poll()
         if op.style == "async":
-            body = {"id": req.path, "name": op.id, "status": "Succeeded" if done else "InProgress",
-                    "startTime": iso(op.start)}
+            # recorded: the finished operation's status body is exactly {"status": "Succeeded"}
             if done:
-                body["endTime"] = iso(op.end)
-                return Response.json(200, body)
-            return Response.json(200, body, self._retry_after())
+                return Response.json(200, {"status": "Succeeded"})
+            return Response.json(200, {"status": "InProgress"}, self._retry_after())
         if not done:
             url = f"{self.base_url()}{req.path}?{req.raw_query}"
             return Response.empty(202, {"Location": url, **self._retry_after()})
@@ -292,7 +370,7 @@ class ArmApi:
         flt = req.query.get("$filter", "")
         match = re.match(r"^\s*resourceType\s+eq\s+'([^']+)'\s*$", flt, re.IGNORECASE)
         if flt and not match:
-            raise ArmError(400, "InvalidFilterInQueryString",
+            raise GatewayError(400, "InvalidFilterInQueryString",
                            f"Invalid $filter '{flt}': the sandbox supports "
                            f"\"resourceType eq '<type>'\".")
         wanted = match.group(1).lower() if match else None

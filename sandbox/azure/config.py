@@ -53,6 +53,9 @@ class Knobs:
     latency: float = 0.0  # seconds added to every non-internal call
     lro_seconds: float = 0.0  # minimum duration of every LRO
     lro_polls: int = 0  # polls answered InProgress before an LRO reports Succeeded
+    # ACR answers some writes synchronously (scope map PUT, connected registry PUT, DELETE:
+    # recorded); True makes every write an LRO so tests can watch Creating/Updating/Deleting.
+    force_async: bool = False
     retry_after: int = 0  # Retry-After sent on LRO responses
     propagation_delay: float = 0.0  # a password younger than this is not yet valid at a CR
     arm_page_size: int = 100  # ARM list page size before nextLink

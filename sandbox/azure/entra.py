@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sandbox.azure import jwt
-from sandbox.azure.http import ArmError, Request, Response
+from sandbox.azure.http import GatewayError, Request, Response
 from sandbox.azure.store import Store
 
 ARM_AUDIENCES = frozenset({
@@ -134,12 +134,12 @@ class Entra:
         header = req.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise ArmError(401, "InvalidAuthenticationToken",
+            raise GatewayError(401, "InvalidAuthenticationToken",
                            "The access token is missing or invalid: send 'Authorization: Bearer "
                            "<token>' issued for https://management.azure.com/.")
         claims = self.verify(token.strip(), ARM_AUDIENCES)
         if claims is None:
-            raise ArmError(401, "InvalidAuthenticationToken",
+            raise GatewayError(401, "InvalidAuthenticationToken",
                            "The access token is invalid, expired or was issued for another "
                            "audience.")
         return claims

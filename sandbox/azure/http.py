@@ -60,22 +60,33 @@ class Response:
 
 
 class ArmError(Exception):
-    """Raised inside handlers; rendered as ``{"error": {"code", "message", "target"}}``."""
+    """Raised inside handlers; rendered as ``{"error": {"code", "message", "target"}}``.
+
+    ``gateway=True`` marks refusals of the ARM front door (api-version, authentication,
+    subscription/resource group lookup): those carry ``x-ms-failure-cause: gateway``. Everything
+    else is the ACR resource provider answering, whose recorded error body (the 409
+    ``AlreadyInUse`` recording) also has a top-level ``"status": "Failed"``.
+    """
 
     def __init__(
-        self, status: int, code: str, message: str, target: str | None = None
+        self, status: int, code: str, message: str, target: str | None = None, *,
+        gateway: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.target = target
+        self.gateway = gateway
 
     def response(self) -> Response:
         error: dict[str, Any] = {"code": self.code, "message": self.message}
         if self.target:
             error["target"] = self.target
-        return Response.json(self.status, {"error": error}, {"x-ms-failure-cause": "gateway"})
+        if self.gateway:
+            return Response.json(self.status, {"error": error},
+                                 {"x-ms-failure-cause": "gateway"})
+        return Response.json(self.status, {"error": error, "status": "Failed"})
 
 
 def parse_bool(value: Any) -> bool:
@@ -85,3 +96,10 @@ def parse_bool(value: Any) -> bool:
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
     raise ArmError(400, "InvalidRequestContent", f"Could not convert '{value}' to a boolean.")
+
+
+class GatewayError(ArmError):
+    """An ``ArmError`` raised by the ARM front door rather than the resource provider."""
+
+    def __init__(self, status: int, code: str, message: str, target: str | None = None) -> None:
+        super().__init__(status, code, message, target, gateway=True)

@@ -538,9 +538,8 @@ def put_connected_registry(store: Store, reg: Registry, name: str, body: Any
         "connectionState": "Offline",
         "activation": {"status": "Inactive"},
         "statusDetails": [],
-        "loginServer": {"tls": {"status": "Enabled",
-                                "certificate": {"type": "LocalDirectory",
-                                                "location": "/var/acr/certs"}}},
+        # recorded (CLI-REC): nothing is known about the login server before activation
+        "loginServer": {"tls": {"certificate": {}}},
     })
     child = Child(name=name, properties=new_props)
     reg.connected_registries[name.lower()] = child

@@ -21,7 +21,7 @@ from sandbox.azure.config import Knobs, SeedConfig
 from sandbox.azure.dataplane import DataPlane, is_dataplane_path
 from sandbox.azure.entra import Entra, is_entra_path
 from sandbox.azure.faults import FaultRule, FaultTable, LoggedRequest, RequestLog
-from sandbox.azure.http import ArmError, Request, Response
+from sandbox.azure.http import ArmError, Request, Response, parse_bool
 from sandbox.azure.internal import handle_internal
 from sandbox.azure.runtime import Runtime
 from sandbox.azure.store import Registry, Store, Subscription
@@ -310,7 +310,10 @@ class AzureSandbox:
         for name, value in knobs.items():
             if not hasattr(self.knobs, name):
                 raise ValueError(f"unknown knob {name!r}; known: {sorted(Knobs().__dict__)}")
-            setattr(self.knobs, name, type(getattr(self.knobs, name))(value))
+            current = getattr(self.knobs, name)
+            if isinstance(current, bool):
+                value = parse_bool(value)  # bool("false") would be True
+            setattr(self.knobs, name, type(current)(value))
 
     set_latency = set_knobs
 

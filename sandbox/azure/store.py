@@ -207,21 +207,23 @@ class Store:
 
     # -- operations ------------------------------------------------------------------------
     def new_operation(
-        self, style: str, *, final_status: int = 200, final_body: Any = None
+        self, style: str, prefix: str, *, final_status: int = 200, final_body: Any = None
     ) -> Operation:
+        """``prefix`` names the resource kind in the operation id as ACR does: the recordings
+        show ``registries-<guid>`` and ``token-<guid>``, the examples ``scopemaps-<guid>``."""
         op = Operation(
-            id=str(uuid.uuid4()),
+            id=f"{prefix}-{uuid.uuid4()}",
             style=style,
             polls_required=self.knobs.lro_polls,
             deadline=time.time() + self.knobs.lro_seconds,
             final_status=final_status,
             final_body=copy.deepcopy(final_body),
         )
-        self.operations[op.id] = op
+        self.operations[op.id.lower()] = op
         return op
 
     def operation_done(self, op_id: str | None) -> bool:
         if op_id is None:
             return True
-        op = self.operations.get(op_id)
+        op = self.operations.get(op_id.lower())
         return op is None or op.complete()

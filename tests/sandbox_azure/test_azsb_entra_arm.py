@@ -96,7 +96,8 @@ def test_data_endpoint_patch_is_an_lro_that_fills_host_names(fresh_sandbox: Runn
 
 def test_lro_passes_through_creating_to_succeeded(fresh_sandbox: RunningSandbox) -> None:
     info = fresh_sandbox.info
-    fresh_sandbox.azure.set_knobs(lro_polls=2, lro_seconds=0.3)
+    # a scope map PUT is synchronous on ACR (recorded); force_async makes it an LRO
+    fresh_sandbox.azure.set_knobs(lro_polls=2, lro_seconds=0.3, force_async="true")
     mgmt = mgmt_client(info)
     rg, reg = info["resource_group"], info["registry"]
     poller = mgmt.scope_maps.begin_create(rg, reg, "slowmap", {"properties": {
