@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import time
 import urllib.parse
 import uuid
@@ -25,12 +26,33 @@ def is_dataplane_path(path: str) -> bool:
     )
 
 
+# Headers ACR's registry front end puts on catalog and challenge answers (recording).
+_EXPOSE = "Docker-Content-Digest, WWW-Authenticate, Link, X-Ms-Correlation-Request-Id"
+
+
+def _acr_json(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
+    """Registry-style JSON as recorded: compact, newline-terminated, correlation id."""
+    hdrs = {"Content-Type": "application/json; charset=utf-8",
+            "X-Ms-Correlation-Request-Id": str(uuid.uuid4())}
+    hdrs.update(headers or {})
+    body = json.dumps(payload, separators=(",", ":")) + "\n"
+    return Response(status=status, body=body.encode(), headers=hdrs)
+
+
+def _registry_json(status: int, payload: Any, headers: dict[str, str] | None = None
+                   ) -> Response:
+    """``_acr_json`` plus the distribution headers of /v2 and /acr/v1 answers."""
+    return _acr_json(status, payload, {"Docker-Distribution-Api-Version": "registry/2.0",
+                                       "Access-Control-Expose-Headers": _EXPOSE,
+                                       **(headers or {})})
+
+
 def _errors(status: int, code: str, message: str, headers: dict[str, str] | None = None,
             detail: Any = None) -> Response:
     item: dict[str, Any] = {"code": code, "message": message}
     if detail is not None:
         item["detail"] = detail
-    return Response.json(status, {"errors": [item]}, headers)
+    return _acr_json(status, {"errors": [item]}, headers)
 
 
 class DataPlane:
@@ -56,7 +78,7 @@ class DataPlane:
             principal = self._principal(req)
             if principal is None:
                 return self._challenge(None)
-            return Response.json(200, {}, {"Docker-Distribution-Api-Version": "registry/2.0"})
+            return _registry_json(200, {})
         return _errors(404, "NOT_FOUND", f"{req.method} {req.path} is not served by the sandbox")
 
     # -- registry lookup --------------------------------------------------------------------
@@ -74,11 +96,10 @@ class DataPlane:
                   f'scope="{scope}"')
         name, _, action = scope.rpartition(":")
         typ, _, res_name = name.partition(":")
-        return _errors(401, "UNAUTHORIZED", "authentication required, visit "
-                       "https://aka.ms/acr/authorization for more information.",
-                       {"WWW-Authenticate": header, "Docker-Distribution-Api-Version":
-                        "registry/2.0"},
-                       [{"Type": typ, "Name": res_name, "Action": action}])
+        item = {"code": "UNAUTHORIZED", "message": "authentication required, visit "
+                "https://aka.ms/acr/authorization for more information.",
+                "detail": [{"Type": typ, "Name": res_name, "Action": action}]}
+        return _registry_json(401, {"errors": [item]}, {"WWW-Authenticate": header})
 
     # -- token endpoints --------------------------------------------------------------------
     def _exchange(self, req: Request) -> Response:
@@ -102,7 +123,7 @@ class DataPlane:
             "roles": [],
         })
         self.store.remember_secret(refresh)
-        return Response.json(200, {"refresh_token": refresh})
+        return _acr_json(200, {"refresh_token": refresh})
 
     def _token_from_refresh(self, req: Request) -> Response:
         form = req.form()
@@ -111,8 +132,12 @@ class DataPlane:
         if reg is None:
             return _errors(400, "INVALID_SERVICE", f"unknown service '{form.get('service')}'")
         if grant == "password":
-            # anonymous pull is not enabled on the sandbox registry
-            return self._challenge(reg, form.get("scope") or CATALOG_SCOPE)
+            # Anonymous token request (recorded). Answered only when the registry allows
+            # anonymous pull; what ACR answers otherwise is UNCONFIRMED (we challenge again).
+            if not reg.extra.get("anonymousPullEnabled"):
+                return self._challenge(reg, form.get("scope") or CATALOG_SCOPE)
+            return self._issue_access(reg, form.get("scope", ""),
+                                      principal={"sub": "acr_anon_pull"})
         if grant != "refresh_token":
             return _errors(400, "UNSUPPORTED", f"grant_type '{grant}' is not supported")
         claims = jwt.verify(self.key, form.get("refresh_token", ""))
@@ -145,7 +170,7 @@ class DataPlane:
             "aud": reg.login_server, "version": "3.0", "access": access, **principal,
         })
         self.store.remember_secret(token)
-        return Response.json(200, {"access_token": token})
+        return _acr_json(200, {"access_token": token})
 
     # -- principals -------------------------------------------------------------------------
     def _basic(self, req: Request, reg: Registry) -> Child | None:
@@ -211,9 +236,9 @@ class DataPlane:
         last = req.query.get("last") or ""
         remaining = [r for r in repos if r > last] if last else list(repos)
         page = remaining[:n]
-        headers = {"Docker-Distribution-Api-Version": "registry/2.0"}
+        headers: dict[str, str] = {}
         if len(remaining) > n:
             path = req.path if req.path.lower().startswith("/v2") else "/acr/v1/_catalog"
             query = f"last={urllib.parse.quote(page[-1], safe='')}&n={n}&orderby="
             headers["Link"] = f'<{path}?{query}>; rel="next"'
-        return Response.json(200, {"repositories": page}, headers)
+        return _registry_json(200, {"repositories": page}, headers)
