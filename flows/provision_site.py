@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -31,11 +31,16 @@ from tasks.azure.ops import ConnectedRegistryInfo, PasswordMeta
 from tasks.canary import canary_image
 from tasks.errors import InputError, PermanentError
 from tasks.result import StepResult
+from tasks.site import helm_values
 from tasks.site import steps as st
 from tasks.site.connection import SiteConnection
 from tasks.site.helm_values import SyncCredentialRef
 from tasks.site.ops import PullSecretMeta
 from tasks.site.registries_yaml import NodeAuth
+from tasks.site_credentials import ReleaseRecord
+
+if TYPE_CHECKING:
+    from blocks.edge_site import EdgeSite
 
 FLOW = "provision-site"
 
@@ -128,34 +133,37 @@ def _converge(
         # create the namespace and read what the release records while ARM is worked on.
         conn_f = extra.open_site_task.submit(stack, site)
         ns_f = st.ensure_namespace_task.submit(conn_f, site.namespace)  # type: ignore[call-overload]
-        recorded_f = extra.read_release_sync_credential_task.submit(conn_f)  # type: ignore[call-overload]
+        release_f = extra.read_release_record_task.submit(conn_f)  # type: ignore[call-overload]
 
         try:
             repos, info, sync_passwords = _azure_side(ctx, inputs, spec, cr_spec, report, done)
         except BaseException:
             # Never close the connection under a running node step: let them finish first.
-            wait([conn_f, ns_f, recorded_f])
+            wait([conn_f, ns_f, release_f])
             raise
         gateway = info.gateway_endpoint or ""
 
         conn: SiteConnection = conn_f.result()
         done("namespace", ns_f.result())
-        recorded: SyncCredentialRef | None = recorded_f.result()
+        release: ReleaseRecord | None = release_f.result()
+        recorded = release.sync_ref if release else None
+        recorded_ref = (
+            rotation.ref_from_record(recorded.slot, recorded.created) if recorded else None
+        )
         now = datetime.now(UTC)
         decision = rotation.decide_sync_credential(
-            rotation.ref_from_record(recorded.slot, recorded.created) if recorded else None,
+            recorded_ref,
             sync_passwords,
             now,
             activated=info.activation_status == "Active",
         )
         if decision.keep:
-            report.note("sync-credential", f"tokens/{cr}/{decision.slot}", decision.reason)
-            report.note(
-                "helm-release",
-                f"{site.namespace}/{site.release_name}",
-                "release keeps its recorded sync credential; not re-installed",
-            )
-        else:
+            assert release is not None and recorded is not None and recorded_ref is not None
+            if _apply_chart_settings(conn, site, release, recorded, report, done):
+                report.note("sync-credential", f"tokens/{cr}/{decision.slot}", decision.reason)
+            else:
+                decision = rotation.sync_slot_when_unreadable(recorded_ref, sync_passwords, now)
+        if not decision.keep:
             gen = az.generate_password(ctx, cr, decision.slot)
             report.note(
                 "sync-credential",
@@ -225,6 +233,39 @@ def _converge(
         )
         report.note("canary", f"{inputs.app_namespaces[0]}/{image}", result.reason)
         checkpoints.reached(FLOW, site.name, "canary")
+
+
+def _apply_chart_settings(
+    conn: SiteConnection,
+    site: EdgeSite,
+    release: ReleaseRecord,
+    recorded: SyncCredentialRef,
+    report: RunReport,
+    done: Callable[[str, StepResult], None],
+) -> bool:
+    """The release keeps its sync credential: Helm runs only when the chart settings changed
+    (then once, with the connection string the release already has). False when that string
+    cannot be read back, so the caller generates a fresh sync password instead."""
+    wanted = helm_values.desired_digest(site, recorded)
+    rel = f"{site.namespace}/{site.release_name}"
+    if release.digest == wanted:
+        report.note(
+            "helm-release",
+            rel,
+            f"values unchanged ({wanted[:19]}) and the recorded sync credential is kept; "
+            "not re-installed",
+        )
+        return True
+    upgraded = st.helm_upgrade_kept_credential_task(conn, site, recorded)
+    if upgraded is None:
+        get_run_logger().warning(
+            "%s: chart values changed but the kept connection string cannot be read back; "
+            "a fresh sync password is generated for the upgrade",
+            rel,
+        )
+        return False
+    done("helm-release", upgraded)
+    return True
 
 
 def _retire_old_sync_slot(

@@ -432,6 +432,24 @@ def decide_sync_credential(
     return CredentialDecision(False, slot, f"{why}; generating {slot}")
 
 
+def sync_slot_when_unreadable(
+    recorded: CredentialRefLike,
+    passwords: Iterable[PasswordLike],
+    now: datetime,
+) -> CredentialDecision:
+    """The chart values changed but the kept connection string could not be read back from
+    the release: generate the slot the release does NOT record, so the running runtime keeps
+    syncing with its own until the upgrade replaces it."""
+    recorded_slot = as_slot(recorded.slot)
+    slot = choose_slot(passwords, (recorded_slot,), now)
+    return CredentialDecision(
+        False,
+        slot,
+        f"chart values changed but the release's connection string for {recorded_slot} could "
+        f"not be read back; generating {slot} for the upgrade",
+    )
+
+
 def decide_client_password(
     consumers: Mapping[str, CredentialRefLike | None],
     passwords: Iterable[PasswordLike],

@@ -34,6 +34,11 @@ def read_release_sync_credential_task(conn: SiteConnection) -> SyncCredentialRef
     return site_credentials.read_release_sync_credential(conn)
 
 
+@task(name="read-release-record", **_COMMON)
+def read_release_record_task(conn: SiteConnection) -> site_credentials.ReleaseRecord | None:
+    return site_credentials.read_release_record(conn)
+
+
 @task(name="read-pull-secret-password", **_COMMON)
 def read_pull_secret_password_task(
     conn: SiteConnection, namespace: str, secret_name: str, host: str

@@ -12,13 +12,19 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kubernetes.client.exceptions import ApiException
 from pydantic import SecretStr
 
 from tasks.errors import TransientError, classify
-from tasks.site.helm_values import META_KEY, SyncCredentialRef
+from tasks.site.helm_values import (
+    SyncCredentialRef,
+    masked,
+    recorded_digest,
+    recorded_sync_credential,
+)
 
 if TYPE_CHECKING:
     from tasks.site.connection import SiteConnection
@@ -28,20 +34,21 @@ log = logging.getLogger("acr_edge.credentials")
 
 def parse_sync_credential(values: Any) -> SyncCredentialRef | None:
     """``acrEdge.syncCredential`` of ``helm get values -o json`` output (pure)."""
-    if not isinstance(values, dict):
-        return None
-    meta = values.get(META_KEY)
-    cred = meta.get("syncCredential") if isinstance(meta, dict) else None
-    if not isinstance(cred, dict):
-        return None
-    token, slot, created = cred.get("token"), cred.get("slot"), cred.get("created")
-    if not all(isinstance(v, str) and v for v in (token, slot, created)):
-        return None
-    return SyncCredentialRef(token=str(token), slot=str(slot), created=str(created))
+    return recorded_sync_credential(values)
 
 
-def read_release_sync_credential(conn: SiteConnection) -> SyncCredentialRef | None:
-    """The sync credential the installed release records; None when there is no release."""
+@dataclass(frozen=True)
+class ReleaseRecord:
+    """What the installed release records about itself (no secret): its sync credential
+    reference and the digest of the values it was installed with."""
+
+    sync_ref: SyncCredentialRef | None
+    digest: str | None
+
+
+def _release_values(conn: SiteConnection) -> Any:
+    """``helm get values -o json`` parsed; None when there is no release. Holds the connection
+    string: callers keep only what they need and drop the rest unlogged."""
     site = conn.site
     resource = f"{conn.resource}: helm release {site.namespace}/{site.release_name}"
     argv = [
@@ -62,12 +69,26 @@ def read_release_sync_credential(conn: SiteConnection) -> SyncCredentialRef | No
             return None
         raise TransientError(f"{resource}: helm get values failed: {result.error_text()}")
     try:
-        values = json.loads(result.stdout or "null")
+        return json.loads(result.stdout or "null")
     except ValueError:
         return None
-    ref = parse_sync_credential(values)
+
+
+def read_release_record(conn: SiteConnection) -> ReleaseRecord | None:
+    """The release's recorded sync credential and values digest; None when there is no
+    release."""
+    values = _release_values(conn)
+    if values is None:
+        return None
+    record = ReleaseRecord(recorded_sync_credential(values), recorded_digest(values))
     del values  # holds the connection string
-    return ref
+    return record
+
+
+def read_release_sync_credential(conn: SiteConnection) -> SyncCredentialRef | None:
+    """The sync credential the installed release records; None when there is no release."""
+    record = read_release_record(conn)
+    return record.sync_ref if record else None
 
 
 def read_pull_secret_password(
@@ -110,28 +131,5 @@ def delete_secret(conn: SiteConnection, namespace: str, name: str) -> bool:
 
 def read_release_values_masked(conn: SiteConnection) -> dict[str, Any] | None:
     """The release's values with secrets masked (for a plan diff); None without a release."""
-    from tasks.site.helm_values import masked
-
-    site = conn.site
-    argv = [
-        "env",
-        f"KUBECONFIG={site.kubeconfig_path}",
-        "helm",
-        "get",
-        "values",
-        site.release_name,
-        "-n",
-        site.namespace,
-        "-o",
-        "json",
-    ]
-    result = conn.ssh.run(argv, sudo=site.sudo, timeout=site.command_timeout)
-    if result.exit_status != 0:
-        if "not found" in result.stderr.lower():
-            return None
-        raise TransientError(f"{conn.resource}: helm get values failed: {result.error_text()}")
-    try:
-        values = json.loads(result.stdout or "null")
-    except ValueError:
-        return None
+    values = _release_values(conn)
     return masked(values) if isinstance(values, dict) else None

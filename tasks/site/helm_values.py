@@ -1,9 +1,10 @@
 """Pure: the connected-registry chart values for a site, and a digest to compare releases.
 
-The release records ``acrEdge.valuesDigest`` (sha256 over the canonical JSON of every other
-value, the connection string included) plus non-secret metadata about the sync credential.
-A re-run reads only the ``acrEdge`` key of ``helm get values`` and compares digests, so no
-value is ever printed or diffed in clear.
+The release records ``acrEdge.valuesDigest``: sha256 over the canonical JSON of the non-secret
+values, the chart reference and version, and the sync credential reference (token, slot,
+creation time) - never the connection string itself. So a changed chart setting and a changed
+sync credential both change the digest, and the digest reveals nothing about the secret.
+A re-run compares digests; the settings that changed are named from the non-secret values only.
 """
 
 from __future__ import annotations
@@ -57,12 +58,9 @@ def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def desired_values(site: EdgeSite, connection_string: SecretStr) -> dict[str, Any]:
-    """Every chart value except the acr-edge metadata."""
-    values: dict[str, Any] = {
-        "connectionString": connection_string.get_secret_value(),
-        "httpEnabled": site.http_enabled,
-    }
+def public_values(site: EdgeSite) -> dict[str, Any]:
+    """Every chart value except the connection string and the acr-edge metadata."""
+    values: dict[str, Any] = {"httpEnabled": site.http_enabled}
     if site.service_cluster_ip:
         values["service"] = {"clusterIP": site.service_cluster_ip}
     pvc: dict[str, Any] = {}
@@ -76,27 +74,79 @@ def desired_values(site: EdgeSite, connection_string: SecretStr) -> dict[str, An
     return _deep_merge(site.chart_values, values)
 
 
-def digest(values: dict[str, Any]) -> str:
-    """sha256 of the canonical JSON of ``values`` without the metadata key."""
-    body = {k: v for k, v in values.items() if k != META_KEY}
+def desired_values(site: EdgeSite, connection_string: SecretStr) -> dict[str, Any]:
+    """Every chart value except the acr-edge metadata."""
+    return {**public_values(site), "connectionString": connection_string.get_secret_value()}
+
+
+def chart_of(site: EdgeSite) -> dict[str, Any]:
+    """The chart the release should run (``helm upgrade --version``; not a chart value)."""
+    return {"ref": site.chart_ref, "version": site.chart_version}
+
+
+def _without_secrets(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if k != META_KEY and k not in _SECRET_KEYS}
+
+
+def digest(values: dict[str, Any], chart: dict[str, Any], sync_ref: SyncCredentialRef) -> str:
+    """sha256 of the non-secret ``values``, the chart and the sync credential reference."""
+    body = {
+        "values": _without_secrets(values),
+        "chart": chart,
+        "syncCredential": _ref_dict(sync_ref),
+    }
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def desired_digest(site: EdgeSite, sync_ref: SyncCredentialRef) -> str:
+    """The digest a release of ``site`` carrying ``sync_ref`` should record."""
+    return digest(public_values(site), chart_of(site), sync_ref)
+
+
+def _ref_dict(sync_ref: SyncCredentialRef) -> dict[str, str]:
+    return {"token": sync_ref.token, "slot": sync_ref.slot, "created": sync_ref.created}
 
 
 def chart_values(
     site: EdgeSite, connection_string: SecretStr, sync_ref: SyncCredentialRef
 ) -> ChartValues:
     values = desired_values(site, connection_string)
-    value_digest = digest(values)
+    value_digest = desired_digest(site, sync_ref)
     values[META_KEY] = {
         "valuesDigest": value_digest,
-        "syncCredential": {
-            "token": sync_ref.token,
-            "slot": sync_ref.slot,
-            "created": sync_ref.created,
-        },
+        "chart": chart_of(site),
+        "syncCredential": _ref_dict(sync_ref),
     }
     return ChartValues(values=values, digest=value_digest)
+
+
+def recorded_sync_credential(release_values: Any) -> SyncCredentialRef | None:
+    """``acrEdge.syncCredential`` of a release's values; looks only at the metadata key."""
+    if not isinstance(release_values, dict):
+        return None
+    meta = release_values.get(META_KEY)
+    cred = meta.get("syncCredential") if isinstance(meta, dict) else None
+    if not isinstance(cred, dict):
+        return None
+    token, slot, created = cred.get("token"), cred.get("slot"), cred.get("created")
+    if not all(isinstance(v, str) and v for v in (token, slot, created)):
+        return None
+    return SyncCredentialRef(token=str(token), slot=str(slot), created=str(created))
+
+
+def changed_settings(release_values: dict[str, Any] | None, site: EdgeSite) -> list[str]:
+    """Dotted paths of the non-secret settings where the release differs from ``site``
+    (``pvc.storageRequest``, ``chart.version``); safe to log."""
+    recorded = release_values if isinstance(release_values, dict) else {}
+    changes: list[tuple[str, Any, Any]] = []
+    _diff("", _without_secrets(recorded), public_values(site), changes, leaves=True)
+    meta = recorded.get(META_KEY)
+    recorded_chart = meta.get("chart") if isinstance(meta, dict) else None
+    # Releases from before the chart was recorded: the version passed then is unknown.
+    if isinstance(recorded_chart, dict):
+        _diff("chart", recorded_chart, chart_of(site), changes, leaves=True)
+    return [path for path, _, _ in changes]
 
 
 def recorded_digest(release_values: dict[str, Any] | None) -> str | None:
@@ -135,10 +185,18 @@ def plan_diff(
     return changes
 
 
-def _diff(prefix: str, old: Any, new: Any, out: list[tuple[str, Any, Any]]) -> None:
+def _diff(
+    prefix: str, old: Any, new: Any, out: list[tuple[str, Any, Any]], *, leaves: bool = False
+) -> None:
+    """``leaves``: a map added or removed as a whole is reported per leaf (``pvc.storageRequest``
+    rather than ``pvc``)."""
+    if leaves and old is None and isinstance(new, dict):
+        old = {}
+    if leaves and new is None and isinstance(old, dict):
+        new = {}
     if isinstance(old, dict) and isinstance(new, dict):
         for key in sorted(set(old) | set(new), key=str):
             path = f"{prefix}.{key}" if prefix else str(key)
-            _diff(path, old.get(key), new.get(key), out)
+            _diff(path, old.get(key), new.get(key), out, leaves=leaves)
     elif old != new:
         out.append((prefix, old, new))

@@ -24,7 +24,15 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from pydantic import SecretStr
 
-from tasks.errors import PermanentError, TransientError, call_with_retry, classify, redact
+from tasks.azure.connection_string import parse_sync_connection_string
+from tasks.errors import (
+    InputError,
+    PermanentError,
+    TransientError,
+    call_with_retry,
+    classify,
+    redact,
+)
 from tasks.result import StepResult
 from tasks.site import helm_values, registries_yaml
 from tasks.site.connection import SiteConnection, open_site
@@ -42,6 +50,7 @@ __all__ = [
     "ensure_pull_secrets",
     "ensure_registries_yaml",
     "helm_install",
+    "helm_upgrade_kept_credential",
     "open_site",
     "read_pull_secrets",
     "registry_host",
@@ -244,6 +253,69 @@ def helm_install(
         previous_digest=recorded,
         sync_slot=sync_ref.slot,
     )
+
+
+def helm_upgrade_kept_credential(
+    conn: SiteConnection, site: EdgeSite, sync_ref: SyncCredentialRef
+) -> StepResult | None:
+    """Apply changed chart settings while keeping the release's sync credential.
+
+    The connection string is read back from the current release (``helm get values``) into
+    memory only and handed to `helm_install` on stdin again. None when it cannot be re-used
+    (no release, no connection string, another credential recorded, malformed): the caller
+    then generates a fresh sync password instead.
+    """
+    rel = f"{conn.resource}: helm release {site.namespace}/{site.release_name}"
+    rc, out, err = _helm(
+        conn, ["get", "values", site.release_name, "-n", site.namespace, "-o", "json"]
+    )
+    if rc != 0:
+        if "not found" in err.lower():
+            return None
+        raise _helm_error(rel, "helm get values", err)
+    try:
+        values = json.loads(out or "null")
+    except ValueError:
+        values = None
+    del out
+    kept = _kept_connection_string(values, sync_ref)
+    changed = helm_values.changed_settings(values if isinstance(values, dict) else None, site)
+    del values
+    if kept is None:
+        log.warning(
+            "%s: the connection string for %s cannot be re-used from the release",
+            rel,
+            sync_ref.slot,
+        )
+        return None
+    why = (
+        f"release {site.release_name}: values changed ({', '.join(changed) or 'values digest'}); "
+        "upgrading with the kept sync credential"
+    )
+    log.info("%s", why)
+    result = helm_install(conn, site, kept, sync_ref=sync_ref)
+    del kept
+    if not result.changed:
+        return result
+    return StepResult.wrote(rel, why, writes=result.writes, settings=changed, **result.details)
+
+
+def _kept_connection_string(values: Any, sync_ref: SyncCredentialRef) -> SecretStr | None:
+    """The release's connection string, if it is the one ``sync_ref`` describes."""
+    if helm_values.recorded_sync_credential(values) != sync_ref:
+        return None
+    raw = values.get("connectionString") if isinstance(values, dict) else None
+    if not isinstance(raw, str) or not raw:
+        return None
+    candidate = SecretStr(raw)
+    del raw
+    try:
+        settings = parse_sync_connection_string(candidate)
+    except InputError:
+        return None  # its text is never echoed: InputError names only the field
+    if settings.sync_token != sync_ref.token:
+        return None
+    return candidate
 
 
 def wait_deployment_ready(

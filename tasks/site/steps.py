@@ -60,6 +60,15 @@ def helm_install_task(
     return ops.helm_install(conn, site, connection_string, sync_ref=sync_ref)
 
 
+@task(name="helm-upgrade-kept-credential", **_COMMON)
+def helm_upgrade_kept_credential_task(
+    conn: SiteConnection, site: EdgeSite, sync_ref: SyncCredentialRef
+) -> StepResult | None:
+    """Upgrade the release to changed chart settings with the connection string it already
+    has (read back on the node side, never a parameter or result); None if unreadable."""
+    return ops.helm_upgrade_kept_credential(conn, site, sync_ref)
+
+
 @task(name="wait-deployment-ready", **_COMMON)
 def wait_deployment_ready_task(
     conn: SiteConnection, namespace: str, name: str, timeout: float

@@ -156,3 +156,51 @@ def test_sync_password_regenerated_elsewhere_is_replaced_in_the_other_slot(
     )
     again = provision_site(site, fsb.parent_block, ProvisionSpec(**spec()))
     assert again["writes"] == 0, again
+
+
+def test_changed_chart_setting_upgrades_once_with_the_kept_sync_credential(
+    fsb: FlowSandbox,
+) -> None:
+    """Kept last in this module: it leaves the site block with a changed storage request."""
+    from blocks.edge_site import EdgeSite
+
+    site_name, node = fsb.site_blocks[0], fsb.site()
+    cr = fsb.info["sites"][0]["name"]
+    provision_site(site_name, fsb.parent_block, ProvisionSpec(**spec(enable_data_endpoint=True)))
+    passwords_before = fsb.azure.resource("tokens", cr)["properties"]["credentials"]["passwords"]
+    revision_before = node.helm_revision("connected-registry", "connected-registry")
+    restarts_before = node.restart_count
+    runtime_before = node.runtime.states[("connected-registry", "connected-registry")].generation
+
+    block: EdgeSite = EdgeSite.load(site_name)  # type: ignore[assignment]
+    block.storage_request = "20Gi"
+    block.save(site_name, overwrite=True)
+    fsb.azure.clear_requests()
+    out = provision_site(site_name, fsb.parent_block, ProvisionSpec(**spec()))
+
+    steps = {s["step"]: s for s in out["steps"]}
+    helm = steps["helm-release"]
+    assert helm["changed"] and helm["writes"] == 1, helm
+    assert "values changed (pvc.storageRequest)" in helm["message"], helm
+    assert "kept sync credential" in helm["message"], helm
+    assert not steps["sync-credential"]["changed"], steps["sync-credential"]
+    assert node.helm_revision("connected-registry", "connected-registry") == revision_before + 1
+    release = node.helm.releases[("connected-registry", "connected-registry")]
+    assert release.current.values["pvc"]["storageRequest"] == "20Gi"
+    # The same sync password: nothing generated in ARM, the runtime was not restarted.
+    assert fsb.arm_writes() == []
+    after = fsb.azure.resource("tokens", cr)["properties"]["credentials"]["passwords"]
+    assert after == passwords_before  # same slots, same creation times: no new password
+    assert node.restart_count == restarts_before
+    assert node.runtime.states[("connected-registry", "connected-registry")].generation == (
+        runtime_before
+    )
+    assert fsb.azure.resource("connectedRegistries", cr)["properties"]["connectionState"] == (
+        "Online"
+    )
+    for secret in fsb.azure.secrets():
+        assert secret not in str(out)
+
+    third = provision_site(site_name, fsb.parent_block, ProvisionSpec(**spec()))
+    assert third["outcome"] == "already converged" and third["writes"] == 0, third
+    assert node.helm_revision("connected-registry", "connected-registry") == revision_before + 1

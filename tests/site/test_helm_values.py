@@ -9,10 +9,13 @@ from pydantic import SecretStr
 from blocks.edge_site import EdgeSite
 from tasks.site.helm_values import (
     SyncCredentialRef,
+    changed_settings,
     chart_values,
+    desired_digest,
     masked,
     plan_diff,
     recorded_digest,
+    recorded_sync_credential,
 )
 
 CS = SecretStr(
@@ -42,6 +45,7 @@ def test_values_follow_the_chart_and_carry_metadata() -> None:
     assert cv.values["registry"] == {"logLevel": "debug"}
     assert cv.values["acrEdge"] == {
         "valuesDigest": cv.digest,
+        "chart": {"ref": site.chart_ref, "version": None},
         "syncCredential": {"token": "site01", "slot": "password1", "created": REF.created},
     }
     assert json.loads(cv.to_yaml_stdin().get_secret_value()) == cv.values
@@ -49,20 +53,46 @@ def test_values_follow_the_chart_and_carry_metadata() -> None:
     assert "pw-AAAA" not in str(cv.to_yaml_stdin())
 
 
-def test_digest_is_stable_and_sensitive_to_every_value() -> None:
+def test_digest_is_stable_and_sensitive_to_every_setting_but_never_the_secret() -> None:
     site = _site()
     first = chart_values(site, CS, REF)
     assert chart_values(site, CS, REF).digest == first.digest
+    assert desired_digest(site, REF) == first.digest  # computable without the secret
     # Only the metadata key is read back from the release.
     assert recorded_digest({"acrEdge": first.values["acrEdge"]}) == first.digest
     assert recorded_digest(None) is None
     assert recorded_digest({"acrEdge": "junk"}) is None
+    # The digest never depends on the secret itself...
     other_password = SecretStr(CS.get_secret_value().replace("pw-AAAA", "pw-BBBB"))
-    assert chart_values(site, other_password, REF).digest != first.digest
-    assert chart_values(_site(http_enabled=False), CS, REF).digest != first.digest
-    # Slot metadata is descriptive only: the digest covers what the chart receives.
+    assert chart_values(site, other_password, REF).digest == first.digest
+    assert "pw-AAAA" not in first.digest
+    # ...but on which sync credential the release carries (a regenerated slot is a new one).
     later = SyncCredentialRef(token="site01", slot="password1", created="2026-11-27T00:00:00Z")
-    assert chart_values(site, CS, later).digest == first.digest
+    assert chart_values(site, CS, later).digest != first.digest
+    other_slot = SyncCredentialRef(token="site01", slot="password2", created=REF.created)
+    assert chart_values(site, CS, other_slot).digest != first.digest
+    # ...and on every chart setting of the block.
+    for changed in (
+        {"http_enabled": False},
+        {"storage_request": "20Gi"},
+        {"storage_class": "fast"},
+        {"service_cluster_ip": "10.43.0.10"},
+        {"chart_version": "0.6.0"},
+        {"chart_values": {"registry": {"logLevel": "debug"}}},
+    ):
+        assert desired_digest(_site(**changed), REF) != first.digest, changed
+
+
+def test_changed_settings_name_the_non_secret_paths() -> None:
+    release = chart_values(_site(chart_version="0.5.0"), CS, REF).values
+    assert changed_settings(release, _site(chart_version="0.5.0")) == []
+    changed = changed_settings(
+        release, _site(chart_version="0.6.0", storage_request="20Gi", http_enabled=False)
+    )
+    assert changed == ["httpEnabled", "pvc.storageRequest", "chart.version"]
+    assert "pw-AAAA" not in repr(changed)
+    assert recorded_sync_credential(release) == REF
+    assert recorded_sync_credential({"acrEdge": {"syncCredential": {"slot": ""}}}) is None
 
 
 def test_masking_and_plan_diff_never_show_the_connection_string() -> None:
@@ -74,3 +104,21 @@ def test_masking_and_plan_diff_never_show_the_connection_string() -> None:
     paths = {path for path, _, _ in diff}
     assert paths == {"httpEnabled", "acrEdge.valuesDigest"}
     assert "pw-" not in repr(diff)
+
+
+def test_kept_connection_string_is_reused_only_when_it_is_the_recorded_one() -> None:
+    from tasks.site.ops import _kept_connection_string
+
+    release = chart_values(_site(), CS, REF).values
+    kept = _kept_connection_string(release, REF)
+    assert kept is not None and kept.get_secret_value() == CS.get_secret_value()
+    other = SyncCredentialRef(token="site01", slot="password2", created=REF.created)
+    assert _kept_connection_string(release, other) is None  # another credential recorded
+    assert _kept_connection_string({**release, "connectionString": "garbage"}, REF) is None
+    assert (
+        _kept_connection_string({k: v for k, v in release.items() if k != "connectionString"}, REF)
+        is None
+    )
+    foreign = SecretStr(CS.get_secret_value().replace("SyncTokenName=site01", "SyncTokenName=x"))
+    assert _kept_connection_string(chart_values(_site(), foreign, REF).values, REF) is None
+    assert _kept_connection_string(None, REF) is None

@@ -224,3 +224,16 @@ def test_client_password_kept_when_a_pull_secret_holds_it() -> None:
     assert keep.keep and keep.slot == "password2"
     gen = decide_client_password({"a": None}, [p2], NOW)
     assert not gen.keep and gen.slot == "password1"
+
+
+@given(password_sets, st.sampled_from(SLOTS))
+def test_unreadable_kept_connection_string_falls_back_to_the_other_slot(
+    passwords: list[PasswordState], recorded_slot: str
+) -> None:
+    from tasks.rotation import sync_slot_when_unreadable
+
+    recorded = CredentialRef(recorded_slot, NOW)  # type: ignore[arg-type]
+    decision = sync_slot_when_unreadable(recorded, passwords, NOW)
+    assert not decision.keep
+    assert decision.slot != recorded_slot  # the runtime keeps syncing with its own meanwhile
+    assert "could not be read back" in decision.reason
