@@ -1,11 +1,13 @@
 """`acr-edge bench`: provision N simulated sites through the real flows and print JSON figures.
 
 It drives the `provision-site` flow (real Prefect runs, tasks, API round trips, per-site
-locks) for every site, at most --max-concurrency at a time, against the sandbox with a latency
-model applied through its knobs; then runs the same again to prove a converged fleet costs no
-writes. Figures: wall time vs the critical-path lower bound from the same model
-(`bench.model`), ARM reads/writes per site (sandbox request log), SSH commands per site (node
-command logs), second-run writes, peak RSS.
+locks) for every site, at most --max-concurrency at a time, against the sandbox (in a child
+process: `bench.sandbox_proc`) with a latency model applied through its knobs; then runs the
+same again to prove a converged fleet costs no writes. Figures: wall time vs the critical-path
+lower bound from the same model (`bench.model`), ARM reads/writes per site (sandbox request
+log), SSH commands per site (node command logs), second-run writes, peak RSS, the private
+Prefect server's 503s by handler, and per pass the site run durations and task time by kind
+read back from the Prefect API.
 """
 
 from __future__ import annotations

@@ -50,16 +50,19 @@ class Step:
         return ms / 1000.0
 
 
-# The minimum dependency graph for one site (from the connected-registry protocol).
+# The minimum dependency graph for one site (from the connected-registry protocol). Which ARM
+# writes are long-running follows the recordings (docs/design.md, "Sandbox fidelity"): scope map
+# and connected registry PUT/PATCH answer 200 synchronously; token PUT (201 + Azure-AsyncOperation)
+# and generateCredentials (202 + Location) are LROs.
 SITE_GRAPH: tuple[Step, ...] = (
     Step("preflight", (), arm_calls=1),
-    Step("sync-scope-map", ("preflight",), arm_calls=1, lros=1),
+    Step("sync-scope-map", ("preflight",), arm_calls=1),
     Step("sync-token", ("sync-scope-map",), arm_calls=1, lros=1),
-    Step("connected-registry", ("sync-token",), arm_calls=1, lros=1),
+    Step("connected-registry", ("sync-token",), arm_calls=1),
     Step("sync-password", ("sync-token",), arm_calls=1, lros=1),
-    Step("client-scope-map", ("preflight",), arm_calls=1, lros=1),
+    Step("client-scope-map", ("preflight",), arm_calls=1),
     Step("client-token", ("client-scope-map",), arm_calls=1, lros=1),
-    Step("attach-client-token", ("connected-registry", "client-token"), arm_calls=1, lros=1),
+    Step("attach-client-token", ("connected-registry", "client-token"), arm_calls=1),
     Step("client-password", ("client-token",), arm_calls=1, lros=1),
     Step("helm-install", ("connected-registry", "sync-password"), ssh_calls=1, pods=1),
     Step("service-ip", ("helm-install",), ssh_calls=1),

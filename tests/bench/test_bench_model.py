@@ -16,9 +16,9 @@ def test_zero_model_has_zero_bound() -> None:
 
 
 def test_arm_chain_is_the_longest_path_when_only_arm_costs() -> None:
-    # preflight, scope map, token, CR (or password), attach: 5 calls and 4 LROs in a chain
+    # preflight, scope map (synchronous), token (LRO), password (LRO): 4 calls and 2 LROs
     m = LatencyModel(arm_latency_ms=100, lro_ms=1000)
-    assert site_critical_path(m) == pytest.approx(0.5 + 4.0)
+    assert site_critical_path(m) == pytest.approx(0.4 + 2.0)
 
 
 def test_site_chain_adds_up_pod_ready_restart_and_ssh() -> None:
