@@ -44,9 +44,22 @@ def rotate_client_token(
     lifetime_days: int = 90,
     propagation_timeout_seconds: float = 300,
     lead_days: int = 14,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Rotate the site's client-token password when it is due (expires within ``lead_days``),
     or finish a rotation an earlier run left half done. Parameters are names and numbers only.
+
+    Args:
+        site_block: Name of the EdgeSite block of the site.
+        parent_block: Name of the ParentRegistry block of the parent registry.
+        client_token_name: Client token to rotate; default `<site>-client`.
+        lifetime_days: Days the new password stays valid.
+        propagation_timeout_seconds: How long the new password may take to reach the site's
+            connected registry before the rotation gives up (the old one stays valid).
+        lead_days: Rotate when the password in use expires within this many days.
+        force: Rotate now even if not due: for a leaked or suspect password. Same zero-downtime
+            steps (the old password is revoked only after the new one pulls); refused while an
+            interrupted rotation has pull secrets split between both slots.
     """
     life = rotation.validate_lifetime(lifetime_days, lead_days, propagation_timeout_seconds)
     inputs = load_site_inputs(site_block, parent_block, client_token_name=client_token_name)
@@ -57,7 +70,7 @@ def rotate_client_token(
             ctx = inputs.parent.azure_context()
             try:
                 with open_site(inputs.site) as conn:
-                    outcome = _rotate(ctx, conn, inputs, life, lifetime_days, report)
+                    outcome = _rotate(ctx, conn, inputs, life, lifetime_days, report, force)
             finally:
                 ctx.close()
     finally:
@@ -77,6 +90,7 @@ def _rotate(
     life: rotation.Lifetime,
     lifetime_days: int,
     report: RunReport,
+    force: bool = False,
 ) -> str:
     logger = get_run_logger()
     site, token = inputs.site, inputs.client_token
@@ -97,7 +111,7 @@ def _rotate(
         for ns, m in consumers.items()
     }
     now = datetime.now(UTC)
-    plan = rotation.plan_rotation(passwords, refs, now, life.lead)
+    plan = rotation.plan_rotation(passwords, refs, now, life.lead, force=force)
     report.note("plan", f"tokens/{token}", f"{plan.action}: {plan.reason}")
     logger.info("plan %s: %s", plan.action, plan.reason)
     reached("planned")
@@ -194,6 +208,8 @@ def _rotate(
     reached("verified")
     if plan.revoke is not None:
         done("revoke", az.revoke_password(ctx, token, plan.revoke))
+    if force and plan.action == "rotate":
+        return "rotated (forced)"
     return {
         "rotate": "rotated",
         "resume": "rotated (resumed)",

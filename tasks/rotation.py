@@ -259,8 +259,15 @@ def plan_rotation(
     consumers: Mapping[str, CredentialRefLike | None],
     now: datetime,
     lead: timedelta,
+    *,
+    force: bool = False,
 ) -> RotationPlan:
     """Decide the next rotation action from metadata only.
+
+    ``force`` (a leaked or suspect password) rotates now whatever the expiry: the slot in use
+    is treated as due, through the same generate → prove → adopt → revoke steps. It is refused
+    only while pull secrets are split between both slots (an interrupted adoption): any slot it
+    could regenerate is then one that workloads use.
 
     ``consumers`` maps each namespace to the credential its pull secret records (None: no pull
     secret). The rules, in order:
@@ -284,6 +291,15 @@ def plan_rotation(
     stale = sorted(ns for ns in consumers if ns not in valid)
     in_use = set(valid.values())
 
+    if force and len(in_use) == 2:
+        holders = ", ".join(f"{ns}: {slot}" for ns, slot in sorted(valid.items()))
+        raise InputError(
+            "force refused: an interrupted rotation is switching pull secrets between slots "
+            f"({holders}); both slots are in use by workloads, so regenerating either now "
+            "would break pulls",
+            fix="re-run rotate-client-token without force to finish that rotation (it revokes "
+            "the older slot), then force again if the new password is also suspect.",
+        )
     if len(in_use) == 2:
         newer = max((state[s] for s in in_use), key=lambda p: (_older_first_key(p), p.slot)).slot
         return RotationPlan(
@@ -325,6 +341,16 @@ def plan_rotation(
             revoke=current,
             reason=f"{other} is newer than the {current} in use but not adopted: an earlier "
             f"rotation stopped before switching; regenerating {other} ({current} untouched)",
+        )
+    if force:
+        return RotationPlan(
+            action="rotate",
+            target=other,
+            generate=True,
+            adopt=True,
+            revoke=current,
+            reason=f"forced rotation (leaked or suspect password): regenerating the unused "
+            f"{other}; {current} stays valid until {other} is proven, then it is revoked",
         )
     if stale:
         # Some namespaces miss the live credential; the value is in the others' pull secrets.

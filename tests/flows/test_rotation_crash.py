@@ -145,3 +145,67 @@ def test_crash_after_each_step_then_rerun_converges_without_a_pull_gap(
             site_block_name, fsb.parent_block, lifetime_days=lifetime, lead_days=lead
         )
         assert again["outcome"] == "not due" and fsb.arm_writes() == []
+
+
+def test_force_rotates_a_fresh_site_and_revokes_the_old_slot_only_after_the_new_one_pulls(
+    fsb: FlowSandbox,
+) -> None:
+    from blocks.edge_site import EdgeSite
+
+    site_block_name = fsb.site_blocks[0]
+    site: EdgeSite = EdgeSite.load(site_block_name)  # type: ignore[assignment]
+    with open_site(site) as probe:
+        image = canary_image(ops.registry_host(probe, site), "samples/app0000")
+        old_slot, _ = pull_secret_slot(probe, site)
+        before = token_passwords(fsb)
+        assert set(before) == {old_slot}
+        # Fresh: not due with lead_days=1, so only force rotates.
+        assert rotate_client_token(site_block_name, fsb.parent_block, lead_days=1)["outcome"] == (
+            "not due"
+        )
+        timeline: list[tuple[str, set[str], str]] = []
+
+        def boundary(flow: str, _site: str, step: str) -> None:
+            if flow != FLOW:
+                return
+            slots = token_passwords(fsb)
+            in_use, _ = pull_secret_slot(probe, site)
+            timeline.append((step, set(slots), in_use))
+            pulled = ops.run_canary(probe, NS, image, site.pull_secret_name, timeout=30, poll=0.05)
+            assert pulled.ok, f"pull with the workloads' secret failed after {step}: {pulled}"
+            if step != "revoke":
+                assert slots[old_slot]["creationTime"] == before[old_slot]["creationTime"], step
+
+        with on_step(boundary):
+            out = rotate_client_token(site_block_name, fsb.parent_block, lead_days=1, force=True)
+        assert out["outcome"] == "rotated (forced)", out
+        assert "forced" in out["steps"][0]["message"]
+        steps = [step for step, _, _ in timeline]
+        assert steps == ["planned", "generated", "proven", "pull-secrets", "verified", "revoke"]
+        new_slot = next(s for s in SLOTS_BY_NAME if s != old_slot)
+        by_step = {step: (slots, in_use) for step, slots, in_use in timeline}
+        # The old slot is live through the proof (a pull with the NEW password through the
+        # node) and the switch of the pull secrets; it goes only at the revoke step.
+        for step in ("generated", "proven", "pull-secrets", "verified"):
+            assert by_step[step][0] == {old_slot, new_slot}, (step, by_step[step])
+        assert by_step["proven"][1] == old_slot  # proven before any workload depends on it
+        assert by_step["pull-secrets"][1] == new_slot
+        assert by_step["revoke"][0] == {new_slot}
+        assert set(token_passwords(fsb)) == {new_slot}
+        assert days_left(token_passwords(fsb)[new_slot]) > 80
+
+        # Converged: without force nothing is due, nothing is written.
+        fsb.azure.clear_requests()
+        again = rotate_client_token(site_block_name, fsb.parent_block, lead_days=1)
+        assert again["outcome"] == "not due" and fsb.arm_writes() == []
+
+
+SLOTS_BY_NAME = ("password1", "password2")
+
+
+def test_force_parameter_is_documented_in_the_ui_form() -> None:
+    from prefect.utilities.callables import parameter_schema
+
+    schema = parameter_schema(rotate_client_token).model_dump()["properties"]
+    assert schema["force"]["default"] is False
+    assert "leaked or suspect" in schema["force"]["description"]
