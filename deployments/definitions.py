@@ -1,8 +1,9 @@
 """What acr-edge deploys: one pure description per deployment, shared by `acr-edge deploy`,
 `deployments/prefect.yaml` (a test keeps the two in step) and the tests.
 
-Every deployment is named after its flow, because the fleet flows start runs of
-`provision-site/provision-site` by that name.
+Every deployment is named after its flow, because the fleet flows start runs of the per-site
+deployments (`provision-site/provision-site`, `rotate-client-token/rotate-client-token`,
+`site-status/site-status`) by that name.
 """
 
 from __future__ import annotations
@@ -19,8 +20,27 @@ DEFAULT_TIMEZONE = "UTC"
 DEFAULT_ROTATE_CRON = "0 3 * * 1"  # Mondays 03:00: a quiet hour, weekly is well inside 90 days
 DEFAULT_STATUS_MINUTES = 15
 DEFAULT_PARENT_BLOCK = "parent-registry"
-# Bounds ARM write pressure from many sites being provisioned at once (fleet fan-out).
-PROVISION_SITE_CONCURRENCY = 10
+# Per-site deployments: bounds ARM pressure from a fleet fan-out (and from hand-started runs).
+SITE_RUN_CONCURRENCY = 10
+PROVISION_SITE_CONCURRENCY = SITE_RUN_CONCURRENCY
+# Interval schedules count from a fixed midnight UTC, so 15-minute checks land on :00/:15/:30/:45
+# (every timezone's offset is a multiple of 15 minutes) rather than at whatever minute
+# `acr-edge deploy` happened to run.
+INTERVAL_ANCHOR = "2024-01-01T00:00:00+00:00"
+
+# Help text for the UI's run form (`acr-edge deploy` adds it to each deployment's schema).
+PARAMETER_HELP: dict[str, str] = {
+    "site_block": "EdgeSite block name of the site (its SSH, node paths and app namespaces).",
+    "parent_block": "ParentRegistry block name: the parent registry and its credentials.",
+    "spec": "What to provision: namespaces, sync mode and schedule, client token, dry run.",
+    "sites": "EdgeSite block names. Leave empty (and no tag) for every site, where allowed.",
+    "tag": "Select every EdgeSite block carrying this tag instead of listing sites.",
+    "max_concurrency": "Sites in flight at the same time (runs of the per-site deployment).",
+    "client_token_name": "Client token to use; empty means the site's default <cr>-client.",
+    "lifetime_days": "Lifetime of a new client password, in days.",
+    "lead_days": "Rotate only when the password in use expires within this many days.",
+    "propagation_timeout_seconds": "How long to retry the proof pull with a new password.",
+}
 
 # Prefect block names: lowercase letters, digits and dashes.
 _BLOCK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -36,6 +56,7 @@ class ScheduleDefinition:
     interval_seconds: int | None = None
     timezone: str = DEFAULT_TIMEZONE
     parameters: dict[str, Any] = field(default_factory=dict)
+    anchor: str | None = None  # interval schedules: ISO time with its UTC offset
 
 
 @dataclass(frozen=True)
@@ -47,6 +68,7 @@ class DeploymentDefinition:
     parameters: dict[str, Any] = field(default_factory=dict)
     schedules: tuple[ScheduleDefinition, ...] = ()
     concurrency_limit: int | None = None
+    collision_strategy: str | None = None  # None: Prefect's ENQUEUE; CANCEL_NEW drops overlaps
 
     @property
     def name(self) -> str:
@@ -96,9 +118,15 @@ def definitions(
     rotate_cron: str = DEFAULT_ROTATE_CRON,
     status_minutes: int = DEFAULT_STATUS_MINUTES,
     status_sites: tuple[str, ...] = (),
+    status_tag: str | None = None,
     parent_block: str = DEFAULT_PARENT_BLOCK,
 ) -> list[DeploymentDefinition]:
-    """The four deployments; raises InputError on bad input (before anything is written)."""
+    """The six deployments; raises InputError on bad input (before anything is written).
+
+    Status checks: the `fleet-status` schedule starts a `site-status` run per site every
+    `status_minutes`, for every EdgeSite block unless narrowed to `status_sites` or `status_tag`,
+    so a site saved later is checked without redeploying.
+    """
     validate_timezone(timezone)
     validate_cron(rotate_cron)
     validate_block_name(parent_block, "parent block")
@@ -108,6 +136,14 @@ def definitions(
         raise InputError(
             "a site is listed twice.", resource="--site-status-sites", fix="list each site once."
         )
+    if status_tag is not None:
+        if status_sites:
+            raise InputError(
+                "choose status sites by name or by tag, not both.",
+                resource="--status-tag",
+                fix="drop --site-status-sites or --status-tag.",
+            )
+        validate_block_name(status_tag, "status tag")
     if not 1 <= status_minutes <= 24 * 60:
         raise InputError(
             f"status interval {status_minutes} min is out of range.",
@@ -115,6 +151,11 @@ def definitions(
             fix="choose 1..1440 minutes.",
         )
     parent = {"parent_block": parent_block}
+    status_pick: dict[str, Any] = {}
+    if status_sites:
+        status_pick = {"sites": list(status_sites)}
+    elif status_tag is not None:
+        status_pick = {"tag": status_tag}
     return [
         DeploymentDefinition(
             flow_name="provision-site",
@@ -126,14 +167,40 @@ def definitions(
             ),
             tags=("acr-edge", "provision"),
             parameters=dict(parent),
-            concurrency_limit=PROVISION_SITE_CONCURRENCY,
+            concurrency_limit=SITE_RUN_CONCURRENCY,
+        ),
+        DeploymentDefinition(
+            flow_name="rotate-client-token",
+            entrypoint="flows.rotate_client_token:rotate_client_token",
+            description=(
+                "Rotate one site's client-token password when it is due: new password in the "
+                "idle slot, prove a pull with it, switch the pull secrets, prove again, then "
+                "revoke the old slot. Finishes a rotation an earlier run left half done. "
+                "rotate-fleet-tokens starts one run of this per site."
+            ),
+            tags=("acr-edge", "rotation"),
+            parameters=dict(parent),
+            concurrency_limit=SITE_RUN_CONCURRENCY,
+        ),
+        DeploymentDefinition(
+            flow_name="site-status",
+            entrypoint="flows.site_status:site_status",
+            description=(
+                "Report one site's connection state, activation, last sync, client-token "
+                "password slots and a canary pull; fails when the site is unhealthy. Read-only. "
+                "fleet-status starts one run of this per site on its schedule."
+            ),
+            tags=("acr-edge", "status"),
+            parameters=dict(parent),
+            concurrency_limit=SITE_RUN_CONCURRENCY,
         ),
         DeploymentDefinition(
             flow_name="provision-fleet",
             entrypoint="flows.fleet:provision_fleet",
             description=(
-                "Provision many sites (by name or tag) by starting provision-site runs, "
-                "at most max_concurrency at a time."
+                "Provision many sites (by name or tag) by starting one provision-site run per "
+                "site, at most max_concurrency at a time, ARM writes paced; fails when any "
+                "site's run fails (the summary artifact links each run)."
             ),
             tags=("acr-edge", "provision", "fleet"),
             parameters=dict(parent),
@@ -143,8 +210,9 @@ def definitions(
             flow_name="rotate-fleet-tokens",
             entrypoint="flows.fleet:rotate_fleet_tokens",
             description=(
-                "Weekly client-token rotation for every site: new password in the idle slot, "
-                "probe it, switch pull secrets, then retire the old slot."
+                "Weekly client-token rotation: one rotate-client-token run per site (every "
+                "EdgeSite block, or the chosen sites/tag), rotating only where due; fails when "
+                "any site's run fails (the summary artifact links each run)."
             ),
             tags=("acr-edge", "rotation", "fleet"),
             parameters=dict(parent),
@@ -154,24 +222,27 @@ def definitions(
             concurrency_limit=1,
         ),
         DeploymentDefinition(
-            flow_name="site-status",
-            entrypoint="flows.site_status:site_status",
+            flow_name="fleet-status",
+            entrypoint="flows.fleet:fleet_status",
             description=(
-                "Report a site's connection state, activation, last sync, client-token "
-                "password slots and a canary pull. Read-only."
+                f"Every {status_minutes} minutes: one site-status run per site (every EdgeSite "
+                "block unless the schedule names sites or a tag; new blocks are picked up "
+                "without redeploying). Fails, naming the sites and linking their runs, when "
+                "any site is unhealthy. A run still going when the next is due makes the next "
+                "one cancel rather than queue."
             ),
-            tags=("acr-edge", "status"),
+            tags=("acr-edge", "status", "fleet"),
             parameters=dict(parent),
-            schedules=tuple(
+            schedules=(
                 ScheduleDefinition(
-                    slug=f"status-{site}",
+                    slug=f"every-{status_minutes}-minutes",
                     interval_seconds=status_minutes * 60,
                     timezone=timezone,
-                    parameters={"site_block": site},
-                )
-                for site in status_sites
+                    parameters=status_pick,
+                    anchor=INTERVAL_ANCHOR,
+                ),
             ),
-            # One status run per site at a time; stale runs queue rather than pile up.
-            concurrency_limit=max(1, len(status_sites)),
+            concurrency_limit=1,
+            collision_strategy="CANCEL_NEW",
         ),
     ]

@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from deployments.definitions import (
@@ -20,6 +20,7 @@ from deployments.definitions import (
     DEFAULT_STATUS_MINUTES,
     DEFAULT_TIMEZONE,
     DEFAULT_WORK_POOL,
+    PARAMETER_HELP,
     DeploymentDefinition,
     ScheduleDefinition,
     definitions,
@@ -104,12 +105,34 @@ def _schedule(defn: ScheduleDefinition) -> Any:
             defn.cron, timezone=defn.timezone, slug=defn.slug, parameters=dict(defn.parameters)
         )
     assert defn.interval_seconds is not None
+    anchor = None
+    if defn.anchor is not None:
+        anchor = datetime.fromisoformat(defn.anchor)
     return Interval(
         timedelta(seconds=defn.interval_seconds),
+        anchor_date=anchor,
         timezone=defn.timezone,
         slug=defn.slug,
         parameters=dict(defn.parameters),
     )
+
+
+def _concurrency(defn: DeploymentDefinition) -> Any:
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+
+    if defn.concurrency_limit is None or defn.collision_strategy is None:
+        return defn.concurrency_limit
+    return ConcurrencyLimitConfig(
+        limit=defn.concurrency_limit,
+        collision_strategy=ConcurrencyLimitStrategy(defn.collision_strategy),
+    )
+
+
+def _add_form_help(schema: Any) -> None:
+    """Describe each top-level parameter the flow's docstring does not, for the UI form."""
+    for name, prop in schema.properties.items():
+        if name in PARAMETER_HELP and not prop.get("description"):
+            prop["description"] = PARAMETER_HELP[name]
 
 
 def apply_deployment(defn: DeploymentDefinition, work_pool: str) -> Outcome:
@@ -127,7 +150,7 @@ def apply_deployment(defn: DeploymentDefinition, work_pool: str) -> Outcome:
         entrypoint=defn.entrypoint,
         name=defn.name,
         schedules=[_schedule(s) for s in defn.schedules],
-        concurrency_limit=defn.concurrency_limit,
+        concurrency_limit=_concurrency(defn),
         parameters=dict(defn.parameters),
         description=defn.description,
         tags=list(defn.tags),
@@ -143,6 +166,7 @@ def apply_deployment(defn: DeploymentDefinition, work_pool: str) -> Outcome:
     # Module entrypoints resolve on any worker with the package installed; a path stored here
     # would pin runs to this machine's checkout.
     deployment._path = None  # type: ignore[assignment]
+    _add_form_help(deployment._parameter_openapi_schema)
     deployment.apply()
     what = f"{len(defn.schedules)} schedule(s), pool {work_pool}"
     return Outcome("deployment", defn.full_name, "updated" if existed else "created", what)
@@ -155,6 +179,7 @@ def deploy(
     rotate_cron: str = DEFAULT_ROTATE_CRON,
     status_minutes: int = DEFAULT_STATUS_MINUTES,
     status_sites: Sequence[str] = (),
+    status_tag: str | None = None,
     parent_block: str = DEFAULT_PARENT_BLOCK,
 ) -> list[Outcome]:
     """Everything `acr-edge deploy` does; returns one outcome per object it touched."""
@@ -164,6 +189,7 @@ def deploy(
         rotate_cron=rotate_cron,
         status_minutes=status_minutes,
         status_sites=tuple(status_sites),
+        status_tag=status_tag,
         parent_block=parent_block,
     )
     _require_api()
@@ -186,7 +212,12 @@ def _parser() -> argparse.ArgumentParser:
         nargs="*",
         default=[],
         metavar="SITE_BLOCK",
-        help="EdgeSite block names that get a site-status schedule",
+        help="narrow the fleet-status schedule to these EdgeSite blocks (default: every site)",
+    )
+    p.add_argument(
+        "--status-tag",
+        default=None,
+        help="narrow the fleet-status schedule to EdgeSite blocks with this tag",
     )
     p.add_argument(
         "--parent-block",
@@ -205,6 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rotate_cron=args.rotate_cron,
             status_minutes=args.status_minutes,
             status_sites=args.site_status_sites,
+            status_tag=args.status_tag,
             parent_block=args.parent_block,
         )
     except AcrEdgeError as exc:
@@ -213,6 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for outcome in outcomes:
         print(outcome.line())
     print(f"start a worker: prefect worker start --pool {args.work_pool}")
+    print("fleet runs wait on their per-site runs: leave workers room for both (--limit)")
     return 0
 
 

@@ -1,16 +1,19 @@
-"""Fleet flows: provision or rotate many sites, bounded and paced.
+"""Fleet flows: provision, rotate or check many sites, bounded and paced.
 
-Sites are EdgeSite block documents chosen by name or tag. Provisioning starts one run of the
-``provision-site`` deployment per site (each site's run is then visible, retryable and locked on
-its own); rotation runs ``rotate-client-token`` per site as a nested run. At most
-``max_concurrency`` sites are in flight, and site starts are paced by a token bucket so the ARM
-writes they cause stay under the subscription's write budget.
+Sites are EdgeSite block documents chosen by name or tag. Every fleet flow starts one run of the
+per-site deployment for each chosen site (``provision-site``, ``rotate-client-token``,
+``site-status``), so the runs spread over the work pool's workers and each site's run is visible,
+retryable and locked on its own. At most ``max_concurrency`` sites are in flight, and site starts
+are paced by a token bucket so the ARM writes they cause stay under the subscription's write
+budget. A fleet run fails when any site's run does not complete; its summary artifact names each
+site, its run and the run's URL.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -22,20 +25,53 @@ from prefect.futures import PrefectFuture, wait
 from flows.inputs import check_block_name
 from flows.models import ProvisionSpec
 from flows.pacer import WRITES_PER_PROVISION, WRITES_PER_ROTATION, Pacer, TokenBucket
-from flows.rotate_client_token import rotate_client_token
 from tasks.errors import InputError, PermanentError
 
-PROVISION_DEPLOYMENT = "provision-site/provision-site"
 # Subscription write budget: bursts of 10, refilled at 10 writes per second.
 ARM_WRITE_BUCKET = TokenBucket(capacity=10, refill_per_second=10)
 SITE_RUN_TIMEOUT = 3600.0
 
 
-def select_sites(sites: list[str] | None, tag: str | None) -> list[str]:
-    """Block names of the chosen EdgeSite documents; refuses unknown names and empty picks."""
+@dataclass(frozen=True)
+class SiteJob:
+    """The per-site deployment a fleet flow fans out to (deployment name = flow name)."""
+
+    flow_name: str
+    run_prefix: str  # the per-site flow's own run name is f"{run_prefix}-{site_block}"
+    writes_per_site: int
+
+    @property
+    def deployment(self) -> str:
+        return f"{self.flow_name}/{self.flow_name}"
+
+    def run_name(self, site_block: str) -> str:
+        return f"{self.run_prefix}-{site_block}"
+
+
+PROVISION = SiteJob("provision-site", "provision", WRITES_PER_PROVISION)
+ROTATE = SiteJob("rotate-client-token", "rotate", WRITES_PER_ROTATION)
+STATUS = SiteJob("site-status", "status", 0)  # read-only
+PROVISION_DEPLOYMENT = PROVISION.deployment
+ROTATE_DEPLOYMENT = ROTATE.deployment
+STATUS_DEPLOYMENT = STATUS.deployment
+
+
+def select_sites(
+    sites: list[str] | None, tag: str | None, *, default_all: bool = False
+) -> list[str]:
+    """Block names of the chosen EdgeSite documents; refuses unknown names and empty picks.
+
+    With ``default_all`` (rotation, status) choosing neither means every edge-site block;
+    provisioning always needs an explicit choice.
+    """
     from prefect.client.orchestration import get_client
 
-    if (sites is None) == (tag is None):
+    if sites is not None and tag is not None:
+        raise InputError(
+            "choose sites either by name (sites=[...]) or by tag (tag=...), exactly one",
+            resource="sites/tag",
+        )
+    if sites is None and tag is None and not default_all:
         raise InputError(
             "choose sites either by name (sites=[...]) or by tag (tag=...), exactly one",
             resource="sites/tag",
@@ -54,83 +90,140 @@ def select_sites(sites: list[str] | None, tag: str | None) -> list[str]:
                 fix="create the blocks first (prefect block ls)",
             )
         chosen = list(dict.fromkeys(sites))
-    else:
+    elif tag is not None:
         chosen = sorted(n for n, d in known.items() if tag in (d.data.get("tags") or []))
+        if not chosen:
+            raise InputError(f"no edge-site block has tag {tag!r}", resource="tag")
+    else:
+        chosen = sorted(known)
     if not chosen:
-        raise InputError(f"no edge-site block has tag {tag!r}", resource="tag")
+        raise InputError(
+            "no edge-site blocks exist", resource="sites", fix="save an EdgeSite block per site"
+        )
     return chosen
 
 
-@task(name="start-provision-site", cache_policy=NO_CACHE, persist_result=False)
-def start_provision_run(site_block: str, parent_block: str, spec: dict[str, Any]) -> str:
-    """Run the site's provision-site deployment and wait for it; returns its final state."""
+def _run_url(run: FlowRun) -> str:
+    from prefect.utilities.urls import url_for
+
+    return url_for(run) or f"flow-run/{run.id}"
+
+
+def _artifact_text(flow_run_id: Any) -> str:
+    """The site run's own artifact descriptions: its one-line outcome, in the site's words."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        arts = client.read_artifacts(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
+    return "; ".join(a.description for a in arts if a.description)
+
+
+@task(
+    name="run-site-deployment",
+    task_run_name="{deployment}:{site_block}",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
+def run_site_deployment(
+    deployment: str, run_name: str, site_block: str, parameters: dict[str, Any]
+) -> dict[str, Any]:
+    """Start the site's run of ``deployment``, wait for it, and describe how it ended.
+
+    A site run that fails is reported (not raised) so the summary can name its run and URL;
+    the fleet flow fails afterwards.
+    """
     from prefect.deployments import run_deployment
 
     run: FlowRun = run_deployment(  # type: ignore[assignment]
-        PROVISION_DEPLOYMENT,
-        parameters={"site_block": site_block, "parent_block": parent_block, "spec": spec},
+        deployment,
+        parameters=parameters,
+        flow_run_name=run_name,  # shown until the flow applies its own (identical) name
         timeout=SITE_RUN_TIMEOUT,
         poll_interval=2,
     )
     state = run.state
-    name = str(state.name) if state else "Unknown"
-    if state is None or not state.is_completed():
-        raise PermanentError(
-            f"provision-site run {run.name} ended {name}",
-            resource=f"site {site_block}",
-            fix="open that flow run for the failing step and its fix",
-        )
-    return name
+    ok = state is not None and state.is_completed()
+    state_name = str(state.name) if state else "Unknown"
+    detail = _artifact_text(run.id)
+    if not ok and state is not None and state.message:
+        detail = f"{detail}; {state.message}" if detail else state.message
+    return {
+        "site": site_block,
+        "ok": ok,
+        "state": state_name,
+        "run": run.name,
+        "url": _run_url(run),
+        "outcome": detail,
+    }
 
 
-@task(name="rotate-site", cache_policy=NO_CACHE, persist_result=False)
-def rotate_site(site_block: str, parent_block: str, lifetime_days: int) -> str:
-    result = rotate_client_token(site_block, parent_block, lifetime_days=lifetime_days)
-    return str(result.get("outcome"))
-
-
-def _fan_out(
+def fan_out(
+    fleet: str,
+    job: SiteJob,
     names: list[str],
+    parameters: Callable[[str], dict[str, Any]],
     max_concurrency: int,
-    writes_per_site: int,
-    start: Callable[[str], PrefectFuture[str]],
-) -> tuple[list[dict[str, Any]], float]:
+) -> dict[str, Any]:
+    """One run of ``job``'s deployment per site, at most ``max_concurrency`` in flight and
+    paced by the ARM write bucket; writes the ``<fleet>-summary`` table artifact and raises
+    PermanentError naming the failed sites and their runs when any did not complete."""
     if max_concurrency < 1:
         raise InputError(f"max_concurrency={max_concurrency} must be >= 1", resource="fleet")
     gate = threading.BoundedSemaphore(max_concurrency)
     pacer = Pacer(ARM_WRITE_BUCKET)
-    started: list[tuple[str, PrefectFuture[str]]] = []
+    started: list[tuple[str, PrefectFuture[dict[str, Any]]]] = []
     for name in names:
         gate.acquire()
-        pacer.acquire(writes_per_site)
-        future = start(name)
+        pacer.acquire(job.writes_per_site)
+        future = run_site_deployment.submit(
+            job.deployment, job.run_name(name), name, parameters(name)
+        )
         future.add_done_callback(lambda _f: gate.release())
         started.append((name, future))
     wait([f for _, f in started])
     rows = []
     for name, future in started:
         try:
-            outcome, ok = future.result(), True
-        except Exception as exc:  # the table reports each site; the run fails below
-            outcome, ok = f"failed: {exc}", False
-        rows.append({"site": name, "ok": ok, "outcome": outcome})
-    return rows, pacer.waited
+            rows.append(future.result())
+        except Exception as exc:  # the run could not be started or watched at all
+            rows.append(
+                {
+                    "site": name,
+                    "ok": False,
+                    "state": "NotStarted",
+                    "run": job.run_name(name),
+                    "url": "",
+                    "outcome": str(exc),
+                }
+            )
+    return _finish(fleet, rows, pacer.waited)
 
 
 def _finish(kind: str, rows: list[dict[str, Any]], paced: float) -> dict[str, Any]:
-    failed = [r["site"] for r in rows if not r["ok"]]
+    failed = [r for r in rows if not r["ok"]]
+    headline = f"{kind}: {len(rows) - len(failed)}/{len(rows)} sites ok"
+    if failed:
+        headline += "; failed: " + ", ".join(f"{r['site']} ({r['url']})" for r in failed)
     create_table_artifact(
         key=f"{kind}-summary",
         table=rows,
-        description=f"{kind}: {len(rows) - len(failed)}/{len(rows)} sites ok; "
-        f"{paced:.1f}s spent pacing ARM writes",
+        description=f"{headline}; {paced:.1f}s spent pacing ARM writes",
     )
-    summary = {"sites": rows, "failed": failed, "paced_seconds": round(paced, 2)}
+    summary = {
+        "sites": rows,
+        "failed": [r["site"] for r in failed],
+        "paced_seconds": round(paced, 2),
+    }
     if failed:
+        listing = "; ".join(f"{r['site']}: {r['run']} {r['state']} {r['url']}" for r in failed)
         raise PermanentError(
-            f"{kind}: {len(failed)} of {len(rows)} site(s) failed: {', '.join(failed)}",
+            f"{kind}: {len(failed)} of {len(rows)} site(s) failed: {listing}",
             resource=kind,
-            fix="see each site's run; re-running the fleet retries only what is not converged",
+            fix="open each failed site's run for the failing step and its fix; re-running the "
+            "fleet retries only what is not converged",
         )
     get_run_logger().info("%s: %d site(s) ok", kind, len(rows))
     return summary
@@ -144,17 +237,25 @@ def provision_fleet(
     tag: str | None = None,
     max_concurrency: int = 10,
 ) -> dict[str, Any]:
-    """Provision every chosen site through its own provision-site deployment run."""
+    """Provision every chosen site through its own provision-site deployment run.
+
+    Args:
+        parent_block: ParentRegistry block name (the parent registry and its credentials).
+        spec: What to provision on every chosen site.
+        sites: EdgeSite block names to provision (or use tag).
+        tag: Provision every EdgeSite block carrying this tag (or use sites).
+        max_concurrency: Sites provisioned at the same time.
+    """
     check_block_name(parent_block, "parent_block")
     names = select_sites(sites, tag)
     body = spec.model_dump(mode="json")
-    rows, paced = _fan_out(
+    return fan_out(
+        "provision-fleet",
+        PROVISION,
         names,
+        lambda name: {"site_block": name, "parent_block": parent_block, "spec": body},
         max_concurrency,
-        WRITES_PER_PROVISION,
-        lambda name: start_provision_run.submit(name, parent_block, body),
     )
-    return _finish("provision-fleet", rows, paced)
 
 
 @flow(name="rotate-fleet-tokens")
@@ -165,13 +266,53 @@ def rotate_fleet_tokens(
     lifetime_days: int = 90,
     max_concurrency: int = 10,
 ) -> dict[str, Any]:
-    """Rotate every chosen site's client token where due (or finish interrupted rotations)."""
+    """Rotate each chosen site's client token where due (or finish an interrupted rotation)
+    through its own rotate-client-token deployment run.
+
+    Args:
+        parent_block: ParentRegistry block name (the parent registry and its credentials).
+        sites: EdgeSite block names (leave empty with no tag for every site).
+        tag: Only EdgeSite blocks carrying this tag.
+        lifetime_days: Lifetime of each new client password, in days.
+        max_concurrency: Sites rotated at the same time.
+    """
     check_block_name(parent_block, "parent_block")
-    names = select_sites(sites, tag)
-    rows, paced = _fan_out(
+    names = select_sites(sites, tag, default_all=True)
+    return fan_out(
+        "rotate-fleet-tokens",
+        ROTATE,
         names,
+        lambda name: {
+            "site_block": name,
+            "parent_block": parent_block,
+            "lifetime_days": lifetime_days,
+        },
         max_concurrency,
-        WRITES_PER_ROTATION,
-        lambda name: rotate_site.submit(name, parent_block, lifetime_days),
     )
-    return _finish("rotate-fleet-tokens", rows, paced)
+
+
+@flow(name="fleet-status")
+def fleet_status(
+    parent_block: str,
+    sites: list[str] | None = None,
+    tag: str | None = None,
+    max_concurrency: int = 10,
+) -> dict[str, Any]:
+    """Check every chosen site through its own site-status deployment run; fails when any
+    site is unhealthy or unreachable, naming those sites and their runs.
+
+    Args:
+        parent_block: ParentRegistry block name (the parent registry and its credentials).
+        sites: EdgeSite block names (leave empty with no tag for every site).
+        tag: Only EdgeSite blocks carrying this tag.
+        max_concurrency: Sites checked at the same time.
+    """
+    check_block_name(parent_block, "parent_block")
+    names = select_sites(sites, tag, default_all=True)
+    return fan_out(
+        "fleet-status",
+        STATUS,
+        names,
+        lambda name: {"site_block": name, "parent_block": parent_block},
+        max_concurrency,
+    )

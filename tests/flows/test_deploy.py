@@ -3,32 +3,30 @@ real process worker running a deployment's flow run against the sandbox."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from deploykit import ARGS, POOL, STATUS_SITES, TZ, wait_final, worker_argv, worker_env
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
-from prefect.settings import PREFECT_API_URL
 
-from deployments.definitions import definitions
+from deployments.definitions import INTERVAL_ANCHOR, definitions
 from deployments.register import main as deploy_main
+from tasks.errors import InputError
 
-POOL = "acr-edge-test-deploy"
-TZ = "Europe/Berlin"
-FLOWS = ("provision-site", "provision-fleet", "rotate-fleet-tokens", "site-status")
-ARGS = [
-    "--work-pool", POOL,
-    "--timezone", TZ,
-    "--site-status-sites", "sandbox-site-1",
-    "--parent-block", "sandbox-parent",
-]  # fmt: skip
+FLOWS = (
+    "provision-site",
+    "rotate-client-token",
+    "site-status",
+    "provision-fleet",
+    "rotate-fleet-tokens",
+    "fleet-status",
+)
+PER_SITE = ("provision-site", "rotate-client-token", "site-status")
 
 
 def _deployment(name: str) -> Any:
@@ -47,7 +45,7 @@ def first_deploy_output() -> str:
     return buf.getvalue()
 
 
-def test_deploy_registers_pool_block_types_and_four_deployments(first_deploy_output: str) -> None:
+def test_deploy_registers_pool_block_types_and_six_deployments(first_deploy_output: str) -> None:
     assert f"work-pool  {POOL}" in first_deploy_output
     with get_client(sync_client=True) as client:
         pool = client.read_work_pool(POOL)
@@ -76,6 +74,7 @@ def test_second_deploy_updates_in_place(first_deploy_output: str, capsys: Any) -
     assert "exists" in next(li for li in out.splitlines() if POOL in li)
     # schedules were replaced, not duplicated
     assert len(_deployment("rotate-fleet-tokens").schedules) == 1
+    assert len(_deployment("fleet-status").schedules) == 1
 
 
 def test_schedules_read_back_with_cron_interval_timezone_and_site_parameters(
@@ -86,15 +85,38 @@ def test_schedules_read_back_with_cron_interval_timezone_and_site_parameters(
     assert sched.schedule.cron == "0 3 * * 1"
     assert sched.schedule.timezone == TZ
     assert sched.active
-    status = _deployment("site-status")
-    [per_site] = status.schedules
-    assert per_site.schedule.interval.total_seconds() == 15 * 60
-    assert per_site.schedule.timezone == TZ
-    assert per_site.parameters == {"site_block": "sandbox-site-1"}
-    assert per_site.slug == "status-sandbox-site-1"
-    assert not _deployment("provision-site").schedules
-    assert _deployment("provision-site").global_concurrency_limit.limit == 10
+    assert sched.parameters == {}  # every site, rotated where due
+    status = _deployment("fleet-status")
+    [every] = status.schedules
+    assert every.active
+    assert every.schedule.interval.total_seconds() == 15 * 60
+    assert every.schedule.timezone == TZ
+    # anchored on a quarter hour, so runs land on :00/:15/:30/:45 whenever deploy ran
+    assert every.schedule.anchor_date.timestamp() % 900 == 0
+    assert every.parameters == {"sites": list(STATUS_SITES)}  # --site-status-sites narrows it
+    assert every.slug == "every-15-minutes"
+    # a scheduled fleet-status run overlapping the previous one is dropped, not queued
+    assert status.global_concurrency_limit.limit == 1
+    assert status.concurrency_options.collision_strategy == "CANCEL_NEW"
+    for name in PER_SITE:  # started by hand or by a fleet flow, never on their own schedule
+        dep = _deployment(name)
+        assert not dep.schedules
+        assert dep.global_concurrency_limit.limit == 10
     assert _deployment("rotate-fleet-tokens").global_concurrency_limit.limit == 1
+
+
+def test_status_schedule_covers_every_site_unless_narrowed() -> None:
+    def every(**kw: Any) -> dict[str, Any]:
+        defn = next(d for d in definitions(**kw) if d.name == "fleet-status")
+        [sched] = defn.schedules
+        assert sched.interval_seconds == 15 * 60 and sched.anchor == INTERVAL_ANCHOR
+        return sched.parameters
+
+    assert every() == {}
+    assert every(status_tag="north") == {"tag": "north"}
+    assert every(status_sites=("a-1", "b-2")) == {"sites": ["a-1", "b-2"]}
+    with pytest.raises(InputError, match="not both"):
+        every(status_sites=("a-1",), status_tag="north")
 
 
 def test_parameter_schemas_describe_the_ui_form(first_deploy_output: str) -> None:
@@ -102,11 +124,27 @@ def test_parameter_schemas_describe_the_ui_form(first_deploy_output: str) -> Non
     props = schema["properties"]
     assert {"site_block", "parent_block", "spec"} <= set(props)
     assert set(schema["required"]) >= {"site_block", "spec"}
+    assert props["site_block"]["description"].startswith("EdgeSite block name")
     spec_def = schema["definitions"]["ProvisionSpec"]
     assert spec_def["properties"]["namespaces"]["description"]
     assert spec_def["properties"]["mode"]["enum"] == ["ReadOnly", "ReadWrite"]
     status = _deployment("site-status").parameter_openapi_schema
     assert "site_block" in status["required"]
+
+    rotate_site = _deployment("rotate-client-token").parameter_openapi_schema
+    assert "site_block" in rotate_site["required"]
+    rprops = rotate_site["properties"]
+    assert rprops["lifetime_days"]["default"] == 90
+    assert rprops["lead_days"]["default"] == 14
+    for name in ("site_block", "parent_block", "lifetime_days", "lead_days"):
+        assert rprops[name]["description"], name
+    assert "clientToken" not in str(rotate_site)  # names and numbers only, never a secret
+
+    for fleet in ("rotate-fleet-tokens", "fleet-status", "provision-fleet"):
+        fprops = _deployment(fleet).parameter_openapi_schema["properties"]
+        for name in ("parent_block", "sites", "tag", "max_concurrency"):
+            assert fprops[name]["description"], (fleet, name)
+        assert fprops["max_concurrency"]["default"] == 10
     rotate = _deployment("rotate-fleet-tokens").parameter_openapi_schema["properties"]
     assert rotate["lifetime_days"]["default"] == 90
 
@@ -116,6 +154,7 @@ def test_bad_input_is_refused_before_any_write(capsys: Any) -> None:
         ["--work-pool", "never-made", "--timezone", "Mars/Olympus"],
         ["--work-pool", "never-made", "--rotate-cron", "every monday"],
         ["--work-pool", "never-made", "--site-status-sites", "Bad_Site"],
+        ["--work-pool", "never-made", "--site-status-sites", "a-1", "--status-tag", "north"],
     ):
         assert deploy_main(bad) == 2
         assert "Fix:" in capsys.readouterr().err
@@ -124,6 +163,8 @@ def test_bad_input_is_refused_before_any_write(capsys: Any) -> None:
 
 
 def test_prefect_yaml_matches_the_python_definitions() -> None:
+    from prefect.client.schemas.schedules import IntervalSchedule
+
     doc = yaml.safe_load(Path("deployments/prefect.yaml").read_text())
     by_name = {d["name"]: d for d in doc["deployments"]}
     assert set(by_name) == set(FLOWS)
@@ -133,11 +174,28 @@ def test_prefect_yaml_matches_the_python_definitions() -> None:
         assert entry["description"] == defn.description
         assert tuple(entry["tags"]) == defn.tags
         assert entry["parameters"] == defn.parameters
-        assert entry["concurrency_limit"] == defn.concurrency_limit
+        limit = entry["concurrency_limit"]
+        if defn.collision_strategy:
+            assert limit == {
+                "limit": defn.concurrency_limit,
+                "collision_strategy": defn.collision_strategy,
+            }
+        else:
+            assert limit == defn.concurrency_limit
         assert entry["work_pool"]["name"] == "acr-edge"
-        assert [(s["cron"], s["timezone"], s["slug"]) for s in entry["schedules"]] == [
-            (s.cron, s.timezone, s.slug) for s in defn.schedules
+        got = [
+            (s.get("cron"), s.get("interval"), s.get("anchor_date"), s["timezone"], s["slug"])
+            for s in entry["schedules"]
         ]
+        assert got == [
+            (s.cron, s.interval_seconds, s.anchor, s.timezone, s.slug) for s in defn.schedules
+        ]
+        for s in entry["schedules"]:
+            if "interval" in s:  # what `prefect deploy` makes of it: the same quarter-hour grid
+                sched = IntervalSchedule(
+                    interval=s["interval"], anchor_date=s["anchor_date"], timezone=s["timezone"]
+                )
+                assert sched.anchor_date.timestamp() % 900 == 0
 
 
 # ---- a real worker executes a deployment's run against the sandbox -------------------------
@@ -156,16 +214,6 @@ def sandbox_blocks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
         running.stop()
 
 
-def _wait_final(flow_run_id: Any, timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    with get_client(sync_client=True) as client:
-        while True:
-            state = client.read_flow_run(flow_run_id).state
-            if (state is not None and state.is_final()) or time.monotonic() > deadline:
-                return state
-            time.sleep(0.5)
-
-
 def test_worker_provisions_a_sandbox_site_from_the_deployment(
     first_deploy_output: str, sandbox_blocks: dict[str, Any]
 ) -> None:
@@ -180,20 +228,20 @@ def test_worker_provisions_a_sandbox_site_from_the_deployment(
                 "spec": {"namespaces": ["samples"], "enable_data_endpoint": True},
             },
         )
-    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
     worker = subprocess.run(
-        [sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL, "--run-once"],
-        env=env,
+        worker_argv("--run-once"),
+        env=worker_env(),
         capture_output=True,
         text=True,
         timeout=180,
         cwd="/",  # the module entrypoint must resolve without this checkout as cwd
     )
     assert worker.returncode == 0, worker.stderr[-3000:]
-    state = _wait_final(run.id)
+    state = wait_final(run.id, timeout=30)
     assert state is not None and state.is_completed(), (state, worker.stderr[-3000:])
     # the run made the connected registry through the block's ARM endpoint
-    ctx = ParentRegistry.load("sandbox-parent").azure_context()
+    parent: Any = ParentRegistry.load("sandbox-parent")
+    ctx = parent.azure_context()
     try:
         cr_name = sandbox_blocks["sites"][0]["name"]
         cr = ctx.cr_mgmt.connected_registries.get(ctx.resource_group, ctx.registry, cr_name)

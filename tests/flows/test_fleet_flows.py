@@ -1,26 +1,26 @@
-"""Fleet flows: selection by name/tag, provision through the real deployment + a process worker,
-rotation fan-out, and the summary artifact."""
+"""Fleet flows: selection by name/tag, and every fan-out through the real per-site deployments
+(applied by the same registrar as test_deploy, on the same pool) and a real process worker:
+a failing fleet, provisioning, rotation started from the rotate-fleet-tokens deployment, and
+the fleet-status check."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from deploykit import KWARGS, wait_final, worker_argv, worker_env
 from flowkit import FlowSandbox, spec, start
 
-from flows.fleet import provision_fleet, rotate_fleet_tokens, select_sites
+from deployments.register import deploy
+from flows.fleet import fleet_status, provision_fleet, rotate_fleet_tokens, select_sites
 from flows.models import ProvisionSpec
-from tasks.errors import InputError
+from tasks.errors import InputError, PermanentError
 
 pytestmark = pytest.mark.prefect
 ROOT = Path(__file__).resolve().parents[2]
-POOL = "acr-edge-fleet-test"
 
 
 @pytest.fixture(scope="module")
@@ -34,34 +34,13 @@ def fsb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlowSandbox]:
 
 @pytest.fixture(scope="module")
 def worker(fsb: FlowSandbox) -> Iterator[subprocess.Popen[bytes]]:
-    """The provision-site deployment served by a real process worker on the harness API."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import WorkPoolCreate
-    from prefect.deployments.runner import EntrypointType
-    from prefect.exceptions import ObjectAlreadyExists
-    from prefect.settings import PREFECT_API_URL
-
-    from flows.provision_site import provision_site
-
-    with get_client(sync_client=True) as client, contextlib.suppress(ObjectAlreadyExists):
-        client.create_work_pool(WorkPoolCreate(name=POOL, type="process"))
-    deployment: Any = provision_site.to_deployment(
-        name="provision-site",
-        work_pool_name=POOL,
-        entrypoint_type=EntrypointType.MODULE_PATH,
-        parameters={"parent_block": fsb.parent_block},
-    )
-    deployment.apply()
-    env = {
-        **os.environ,
-        "PREFECT_API_URL": str(PREFECT_API_URL.value()),
-        "PREFECT_WORKER_QUERY_SECONDS": "1",
-        "PREFECT_WORKER_PREFETCH_SECONDS": "0",
-    }
+    """All deployments applied by `acr-edge deploy`'s registrar, served by a process worker
+    (room for a fleet run and its per-site runs at once)."""
+    deploy(**KWARGS)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL, "--limit", "4"],
+        worker_argv("--limit", "4"),
         cwd=ROOT,
-        env=env,
+        env=worker_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -76,6 +55,26 @@ def worker(fsb: FlowSandbox) -> Iterator[subprocess.Popen[bytes]]:
             proc.wait()
 
 
+def _site_runs(deployment: str, run_names: list[str]) -> dict[str, list[Any]]:
+    """Runs of a per-site deployment by run name, newest first."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterName,
+        FlowRunFilter,
+        FlowRunFilterName,
+    )
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[deployment])),
+            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=run_names)),
+            sort=FlowRunSort.START_TIME_DESC,
+        )
+    return {n: [r for r in runs if r.name == n] for n in run_names}
+
+
 def test_selection_is_by_name_or_tag_and_refuses_unknowns(fsb: FlowSandbox) -> None:
     assert select_sites(None, fsb.tag) == sorted(fsb.site_blocks)
     assert select_sites([fsb.site_blocks[1]], None) == [fsb.site_blocks[1]]
@@ -83,16 +82,37 @@ def test_selection_is_by_name_or_tag_and_refuses_unknowns(fsb: FlowSandbox) -> N
         select_sites(None, None)
     with pytest.raises(InputError, match="exactly one"):
         select_sites(fsb.site_blocks, fsb.tag)
+    with pytest.raises(InputError, match="exactly one"):
+        select_sites(fsb.site_blocks, fsb.tag, default_all=True)
     with pytest.raises(InputError, match="no edge-site block named"):
         select_sites(["nope-not-here"], None)
     with pytest.raises(InputError, match="tag"):
         select_sites(None, "no-such-tag")
+    # rotation and status may mean "every site": all blocks, including this fleet's
+    assert set(fsb.site_blocks) <= set(select_sites(None, None, default_all=True))
 
 
-def test_provision_fleet_through_the_deployment_then_rotate_fleet(
+def test_fleet_fans_out_through_the_per_site_deployments(
     fsb: FlowSandbox, worker: subprocess.Popen[bytes]
 ) -> None:
-    from prefect.artifacts import Artifact
+    from prefect.client.orchestration import get_client
+
+    sites = fsb.site_blocks
+    rotate_names = [f"rotate-{s}" for s in sites]
+
+    # Nothing provisioned yet: each site's rotation run fails, so the fleet run fails and its
+    # summary names both sites with links to their runs.
+    with pytest.raises(PermanentError) as failed:
+        rotate_fleet_tokens(fsb.parent_block, tag=fsb.tag)
+    for site in sites:
+        assert f"{site}: rotate-{site} Failed" in str(failed.value)
+    summary = _artifact("rotate-fleet-tokens-summary")
+    assert summary is not None and summary.description is not None
+    failed_runs = _site_runs("rotate-client-token", rotate_names)
+    for site, name in zip(sites, rotate_names, strict=True):
+        [run] = failed_runs[name]
+        assert run.state is not None and run.state.is_failed()
+        assert f"{site} (http" in summary.description and str(run.id) in summary.description
 
     out = provision_fleet(
         fsb.parent_block,
@@ -100,13 +120,47 @@ def test_provision_fleet_through_the_deployment_then_rotate_fleet(
         tag=fsb.tag,
         max_concurrency=2,
     )
-    assert out["failed"] == [] and {r["site"] for r in out["sites"]} == set(fsb.site_blocks)
+    assert out["failed"] == [] and {r["site"] for r in out["sites"]} == set(sites)
+    assert [r["run"] for r in out["sites"]] == [f"provision-{s}" for s in sites]
     for site in fsb.info["sites"]:
         cr = fsb.azure.resource("connectedRegistries", site["name"])
         assert cr["properties"]["connectionState"] == "Online"
-    assert Artifact.get("provision-fleet-summary") is not None
 
-    rotated = rotate_fleet_tokens(fsb.parent_block, tag=fsb.tag, max_concurrency=1)
-    assert [r["outcome"] for r in rotated["sites"]] == ["rotated", "rotated"]
-    again = rotate_fleet_tokens(fsb.parent_block, sites=fsb.site_blocks)
-    assert [r["outcome"] for r in again["sites"]] == ["not due", "not due"]
+    # The weekly deployment itself, run by the worker: one rotate-client-token run per site.
+    with get_client(sync_client=True) as client:
+        dep = client.read_deployment_by_name("rotate-fleet-tokens/rotate-fleet-tokens")
+        fleet_run = client.create_flow_run_from_deployment(
+            dep.id, parameters={"parent_block": fsb.parent_block, "tag": fsb.tag}
+        )
+    state = wait_final(fleet_run.id, timeout=120)
+    assert state is not None and state.is_completed(), state
+    runs = _site_runs("rotate-client-token", rotate_names)
+    for site, name in zip(sites, rotate_names, strict=True):
+        newest = runs[name][0]
+        assert newest.state is not None and newest.state.is_completed(), site
+        assert newest.parameters["site_block"] == site
+        assert newest.parent_task_run_id is not None  # shown under the fleet run in the UI
+    table = _artifact("rotate-fleet-tokens-summary")
+    assert table is not None and "2/2 sites ok" in str(table.description)
+    assert all(": rotated" in r["outcome"] for r in _summary_rows(table))
+
+    again = rotate_fleet_tokens(fsb.parent_block, sites=sites, max_concurrency=1)
+    assert [r["state"] for r in again["sites"]] == ["Completed", "Completed"]
+    assert all(": not due" in r["outcome"] for r in again["sites"])
+
+    status = fleet_status(fsb.parent_block, tag=fsb.tag)
+    assert [r["run"] for r in status["sites"]] == [f"status-{s}" for s in sites]
+    assert status["failed"] == []
+
+
+def _artifact(key: str) -> Any:
+    from prefect.artifacts import Artifact
+
+    return Artifact.get(key)
+
+
+def _summary_rows(artifact: Any) -> list[dict[str, Any]]:
+    import json
+
+    data = artifact.data
+    return json.loads(data) if isinstance(data, str) else list(data)
