@@ -2,9 +2,10 @@
 
 The state machine is :func:`tasks.rotation.plan_rotation`; it is re-derived from ARM and the
 cluster on every run, so a crash at any step is finished by the next run. Order:
-generate the unused slot → (node model: registries.yaml + restart) → canary with the NEW
-password (retried until propagated) → write the pull secrets → canary again → revoke the old
-slot. The slot workloads use is never written before the new one is proven.
+generate the unused slot → canary with the NEW password (retried until propagated) → (node
+model: registries.yaml + restart, then a pull with no pull secret) → write the pull secrets →
+canary again → revoke the old slot. The slot workloads use is never written before the new one
+is proven.
 """
 
 from __future__ import annotations
@@ -168,14 +169,6 @@ def _rotate(
         )
 
     if password is not None and meta is not None:
-        if site.auth_model == "node":
-            mirror = st.ensure_registries_yaml_task(
-                conn, site, host, NodeAuth(username=username, password=password)
-            )
-            done("registries-yaml", mirror)
-            if mirror.changed:
-                st.restart_distribution_task(conn, site)
-                st.verify_hosts_toml_task(conn, site, host)
         # Prove the new password through the node before any workload depends on it.
         scratch = f"{site.pull_secret_name}{SCRATCH_SUFFIX}"
         st.ensure_pull_secrets_task(conn, [canary_ns], scratch, host, username, password, meta)
@@ -185,6 +178,36 @@ def _rotate(
         extra.delete_secret_task(conn, canary_ns, scratch)
         report.note("canary-new", f"{canary_ns}/{image}", f"new password pulls: {proven.reason}")
         reached("proven")
+        if site.auth_model == "node":
+            # Only a proven password goes into the node's credentials: workloads without a
+            # pull secret switch to it at this restart.
+            mirror = st.ensure_registries_yaml_task(
+                conn, site, host, NodeAuth(username=username, password=password)
+            )
+            done("registries-yaml", mirror)
+            if mirror.changed:
+                st.restart_distribution_task(conn, site)
+                st.verify_hosts_toml_task(conn, site, host)
+                report.note(
+                    "restart",
+                    site.service_name,
+                    f"{site.service_name} restarted to load the new node credential",
+                    changed=True,
+                    writes=1,
+                )
+            node_pull = st.run_canary_task(conn, canary_ns, image, None, site.canary_timeout)
+            if not node_pull.ok:
+                raise PermanentError(
+                    f"a pull with the node's credential (no pull secret) failed after the "
+                    f"restart: {node_pull.reason}",
+                    resource=f"{site.name}: {site.registries_path}",
+                    fix="check the configs entry for the registry host in registries.yaml; "
+                    f"{plan.revoke or 'the old slot'} stays valid, re-run rotate-client-token",
+                )
+            report.note(
+                "canary-node", f"{canary_ns}/{image}", f"node credential pulls: {node_pull.reason}"
+            )
+            reached("node-proven")
         if plan.adopt:
             done(
                 "pull-secrets",

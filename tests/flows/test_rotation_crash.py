@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,7 +37,8 @@ class Crash(RuntimeError):
 
 @pytest.fixture(scope="module")
 def fsb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlowSandbox]:
-    box = start(tmp_path_factory.mktemp("rotation"), sites=1)
+    # Site 2 is left for the node auth model test, which provisions it itself.
+    box = start(tmp_path_factory.mktemp("rotation"), sites=2)
     try:
         out = provision_site(
             box.site_blocks[0],
@@ -209,3 +211,100 @@ def test_force_parameter_is_documented_in_the_ui_form() -> None:
     schema = parameter_schema(rotate_client_token).model_dump()["properties"]
     assert schema["force"]["default"] is False
     assert "leaked or suspect" in schema["force"]["description"]
+
+
+def test_node_auth_model_provision_rotate_and_converge(fsb: FlowSandbox) -> None:
+    """registries.yaml ``configs.<host>.auth`` carries the client credential: pods pull with no
+    pull secret. Rotation rewrites the file (backed up), restarts K3s once, and proves the new
+    password before the old slot goes."""
+    import yaml
+
+    from blocks.edge_site import EdgeSite
+
+    name, node, info = fsb.site_blocks[1], fsb.site(1), fsb.info["sites"][1]
+    token_name = f"{info['name']}-client"
+    block: EdgeSite = EdgeSite.load(name)  # type: ignore[assignment]
+    block.auth_model = "node"
+    block.save(name, overwrite=True)
+    out = provision_site(
+        name,
+        fsb.parent_block,
+        ProvisionSpec(**spec(enable_data_endpoint=True, client_password_days=10)),
+    )
+    assert out["outcome"] == "converged", out
+    registries = Path(info["registries_path"])
+
+    def node_auth(host: str) -> dict[str, Any]:
+        doc = yaml.safe_load(registries.read_text())
+        return dict(doc["configs"][host]["auth"])
+
+    def passwords() -> dict[str, dict[str, Any]]:
+        token = fsb.azure.resource("tokens", token_name)
+        return {p["name"]: p for p in token["properties"]["credentials"]["passwords"]}
+
+    with open_site(block) as probe:
+        host = ops.registry_host(probe, block)
+        image = canary_image(host, "samples/app0000")
+        auth = node_auth(host)
+        assert auth["username"] == token_name and auth["password"] in fsb.azure.secrets()
+        (old_slot,) = passwords()
+        no_secret = ops.run_canary(probe, NS, image, None, timeout=30, poll=0.05)
+        assert no_secret.ok, no_secret  # the node's credential alone pulls
+
+        file_before = registries.read_text()
+        restarts_before = node.restart_count
+        timeline: list[tuple[str, set[str]]] = []
+
+        def boundary(flow: str, _site: str, step: str) -> None:
+            if flow != FLOW or _site != info["name"]:
+                return
+            timeline.append((step, set(passwords())))
+            # Workloads relying on the node's credential keep pulling at every step.
+            pulled = ops.run_canary(probe, NS, image, None, timeout=30, poll=0.05)
+            assert pulled.ok, f"node-credential pull failed after {step}: {pulled}"
+
+        lead = math.ceil(days_left(passwords()[old_slot])) + 1
+        with on_step(boundary):
+            rotated = rotate_client_token(
+                name, fsb.parent_block, lifetime_days=lead + 30, lead_days=lead
+            )
+        assert rotated["outcome"] == "rotated", rotated
+        (new_slot,) = passwords()
+        assert new_slot != old_slot
+        steps = [step for step, _ in timeline]
+        assert steps == [
+            "planned",
+            "generated",
+            "proven",
+            "registries-yaml",
+            "node-proven",
+            "pull-secrets",
+            "verified",
+            "revoke",
+        ], steps
+        # The new password pulled (scratch secret, then the node's credential alone) while the
+        # old slot was still live; it is revoked last.
+        for step, live in timeline[1:-1]:
+            assert live == {old_slot, new_slot}, (step, live)
+        assert timeline[-1][1] == {new_slot}
+        assert node.restart_count == restarts_before + 1
+        new_auth = node_auth(host)
+        assert new_auth["username"] == token_name
+        assert new_auth["password"] != auth["password"]
+        assert new_auth["password"] in fsb.azure.secrets()
+        backups = [
+            p for p in registries.parent.iterdir() if p.name.startswith(f"{registries.name}.bak-")
+        ]
+        assert any(b.read_text() == file_before for b in backups), backups
+        assert ops.run_canary(probe, NS, image, None, timeout=30, poll=0.05).ok
+
+        # Converged: neither flow writes anything, K3s is not restarted again.
+        fsb.azure.clear_requests()
+        file_after = registries.read_text()
+        again = rotate_client_token(name, fsb.parent_block, lifetime_days=lead + 30, lead_days=lead)
+        assert again["outcome"] == "not due" and again["writes"] == 0, again
+        reprovision = provision_site(name, fsb.parent_block, ProvisionSpec(**spec()))
+        assert reprovision["writes"] == 0, reprovision
+        assert fsb.arm_writes() == []
+        assert registries.read_text() == file_after
+        assert node.restart_count == restarts_before + 1
