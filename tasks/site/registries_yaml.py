@@ -5,10 +5,22 @@ map[string]RegistryConfig}``. We parse it with the same meaning (anchors and ``<
 expanded, map keys taken as their literal text, null entries kept as null), change only the
 entries for our host, and render the result deterministically, so that merging into our own
 output reproduces it byte for byte. A file K3s would reject is refused, never rewritten.
+
+Node auth model: the file is a consumer of a client-token password slot, like a pull secret.
+Which token, slot and creation time ``configs.<host>.auth`` holds (never the value) is recorded
+in a header comment written in the same file write as the credential, so the record can never
+drift from it::
+
+    # acr-edge: auth for "10.43.0.10:80" is token site1-client password2 created 2026-...
+
+yaml.v2 ignores comments, so K3s never sees it. :func:`node_credential` parses it back and
+ignores a header that is not exactly what acr-edge writes or does not match the file's
+``configs.<host>.auth.username`` (a hand-edited header is treated as no record).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,10 +34,33 @@ _FIX = "repair registries.yaml on the node by hand (K3s would fail to start with
 
 @dataclass(frozen=True)
 class NodeAuth:
-    """Client credentials for the node auth model (``configs.<host>.auth``)."""
+    """Client credentials for the node auth model (``configs.<host>.auth``).
+
+    ``slot``/``created`` say which token password this is; when given, the file records them
+    in its acr-edge header (see module doc) so later runs know which slot the node uses.
+    """
 
     username: str
     password: SecretStr
+    slot: str = ""
+    created: str = ""
+
+
+@dataclass(frozen=True)
+class NodeCredential:
+    """What the header records about ``configs.<host>.auth`` (no value)."""
+
+    host: str
+    token: str
+    slot: str
+    created: str
+
+
+HEADER_PREFIX = "# acr-edge: auth for "
+_HEADER = re.compile(
+    r'^# acr-edge: auth for "(?P<host>[^"\s]+)" is token (?P<token>[A-Za-z0-9-]{1,50}) '
+    r"(?P<slot>password[12]) created (?P<created>[0-9T:.+-]{10,40})$"
+)
 
 
 @dataclass(frozen=True)
@@ -185,6 +220,65 @@ def render(data: dict[str, Any]) -> str:
     )
 
 
+def header_line(record: NodeCredential) -> str:
+    return (
+        f'{HEADER_PREFIX}"{record.host}" is token {record.token} {record.slot} '
+        f"created {record.created}"
+    )
+
+
+def _parse_header_line(line: str) -> NodeCredential | None:
+    match = _HEADER.match(line.rstrip("\r\n"))
+    if match is None:
+        return None
+    record = NodeCredential(match["host"], match["token"], match["slot"], match["created"])
+    # Only the exact text acr-edge writes counts: anything else was edited by hand.
+    return record if header_line(record) == line.rstrip("\r\n") else None
+
+
+def _header_records(text: str | None) -> dict[str, NodeCredential]:
+    """acr-edge header lines at the top of the file (leading comment block), by host."""
+    out: dict[str, NodeCredential] = {}
+    for line in (text or "").splitlines():
+        if not line.startswith("#"):
+            break
+        record = _parse_header_line(line)
+        if record is not None and record.host not in out:
+            out[record.host] = record
+    return out
+
+
+def _auth_username(data: dict[str, Any], host: str) -> str | None:
+    configs = data.get("configs")
+    config = configs.get(host) if isinstance(configs, dict) else None
+    auth = config.get("auth") if isinstance(config, dict) else None
+    if not isinstance(auth, dict):
+        return None
+    username = auth.get("username")
+    return username if isinstance(username, str) else None
+
+
+def _trusted_records(text: str | None, data: dict[str, Any]) -> dict[str, NodeCredential]:
+    """Header records that describe an auth entry the file really has (same username)."""
+    return {
+        host: record
+        for host, record in _header_records(text).items()
+        if _auth_username(data, host) == record.token
+    }
+
+
+def node_credential(
+    text: str | None, host: str, *, path: str = "registries.yaml"
+) -> NodeCredential | None:
+    """Which token password ``configs.<host>.auth`` holds, from the acr-edge header; None when
+    the file, the auth entry or a matching exact header is missing (then nothing is known about
+    the slot and callers treat the node as holding no recorded credential)."""
+    if text is None:
+        return None
+    data = parse(text, path=path)
+    return _trusted_records(text, data).get(host)
+
+
 def mirror_endpoint(host: str) -> str:
     return f"http://{host}"
 
@@ -205,18 +299,45 @@ def merge(
         )
     data: dict[str, Any] = {} if current is None else parse(current, path=path)
     merged = _apply(data, host, auth)
-    after = render(merged)
+    records = _trusted_records(current, data)
+    wanted = {h: r for h, r in records.items() if h != host and _auth_username(merged, h)}
+    if auth is not None and auth.slot:
+        wanted[host] = NodeCredential(host, auth.username, auth.slot, auth.created)
+    header = "".join(header_line(wanted[h]) + "\n" for h in sorted(wanted))
+    after = header + render(merged)
     endpoint = mirror_endpoint(host)
-    if current is not None and merged == data:
+    header_same = records.get(host) == wanted.get(host)
+    if current is not None and merged == data and header_same:
+        held = f" (node credential: {auth.username} {auth.slot})" if host in wanted and auth else ""
         return MergeResult(
             changed=False,
             content=SecretStr(after),
-            reason=f"{path} already mirrors {host} to {endpoint}",
+            reason=f"{path} already mirrors {host} to {endpoint}{held}",
         )
-    what = "creates" if current is None else ("fixes" if host in _mirrors(data) else "adds")
-    return MergeResult(
-        changed=True, content=SecretStr(after), reason=f"{what} the mirror {host} -> {endpoint}"
-    )
+    parts: list[str] = []
+    if current is None:
+        parts.append(f"creates {path} with the mirror {host} -> {endpoint}")
+    elif _mirrors(data).get(host) != _mirrors(merged).get(host):
+        what = "fixes" if host in _mirrors(data) else "adds"
+        parts.append(f"{what} the mirror {host} -> {endpoint}")
+    if current is not None and _config_of(data, host) != _config_of(merged, host):
+        parts.append(
+            f"sets the node credential for {host} to {auth.username} {auth.slot}".rstrip()
+            if auth is not None
+            else f"removes the node credential for {host} (pull-secret model)"
+        )
+    if not header_same:
+        parts.append(
+            f"records that {wanted[host].token} {wanted[host].slot} is the node credential"
+            if host in wanted
+            else "drops a header that no longer describes the node credential"
+        )
+    return MergeResult(changed=True, content=SecretStr(after), reason="; ".join(parts))
+
+
+def _config_of(data: dict[str, Any], host: str) -> Any:
+    configs = data.get("configs")
+    return configs.get(host) if isinstance(configs, dict) else None
 
 
 def _mirrors(data: dict[str, Any]) -> dict[str, Any]:

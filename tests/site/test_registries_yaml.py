@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from tasks.errors import PermanentError
-from tasks.site.registries_yaml import NodeAuth, merge, parse
+from tasks.site.registries_yaml import NodeAuth, NodeCredential, merge, node_credential, parse
 
 GOLDEN = Path(__file__).parent / "golden"
 HOST = "10.43.0.10:80"
@@ -21,7 +22,14 @@ CASES = sorted(p.name.removesuffix(".in.yaml") for p in GOLDEN.glob("*.in.yaml")
 UNCHANGED = {"quoted_same_host_correct"}
 
 
+HEADER_AUTH = NodeAuth(
+    "site1-client", SecretStr("golden-password"), "password2", "2026-01-02T03:04:05.123456+00:00"
+)
+
+
 def _auth_for(case: str) -> NodeAuth | None:
+    if case.startswith("node_header"):
+        return HEADER_AUTH
     if case.startswith("node_auth"):
         return NodeAuth("client-token", SecretStr("golden-password"))
     return None
@@ -159,3 +167,81 @@ def test_merge_is_idempotent_and_keeps_other_entries(
     for other, config in (data.get("configs") or {}).items():
         if other != host:
             assert merged["configs"][other] == config
+
+
+# -- the node credential header (node auth model) ---------------------------------------------
+
+HEADER = (
+    '# acr-edge: auth for "10.43.0.10:80" is token site1-client password2 '
+    "created 2026-01-02T03:04:05.123456+00:00\n"
+)
+
+
+def test_header_is_written_with_the_credential_and_parsed_back() -> None:
+    out = merge(None, HOST, HEADER_AUTH).content.get_secret_value()
+    assert out.startswith(HEADER)
+    assert parse(out)["configs"][HOST]["auth"]["password"] == "golden-password"
+    assert node_credential(out, HOST) == NodeCredential(
+        HOST, "site1-client", "password2", "2026-01-02T03:04:05.123456+00:00"
+    )
+    assert "golden-password" not in out.splitlines()[0]  # the record never holds the value
+
+
+def test_header_is_stable_on_rerun_and_changes_with_the_slot() -> None:
+    out = merge(None, HOST, HEADER_AUTH).content.get_secret_value()
+    again = merge(out, HOST, HEADER_AUTH)
+    assert not again.changed and again.content.get_secret_value() == out
+    assert "password2" in again.reason
+    newer = NodeAuth("site1-client", SecretStr("n"), "password1", "2026-03-01T00:00:00+00:00")
+    rotated = merge(out, HOST, newer)
+    assert rotated.changed
+    record = node_credential(rotated.content.get_secret_value(), HOST)
+    assert record is not None and (record.slot, record.created) == (
+        "password1",
+        "2026-03-01T00:00:00+00:00",
+    )
+
+
+def test_only_the_header_differs_is_a_change_that_records_the_slot() -> None:
+    legacy = (
+        (GOLDEN / "node_header_written.in.yaml")
+        .read_text()
+        .replace("legacy-password-without-record", "golden-password")
+    )
+    assert node_credential(legacy, HOST) is None  # written before the header existed
+    result = merge(legacy, HOST, HEADER_AUTH)
+    assert result.changed and "records that site1-client password2" in result.reason
+    assert parse(result.content.get_secret_value()) == parse(legacy)
+
+
+def test_no_header_in_the_pull_secret_model() -> None:
+    out = merge(None, HOST).content.get_secret_value()
+    assert "acr-edge" not in out
+    assert node_credential(out, HOST) is None
+    # Auth without slot metadata (a caller that does not know the slot) records nothing.
+    plain = merge(None, HOST, NodeAuth("site1-client", SecretStr("p"))).content
+    assert node_credential(plain.get_secret_value(), HOST) is None
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda h, b: h.replace("password2", "password3") + b,
+        lambda h, b: h.replace(" created", "  created") + b,
+        lambda h, b: h.replace("site1-client", "other-client") + b,  # not the file's username
+        lambda h, b: h.replace("2026-01-02T03:04:05.123456+00:00", "yesterday") + b,
+        lambda h, b: h.replace('"10.43.0.10:80"', '"10.43.0.11:80"') + b,
+        lambda h, b: b + h,  # below the YAML: not the header acr-edge writes
+    ],
+)
+def test_hand_edited_header_is_ignored_and_replaced_at_the_next_write(
+    edit: Callable[[str, str], str],
+) -> None:
+    out = merge(None, HOST, HEADER_AUTH).content.get_secret_value()
+    header, body = out.split("\n", 1)
+    edited = edit(header + "\n", body)
+    assert parse(edited) == parse(out)  # same meaning for K3s
+    assert node_credential(edited, HOST) is None
+    fixed = merge(edited, HOST, HEADER_AUTH)
+    assert fixed.changed
+    assert fixed.content.get_secret_value() == out
