@@ -44,6 +44,7 @@ class ProvisionPlan:
     registries_diff: str = ""
     helm: list[dict[str, Any]] = field(default_factory=list)
     secrets: list[dict[str, str]] = field(default_factory=list)
+    site_actions: list[dict[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def add_arm(self, resource: str, op: str, reason: str) -> None:
@@ -51,6 +52,10 @@ class ProvisionPlan:
 
     def add_secret(self, secret: str, action: str, detail: str) -> None:
         self.secrets.append({"secret": secret, "action": action, "detail": detail})
+
+    def add_site_action(self, resource: str, action: str, why: str) -> None:
+        """A node-side change (Helm release, K3s restart), counted through its diff."""
+        self.site_actions.append({"resource": resource, "action": action, "why": why})
 
     @property
     def writes(self) -> int:
@@ -70,6 +75,7 @@ class ProvisionPlan:
             "arm": self.arm,
             "registries_yaml_diff": self.registries_diff,
             "helm_values_diff": self.helm,
+            "site_actions": self.site_actions,
             "secrets": self.secrets,
             "notes": self.notes,
             "writes": 0,
@@ -85,6 +91,11 @@ class ProvisionPlan:
             if self.registries_diff
             else ["no change"]
         )
+        if self.site_actions:
+            lines += ["", "## Node", "", "| resource | action | why |", "|---|---|---|"]
+            lines += [
+                f"| {a['resource']} | {a['action']} | {a['why']} |" for a in self.site_actions
+            ]
         lines += ["", "## Helm values (secrets masked)", ""]
         if self.helm:
             lines += ["| value | now | planned |", "|---|---|---|"]

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from flows.host_keys import fingerprint
 from flows.inputs import SiteInputs
 from flows.models import ProvisionSpec
 from flows.plan import MASK, ProvisionPlan, mask_registries_yaml, unified
@@ -109,9 +110,19 @@ def plan_provision(
         diff_client_token_ids(list(current_ids), [ctx.token_id(client)], name=cr),
     )
 
+    activation = (((actual_cr or {}).get("properties") or {}).get("activation") or {}).get("status")
     try:
         with open_site(site) as conn:
-            _plan_site(plan, conn, inputs, sync_token, client_token, now)
+            if conn.recorded_host_key:
+                key_type, fp = fingerprint(conn.recorded_host_key)
+                plan.notes.append(
+                    f"host key {key_type} {fp} of {site.ssh_host}:{site.ssh_port} accepted on "
+                    f"first use; the real run pins it in block {inputs.site_block} (not saved: "
+                    "dry run)"
+                )
+            _plan_site(
+                plan, conn, inputs, sync_token, client_token, now, activated=activation == "Active"
+            )
     except AcrEdgeError as exc:
         plan.notes.append(f"site not readable, node side not planned: {exc}")
     return plan
@@ -124,17 +135,44 @@ def _plan_site(
     sync_token: dict[str, Any] | None,
     client_token: dict[str, Any] | None,
     now: datetime,
+    *,
+    activated: bool,
 ) -> None:
     site, cr, client = inputs.site, inputs.cr_name, inputs.client_token
-    recorded = site_credentials.read_release_sync_credential(conn)
+    release = site_credentials.read_release_record(conn)
+    recorded = release.sync_ref if release else None
     sync = rotation.decide_sync_credential(
         rotation.ref_from_record(recorded.slot, recorded.created) if recorded else None,
         _passwords(sync_token),
         now,
+        activated=activated,
     )
     plan.add_secret(
         f"tokens/{cr}/{sync.slot} (sync)", "keep" if sync.keep else "generate", sync.reason
     )
+    rel = f"helm release {site.namespace}/{site.release_name}"
+    kept_drift = (
+        sync.keep
+        and release is not None
+        and recorded is not None
+        and release.digest != helm_values.desired_digest(site, recorded)
+    )
+    if kept_drift:
+        assert recorded is not None
+        # Chart settings drifted while the sync credential is kept: the real run upgrades
+        # once with the connection string the release already has (never shown here).
+        desired = helm_values.chart_values(site, SecretStr(MASK), recorded).values
+        now_values = site_credentials.read_release_values_masked(conn)
+        plan.helm = [
+            {"path": p, "now": o, "planned": n}
+            for p, o, n in helm_values.plan_diff(now_values, desired)
+        ]
+        changed = helm_values.changed_settings(now_values, site) or ["values digest"]
+        plan.add_site_action(
+            rel,
+            f"helm upgrade (values changed: {', '.join(changed)})",
+            f"the recorded sync credential tokens/{cr}/{recorded.slot} is kept",
+        )
     if not sync.keep:
         plan.add_secret(
             f"helm release {site.namespace}/{site.release_name} connectionString",
@@ -149,6 +187,11 @@ def _plan_site(
             {"path": p, "now": o, "planned": n}
             for p, o, n in helm_values.plan_diff(now_values, desired)
         ]
+        plan.add_site_action(
+            rel,
+            "helm install" if release is None else "helm upgrade (new sync credential)",
+            f"connection string carrying tokens/{cr}/{sync.slot}",
+        )
     try:
         host: str | None = site_ops.registry_host(conn, site)
     except AcrEdgeError:
@@ -169,18 +212,23 @@ def _plan_site(
                 site.registries_path,
             )
         del raw, current, merged
-    consumers = site_ops.read_pull_secrets(conn, inputs.app_namespaces, site.pull_secret_name)
-    refs = {
-        ns: rotation.ref_from_record(m.slot, m.created) if m and m.token == client else None
-        for ns, m in consumers.items()
-    }
+    consumers: dict[str, site_ops.PullSecretMeta | None] = dict(
+        site_ops.read_pull_secrets(conn, inputs.app_namespaces, site.pull_secret_name)
+    )
+    if site.auth_model == "node" and host is not None:
+        consumers[rotation.NODE_CONSUMER] = site_ops.read_node_credential(conn, site, host)
+    refs = rotation.refs_of(consumers, client)
     decision = rotation.decide_client_password(refs, _passwords(client_token), now)
     plan.add_secret(
         f"tokens/{client}/{decision.slot} (client)",
         "keep" if decision.keep else "generate",
         decision.reason,
     )
-    missing = sorted(ns for ns, r in refs.items() if r is None or r.slot != decision.slot)
+    missing = sorted(
+        ns
+        for ns, r in refs.items()
+        if ns != rotation.NODE_CONSUMER and (r is None or r.slot != decision.slot)
+    )
     if missing or not decision.keep:
         plan.add_secret(
             f"pull secret {site.pull_secret_name}",

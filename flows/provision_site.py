@@ -17,6 +17,7 @@ from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import checkpoints
+from flows.host_keys import pin_site_host_key
 from flows.inputs import SiteInputs, load_site_inputs
 from flows.locks import site_lock
 from flows.models import ProvisionSpec
@@ -140,10 +141,15 @@ def _converge(
         except BaseException:
             # Never close the connection under a running node step: let them finish first.
             wait([conn_f, ns_f, release_f])
+            key = conn_f.result().recorded_host_key if conn_f.state.is_completed() else None
+            if key:  # the key was accepted: pin it even though this run fails
+                pin_site_host_key(inputs, key, report)
             raise
         gateway = info.gateway_endpoint or ""
 
         conn: SiteConnection = conn_f.result()
+        if conn.recorded_host_key:
+            pin_site_host_key(inputs, conn.recorded_host_key, report)
         done("namespace", ns_f.result())
         release: ReleaseRecord | None = release_f.result()
         recorded = release.sync_ref if release else None
@@ -193,13 +199,13 @@ def _converge(
 
         username, password, meta = _client_credential(ctx, conn, inputs, spec, host, report)
         node_auth = (
-            NodeAuth(username=username, password=password)
-            if site.auth_model == "node" and password is not None
+            NodeAuth(username, password, meta.slot, meta.created)
+            if site.auth_model == "node" and password is not None and meta is not None
             else None
         )
         mirror = st.ensure_registries_yaml_task(conn, site, host, node_auth)
         done("registries-yaml", mirror)
-        if mirror.changed:
+        if mirror.changed or mirror.details.get("restart_pending"):
             st.restart_distribution_task(conn, site)
             st.verify_hosts_toml_task(conn, site, host)
             report.note(
@@ -345,11 +351,12 @@ def _client_credential(
     """The client credential to put in pull secrets: kept when a pull secret holds a live one
     (value read back from it only if some namespace misses it), else newly generated."""
     site, token = inputs.site, inputs.client_token
-    consumers = st.read_pull_secrets_task(conn, inputs.app_namespaces, site.pull_secret_name)
-    refs = {
-        ns: rotation.ref_from_record(m.slot, m.created) if m and m.token == token else None
-        for ns, m in consumers.items()
-    }
+    consumers: dict[str, PullSecretMeta | None] = dict(
+        st.read_pull_secrets_task(conn, inputs.app_namespaces, site.pull_secret_name)
+    )
+    if site.auth_model == "node":
+        consumers[rotation.NODE_CONSUMER] = st.read_node_credential_task(conn, site, host)
+    refs = rotation.refs_of(consumers, token)
     passwords = az.read_token_passwords(ctx, token)
     now = datetime.now(UTC)
     decision = rotation.decide_client_password(refs, passwords, now)
@@ -380,17 +387,24 @@ def _client_credential(
         and r.slot == decision.slot
         and rotation.ref_is_valid(r, rotation.normalise_passwords(passwords), now)
     )
-    if len(holders) == len(inputs.app_namespaces) and site.auth_model != "node":
+    in_namespaces = [h for h in holders if h != rotation.NODE_CONSUMER]
+    if len(in_namespaces) == len(inputs.app_namespaces) and site.auth_model != "node":
         return token, None, None  # every namespace already holds it: nothing to write
-    found = extra.read_pull_secret_password_task(conn, holders[0], site.pull_secret_name, host)
+    source = rotation.preferred_source(holders)
+    if source == rotation.NODE_CONSUMER:
+        found = extra.read_node_password_task(conn, host)
+        where, fix = site.registries_path, "remove its configs entry and re-run provision-site"
+    else:
+        found = extra.read_pull_secret_password_task(conn, source, site.pull_secret_name, host)
+        where = f"secret {source}/{site.pull_secret_name}"
+        fix = "delete that pull secret and re-run provision-site"
     if found is None:
         raise PermanentError(
-            f"pull secret in {holders[0]} is annotated with {decision.slot} but holds no "
-            f"credential for {host}",
-            resource=f"{site.name}: secret {holders[0]}/{site.pull_secret_name}",
-            fix="delete that pull secret and re-run provision-site",
+            f"{where} is recorded as holding {decision.slot} but holds no credential for {host}",
+            resource=f"{site.name}: {where}",
+            fix=fix,
         )
     username, password = found
-    holder_meta = consumers[holders[0]]
+    holder_meta = consumers[source]
     assert holder_meta is not None
     return username, password, holder_meta

@@ -1,7 +1,8 @@
 """Pure credential decisions: which token password slot to (re)generate, keep or revoke, and when.
 
-A token has two password slots. Consumers (pull secrets, the Helm release's sync credential)
-record which slot and which creation time they carry, never the value. From that metadata alone
+A token has two password slots. Consumers (pull secrets, the node's registries.yaml credential
+in the node auth model, the Helm release's sync credential) record which slot and which
+creation time they carry, never the value. From that metadata alone
 these functions decide, deterministically and without I/O:
 
 - the slot to write is never one a consumer still relies on (the unused one, else the older);
@@ -38,6 +39,22 @@ class PasswordLike(Protocol):
     def creation_time(self) -> datetime | None: ...
     @property
     def expiry(self) -> datetime | None: ...
+
+
+class RecordLike(Protocol):
+    """A consumer's stored record: token name, slot and creation time as text (no value)."""
+
+    @property
+    def token(self) -> str: ...
+    @property
+    def slot(self) -> str: ...
+    @property
+    def created(self) -> str: ...
+
+
+# The key of the node's registries.yaml credential among the consumers (node auth model); the
+# other keys are namespaces (their pull secrets). A space keeps it apart from any namespace.
+NODE_CONSUMER = "node registries.yaml"
 
 
 class CredentialRefLike(Protocol):
@@ -92,6 +109,25 @@ def ref_from_record(slot: str, created: str | None) -> CredentialRef | None:
         return CredentialRef(as_slot(slot), parse_created(created))
     except InputError:
         return None
+
+
+def refs_of(
+    records: Mapping[str, RecordLike | None], token: str
+) -> dict[str, CredentialRef | None]:
+    """Consumers' records as CredentialRefs; a record of another token counts as none."""
+    return {
+        key: ref_from_record(r.slot, r.created) if r is not None and r.token == token else None
+        for key, r in records.items()
+    }
+
+
+def preferred_source(sources: Iterable[str]) -> str:
+    """Where to read a value to adopt: a pull secret first (a Kubernetes read), the node's
+    registries.yaml last. Deterministic."""
+    ordered = sorted(sources, key=lambda key: (key == NODE_CONSUMER, key))
+    if not ordered:
+        raise ValueError("no consumer holds the value")
+    return ordered[0]
 
 
 def other_slot(slot: Slot) -> Slot:
@@ -270,7 +306,9 @@ def plan_rotation(
     could regenerate is then one that workloads use.
 
     ``consumers`` maps each namespace to the credential its pull secret records (None: no pull
-    secret). The rules, in order:
+    secret) and, in the node auth model, :data:`NODE_CONSUMER` to the credential the node's
+    registries.yaml records: a slot the node uses is never regenerated either. The rules, in
+    order:
 
     - Consumers hold valid credentials of both slots (adoption was interrupted): adopt the newer
       slot everywhere, reading its value from a namespace that has it. Never regenerate.

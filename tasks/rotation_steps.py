@@ -46,6 +46,11 @@ def read_pull_secret_password_task(
     return site_credentials.read_pull_secret_password(conn, namespace, secret_name, host)
 
 
+@task(name="read-node-password", **_COMMON)
+def read_node_password_task(conn: SiteConnection, host: str) -> tuple[str, SecretStr] | None:
+    return site_credentials.read_node_password(conn, host)
+
+
 @task(name="delete-scratch-secret", **_COMMON)
 def delete_secret_task(conn: SiteConnection, namespace: str, name: str) -> bool:
     return site_credentials.delete_secret(conn, namespace, name)

@@ -3,6 +3,8 @@
 - The Helm release's ``acrEdge.syncCredential`` (which sync-token slot the runtime was given).
 - A pull secret's password for the registry host, read back only to finish an interrupted
   adoption (some namespaces already hold the new password and ARM will never show it again).
+- The same from the node's registries.yaml ``configs.<host>.auth`` (node auth model), when the
+  node file is the consumer that already holds the password to adopt.
 
 Only the needed field is kept; everything else read is dropped unlogged.
 """
@@ -19,6 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import SecretStr
 
 from tasks.errors import TransientError, classify
+from tasks.site import registries_yaml
 from tasks.site.helm_values import (
     SyncCredentialRef,
     masked,
@@ -115,6 +118,31 @@ def read_pull_secret_password(
     finally:
         del raw
     return username, password
+
+
+def read_node_password(conn: SiteConnection, host: str) -> tuple[str, SecretStr] | None:
+    """(username, password) of registries.yaml ``configs.<host>.auth``; None if absent."""
+    site = conn.site
+    raw = conn.ssh.read_file(site.registries_path, sudo=site.sudo)
+    if raw is None:
+        return None
+    try:
+        data = registries_yaml.parse(
+            raw.decode("utf-8", errors="strict"), path=site.registries_path
+        )
+    finally:
+        del raw
+    configs = data.get("configs")
+    config = configs.get(host) if isinstance(configs, dict) else None
+    auth = config.get("auth") if isinstance(config, dict) else None
+    del data, configs, config
+    if not isinstance(auth, dict):
+        return None
+    username, password = auth.get("username"), auth.get("password")
+    del auth
+    if not isinstance(username, str) or not isinstance(password, str) or not password:
+        return None
+    return username, SecretStr(password)
 
 
 def delete_secret(conn: SiteConnection, namespace: str, name: str) -> bool:

@@ -52,6 +52,7 @@ __all__ = [
     "helm_install",
     "helm_upgrade_kept_credential",
     "open_site",
+    "read_node_credential",
     "read_pull_secrets",
     "registry_host",
     "restart_distribution",
@@ -381,13 +382,23 @@ def registry_host(conn: SiteConnection, site: EdgeSite) -> str:
 def ensure_registries_yaml(
     conn: SiteConnection, site: EdgeSite, host: str, auth: NodeAuth | None = None
 ) -> StepResult:
-    """Add/fix the http mirror for ``host``; ``changed`` means K3s must restart to load it."""
+    """Add/fix the http mirror for ``host``; restart K3s when ``changed`` or when the details
+    say ``restart_pending`` (the file is right but K3s has not loaded it since it was written,
+    e.g. a run died between the write and the restart)."""
     path = site.registries_path
     resource = f"{conn.resource}: {path}"
     current = conn.ssh.read_file(path, sudo=site.sudo)
     text = None if current is None else current.decode("utf-8", errors="strict")
     result = registries_yaml.merge(text, host, auth, path=path)  # refuses a bad file untouched
     if not result.changed:
+        if restart_pending(conn, site, host):
+            return StepResult.noop(
+                resource,
+                f"{result.reason}, but {site.service_name} has not loaded it since it was "
+                "written (restart pending)",
+                path=path,
+                restart_pending=True,
+            )
         return StepResult.noop(resource, result.reason, path=path)
     writes = 0
     backup = None
@@ -400,6 +411,49 @@ def ensure_registries_yaml(
     conn.ssh.write_file(path, result.content, mode=0o600, sudo=site.sudo)
     writes += 1
     return StepResult.wrote(resource, result.reason, writes=writes, path=path, backup=backup)
+
+
+def hosts_toml_path(site: EdgeSite, host: str) -> str:
+    return f"{site.hosts_dir.rstrip('/')}/{host}/hosts.toml"
+
+
+def restart_pending(conn: SiteConnection, site: EdgeSite, host: str) -> bool:
+    """True when registries.yaml is newer than the hosts.toml K3s generated for ``host`` at its
+    last start (K3s regenerates certs.d at every start), or that hosts.toml is missing."""
+    hosts = hosts_toml_path(site, host)
+    result = conn.ssh.run(
+        ["find", site.registries_path, "-newer", hosts, "-print"],
+        sudo=site.sudo,
+        timeout=site.command_timeout,
+    )
+    if result.exit_status != 0:
+        if "no such file" in result.stderr.lower():
+            return True
+        raise TransientError(
+            f"{conn.resource}: cannot compare {site.registries_path} with {hosts}: "
+            f"{result.error_text()}"
+        )
+    return bool(result.stdout.strip())
+
+
+def read_node_credential(conn: SiteConnection, site: EdgeSite, host: str) -> PullSecretMeta | None:
+    """Which client-token password ``configs.<host>.auth`` holds (node auth model), from the
+    header acr-edge writes with it; None without a (trustworthy) record. No value is read out."""
+    raw = conn.ssh.read_file(site.registries_path, sudo=site.sudo)
+    text = None if raw is None else raw.decode("utf-8", errors="strict")
+    del raw
+    record = registries_yaml.node_credential(text, host, path=site.registries_path)
+    if record is None and text is not None and registries_yaml.HEADER_PREFIX in text:
+        log.warning(
+            "%s: %s has an acr-edge header for %s that does not match its credential; ignored",
+            conn.resource,
+            site.registries_path,
+            host,
+        )
+    del text
+    if record is None:
+        return None
+    return PullSecretMeta(token=record.token, slot=record.slot, created=record.created)
 
 
 def restart_distribution(conn: SiteConnection, site: EdgeSite) -> None:
@@ -453,7 +507,7 @@ def verify_hosts_toml(conn: SiteConnection, site: EdgeSite, host: str) -> None:
 
     Catches K3s versions that regenerate the mirror as https despite the explicit scheme.
     """
-    path = f"{site.hosts_dir.rstrip('/')}/{host}/hosts.toml"
+    path = hosts_toml_path(site, host)
     resource = f"{conn.resource}: {path}"
     raw = conn.ssh.read_file(path, sudo=site.sudo)
     if raw is None:

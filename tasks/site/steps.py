@@ -112,6 +112,14 @@ def read_pull_secrets_task(
     return ops.read_pull_secrets(conn, namespaces, secret_name)
 
 
+@task(name="read-node-credential", **_COMMON)
+def read_node_credential_task(
+    conn: SiteConnection, site: EdgeSite, host: str
+) -> PullSecretMeta | None:
+    """Which client-token slot the node's registries.yaml credential is (node auth model)."""
+    return ops.read_node_credential(conn, site, host)
+
+
 @task(name="ensure-pull-secrets", **_COMMON)
 def ensure_pull_secrets_task(
     conn: SiteConnection,

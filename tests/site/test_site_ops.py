@@ -313,7 +313,8 @@ def test_node_auth_model_pulls_without_pull_secret(sandbox: Any) -> None:
     creds = _azure_half(sandbox, "sitetwoedge")
     site = _site_block(info, "sitetwoedge", auth_model="node")
     Path(info["registries_path"]).unlink(missing_ok=True)
-    auth = NodeAuth(creds.client_user, creds.client_password)
+    meta = creds.client_meta
+    auth = NodeAuth(creds.client_user, creds.client_password, meta.slot, meta.created)
     with open_site(site) as conn:
         ops.ensure_namespace(conn, site.namespace)
         ops.helm_install(conn, site, creds.connection_string, sync_ref=creds.sync_ref)
@@ -321,9 +322,17 @@ def test_node_auth_model_pulls_without_pull_secret(sandbox: Any) -> None:
         host = ops.registry_host(conn, site)
         first = ops.ensure_registries_yaml(conn, site, host, auth)
         assert first.changed
+        # The file records which slot it holds, written with the credential (no value).
+        assert ops.read_node_credential(conn, site, host) == meta
+        # A run that died between the write and the restart: the re-run sees the file right
+        # but not loaded, and says a restart is pending.
+        pending = ops.ensure_registries_yaml(conn, site, host, auth)
+        assert not pending.changed and pending.details.get("restart_pending") is True, pending
         ops.restart_distribution(conn, site)
         ops.verify_hosts_toml(conn, site, host)
-        assert not ops.ensure_registries_yaml(conn, site, host, auth).changed
+        settled = ops.ensure_registries_yaml(conn, site, host, auth)
+        assert not settled.changed and not settled.details.get("restart_pending"), settled
+        assert meta.slot in settled.message
         ops.ensure_namespace(conn, "nodeauth")
         canary = ops.run_canary(conn, "nodeauth", f"{host}/{REPO}:1.0", None, timeout=20)
     assert canary.ok, canary.reason
