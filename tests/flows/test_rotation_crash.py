@@ -51,6 +51,25 @@ def fsb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlowSandbox]:
         box.running.stop()
 
 
+@pytest.fixture(scope="module")
+def node_site(fsb: FlowSandbox) -> str:
+    """Site 2 in the node auth model, provisioned: registries.yaml carries the client
+    credential (with its slot recorded in the header) and pods pull with no pull secret."""
+    from blocks.edge_site import EdgeSite
+
+    name = fsb.site_blocks[1]
+    block: EdgeSite = EdgeSite.load(name)  # type: ignore[assignment]
+    block.auth_model = "node"
+    block.save(name, overwrite=True)
+    out = provision_site(
+        name,
+        fsb.parent_block,
+        ProvisionSpec(**spec(enable_data_endpoint=True, client_password_days=10)),
+    )
+    assert out["outcome"] == "converged", out
+    return name
+
+
 def token_passwords(fsb: FlowSandbox) -> dict[str, dict[str, Any]]:
     token = fsb.azure.resource("tokens", f"{fsb.info['sites'][0]['name']}-client")
     return {p["name"]: p for p in token["properties"]["credentials"]["passwords"]}
@@ -213,7 +232,7 @@ def test_force_parameter_is_documented_in_the_ui_form() -> None:
     assert "leaked or suspect" in schema["force"]["description"]
 
 
-def test_node_auth_model_provision_rotate_and_converge(fsb: FlowSandbox) -> None:
+def test_node_auth_model_provision_rotate_and_converge(fsb: FlowSandbox, node_site: str) -> None:
     """registries.yaml ``configs.<host>.auth`` carries the client credential: pods pull with no
     pull secret. Rotation rewrites the file (backed up), restarts K3s once, and proves the new
     password before the old slot goes."""
@@ -221,17 +240,9 @@ def test_node_auth_model_provision_rotate_and_converge(fsb: FlowSandbox) -> None
 
     from blocks.edge_site import EdgeSite
 
-    name, node, info = fsb.site_blocks[1], fsb.site(1), fsb.info["sites"][1]
+    name, node, info = node_site, fsb.site(1), fsb.info["sites"][1]
     token_name = f"{info['name']}-client"
     block: EdgeSite = EdgeSite.load(name)  # type: ignore[assignment]
-    block.auth_model = "node"
-    block.save(name, overwrite=True)
-    out = provision_site(
-        name,
-        fsb.parent_block,
-        ProvisionSpec(**spec(enable_data_endpoint=True, client_password_days=10)),
-    )
-    assert out["outcome"] == "converged", out
     registries = Path(info["registries_path"])
 
     def node_auth(host: str) -> dict[str, Any]:
@@ -308,3 +319,104 @@ def test_node_auth_model_provision_rotate_and_converge(fsb: FlowSandbox) -> None
         assert fsb.arm_writes() == []
         assert registries.read_text() == file_after
         assert node.restart_count == restarts_before + 1
+
+
+NODE_STEPS = [
+    "planned",
+    "generated",
+    "proven",
+    "registries-yaml",
+    "node-proven",
+    "pull-secrets",
+    "verified",
+    "revoke",
+]
+
+
+@pytest.mark.parametrize("crash_at", NODE_STEPS)
+def test_node_model_crash_after_each_step_then_rerun_converges_without_a_pull_gap(
+    fsb: FlowSandbox, node_site: str, crash_at: str
+) -> None:
+    """Node auth model: the node's registries.yaml is a consumer of a slot like the pull
+    secrets. Crash after each step; at every boundary (both runs) a pull with NO pull secret
+    (the node's credential, as K3s loaded it) and a pull with the workloads' secret succeed, the
+    node file's recorded slot is a live password, and the slot in use stays untouched until the
+    new one is proven. The re-run converges and a third run writes nothing."""
+    from blocks.edge_site import EdgeSite
+
+    info = fsb.info["sites"][1]
+    token_name = f"{info['name']}-client"
+    site: EdgeSite = EdgeSite.load(node_site)  # type: ignore[assignment]
+
+    def passwords() -> dict[str, dict[str, Any]]:
+        token = fsb.azure.resource("tokens", token_name)
+        return {p["name"]: p for p in token["properties"]["credentials"]["passwords"]}
+
+    with open_site(site) as probe:
+        host = ops.registry_host(probe, site)
+        image = canary_image(host, "samples/app0000")
+
+        def node_slot() -> tuple[str, str]:
+            record = ops.read_node_credential(probe, site, host)
+            assert record is not None and record.token == token_name
+            return record.slot, record.created
+
+        old_slot, _ = node_slot()
+        assert pull_secret_slot(probe, site)[0] == old_slot
+        before = passwords()
+        assert set(before) == {old_slot}, before
+        lead = math.ceil(days_left(before[old_slot])) + 1
+        lifetime = lead + 2
+        crashed = False
+
+        def boundary(flow: str, _site: str, step: str) -> None:
+            nonlocal crashed
+            if flow != FLOW or _site != info["name"]:
+                return
+            by_node = ops.run_canary(probe, NS, image, None, timeout=30, poll=0.05)
+            assert by_node.ok, f"node-credential pull failed after {step}: {by_node}"
+            by_secret = ops.run_canary(
+                probe, NS, image, site.pull_secret_name, timeout=30, poll=0.05
+            )
+            assert by_secret.ok, f"pull-secret pull failed after {step}: {by_secret}"
+            now = passwords()
+            slot, created = node_slot()
+            assert slot in now, f"node file records dead {slot} after {step}"
+            assert now[slot]["creationTime"].startswith(created[:19]), (step, slot)
+            if slot == old_slot:
+                assert now[old_slot]["creationTime"] == before[old_slot]["creationTime"]
+                assert days_left(now[old_slot]) > 0
+            if step == crash_at and not crashed:
+                crashed = True
+                raise Crash(f"crash after {step}")
+
+        with on_step(boundary):
+            with pytest.raises(Crash):
+                rotate_client_token(
+                    node_site, fsb.parent_block, lifetime_days=lifetime, lead_days=lead
+                )
+            assert crashed
+            out = rotate_client_token(
+                node_site, fsb.parent_block, lifetime_days=lifetime, lead_days=lead
+            )
+        assert out["outcome"] != "failed", out
+        if crash_at == "registries-yaml":
+            # The node already held the new slot: it was adopted, not regenerated.
+            assert out["outcome"] == "adoption finished", out
+
+        new_slot, new_created = node_slot()
+        after = passwords()
+        assert new_slot != old_slot, (crash_at, out)
+        assert pull_secret_slot(probe, site) == (new_slot, new_created)
+        assert set(after) == {new_slot}, after
+        assert after[new_slot]["creationTime"].startswith(new_created[:19])
+        assert days_left(after[new_slot]) > lead
+        assert ops.run_canary(probe, NS, image, None, timeout=30, poll=0.05).ok
+
+        fsb.azure.clear_requests()
+        restarts = fsb.site(1).restart_count
+        again = rotate_client_token(
+            node_site, fsb.parent_block, lifetime_days=lifetime, lead_days=lead
+        )
+        assert again["outcome"] == "not due" and again["writes"] == 0, again
+        assert fsb.arm_writes() == [] and fsb.site(1).restart_count == restarts

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from tasks.errors import InputError
 from tasks.rotation import (
+    NODE_CONSUMER,
     SLOTS,
     CredentialRef,
     PasswordState,
@@ -19,6 +20,8 @@ from tasks.rotation import (
     expiry_for,
     is_due,
     plan_rotation,
+    preferred_source,
+    refs_of,
     validate_lifetime,
 )
 
@@ -178,7 +181,7 @@ def test_missing_namespace_gets_the_live_value_copied() -> None:
 @given(
     password_sets,
     st.dictionaries(
-        st.sampled_from(["a", "b", "c"]),
+        st.sampled_from(["a", "b", "c", NODE_CONSUMER]),
         st.one_of(st.none(), st.sampled_from(SLOTS)),
         min_size=1,
     ),
@@ -291,7 +294,7 @@ def test_force_is_refused_while_pull_secrets_are_split_between_both_slots() -> N
 @given(
     password_sets,
     st.dictionaries(
-        st.sampled_from(["a", "b", "c"]),
+        st.sampled_from(["a", "b", "c", NODE_CONSUMER]),
         st.one_of(st.none(), st.sampled_from(SLOTS)),
         min_size=1,
     ),
@@ -318,3 +321,51 @@ def test_forced_plan_always_writes_and_never_touches_a_slot_workloads_use_first(
     assert plan.revoke != plan.target
     # Whatever workloads used is revoked by the plan (after proof), never left live.
     assert live_used <= {plan.revoke}
+
+
+# -- the node's registries.yaml credential is a consumer (node auth model) ----------------------
+
+
+def test_node_rewritten_then_crash_adopts_the_node_slot_never_regenerates_it() -> None:
+    """Crash after registries.yaml got the new slot, before the pull secrets did."""
+    p1 = pw("password1", 80, 10)
+    p2 = pw("password2", 0.01, 90)
+    plan = plan_rotation([p1, p2], {"app": ref(p1), NODE_CONSUMER: ref(p2)}, NOW, LEAD)
+    assert plan.action == "adopt" and plan.target == "password2" and not plan.generate
+    assert plan.value_sources == (NODE_CONSUMER,) and plan.revoke == "password1"
+    # Without the node's record the same state looked like "generated, not adopted".
+    blind = plan_rotation([p1, p2], {"app": ref(p1)}, NOW, LEAD)
+    assert blind.action == "resume" and blind.generate and blind.target == "password2"
+
+
+def test_node_without_a_record_gets_the_live_value_from_a_pull_secret() -> None:
+    p1 = pw("password1", 10, 80)
+    plan = plan_rotation([p1], {"app": ref(p1), NODE_CONSUMER: None}, NOW, LEAD)
+    assert plan.action == "adopt" and plan.target == "password1" and not plan.generate
+    assert preferred_source(plan.value_sources) == "app"
+
+
+def test_force_is_refused_while_node_and_pull_secrets_hold_different_slots() -> None:
+    p1 = pw("password1", 80, 10)
+    p2 = pw("password2", 0.01, 90)
+    with pytest.raises(InputError, match="force refused"):
+        plan_rotation([p1, p2], {"app": ref(p1), NODE_CONSUMER: ref(p2)}, NOW, LEAD, force=True)
+
+
+def test_provisioning_keeps_the_slot_only_the_node_holds() -> None:
+    p2 = pw("password2", 0.01, 90)
+    keep = decide_client_password({"app": None, NODE_CONSUMER: ref(p2)}, [p2], NOW)
+    assert keep.keep and keep.slot == "password2"
+
+
+def test_value_sources_prefer_pull_secrets_and_records_of_other_tokens_count_as_none() -> None:
+    assert preferred_source([NODE_CONSUMER, "zeta", "alpha"]) == "alpha"
+    assert preferred_source([NODE_CONSUMER]) == NODE_CONSUMER
+
+    class Rec:
+        def __init__(self, token: str) -> None:
+            self.token, self.slot, self.created = token, "password1", "2026-01-01T00:00:00+00:00"
+
+    refs = refs_of({"app": Rec("site1-client"), NODE_CONSUMER: Rec("other")}, "site1-client")
+    assert refs["app"] is not None and refs["app"].slot == "password1"
+    assert refs[NODE_CONSUMER] is None
