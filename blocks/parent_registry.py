@@ -254,9 +254,14 @@ class ParentRegistry(Block):
         api_version: str | None = None,
         credential: TokenCredential | None = None,
         polling_interval: float = 1.0,
+        transport: Any = None,
     ) -> ContainerRegistryManagementClient:
+        """``transport`` is for custom HTTP stacks (and tests that record the poller's waits)."""
         from azure.mgmt.containerregistry import ContainerRegistryManagementClient
 
+        from tasks.azure.polling import honour_zero_retry_after
+
+        extra: dict[str, Any] = {"transport": transport} if transport is not None else {}
         return ContainerRegistryManagementClient(
             credential or self.credential(),
             self.subscription_id,
@@ -265,7 +270,9 @@ class ParentRegistry(Block):
             api_version=api_version or ARM_API_VERSION,
             polling_interval=polling_interval,
             retry_total=0,  # acr-edge's call_with_retry is the policy that applies
+            raw_response_hook=honour_zero_retry_after,
             **self._tls_kwargs(),
+            **extra,
         )
 
     def catalog_client(
