@@ -138,7 +138,8 @@ def test_parameter_schemas_describe_the_ui_form(first_deploy_output: str) -> Non
     assert rprops["lead_days"]["default"] == 14
     for name in ("site_block", "parent_block", "lifetime_days", "lead_days"):
         assert rprops[name]["description"], name
-    assert "clientToken" not in str(rotate_site)  # names and numbers only, never a secret
+    # names and numbers only: no secret field in the form
+    assert all(p.get("format") != "password" for p in rprops.values())
 
     for fleet in ("rotate-fleet-tokens", "fleet-status", "provision-fleet"):
         fprops = _deployment(fleet).parameter_openapi_schema["properties"]

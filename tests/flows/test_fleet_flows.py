@@ -136,6 +136,7 @@ def test_fleet_fans_out_through_the_per_site_deployments(
     assert state is not None and state.is_completed(), state
     runs = _site_runs("rotate-client-token", rotate_names)
     for site, name in zip(sites, rotate_names, strict=True):
+        assert len(runs[name]) == 2, site  # the failed one above, and this fleet's
         newest = runs[name][0]
         assert newest.state is not None and newest.state.is_completed(), site
         assert newest.parameters["site_block"] == site
@@ -143,10 +144,6 @@ def test_fleet_fans_out_through_the_per_site_deployments(
     table = _artifact("rotate-fleet-tokens-summary")
     assert table is not None and "2/2 sites ok" in str(table.description)
     assert all(": rotated" in r["outcome"] for r in _summary_rows(table))
-
-    again = rotate_fleet_tokens(fsb.parent_block, sites=sites, max_concurrency=1)
-    assert [r["state"] for r in again["sites"]] == ["Completed", "Completed"]
-    assert all(": not due" in r["outcome"] for r in again["sites"])
 
     status = fleet_status(fsb.parent_block, tag=fsb.tag)
     assert [r["run"] for r in status["sites"]] == [f"status-{s}" for s in sites]
