@@ -27,7 +27,7 @@ def test_register_saves_parent_and_one_block_per_site(sandbox_info: dict[str, An
     names = register(sandbox_info)
     assert names == [PARENT_BLOCK, "sandbox-site-1"]
 
-    parent = ParentRegistry.load(PARENT_BLOCK)
+    parent: Any = ParentRegistry.load(PARENT_BLOCK)  # sync load (the stubs also allow a coroutine)
     assert parent.registry_name == sandbox_info["registry"]
     assert parent.client_secret is not None
     assert parent.client_secret.get_secret_value() == sandbox_info["client_secret"]
@@ -41,7 +41,7 @@ def test_register_saves_parent_and_one_block_per_site(sandbox_info: dict[str, An
         ctx.close()
 
     [site_info] = sandbox_info["sites"]
-    site = EdgeSite.load("sandbox-site-1")
+    site: Any = EdgeSite.load("sandbox-site-1")
     assert site.name == site_info["name"]
     assert site.ssh_port == site_info["ssh_port"]
     assert (
@@ -66,4 +66,5 @@ def test_bad_info_writes_nothing(sandbox_info: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         register({**sandbox_info, "registry": "unsavedreg1", "sites": [bad_site]})
     # every block is validated before the first save: the parent still names the real registry
-    assert ParentRegistry.load(PARENT_BLOCK).registry_name == sandbox_info["registry"]
+    reloaded: Any = ParentRegistry.load(PARENT_BLOCK)
+    assert reloaded.registry_name == sandbox_info["registry"]
