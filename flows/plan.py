@@ -37,6 +37,27 @@ def unified(old: str, new: str, path: str) -> str:
     )
 
 
+def helm_rows(changes: list[tuple[str, Any, Any]]) -> list[dict[str, Any]]:
+    """Plan rows for (path, now, planned) value changes, one per leaf: a map added or removed as
+    a whole (``pvc``) shows as its settings (``pvc.storageRequest``)."""
+    rows: list[dict[str, Any]] = []
+
+    def walk(path: str, old: Any, new: Any) -> None:
+        if isinstance(old, dict) or isinstance(new, dict):
+            before = old if isinstance(old, dict) else {}
+            after = new if isinstance(new, dict) else {}
+            if (old is None or isinstance(old, dict)) and (new is None or isinstance(new, dict)):
+                for key in sorted(set(before) | set(after), key=str):
+                    walk(f"{path}.{key}", before.get(key), after.get(key))
+                return
+        if old != new:
+            rows.append({"path": path, "now": old, "planned": new})
+
+    for path, old, new in changes:
+        walk(path, old, new)
+    return rows
+
+
 @dataclass
 class ProvisionPlan:
     site: str

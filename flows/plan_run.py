@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from flows.host_keys import fingerprint
 from flows.inputs import SiteInputs
 from flows.models import ProvisionSpec
-from flows.plan import MASK, ProvisionPlan, mask_registries_yaml, unified
+from flows.plan import MASK, ProvisionPlan, helm_rows, mask_registries_yaml, unified
 from tasks import rotation, site_credentials
 from tasks.azure import actions as act
 from tasks.azure import ops
@@ -163,10 +163,7 @@ def _plan_site(
         # once with the connection string the release already has (never shown here).
         desired = helm_values.chart_values(site, SecretStr(MASK), recorded).values
         now_values = site_credentials.read_release_values_masked(conn)
-        plan.helm = [
-            {"path": p, "now": o, "planned": n}
-            for p, o, n in helm_values.plan_diff(now_values, desired)
-        ]
+        plan.helm = helm_rows(helm_values.plan_diff(now_values, desired))
         changed = helm_values.changed_settings(now_values, site) or ["values digest"]
         plan.add_site_action(
             rel,
@@ -183,10 +180,7 @@ def _plan_site(
             site, SecretStr(MASK), helm_values.SyncCredentialRef(cr, sync.slot, "(new)")
         ).values
         now_values = site_credentials.read_release_values_masked(conn)
-        plan.helm = [
-            {"path": p, "now": o, "planned": n}
-            for p, o, n in helm_values.plan_diff(now_values, desired)
-        ]
+        plan.helm = helm_rows(helm_values.plan_diff(now_values, desired))
         plan.add_site_action(
             rel,
             "helm install" if release is None else "helm upgrade (new sync credential)",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -156,6 +157,110 @@ def test_sync_password_regenerated_elsewhere_is_replaced_in_the_other_slot(
     )
     again = provision_site(site, fsb.parent_block, ProvisionSpec(**spec()))
     assert again["writes"] == 0, again
+
+
+def test_dry_run_shows_chart_drift_while_the_sync_credential_is_kept(fsb: FlowSandbox) -> None:
+    """Chart settings changed in the block, sync credential still valid: the plan lists the
+    masked Helm values diff and the upgrade, and nothing is written anywhere."""
+    from prefect.artifacts import Artifact
+
+    from blocks.edge_site import EdgeSite
+
+    site_name, node = fsb.site_blocks[0], fsb.site()
+    cr = fsb.info["sites"][0]["name"]
+    provision_site(site_name, fsb.parent_block, ProvisionSpec(**spec(enable_data_endpoint=True)))
+    block: EdgeSite = EdgeSite.load(site_name)  # type: ignore[assignment]
+    original = block.storage_request
+    block.storage_request = "30Gi"
+    block.save(site_name, overwrite=True)
+    try:
+        fsb.azure.clear_requests()
+        revision = node.helm_revision("connected-registry", "connected-registry")
+        commands_before = len(node.commands())
+        plan = provision_site(site_name, fsb.parent_block, ProvisionSpec(**spec(dry_run=True)))
+    finally:
+        block.storage_request = original
+        block.save(site_name, overwrite=True)
+
+    assert plan["outcome"] == "planned" and plan["writes"] == 0, plan
+    (action,) = plan["site_actions"]
+    assert action["action"] == "helm upgrade (values changed: pvc.storageRequest)", action
+    assert "kept" in action["why"]
+    diff = {row["path"]: row for row in plan["helm_values_diff"]}
+    assert diff["pvc.storageRequest"]["planned"] == "30Gi", diff
+    assert diff["pvc.storageRequest"]["now"] in (None, original), diff
+    assert "connectionString" not in diff  # same credential: no secret change to show
+    secrets = {s["secret"]: s["action"] for s in plan["secrets"]}
+    assert any(k.endswith("(sync)") and v == "keep" for k, v in secrets.items()), secrets
+    assert plan["planned_writes"] >= 1
+    # 0 writes: no ARM write, no helm upgrade, no file write or restart on the node.
+    assert fsb.arm_writes() == []
+    assert node.helm_revision("connected-registry", "connected-registry") == revision
+    new_commands = [str(c) for c in node.commands()[commands_before:]]
+    assert not any(w in c for c in new_commands for w in ("upgrade", "restart", "cat >", "tee"))
+    artifact: Any = Artifact.get(f"provision-plan-{cr}")
+    assert "helm upgrade (values changed: pvc.storageRequest)" in str(artifact.data)
+    for secret in fsb.azure.secrets():
+        assert secret not in str(plan) and secret not in str(artifact.data)
+
+
+def test_trust_on_first_use_pins_the_key_in_the_block_and_then_refuses_another(
+    fsb: FlowSandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from blocks.edge_site import EdgeSite
+    from flows.host_keys import fingerprint
+    from sandbox.blocks_registration import site_block
+    from tasks.errors import PermanentError
+    from tasks.site.connection import open_site
+
+    info = fsb.info["sites"][0]
+    name = f"{fsb.site_blocks[0]}-tofu"
+    tofu = site_block(info)
+    tofu.known_hosts = []
+    tofu.trust_on_first_use = True
+    tofu.save(name, overwrite=True)
+
+    out = provision_site(name, fsb.parent_block, ProvisionSpec(**spec(enable_data_endpoint=True)))
+    assert out["outcome"] in ("converged", "already converged"), out
+    pinned: EdgeSite = EdgeSite.load(name)  # type: ignore[assignment]
+    assert pinned.known_hosts == [info["known_hosts"]]
+    assert pinned.trust_on_first_use is False
+    key_type, fp = fingerprint(info["known_hosts"])
+    expected = (
+        f"pinned host key {key_type} {fp} for {info['ssh_host']}:{info['ssh_port']} in block {name}"
+    )
+    notes = {s["step"]: s for s in out["steps"]}
+    assert notes["host-key"]["message"] == expected  # in the provision artifact's table too
+    private_key = Path(info["private_key_path"]).read_text()
+    assert private_key.splitlines()[1] not in str(out)
+
+    # The next run connects with the pinned key: nothing to pin again.
+    again = provision_site(name, fsb.parent_block, ProvisionSpec(**spec()))
+    assert "host-key" not in {s["step"] for s in again["steps"]} and again["writes"] == 0
+
+    # The node now presents a key other than the pinned one: refused before any command.
+    other = Ed25519PrivateKey.generate().public_key()
+    other_line = " ".join(
+        [
+            info["known_hosts"].split()[0],
+            *other.public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH).decode().split()[:2],
+        ]
+    )
+    changed: EdgeSite = EdgeSite.load(name)  # type: ignore[assignment]
+    changed.known_hosts = [other_line]
+    changed.save(name, overwrite=True)
+    commands_before = len(fsb.site().commands())
+    with pytest.raises(PermanentError, match="host key does not match"), open_site(changed):
+        pass
+    with pytest.raises(Exception, match="host key does not match"):
+        provision_site(name, fsb.parent_block, ProvisionSpec(**spec()))
+    assert len(fsb.site().commands()) == commands_before
+    # TOFU stays off: the changed key was not accepted and the block was not rewritten.
+    after: EdgeSite = EdgeSite.load(name)  # type: ignore[assignment]
+    assert after.known_hosts == [other_line] and after.trust_on_first_use is False
 
 
 def test_changed_chart_setting_upgrades_once_with_the_kept_sync_credential(
