@@ -152,7 +152,7 @@ def _provision(conn: SiteConnection, site: EdgeSite, creds: AzureCreds) -> dict[
 
 def _secret_versions(conn: SiteConnection, name: str) -> dict[str, str]:
     return {
-        ns: conn.core.read_namespaced_secret(name, ns).metadata.resource_version
+        ns: str(conn.core.read_namespaced_secret(name, ns).metadata.resource_version)  # type: ignore[union-attr]
         for ns in APP_NAMESPACES
     }
 
@@ -265,7 +265,7 @@ def test_kubeconfig_is_never_written_to_disk(sandbox: Any, tmp_path: Path) -> No
     site = _site_block(node.info, "siteoneedge")
     before = set(os.listdir(tempfile.gettempdir()))
     with open_site(site) as conn:
-        assert conn.core.read_namespace("default").metadata.name == "default"
+        assert conn.core.read_namespace("default").metadata.name == "default"  # type: ignore[union-attr]
         cert_file = conn.api.configuration.key_file
         assert cert_file.startswith("/proc/")
         created = set(os.listdir(tempfile.gettempdir())) - before
@@ -294,7 +294,7 @@ def test_sudo_site_survives_a_dropped_connection_and_records_first_key(sandbox: 
     with open_site(site) as conn:
         assert conn.recorded_host_key == info["known_hosts"]
         result = ops.ensure_registries_yaml(conn, site, "10.43.0.20:80")
-        assert conn.core.read_namespace("default").metadata.name == "default"
+        assert conn.core.read_namespace("default").metadata.name == "default"  # type: ignore[union-attr]
     assert site.known_hosts == [info["known_hosts"]]  # the caller saves the block
     assert result.changed and result.writes == 1  # no backup of a file that did not exist
     assert Path(info["registries_path"]).stat().st_mode & 0o777 == 0o600
@@ -345,7 +345,7 @@ def test_kubeconfig_access_without_tunnel(sandbox: Any) -> None:
     site = _site_block(info, "siteoneedge", kube_access="kubeconfig", kubeconfig=kubeconfig)
     with open_site(site) as conn:
         assert conn.api.configuration.host.endswith(f":{info['kube_api_port']}")
-        assert conn.core.read_namespace("default").metadata.name == "default"
+        assert conn.core.read_namespace("default").metadata.name == "default"  # type: ignore[union-attr]
 
 
 def test_openssh_forward_carries_the_kubernetes_client(sandbox: Any, sshd: Any) -> None:
@@ -363,5 +363,5 @@ def test_openssh_forward_carries_the_kubernetes_client(sandbox: Any, sshd: Any) 
     )
     with open_site(site, ssh=session) as conn:
         assert conn.api.configuration.host != f"https://127.0.0.1:{info['kube_api_port']}"
-        names = {ns.metadata.name for ns in conn.core.list_namespace().items}
+        names = {ns.metadata.name for ns in conn.core.list_namespace().items}  # type: ignore[union-attr]
     assert {"default", "kube-system"} <= names
