@@ -15,7 +15,7 @@ from flows.host_keys import fingerprint
 from flows.inputs import SiteInputs
 from flows.models import ProvisionSpec
 from flows.plan import MASK, ProvisionPlan, helm_rows, mask_registries_yaml, unified
-from tasks import rotation, site_credentials
+from tasks import rotation
 from tasks.azure import actions as act
 from tasks.azure import ops
 from tasks.azure.context import AzureContext
@@ -30,9 +30,9 @@ from tasks.azure.desired import (
     diff_token,
     sync_map_description,
 )
+from tasks.azure.reads import read_arm
 from tasks.errors import AcrEdgeError
-from tasks.plan_reads import read_arm
-from tasks.site import helm_values, registries_yaml
+from tasks.site import credentials, helm_values, registries_yaml
 from tasks.site import ops as site_ops
 from tasks.site.connection import open_site
 
@@ -139,7 +139,7 @@ def _plan_site(
     activated: bool,
 ) -> None:
     site, cr, client = inputs.site, inputs.cr_name, inputs.client_token
-    release = site_credentials.read_release_record(conn)
+    release = credentials.read_release_record(conn)
     recorded = release.sync_ref if release else None
     sync = rotation.decide_sync_credential(
         rotation.ref_from_record(recorded.slot, recorded.created) if recorded else None,
@@ -162,7 +162,7 @@ def _plan_site(
         # Chart settings drifted while the sync credential is kept: the real run upgrades
         # once with the connection string the release already has (never shown here).
         desired = helm_values.chart_values(site, SecretStr(MASK), recorded).values
-        now_values = site_credentials.read_release_values_masked(conn)
+        now_values = credentials.read_release_values_masked(conn)
         plan.helm = helm_rows(helm_values.plan_diff(now_values, desired))
         changed = helm_values.changed_settings(now_values, site) or ["values digest"]
         plan.add_site_action(
@@ -179,7 +179,7 @@ def _plan_site(
         desired = helm_values.chart_values(
             site, SecretStr(MASK), helm_values.SyncCredentialRef(cr, sync.slot, "(new)")
         ).values
-        now_values = site_credentials.read_release_values_masked(conn)
+        now_values = credentials.read_release_values_masked(conn)
         plan.helm = helm_rows(helm_values.plan_diff(now_values, desired))
         plan.add_site_action(
             rel,

@@ -23,22 +23,21 @@ from flows.locks import site_lock
 from flows.models import ProvisionSpec
 from flows.report import RunReport, artifact_key
 from tasks import rotation
-from tasks import rotation_steps as extra
 from tasks.azure import steps as az
 from tasks.azure.connection_string import build_sync_connection_string
 from tasks.azure.context import AzureContext
 from tasks.azure.desired import ConnectedRegistrySpec
 from tasks.azure.ops import ConnectedRegistryInfo, PasswordMeta
-from tasks.canary import canary_image
 from tasks.errors import InputError, PermanentError
 from tasks.result import StepResult
 from tasks.site import helm_values
 from tasks.site import steps as st
+from tasks.site.canary import canary_image
 from tasks.site.connection import SiteConnection
+from tasks.site.credentials import ReleaseRecord
 from tasks.site.helm_values import SyncCredentialRef
 from tasks.site.ops import PullSecretMeta
 from tasks.site.registries_yaml import NodeAuth
-from tasks.site_credentials import ReleaseRecord
 
 if TYPE_CHECKING:
     from blocks.edge_site import EdgeSite
@@ -132,9 +131,9 @@ def _converge(
     with ExitStack() as stack:
         # The node side needs nothing from Azure until the connection string exists: connect,
         # create the namespace and read what the release records while ARM is worked on.
-        conn_f = extra.open_site_task.submit(stack, site)
+        conn_f = st.open_site_task.submit(stack, site)
         ns_f = st.ensure_namespace_task.submit(conn_f, site.namespace)  # type: ignore[call-overload]
-        release_f = extra.read_release_record_task.submit(conn_f)  # type: ignore[call-overload]
+        release_f = st.read_release_record_task.submit(conn_f)  # type: ignore[call-overload]
 
         try:
             repos, info, sync_passwords = _azure_side(ctx, inputs, spec, cr_spec, report, done)
@@ -234,7 +233,7 @@ def _converge(
             report.note("canary", site.name, "no repository synced yet; canary skipped")
             return
         image = canary_image(host, repos[0])
-        result = extra.canary_until_ok_task(
+        result = st.canary_until_ok_task(
             conn, inputs.app_namespaces[0], image, site.pull_secret_name, site.canary_timeout
         )
         report.note("canary", f"{inputs.app_namespaces[0]}/{image}", result.reason)
@@ -392,10 +391,10 @@ def _client_credential(
         return token, None, None  # every namespace already holds it: nothing to write
     source = rotation.preferred_source(holders)
     if source == rotation.NODE_CONSUMER:
-        found = extra.read_node_password_task(conn, host)
+        found = st.read_node_password_task(conn, host)
         where, fix = site.registries_path, "remove its configs entry and re-run provision-site"
     else:
-        found = extra.read_pull_secret_password_task(conn, source, site.pull_secret_name, host)
+        found = st.read_pull_secret_password_task(conn, source, site.pull_secret_name, host)
         where = f"secret {source}/{site.pull_secret_name}"
         fix = "delete that pull secret and re-run provision-site"
     if found is None:

@@ -23,13 +23,12 @@ from flows.inputs import SiteInputs, load_site_inputs
 from flows.locks import site_lock
 from flows.report import RunReport, artifact_key
 from tasks import rotation
-from tasks import rotation_steps as extra
 from tasks.azure import steps as az
 from tasks.azure.context import AzureContext
-from tasks.canary import canary_image
 from tasks.errors import PermanentError
 from tasks.result import StepResult
 from tasks.site import steps as st
+from tasks.site.canary import canary_image
 from tasks.site.connection import SiteConnection, open_site
 from tasks.site.ops import PullSecretMeta
 from tasks.site.registries_yaml import NodeAuth
@@ -127,7 +126,7 @@ def _rotate(
         return "not due"
     assert plan.target is not None
 
-    repos = extra.client_repositories_task(ctx, token)
+    repos = az.client_repositories(ctx, token)
     if not repos:
         raise PermanentError(
             f"client scope map {token} grants no repository to pull",
@@ -159,10 +158,10 @@ def _rotate(
         source = rotation.preferred_source(plan.value_sources)
         holder = consumers.get(source)
         if source == rotation.NODE_CONSUMER:
-            found = extra.read_node_password_task(conn, host)
+            found = st.read_node_password_task(conn, host)
             where = f"{site.name}: {site.registries_path}"
         else:
-            found = extra.read_pull_secret_password_task(conn, source, site.pull_secret_name, host)
+            found = st.read_pull_secret_password_task(conn, source, site.pull_secret_name, host)
             where = f"{site.name}: secret {source}/{site.pull_secret_name}"
         if found is None or holder is None:
             raise PermanentError(
@@ -182,10 +181,10 @@ def _rotate(
         # Prove the new password through the node before any workload depends on it.
         scratch = f"{site.pull_secret_name}{SCRATCH_SUFFIX}"
         st.ensure_pull_secrets_task(conn, [canary_ns], scratch, host, username, password, meta)
-        proven = extra.canary_until_ok_task(
+        proven = st.canary_until_ok_task(
             conn, canary_ns, image, scratch, float(life.propagation.total_seconds())
         )
-        extra.delete_secret_task(conn, canary_ns, scratch)
+        st.delete_secret_task(conn, canary_ns, scratch)
         report.note("canary-new", f"{canary_ns}/{image}", f"new password pulls: {proven.reason}")
         reached("proven")
         if site.auth_model == "node":
@@ -237,7 +236,7 @@ def _rotate(
             )
         del password
 
-    verified = extra.canary_until_ok_task(
+    verified = st.canary_until_ok_task(
         conn, canary_ns, image, site.pull_secret_name, float(life.propagation.total_seconds())
     )
     report.note("canary", f"{canary_ns}/{image}", f"pull secret pulls: {verified.reason}")

@@ -16,12 +16,11 @@ from flows import health
 from flows.inputs import load_site_inputs
 from flows.report import artifact_key
 from tasks import rotation
-from tasks import rotation_steps as extra
 from tasks.azure import steps as az
 from tasks.azure.schedule import parse_duration
-from tasks.canary import canary_image
 from tasks.errors import AcrEdgeError, PermanentError
 from tasks.site import steps as st
+from tasks.site.canary import canary_image
 from tasks.site.connection import open_site
 
 FLOW = "site-status"
@@ -83,9 +82,9 @@ def site_status(
                 p.slot: rotation.days_until(p.expiry, now) for p in passwords
             }
             facts["client_password_in_use"] = in_use
-            release = extra.release_status_task(conn)
+            release = st.release_status_task(conn)
             verdict.add("helm release", release.ok, release.value, "re-run provision-site.")
-            pods = extra.deployment_ready_task(conn)
+            pods = st.deployment_ready_task(conn)
             verdict.add(
                 "runtime pods",
                 pods.ok,
@@ -95,11 +94,11 @@ def site_status(
             if release.ok:
                 host = st.registry_host_task(conn, site)
                 for name, fact in (
-                    ("mirror", extra.mirror_configured_task(conn, host)),
-                    ("hosts.toml", extra.hosts_toml_task(conn, host)),
+                    ("mirror", st.mirror_configured_task(conn, host)),
+                    ("hosts.toml", st.hosts_toml_task(conn, host)),
                 ):
                     verdict.add(name, fact.ok, fact.value, "re-run provision-site.")
-                repos = extra.client_repositories_task(ctx, token)
+                repos = az.client_repositories(ctx, token)
                 if repos and in_use:
                     pulled = st.run_canary_task(
                         conn,

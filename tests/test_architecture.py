@@ -15,9 +15,13 @@ PURE = [
     "tasks/azure/actions.py",
     "tasks/azure/connection_string.py",
     "tasks/azure/desired.py",
+    "tasks/azure/schedule.py",
     "tasks/site/registries_yaml.py",
     "tasks/site/helm_values.py",
     "tasks/rotation.py",
+    "flows/health.py",
+    "flows/plan.py",
+    "flows/pacer.py",
 ]
 IO_MODULES = ("paramiko", "kubernetes", "azure", "prefect", "requests", "socket", "subprocess")
 # The demo and the sandbox CLI are the two places that start the sandbox on purpose.

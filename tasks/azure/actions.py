@@ -108,3 +108,15 @@ def client_actions(repositories: Iterable[str], *, scope_map_name: str = "client
 def same_actions(a: Iterable[str], b: Iterable[str]) -> bool:
     """The service lower-cases and may reorder actions: compare as case-insensitive sets."""
     return {x.lower() for x in a} == {x.lower() for x in b}
+
+
+def readable_repositories(actions: Iterable[str]) -> list[str]:
+    """Repositories a scope map lets a client pull (``repositories/<r>/content/read``)."""
+    prefix, suffix = "repositories/", "/content/read"
+    return sorted(
+        {
+            a[len(prefix) : -len(suffix)]
+            for a in actions
+            if a.startswith(prefix) and a.endswith(suffix)
+        }
+    )

@@ -11,7 +11,7 @@ from datetime import datetime
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.azure import ops
+from tasks.azure import ops, reads
 from tasks.azure.context import AzureContext
 from tasks.azure.desired import ConnectedRegistrySpec
 from tasks.errors import retry_condition
@@ -101,6 +101,11 @@ def ensure_client_token(ctx: AzureContext, name: str, scope_map_name: str) -> St
 @task(task_run_name="attach-client-token-{token_name}-to-{cr_name}", **_RETRY)  # type: ignore[call-overload]
 def attach_client_token(ctx: AzureContext, cr_name: str, token_name: str) -> StepResult:
     return ops.attach_client_token(ctx, cr_name, token_name)
+
+
+@task(task_run_name="client-repositories-{scope_map_name}", **_RETRY)  # type: ignore[call-overload]
+def client_repositories(ctx: AzureContext, scope_map_name: str) -> list[str]:
+    return reads.client_repositories(ctx, scope_map_name)
 
 
 @task(task_run_name="revoke-password-{token_name}-{slot}", **_RETRY)  # type: ignore[call-overload]

@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
 from prefect import task
@@ -22,8 +23,8 @@ from pydantic import SecretStr
 
 from tasks.errors import retry_condition
 from tasks.result import StepResult
-from tasks.site import ops
-from tasks.site.connection import SiteConnection
+from tasks.site import canary, credentials, facts, ops
+from tasks.site.connection import SiteConnection, open_site
 from tasks.site.helm_values import SyncCredentialRef
 from tasks.site.ops import CanaryResult, PullSecretMeta
 from tasks.site.registries_yaml import NodeAuth
@@ -154,3 +155,68 @@ def run_canary_task(
 ) -> CanaryResult:
     """A short-lived pod that passes when the kubelet pulls ``image``; always deleted."""
     return ops.run_canary(conn, namespace, image, pull_secret, timeout)
+
+
+@task(name="open-site", **_COMMON)
+def open_site_task(stack: ExitStack, site: EdgeSite) -> SiteConnection:
+    """Connect (SSH, kubeconfig, tunnel) and leave closing to the flow's exit stack, so the
+    connection can be opened while the Azure steps run."""
+    return stack.enter_context(open_site(site))
+
+
+# Its own bounded retry loop is the propagation wait; a Prefect retry would only double it.
+@task(name="canary-until-propagated", cache_policy=NO_CACHE, persist_result=False)
+def canary_until_ok_task(
+    conn: SiteConnection, namespace: str, image: str, pull_secret: str, deadline_seconds: float
+) -> CanaryResult:
+    return canary.canary_until_ok(
+        conn, namespace, image, pull_secret, deadline_seconds=deadline_seconds
+    )
+
+
+# -- where the site records its credentials (keep/resume decisions) ------------------------------
+
+
+@task(name="read-release-record", **_COMMON)
+def read_release_record_task(conn: SiteConnection) -> credentials.ReleaseRecord | None:
+    return credentials.read_release_record(conn)
+
+
+@task(name="read-pull-secret-password", **_COMMON)
+def read_pull_secret_password_task(
+    conn: SiteConnection, namespace: str, secret_name: str, host: str
+) -> tuple[str, SecretStr] | None:
+    return credentials.read_pull_secret_password(conn, namespace, secret_name, host)
+
+
+@task(name="read-node-password", **_COMMON)
+def read_node_password_task(conn: SiteConnection, host: str) -> tuple[str, SecretStr] | None:
+    return credentials.read_node_password(conn, host)
+
+
+@task(name="delete-scratch-secret", **_COMMON)
+def delete_secret_task(conn: SiteConnection, namespace: str, name: str) -> bool:
+    return credentials.delete_secret(conn, namespace, name)
+
+
+# -- read-only facts for site-status -------------------------------------------------------------
+
+
+@task(name="release-status", **_COMMON)
+def release_status_task(conn: SiteConnection) -> facts.Fact:
+    return facts.release_status(conn)
+
+
+@task(name="deployment-ready", **_COMMON)
+def deployment_ready_task(conn: SiteConnection) -> facts.Fact:
+    return facts.deployment_ready(conn)
+
+
+@task(name="mirror-configured", **_COMMON)
+def mirror_configured_task(conn: SiteConnection, host: str) -> facts.Fact:
+    return facts.mirror_configured(conn, host)
+
+
+@task(name="hosts-toml", **_COMMON)
+def hosts_toml_task(conn: SiteConnection, host: str) -> facts.Fact:
+    return facts.hosts_toml_ok(conn, host)

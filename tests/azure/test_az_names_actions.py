@@ -116,3 +116,9 @@ def test_sync_actions_are_lowercase_unique_and_sized(repos: list[str], mode: str
     assert len(set(got)) == len(got)
     assert all(a == a.lower() for a in got)
     assert actions.same_actions(got, [a.upper() for a in reversed(got)])
+
+
+def test_readable_repositories_inverts_client_actions() -> None:
+    granted = actions.client_actions(["b/two", "a/one"]) + actions.gateway_actions("site01")
+    granted += ["repositories/c/three/metadata/read"]  # catalog only: not pullable
+    assert actions.readable_repositories(granted) == ["a/one", "b/two"]

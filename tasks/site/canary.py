@@ -11,11 +11,10 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from tasks.errors import TransientError, call_with_retry
+from tasks.errors import TransientError
 from tasks.site import ops
 
 if TYPE_CHECKING:
-    from tasks.azure.context import AzureContext
     from tasks.site.connection import SiteConnection
 
 log = logging.getLogger("acr_edge.canary")
@@ -25,32 +24,6 @@ CANARY_TAG = "latest"
 
 def canary_image(host: str, repository: str, tag: str = CANARY_TAG) -> str:
     return f"{host}/{repository}:{tag}"
-
-
-def repositories_of_scope_map(actions: list[str]) -> list[str]:
-    """Repositories a scope map lets a client pull (``repositories/<r>/content/read``; pure)."""
-    prefix, suffix = "repositories/", "/content/read"
-    return sorted(
-        {
-            a[len(prefix) : -len(suffix)]
-            for a in actions
-            if a.startswith(prefix) and a.endswith(suffix)
-        }
-    )
-
-
-def client_repositories(ctx: AzureContext, scope_map_name: str) -> list[str]:
-    """What the client scope map grants; the rotation canary pulls the first of them."""
-    rg, reg = ctx.resource_group, ctx.registry
-
-    def read() -> list[str]:
-        sm = ctx.mgmt.scope_maps.get(rg, reg, scope_map_name)
-        # SDK 15 nests fields under ``properties``; older models had them flat.
-        props = getattr(sm, "properties", None)
-        return list(getattr(props, "actions", None) or getattr(sm, "actions", None) or [])
-
-    actions = call_with_retry(read, what=f"scopeMaps/{scope_map_name}", **ctx.retry_kwargs())
-    return repositories_of_scope_map(actions)
 
 
 def canary_until_ok(

@@ -35,11 +35,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("acr_edge.credentials")
 
 
-def parse_sync_credential(values: Any) -> SyncCredentialRef | None:
-    """``acrEdge.syncCredential`` of ``helm get values -o json`` output (pure)."""
-    return recorded_sync_credential(values)
-
-
 @dataclass(frozen=True)
 class ReleaseRecord:
     """What the installed release records about itself (no secret): its sync credential
@@ -86,12 +81,6 @@ def read_release_record(conn: SiteConnection) -> ReleaseRecord | None:
     record = ReleaseRecord(recorded_sync_credential(values), recorded_digest(values))
     del values  # holds the connection string
     return record
-
-
-def read_release_sync_credential(conn: SiteConnection) -> SyncCredentialRef | None:
-    """The sync credential the installed release records; None when there is no release."""
-    record = read_release_record(conn)
-    return record.sync_ref if record else None
 
 
 def read_pull_secret_password(

@@ -1,4 +1,5 @@
-"""Read-only ARM GETs for the dry-run plan: the same resources the ensure-steps diff against."""
+"""Read-only ARM GETs: the resources the ensure-steps diff against (for the dry-run plan), and
+what a client scope map grants (for the canary image)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import ResourceNotFoundError
 
+from tasks.azure.actions import readable_repositories
 from tasks.errors import call_with_retry
 
 if TYPE_CHECKING:
@@ -37,3 +39,17 @@ def read_arm(ctx: AzureContext, kind: str, name: str = "") -> Json | None:
 
     what = f"{kind}/{name}" if name else f"registries/{reg}"
     return call_with_retry(call, what=what, **ctx.retry_kwargs())
+
+
+def client_repositories(ctx: AzureContext, scope_map_name: str) -> list[str]:
+    """What the client scope map grants; the canary pulls the first of them."""
+    rg, reg = ctx.resource_group, ctx.registry
+
+    def read() -> list[str]:
+        sm = ctx.mgmt.scope_maps.get(rg, reg, scope_map_name)
+        # SDK 15 nests fields under ``properties``; older models had them flat.
+        props = getattr(sm, "properties", None)
+        return list(getattr(props, "actions", None) or getattr(sm, "actions", None) or [])
+
+    actions = call_with_retry(read, what=f"scopeMaps/{scope_map_name}", **ctx.retry_kwargs())
+    return readable_repositories(actions)
