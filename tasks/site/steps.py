@@ -32,6 +32,8 @@ from tasks.site.registries_yaml import NodeAuth
 if TYPE_CHECKING:
     from blocks.edge_site import EdgeSite
 
+# No tags: Prefect 3 makes a tag-concurrency call per tagged task run even when no limit exists
+# (on SQLite often a 503 and a 2 s client retry); the deployments carry the UI tags instead.
 _COMMON: dict[str, Any] = {
     "cache_policy": NO_CACHE,
     "persist_result": False,
@@ -39,7 +41,6 @@ _COMMON: dict[str, Any] = {
     "retry_delay_seconds": [2, 5, 15],
     "retry_jitter_factor": 0.2,
     "retry_condition_fn": retry_condition,
-    "tags": ["edge-site"],
 }
 
 
