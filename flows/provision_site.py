@@ -61,12 +61,13 @@ def _cr_spec(inputs: SiteInputs, spec: ProvisionSpec) -> ConnectedRegistrySpec:
 @flow(
     name=FLOW,
     flow_run_name="provision-{site_block}",
-    task_runner=ThreadPoolTaskRunner(max_workers=4),  # type: ignore[arg-type]
+    task_runner=ThreadPoolTaskRunner(max_workers=6),  # type: ignore[arg-type]
     validate_parameters=True,
 )
 def provision_site(site_block: str, parent_block: str, spec: ProvisionSpec) -> dict[str, Any]:
-    """Provision one site: ARM sync scope map, token, connected registry; Helm release,
-    registries.yaml mirror, client token and pull secrets on the node; then a canary pull.
+    """Provision one site: in ARM the sync scope map, token and connected registry, beside
+    them the client scope map and token (attached to the connected registry); on the node the
+    Helm release, registries.yaml mirror and pull secrets; then a canary pull.
 
     Parameters are block names, never secrets. A re-run on a converged site writes nothing.
     ``spec.dry_run`` writes nothing and reports the plan instead.
@@ -191,11 +192,6 @@ def _converge(
             _retire_old_sync_slot(ctx, cr, decision.slot, sync_passwords, report)
         host = st.registry_host_task(conn, site)
 
-        # Client side in Azure: scope map, token, attached to the connected registry.
-        done("client-scope-map", az.ensure_client_scope_map(ctx, inputs.client_token, repos))
-        done("client-token", az.ensure_client_token(ctx, inputs.client_token, inputs.client_token))
-        done("attach-client-token", az.attach_client_token(ctx, cr, inputs.client_token))
-
         username, password, meta = _client_credential(ctx, conn, inputs, spec, host, report)
         node_auth = (
             NodeAuth(username, password, meta.slot, meta.created)
@@ -304,7 +300,8 @@ def _azure_side(
     report: RunReport,
     done: Callable[[str, StepResult], None],
 ) -> tuple[list[str], ConnectedRegistryInfo, list[PasswordMeta]]:
-    """Repositories, preflight, sync scope map, sync token, connected registry; then reads."""
+    """Repositories, preflight, then the sync chain (scope map, token, connected registry) beside
+    the client scope map and token; the client token attached; then reads."""
     cr = inputs.cr_name
     repos = az.list_repositories(ctx, spec.namespaces, allow_empty=spec.allow_empty_namespaces)
     report.note(
@@ -325,9 +322,22 @@ def _azure_side(
         changed=parent.changed,
         writes=int(parent.changed),
     )
-    done("sync-scope-map", az.ensure_sync_scope_map(ctx, cr, repos, spec.mode))
-    done("sync-token", az.ensure_sync_token(ctx, cr))
-    done("connected-registry", az.ensure_connected_registry(ctx, cr_spec))
+    # The client scope map and token need only the repository list: they converge beside the
+    # sync chain, and the token is attached once the connected registry exists.
+    client = inputs.client_token
+    client_map_f = az.ensure_client_scope_map.submit(ctx, client, repos)  # type: ignore[call-overload]
+    client_token_f = az.ensure_client_token.submit(  # type: ignore[call-overload]
+        ctx, client, client, wait_for=[client_map_f]
+    )
+    try:
+        done("sync-scope-map", az.ensure_sync_scope_map(ctx, cr, repos, spec.mode))
+        done("sync-token", az.ensure_sync_token(ctx, cr))
+        done("connected-registry", az.ensure_connected_registry(ctx, cr_spec))
+        done("client-scope-map", client_map_f.result())
+        done("client-token", client_token_f.result())
+    finally:
+        wait([client_map_f, client_token_f])  # never leave a write running behind a failure
+    done("attach-client-token", az.attach_client_token(ctx, cr, client))
     info = az.read_connected_registry(ctx, cr)
     if info is None or not info.gateway_endpoint:
         raise PermanentError(
