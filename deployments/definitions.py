@@ -28,20 +28,6 @@ PROVISION_SITE_CONCURRENCY = SITE_RUN_CONCURRENCY
 # `acr-edge deploy` happened to run.
 INTERVAL_ANCHOR = "2024-01-01T00:00:00+00:00"
 
-# Help text for the UI's run form (`acr-edge deploy` adds it to each deployment's schema).
-PARAMETER_HELP: dict[str, str] = {
-    "site_block": "EdgeSite block name of the site (its SSH, node paths and app namespaces).",
-    "parent_block": "ParentRegistry block name: the parent registry and its credentials.",
-    "spec": "What to provision: namespaces, sync mode and schedule, client token, dry run.",
-    "sites": "EdgeSite block names. Leave empty (and no tag) for every site, where allowed.",
-    "tag": "Select every EdgeSite block carrying this tag instead of listing sites.",
-    "max_concurrency": "Sites in flight at the same time (runs of the per-site deployment).",
-    "client_token_name": "Client token to use; empty means the site's default <cr>-client.",
-    "lifetime_days": "Lifetime of a new client password, in days.",
-    "lead_days": "Rotate only when the password in use expires within this many days.",
-    "propagation_timeout_seconds": "How long to retry the proof pull with a new password.",
-}
-
 # Prefect block names: lowercase letters, digits and dashes.
 _BLOCK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _CRON_FIELD = re.compile(r"^[0-9*/,\-A-Za-z]+$")

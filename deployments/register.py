@@ -20,7 +20,6 @@ from deployments.definitions import (
     DEFAULT_STATUS_MINUTES,
     DEFAULT_TIMEZONE,
     DEFAULT_WORK_POOL,
-    PARAMETER_HELP,
     DeploymentDefinition,
     ScheduleDefinition,
     definitions,
@@ -128,13 +127,6 @@ def _concurrency(defn: DeploymentDefinition) -> Any:
     )
 
 
-def _add_form_help(schema: Any) -> None:
-    """Describe each top-level parameter the flow's docstring does not, for the UI form."""
-    for name, prop in schema.properties.items():
-        if name in PARAMETER_HELP and not prop.get("description"):
-            prop["description"] = PARAMETER_HELP[name]
-
-
 def apply_deployment(defn: DeploymentDefinition, work_pool: str) -> Outcome:
     from prefect.client.orchestration import get_client
     from prefect.deployments.runner import RunnerDeployment
@@ -166,7 +158,6 @@ def apply_deployment(defn: DeploymentDefinition, work_pool: str) -> Outcome:
     # Module entrypoints resolve on any worker with the package installed; a path stored here
     # would pin runs to this machine's checkout.
     deployment._path = None  # type: ignore[assignment]
-    _add_form_help(deployment._parameter_openapi_schema)
     deployment.apply()
     what = f"{len(defn.schedules)} schedule(s), pool {work_pool}"
     return Outcome("deployment", defn.full_name, "updated" if existed else "created", what)

@@ -71,6 +71,11 @@ def provision_site(site_block: str, parent_block: str, spec: ProvisionSpec) -> d
 
     Parameters are block names, never secrets. A re-run on a converged site writes nothing.
     ``spec.dry_run`` writes nothing and reports the plan instead.
+
+    Args:
+        site_block: EdgeSite block name of the site (its SSH, node paths and app namespaces).
+        parent_block: ParentRegistry block name (the parent registry and its credentials).
+        spec: What to provision: namespaces, sync mode and schedule, client token, dry run.
     """
     logger = get_run_logger()
     # Everything below is refused before the first side effect.

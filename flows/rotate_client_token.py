@@ -51,8 +51,8 @@ def rotate_client_token(
     or finish a rotation an earlier run left half done. Parameters are names and numbers only.
 
     Args:
-        site_block: Name of the EdgeSite block of the site.
-        parent_block: Name of the ParentRegistry block of the parent registry.
+        site_block: EdgeSite block name of the site.
+        parent_block: ParentRegistry block name (the parent registry and its credentials).
         client_token_name: Client token to rotate; default `<site>-client`.
         lifetime_days: Days the new password stays valid.
         propagation_timeout_seconds: How long the new password may take to reach the site's

@@ -36,7 +36,13 @@ def site_status(
     site_block: str, parent_block: str, client_token_name: str | None = None
 ) -> dict[str, Any]:
     """Connection state, activation, last sync vs schedule, statusDetails with fixes, client
-    password expiry, Helm release, pods, mirror and hosts.toml, and a canary pull."""
+    password expiry, Helm release, pods, mirror and hosts.toml, and a canary pull.
+
+    Args:
+        site_block: EdgeSite block name of the site to check.
+        parent_block: ParentRegistry block name (the parent registry and its credentials).
+        client_token_name: Client token whose passwords to check; default `<site>-client`.
+    """
     inputs = load_site_inputs(site_block, parent_block, client_token_name=client_token_name)
     site, cr, token = inputs.site, inputs.cr_name, inputs.client_token
     verdict = health.Health()

@@ -149,6 +149,15 @@ def test_parameter_schemas_describe_the_ui_form(first_deploy_output: str) -> Non
     rotate = _deployment("rotate-fleet-tokens").parameter_openapi_schema["properties"]
     assert rotate["lifetime_days"]["default"] == 90
 
+    # Every parameter of every deployment explains itself in the form (from the flow's Args:).
+    undescribed = [
+        (name, param)
+        for name in FLOWS
+        for param, prop in _deployment(name).parameter_openapi_schema["properties"].items()
+        if not str(prop.get("description") or "").strip()
+    ]
+    assert not undescribed, f"parameters without a description: {undescribed}"
+
 
 def test_bad_input_is_refused_before_any_write(capsys: Any) -> None:
     for bad in (
