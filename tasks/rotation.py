@@ -290,6 +290,13 @@ class RotationPlan:
         return self.generate or self.adopt or self.revoke is not None
 
 
+def _regenerate(action: Action, target: Slot, *, revoke: Slot | None, reason: str) -> RotationPlan:
+    """A plan that generates ``target`` and, once proven, adopts it everywhere."""
+    return RotationPlan(
+        action=action, target=target, generate=True, adopt=True, revoke=revoke, reason=reason
+    )
+
+
 def plan_rotation(
     passwords: Iterable[PasswordLike],
     consumers: Mapping[str, CredentialRefLike | None],
@@ -339,7 +346,7 @@ def plan_rotation(
             "the older slot), then force again if the new password is also suspect.",
         )
     if len(in_use) == 2:
-        newer = max((state[s] for s in in_use), key=lambda p: (_older_first_key(p), p.slot)).slot
+        newer = newest_slot(state, in_use)
         return RotationPlan(
             action="adopt",
             target=newer,
@@ -353,11 +360,9 @@ def plan_rotation(
     if not in_use:
         target = choose_slot(state.values(), (), now)
         leftover = state.get(other_slot(target))
-        return RotationPlan(
-            action="repair",
-            target=target,
-            generate=True,
-            adopt=True,
+        return _regenerate(
+            "repair",
+            target,
             # No consumer relies on the other slot either; a live value nobody tracks is a leak.
             revoke=other_slot(target) if leftover is not None and is_live(leftover, now) else None,
             reason="no pull secret holds a valid client password"
@@ -371,21 +376,17 @@ def plan_rotation(
     oth = state.get(other)
     other_live = oth is not None and is_live(oth, now)
     if other_live and oth is not None and _older_first_key(oth) > _older_first_key(cur):
-        return RotationPlan(
-            action="resume",
-            target=other,
-            generate=True,
-            adopt=True,
+        return _regenerate(
+            "resume",
+            other,
             revoke=current,
             reason=f"{other} is newer than the {current} in use but not adopted: an earlier "
             f"rotation stopped before switching; regenerating {other} ({current} untouched)",
         )
     if force:
-        return RotationPlan(
-            action="rotate",
-            target=other,
-            generate=True,
-            adopt=True,
+        return _regenerate(
+            "rotate",
+            other,
             revoke=current,
             reason=f"forced rotation (leaked or suspect password): regenerating the unused "
             f"{other}; {current} stays valid until {other} is proven, then it is revoked",
@@ -402,16 +403,15 @@ def plan_rotation(
             "copying it there",
             value_sources=tuple(sorted(valid)),
         )
+    if is_due(cur, now, lead):
+        return _regenerate(
+            "rotate",
+            other,
+            revoke=current,
+            reason=f"{current} is due (expires {cur.expiry}, lead {lead.days} d); "
+            f"regenerating the unused {other}",
+        )
     if other_live:
-        if is_due(cur, now, lead):
-            return RotationPlan(
-                action="rotate",
-                target=other,
-                generate=True,
-                adopt=True,
-                revoke=current,
-                reason=f"{current} is due (expires {cur.expiry}); regenerating the unused {other}",
-            )
         return RotationPlan(
             action="finish",
             target=current,
@@ -420,16 +420,6 @@ def plan_rotation(
             revoke=other,
             reason=f"every pull secret holds {current}; the older {other} is still live and "
             "unused, so it is revoked after a canary",
-        )
-    if is_due(cur, now, lead):
-        return RotationPlan(
-            action="rotate",
-            target=other,
-            generate=True,
-            adopt=True,
-            revoke=current,
-            reason=f"{current} is due (expires {cur.expiry}, lead {lead.days} d); "
-            f"rotating into {other}",
         )
     return RotationPlan(
         action="noop",
@@ -468,18 +458,18 @@ def decide_sync_credential(
     the runtime only activates again with a new one.
     """
     state = normalise_passwords(passwords)
-    if recorded is not None and ref_is_valid(recorded, state, now) and not activated:
-        slot = choose_slot(state.values(), (as_slot(recorded.slot),), now)
-        return CredentialDecision(
-            False,
-            slot,
-            f"connected registry is not activated; a fresh connection string in "
-            f"{slot} re-activates the runtime",
-        )
     if recorded is not None and ref_is_valid(recorded, state, now):
-        slot = as_slot(recorded.slot)
+        kept = as_slot(recorded.slot)
+        if not activated:
+            slot = choose_slot(state.values(), (kept,), now)
+            return CredentialDecision(
+                False,
+                slot,
+                f"connected registry is not activated; a fresh connection string in "
+                f"{slot} re-activates the runtime",
+            )
         return CredentialDecision(
-            True, slot, f"release records {slot} created {recorded.creation_time}; still valid"
+            True, kept, f"release records {kept} created {recorded.creation_time}; still valid"
         )
     protected: Sequence[str] = ()
     if recorded is not None:
