@@ -405,20 +405,7 @@ def _client_credential(
     if len(in_namespaces) == len(inputs.app_namespaces) and site.auth_model != "node":
         return token, None, None  # every namespace already holds it: nothing to write
     source = rotation.preferred_source(holders)
-    if source == rotation.NODE_CONSUMER:
-        found = st.read_node_password_task(conn, host)
-        where, fix = site.registries_path, "remove its configs entry and re-run provision-site"
-    else:
-        found = st.read_pull_secret_password_task(conn, source, site.pull_secret_name, host)
-        where = f"secret {source}/{site.pull_secret_name}"
-        fix = "delete that pull secret and re-run provision-site"
-    if found is None:
-        raise PermanentError(
-            f"{where} is recorded as holding {decision.slot} but holds no credential for {host}",
-            resource=f"{site.name}: {where}",
-            fix=fix,
-        )
-    username, password = found
+    username, password = st.read_consumer_password_task(conn, source, host, decision.slot, FLOW)
     holder_meta = consumers[source]
     assert holder_meta is not None
     return username, password, holder_meta

@@ -156,21 +156,10 @@ def _rotate(
         reached("generated")
     elif plan.adopt:
         source = rotation.preferred_source(plan.value_sources)
-        holder = consumers.get(source)
-        if source == rotation.NODE_CONSUMER:
-            found = st.read_node_password_task(conn, host)
-            where = f"{site.name}: {site.registries_path}"
-        else:
-            found = st.read_pull_secret_password_task(conn, source, site.pull_secret_name, host)
-            where = f"{site.name}: secret {source}/{site.pull_secret_name}"
-        if found is None or holder is None:
-            raise PermanentError(
-                f"{where} is recorded as holding {plan.target} but holds no credential for {host}",
-                resource=where,
-                fix="re-run rotate-client-token after removing that credential",
-            )
-        username, password = found
-        meta = holder
+        username, password = st.read_consumer_password_task(
+            conn, source, host, plan.target, FLOW
+        )
+        meta = consumers.get(source)  # a value source is a consumer with a valid record
         report.note(
             "recover",
             f"{source}/{site.pull_secret_name}",

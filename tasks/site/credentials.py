@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 from kubernetes.client.exceptions import ApiException
 from pydantic import SecretStr
 
-from tasks.errors import TransientError, classify
-from tasks.site import registries_yaml
+from tasks.errors import PermanentError, classify
+from tasks.rotation import NODE_CONSUMER
+from tasks.site import ops, registries_yaml
 from tasks.site.helm_values import (
     SyncCredentialRef,
     masked,
@@ -44,38 +45,10 @@ class ReleaseRecord:
     digest: str | None
 
 
-def _release_values(conn: SiteConnection) -> Any:
-    """``helm get values -o json`` parsed; None when there is no release. Holds the connection
-    string: callers keep only what they need and drop the rest unlogged."""
-    site = conn.site
-    resource = f"{conn.resource}: helm release {site.namespace}/{site.release_name}"
-    argv = [
-        "env",
-        f"KUBECONFIG={site.kubeconfig_path}",
-        "helm",
-        "get",
-        "values",
-        site.release_name,
-        "-n",
-        site.namespace,
-        "-o",
-        "json",
-    ]
-    result = conn.ssh.run(argv, sudo=site.sudo, timeout=site.command_timeout)
-    if result.exit_status != 0:
-        if "not found" in result.stderr.lower():
-            return None
-        raise TransientError(f"{resource}: helm get values failed: {result.error_text()}")
-    try:
-        return json.loads(result.stdout or "null")
-    except ValueError:
-        return None
-
-
 def read_release_record(conn: SiteConnection) -> ReleaseRecord | None:
     """The release's recorded sync credential and values digest; None when there is no
     release."""
-    values = _release_values(conn)
+    values = ops.read_release_values(conn)
     if values is None:
         return None
     record = ReleaseRecord(recorded_sync_credential(values), recorded_digest(values))
@@ -134,6 +107,31 @@ def read_node_password(conn: SiteConnection, host: str) -> tuple[str, SecretStr]
     return username, SecretStr(password)
 
 
+def read_consumer_password(
+    conn: SiteConnection, consumer: str, host: str, slot: str, *, rerun: str
+) -> tuple[str, SecretStr]:
+    """(username, password) a consumer holds for ``host``, read back to adopt that live slot
+    elsewhere without regenerating it. ``consumer`` is a namespace (its pull secret) or
+    :data:`tasks.rotation.NODE_CONSUMER` (the node's registries.yaml). Raises PermanentError,
+    naming ``rerun`` in the fix, when the consumer's record promises a value it does not hold."""
+    site = conn.site
+    if consumer == NODE_CONSUMER:
+        found = read_node_password(conn, host)
+        where = site.registries_path
+        fix = f"remove its configs entry for {host} and re-run {rerun}"
+    else:
+        found = read_pull_secret_password(conn, consumer, site.pull_secret_name, host)
+        where = f"secret {consumer}/{site.pull_secret_name}"
+        fix = f"delete that pull secret and re-run {rerun}"
+    if found is None:
+        raise PermanentError(
+            f"{where} is recorded as holding {slot} but holds no credential for {host}",
+            resource=f"{site.name}: {where}",
+            fix=fix,
+        )
+    return found
+
+
 def delete_secret(conn: SiteConnection, namespace: str, name: str) -> bool:
     """Remove a scratch secret (the canary's); True when something was deleted."""
     resource = f"{conn.resource}: secret {namespace}/{name}"
@@ -148,5 +146,5 @@ def delete_secret(conn: SiteConnection, namespace: str, name: str) -> bool:
 
 def read_release_values_masked(conn: SiteConnection) -> dict[str, Any] | None:
     """The release's values with secrets masked (for a plan diff); None without a release."""
-    values = _release_values(conn)
+    values = ops.read_release_values(conn)
     return masked(values) if isinstance(values, dict) else None

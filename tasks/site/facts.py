@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kubernetes.client.exceptions import ApiException
 
-from tasks.errors import AcrEdgeError, TransientError, classify
+from tasks.errors import AcrEdgeError, PermanentError, classify
 from tasks.site import ops, registries_yaml
 
 if TYPE_CHECKING:
@@ -22,29 +21,13 @@ class Fact:
 
 
 def release_status(conn: SiteConnection) -> Fact:
-    site = conn.site
-    argv = [
-        "env",
-        f"KUBECONFIG={site.kubeconfig_path}",
-        "helm",
-        "status",
-        site.release_name,
-        "-n",
-        site.namespace,
-        "-o",
-        "json",
-    ]
-    result = conn.ssh.run(argv, sudo=site.sudo, timeout=site.command_timeout)
-    if result.exit_status != 0:
-        if "not found" in result.stderr.lower():
-            return Fact(False, "release not installed")
-        raise TransientError(f"{conn.resource}: helm status failed: {result.error_text()}")
     try:
-        info = json.loads(result.stdout).get("info", {})
-    except (ValueError, AttributeError):
-        return Fact(False, "helm status printed no JSON")
-    status = str(info.get("status") or "unknown")
-    return Fact(status == "deployed", f"{site.release_name}: {status}")
+        status = ops.read_release_status(conn)
+    except PermanentError as exc:
+        return Fact(False, str(exc))
+    if status is None:
+        return Fact(False, "release not installed")
+    return Fact(status == "deployed", f"{conn.site.release_name}: {status}")
 
 
 def deployment_ready(conn: SiteConnection) -> Fact:

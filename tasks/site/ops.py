@@ -54,6 +54,8 @@ __all__ = [
     "open_site",
     "read_node_credential",
     "read_pull_secrets",
+    "read_release_status",
+    "read_release_values",
     "registry_host",
     "restart_distribution",
     "run_canary",
@@ -166,31 +168,55 @@ def _helm(
     return result.exit_status, result.stdout, stderr
 
 
-def _release_state(conn: SiteConnection) -> tuple[str | None, str | None]:
-    """(status, recorded digest) of the release; (None, None) when it does not exist."""
+def _release_query(conn: SiteConnection, *verb: str) -> str | None:
+    """stdout of ``helm <verb> <release> -n <ns> -o json``; None when there is no release."""
     site = conn.site
-    rel = f"{conn.resource}: helm release {site.namespace}/{site.release_name}"
-    rc, out, err = _helm(conn, ["status", site.release_name, "-n", site.namespace, "-o", "json"])
-    if rc != 0:
-        if "not found" in err.lower():
-            return None, None
-        raise _helm_error(rel, "helm status", err)
-    try:
-        status = json.loads(out).get("info", {}).get("status")
-    except (ValueError, AttributeError):
-        raise PermanentError("helm status printed no JSON", resource=rel) from None
     rc, out, err = _helm(
-        conn, ["get", "values", site.release_name, "-n", site.namespace, "-o", "json"]
+        conn,
+        [*verb, site.release_name, "-n", site.namespace, "-o", "json"],
+        timeout=site.command_timeout,
     )
     if rc != 0:
-        raise _helm_error(rel, "helm get values", err)
+        if "not found" in err.lower():
+            return None
+        rel = f"{conn.resource}: helm release {site.namespace}/{site.release_name}"
+        raise _helm_error(rel, f"helm {' '.join(verb)}", err)
+    return out
+
+
+def read_release_status(conn: SiteConnection) -> str | None:
+    """The release's Helm status (``deployed``, ``failed``, ...); None when it does not exist."""
+    out = _release_query(conn, "status")
+    if out is None:
+        return None
     try:
-        values = json.loads(out or "null")
+        return str(json.loads(out).get("info", {}).get("status") or "unknown")
+    except (ValueError, AttributeError):
+        site = conn.site
+        rel = f"{conn.resource}: helm release {site.namespace}/{site.release_name}"
+        raise PermanentError("helm status printed no JSON", resource=rel) from None
+
+
+def read_release_values(conn: SiteConnection) -> Any:
+    """The release's values (``helm get values -o json``) parsed; None when there is no release
+    or its output is not JSON. They hold the connection string: callers keep only what they
+    need and drop the rest unlogged."""
+    out = _release_query(conn, "get", "values")
+    try:
+        return json.loads(out or "null")
     except ValueError:
-        values = None
+        return None
+
+
+def _release_state(conn: SiteConnection) -> tuple[str | None, str | None]:
+    """(status, recorded digest) of the release; (None, None) when it does not exist."""
+    status = read_release_status(conn)
+    if status is None:
+        return None, None
+    values = read_release_values(conn)
     # Only the metadata key is looked at; the rest (the connection string) is dropped unread.
     digest = helm_values.recorded_digest(values if isinstance(values, dict) else None)
-    del values, out
+    del values
     return status, digest
 
 
@@ -267,18 +293,7 @@ def helm_upgrade_kept_credential(
     then generates a fresh sync password instead.
     """
     rel = f"{conn.resource}: helm release {site.namespace}/{site.release_name}"
-    rc, out, err = _helm(
-        conn, ["get", "values", site.release_name, "-n", site.namespace, "-o", "json"]
-    )
-    if rc != 0:
-        if "not found" in err.lower():
-            return None
-        raise _helm_error(rel, "helm get values", err)
-    try:
-        values = json.loads(out or "null")
-    except ValueError:
-        values = None
-    del out
+    values = read_release_values(conn)
     kept = _kept_connection_string(values, sync_ref)
     changed = helm_values.changed_settings(values if isinstance(values, dict) else None, site)
     del values

@@ -183,16 +183,12 @@ def read_release_record_task(conn: SiteConnection) -> credentials.ReleaseRecord 
     return credentials.read_release_record(conn)
 
 
-@task(name="read-pull-secret-password", **_COMMON)
-def read_pull_secret_password_task(
-    conn: SiteConnection, namespace: str, secret_name: str, host: str
-) -> tuple[str, SecretStr] | None:
-    return credentials.read_pull_secret_password(conn, namespace, secret_name, host)
-
-
-@task(name="read-node-password", **_COMMON)
-def read_node_password_task(conn: SiteConnection, host: str) -> tuple[str, SecretStr] | None:
-    return credentials.read_node_password(conn, host)
+@task(name="read-consumer-password", **_COMMON)
+def read_consumer_password_task(
+    conn: SiteConnection, consumer: str, host: str, slot: str, rerun: str
+) -> tuple[str, SecretStr]:
+    """The live value a pull secret or the node holds, to adopt it without regenerating."""
+    return credentials.read_consumer_password(conn, consumer, host, slot, rerun=rerun)
 
 
 @task(name="delete-scratch-secret", **_COMMON)
