@@ -40,16 +40,24 @@ def azure_half(
     ]
     if generate:
         ops.generate_password(ctx, cr, "password1")
-    return {"repositories": len(repos), "changed_steps": sum(r.changed for r in results),
-            "messages": [r.message for r in results]}
+    return {
+        "repositories": len(repos),
+        "changed_steps": sum(r.changed for r in results),
+        "messages": [r.message for r in results],
+    }
 
 
 def _block(info: dict[str, Any]) -> ParentRegistry:
     return ParentRegistry(
-        subscription_id=info["subscription_id"], resource_group=info["resource_group"],
-        registry_name=info["registry"], tenant_id=info["tenant_id"], client_id=info["client_id"],
-        client_secret=info["client_secret"], arm_endpoint=info["arm_endpoint"],
-        authority_host=info["authority"], data_plane_endpoint=info["data_plane_endpoint"],
+        subscription_id=info["subscription_id"],
+        resource_group=info["resource_group"],
+        registry_name=info["registry"],
+        tenant_id=info["tenant_id"],
+        client_id=info["client_id"],
+        client_secret=info["client_secret"],
+        arm_endpoint=info["arm_endpoint"],
+        authority_host=info["authority"],
+        data_plane_endpoint=info["data_plane_endpoint"],
         ca_bundle_path=info["ca_bundle"],
     )
 
@@ -72,8 +80,7 @@ def run(repo_count: int, namespace: str) -> dict[str, Any]:
             listing = {
                 "repositories": len(listed),
                 "seconds": round(time.perf_counter() - start, 4),
-                "catalog_requests": sum(1 for r in azure.requests()
-                                        if "/_catalog" in r["path"]),
+                "catalog_requests": sum(1 for r in azure.requests() if "/_catalog" in r["path"]),
             }
             runs = []
             for generate in (True, False):
@@ -81,9 +88,14 @@ def run(repo_count: int, namespace: str) -> dict[str, Any]:
                 start = time.perf_counter()
                 outcome = azure_half(ctx, "site01", [namespace], generate=generate)
                 wall = time.perf_counter() - start
-                runs.append({"wall_seconds": round(wall, 4), **azure.arm_counts(),
-                             "repositories": outcome["repositories"],
-                             "changed_steps": outcome["changed_steps"]})
+                runs.append(
+                    {
+                        "wall_seconds": round(wall, 4),
+                        **azure.arm_counts(),
+                        "repositories": outcome["repositories"],
+                        "changed_steps": outcome["changed_steps"],
+                    }
+                )
             ctx.close()
         finally:
             sandbox.stop()

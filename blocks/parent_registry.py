@@ -28,11 +28,13 @@ CATALOG_AUDIENCE = "https://containerregistry.azure.net"
 ARM_API_VERSION = "2025-11-01"
 # Authority hosts MSAL knows; anything else (a private cloud, the sandbox) must skip instance
 # discovery, which would otherwise ask login.microsoftonline.com about it.
-KNOWN_AUTHORITIES = frozenset({
-    "login.microsoftonline.com",
-    "login.chinacloudapi.cn",
-    "login.microsoftonline.us",
-})
+KNOWN_AUTHORITIES = frozenset(
+    {
+        "login.microsoftonline.com",
+        "login.chinacloudapi.cn",
+        "login.microsoftonline.us",
+    }
+)
 # ARM endpoint -> token audience of that cloud.
 KNOWN_ARM_AUDIENCES = {
     "management.azure.com": "https://management.azure.com",
@@ -153,8 +155,9 @@ class ParentRegistry(Block):
     @model_validator(mode="after")
     def _check_auth(self) -> ParentRegistry:
         if self.auth == "service-principal":
-            missing = [f for f in ("tenant_id", "client_id", "client_secret")
-                       if not getattr(self, f)]
+            missing = [
+                f for f in ("tenant_id", "client_id", "client_secret") if not getattr(self, f)
+            ]
             if missing:
                 raise ValueError(
                     f"auth=service-principal needs {', '.join(missing)}; set them or use "
@@ -202,16 +205,20 @@ class ParentRegistry(Block):
             audiences = (response.json().get("authentication") or {}).get("audiences") or []
             if not audiences:
                 raise PermanentError(
-                    "cloud metadata lists no ARM audience.", resource=url,
-                    fix="set arm_audience on the ParentRegistry block.")
+                    "cloud metadata lists no ARM audience.",
+                    resource=url,
+                    fix="set arm_audience on the ParentRegistry block.",
+                )
             return str(audiences[0])
 
         try:
             audience = call_with_retry(fetch, what=url, attempts=3)
         except PermanentError as exc:
             raise PermanentError(
-                f"cannot discover the ARM token audience: {exc}", resource="arm_endpoint",
-                fix="set arm_audience on the ParentRegistry block.") from None
+                f"cannot discover the ARM token audience: {exc}",
+                resource="arm_endpoint",
+                fix="set arm_audience on the ParentRegistry block.",
+            ) from None
         _AUDIENCE_CACHE[self.arm_endpoint] = audience
         return audience
 

@@ -156,9 +156,7 @@ def _rotate(
         reached("generated")
     elif plan.adopt:
         source = rotation.preferred_source(plan.value_sources)
-        username, password = st.read_consumer_password_task(
-            conn, source, host, plan.target, FLOW
-        )
+        username, password = st.read_consumer_password_task(conn, source, host, plan.target, FLOW)
         meta = consumers.get(source)  # a value source is a consumer with a valid record
         report.note(
             "recover",

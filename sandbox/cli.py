@@ -23,8 +23,11 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--sites", type=int, default=0)
     up.add_argument("--port", type=int, default=0)
     up.add_argument("--repos", type=int, default=None, help="number of seeded repositories")
-    up.add_argument("--register-blocks", action="store_true",
-                    help="register Prefect blocks for the sandbox (needs a Prefect API)")
+    up.add_argument(
+        "--register-blocks",
+        action="store_true",
+        help="register Prefect blocks for the sandbox (needs a Prefect API)",
+    )
     return parser
 
 

@@ -36,8 +36,11 @@ def credential(info: dict[str, Any], secret: str | None = None) -> Any:
     from azure.identity import ClientSecretCredential
 
     return ClientSecretCredential(
-        info["tenant_id"], info["client_id"], secret or info["client_secret"],
-        authority=info["authority"], disable_instance_discovery=True,
+        info["tenant_id"],
+        info["client_id"],
+        secret or info["client_secret"],
+        authority=info["authority"],
+        disable_instance_discovery=True,
         connection_verify=info["ca_bundle"],
     )
 
@@ -47,8 +50,11 @@ def mgmt_client(info: dict[str, Any], **kwargs: Any) -> Any:
 
     kwargs.setdefault("polling_interval", 0)
     return ContainerRegistryManagementClient(
-        kwargs.pop("credential", None) or credential(info), info["subscription_id"],
-        base_url=info["arm_endpoint"], connection_verify=info["ca_bundle"], **kwargs,
+        kwargs.pop("credential", None) or credential(info),
+        info["subscription_id"],
+        base_url=info["arm_endpoint"],
+        connection_verify=info["ca_bundle"],
+        **kwargs,
     )
 
 
@@ -56,6 +62,9 @@ def registry_client(info: dict[str, Any], **kwargs: Any) -> Any:
     from azure.containerregistry import ContainerRegistryClient
 
     return ContainerRegistryClient(
-        info["data_plane_endpoint"], kwargs.pop("credential", None) or credential(info),
-        audience=ACR_AUDIENCE, connection_verify=info["ca_bundle"], **kwargs,
+        info["data_plane_endpoint"],
+        kwargs.pop("credential", None) or credential(info),
+        audience=ACR_AUDIENCE,
+        connection_verify=info["ca_bundle"],
+        **kwargs,
     )

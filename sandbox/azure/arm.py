@@ -18,14 +18,21 @@ PREVIEW_ONLY_RESYNC = ("2026-01-01-preview", "2026-09-01-preview")
 REGISTRY_ONLY_API_VERSIONS = ("2019-12-01-preview",)
 # Operation-id prefixes: "registries" and "token" are recorded (CLI-REC); the others come from
 # the 2025-11-01 examples only.
-OP_PREFIX = {"registry": "registries", "scopemaps": "scopemaps", "tokens": "token",
-             "connectedregistries": "connectedregistries"}
+OP_PREFIX = {
+    "registry": "registries",
+    "scopemaps": "scopemaps",
+    "tokens": "token",
+    "connectedregistries": "connectedregistries",
+}
 # Writes ACR answers synchronously (200, final body, no LRO headers). Recorded: scope map PUT,
 # connected registry PUT, connected registry DELETE. Assumed alike: scope map PATCH, connected
 # registry PATCH, token/scope map DELETE. Token PUT/PATCH and registry PATCH are LROs (recorded
 # for token PUT and registry PATCH).
-SYNC_WRITES = {"scopemaps": ("PUT", "PATCH", "DELETE"), "tokens": ("DELETE",),
-               "connectedregistries": ("PUT", "PATCH", "DELETE")}
+SYNC_WRITES = {
+    "scopemaps": ("PUT", "PATCH", "DELETE"),
+    "tokens": ("DELETE",),
+    "connectedregistries": ("PUT", "PATCH", "DELETE"),
+}
 _GENERIC_API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview|-beta)?$")
 
 
@@ -58,9 +65,11 @@ class ArmApi:
         low = [s.lower() for s in segs]
         api_version = req.query.get("api-version")
         if api_version is None:
-            raise GatewayError(400, "MissingApiVersionParameter",
-                           "The api-version query parameter (?api-version=) is required for all "
-                           "requests.")
+            raise GatewayError(
+                400,
+                "MissingApiVersionParameter",
+                "The api-version query parameter (?api-version=) is required for all requests.",
+            )
         is_provider = "providers" in low and "microsoft.containerregistry" in low
         if len(low) >= 2 and low[-2] in ("operationstatuses", "operationresults"):
             return self._poll(req, segs[-1])
@@ -69,16 +78,22 @@ class ArmApi:
             if _registry_level(low):
                 accepted += REGISTRY_ONLY_API_VERSIONS
             if api_version not in accepted:
-                raise GatewayError(400, "NoRegisteredProviderFound",
-                               f"No registered resource provider found for location "
-                               f"'{self._location_hint(segs)}' and API version '{api_version}' "
-                               f"for type 'registries'. The supported api-versions are "
-                               f"'{', '.join(PROVIDER_API_VERSIONS)}'. The supported locations "
-                               f"are 'eastus, westus, westeurope'.")
+                raise GatewayError(
+                    400,
+                    "NoRegisteredProviderFound",
+                    f"No registered resource provider found for location "
+                    f"'{self._location_hint(segs)}' and API version '{api_version}' "
+                    f"for type 'registries'. The supported api-versions are "
+                    f"'{', '.join(PROVIDER_API_VERSIONS)}'. The supported locations "
+                    f"are 'eastus, westus, westeurope'.",
+                )
         elif not _GENERIC_API_VERSION.match(api_version):
-            raise GatewayError(400, "InvalidApiVersionParameter",
-                           f"The api-version '{api_version}' is invalid. The supported versions "
-                           f"are '2022-12-01,2021-04-01,2020-01-01'.")
+            raise GatewayError(
+                400,
+                "InvalidApiVersionParameter",
+                f"The api-version '{api_version}' is invalid. The supported versions "
+                f"are '2022-12-01,2021-04-01,2020-01-01'.",
+            )
         return self._route(req, segs, low, api_version, claims)
 
     def _location_hint(self, segs: list[str]) -> str:
@@ -86,68 +101,103 @@ class ArmApi:
         return regs[0].location if regs else "eastus"
 
     # -- routing ----------------------------------------------------------------------------
-    def _route(self, req: Request, segs: list[str], low: list[str], api: str,
-               claims: dict[str, Any]) -> Response:
+    def _route(
+        self, req: Request, segs: list[str], low: list[str], api: str, claims: dict[str, Any]
+    ) -> Response:
         m = req.method
         if low == ["subscriptions"] and m == "GET":
             return self._page(req, [self._subscription(s) for s in self._subs(claims)])
         if low == ["tenants"] and m == "GET":
-            tenants = [t for t in self.store.tenants.values()
-                       if t.id.lower() == str(claims.get("tid", "")).lower()]
-            return self._page(req, [{"id": f"/tenants/{t.id}", "tenantId": t.id,
-                                     "tenantCategory": "Home", "displayName": "Sandbox tenant",
-                                     "defaultDomain": "sandbox.onmicrosoft.com"}
-                                    for t in tenants])
+            tenants = [
+                t
+                for t in self.store.tenants.values()
+                if t.id.lower() == str(claims.get("tid", "")).lower()
+            ]
+            return self._page(
+                req,
+                [
+                    {
+                        "id": f"/tenants/{t.id}",
+                        "tenantId": t.id,
+                        "tenantCategory": "Home",
+                        "displayName": "Sandbox tenant",
+                        "defaultDomain": "sandbox.onmicrosoft.com",
+                    }
+                    for t in tenants
+                ],
+            )
         if len(low) < 2 or low[0] != "subscriptions":
-            raise GatewayError(404, "InvalidResourceType", f"The resource path '{req.path}' is "
-                           f"not supported.")
+            raise GatewayError(
+                404, "InvalidResourceType", f"The resource path '{req.path}' is not supported."
+            )
         sub = self.store.subscriptions.get(low[1])
         if sub is None or sub.tenant_id.lower() != str(claims.get("tid", "")).lower():
-            raise GatewayError(404, "SubscriptionNotFound",
-                           f"The subscription '{segs[1]}' could not be found.")
+            raise GatewayError(
+                404, "SubscriptionNotFound", f"The subscription '{segs[1]}' could not be found."
+            )
         rest = low[2:]
         if not rest and m == "GET":
             return Response.json(200, self._subscription(sub))
         if rest == ["resources"] and m == "GET":
             return self._resources(req, sub.id)
         if rest == ["providers", "microsoft.containerregistry", "registries"] and m == "GET":
-            regs = [r for r in self.store.all_registries()
-                    if r.subscription_id.lower() == sub.id.lower()]
+            regs = [
+                r
+                for r in self.store.all_registries()
+                if r.subscription_id.lower() == sub.id.lower()
+            ]
             return self._page(req, [res.render_registry(self.store, r) for r in regs])
         if len(rest) >= 2 and rest[0] == "resourcegroups":
             rg = sub.resource_groups.get(rest[1])
             if rg is None:
-                raise GatewayError(404, "ResourceGroupNotFound",
-                               f"Resource group '{segs[3]}' could not be found.")
+                raise GatewayError(
+                    404, "ResourceGroupNotFound", f"Resource group '{segs[3]}' could not be found."
+                )
             rrest = rest[2:]
             if not rrest and m == "GET":
-                return Response.json(200, {
-                    "id": f"/subscriptions/{sub.id}/resourceGroups/{rg[0]}", "name": rg[0],
-                    "type": "Microsoft.Resources/resourceGroups", "location": rg[1],
-                    "properties": {"provisioningState": "Succeeded"}})
+                return Response.json(
+                    200,
+                    {
+                        "id": f"/subscriptions/{sub.id}/resourceGroups/{rg[0]}",
+                        "name": rg[0],
+                        "type": "Microsoft.Resources/resourceGroups",
+                        "location": rg[1],
+                        "properties": {"provisioningState": "Succeeded"},
+                    },
+                )
             if rrest[:3] == ["providers", "microsoft.containerregistry", "registries"]:
                 return self._registry_route(req, sub.id, rg[0], segs[7:], rrest[3:], api)
-        raise GatewayError(404, "InvalidResourceType",
-                       f"The resource path '{req.path}' is not supported by the sandbox.")
+        raise GatewayError(
+            404,
+            "InvalidResourceType",
+            f"The resource path '{req.path}' is not supported by the sandbox.",
+        )
 
-    def _registry_route(self, req: Request, sub: str, rg: str, segs: list[str], low: list[str],
-                        api: str) -> Response:
+    def _registry_route(
+        self, req: Request, sub: str, rg: str, segs: list[str], low: list[str], api: str
+    ) -> Response:
         m = req.method
         if not low:
             if m != "GET":
                 raise ArmError(405, "MethodNotAllowed", f"{m} is not supported here.")
-            regs = [r for r in self.store.all_registries()
-                    if r.subscription_id.lower() == sub.lower()
-                    and r.resource_group.lower() == rg.lower()]
+            regs = [
+                r
+                for r in self.store.all_registries()
+                if r.subscription_id.lower() == sub.lower()
+                and r.resource_group.lower() == rg.lower()
+            ]
             return self._page(req, [res.render_registry(self.store, r) for r in regs])
         reg = self.store.find_registry(sub, rg, segs[0])
         if reg is None and len(segs) == 1 and m == "PUT":
             return self._create_registry(req, sub, rg, segs[0], api)
         if reg is None:
-            raise GatewayError(404, "ResourceNotFound",
-                           f"The Resource '{res.TYPE_REGISTRY}/{segs[0]}' under resource group "
-                           f"'{rg}' was not found. For more details please go to "
-                           f"https://aka.ms/ARMResourceNotFoundFix")
+            raise GatewayError(
+                404,
+                "ResourceNotFound",
+                f"The Resource '{res.TYPE_REGISTRY}/{segs[0]}' under resource group "
+                f"'{rg}' was not found. For more details please go to "
+                f"https://aka.ms/ARMResourceNotFoundFix",
+            )
         rest, rlow = segs[1:], low[1:]
         if not rest:
             if m == "GET":
@@ -165,37 +215,52 @@ class ArmApi:
             raise ArmError(405, "MethodNotAllowed", f"{m} on a registry is not supported.")
         if rlow == ["generatecredentials"] and m == "POST":
             result = res.generate_credentials(self.store, reg, self._body(req))
-            op = self.store.new_operation("location", OP_PREFIX["registry"], final_status=200,
-                                          final_body=result)
+            op = self.store.new_operation(
+                "location", OP_PREFIX["registry"], final_status=200, final_body=result
+            )
             return self._accepted(reg.id, op, api)
         if rlow[0] in res.COLLECTIONS:
             return self._child_route(req, reg, rlow[0], rest[1:], rlow[1:], api)
-        raise ArmError(404, "InvalidResourceType",
-                       f"The resource type '{rest[0]}' is not supported by the sandbox.")
+        raise ArmError(
+            404,
+            "InvalidResourceType",
+            f"The resource type '{rest[0]}' is not supported by the sandbox.",
+        )
 
-    def _create_registry(self, req: Request, sub: str, rg: str, name: str,
-                         api: str) -> Response:
+    def _create_registry(self, req: Request, sub: str, rg: str, name: str, api: str) -> Response:
         """PUT of a registry that does not exist here: claims the global DNS name or 409s."""
         res.check_name("registries", name)
         login_server = f"{name.lower()}.azurecr.io"
         if any(r.login_server == login_server for r in self.store.all_registries()):
             # recorded verbatim (409, no target, top-level "status": "Failed")
-            raise ArmError(409, "AlreadyInUse",
-                           f"The registry DNS name {login_server} is already in use. You can "
-                           f"check if the name is already claimed using following API: "
-                           f"https://docs.microsoft.com/en-us/rest/api/containerregistry/"
-                           f"registries/checknameavailability")
+            raise ArmError(
+                409,
+                "AlreadyInUse",
+                f"The registry DNS name {login_server} is already in use. You can "
+                f"check if the name is already claimed using following API: "
+                f"https://docs.microsoft.com/en-us/rest/api/containerregistry/"
+                f"registries/checknameavailability",
+            )
         body = self._body(req)
         if not isinstance(body, dict) or not body.get("location"):
-            raise ArmError(400, "LocationRequired", "The location property is required for "
-                           "this definition.", target="location")
+            raise ArmError(
+                400,
+                "LocationRequired",
+                "The location property is required for this definition.",
+                target="location",
+            )
         sku = str((body.get("sku") or {}).get("name", ""))
         if sku.lower() not in res.SKUS:
             raise ArmError(400, "InvalidSku", f"The SKU '{sku}' is not valid.", target="sku")
-        reg = self.store.add_registry(Registry(
-            subscription_id=self.store.subscriptions[sub.lower()].id, resource_group=rg,
-            name=name, location=str(body["location"]).replace(" ", "").lower(),
-            sku=res.SKUS[sku.lower()]))
+        reg = self.store.add_registry(
+            Registry(
+                subscription_id=self.store.subscriptions[sub.lower()].id,
+                resource_group=rg,
+                name=name,
+                location=str(body["location"]).replace(" ", "").lower(),
+                sku=res.SKUS[sku.lower()],
+            )
+        )
         res.update_registry(self.store, reg, {k: v for k, v in body.items() if k != "sku"})
         op = self.store.new_operation("async", OP_PREFIX["registry"])
         reg.op_id = op.id
@@ -206,26 +271,40 @@ class ArmApi:
     def _put_registry(self, req: Request, reg: Registry, api: str) -> Response:
         """PUT of an existing registry: an update answered synchronously (UNCONFIRMED)."""
         body = self._body(req)
-        if isinstance(body, dict) and body.get("location") and str(body["location"]).replace(
-                " ", "").lower() != reg.location.lower():
-            raise ArmError(400, "InvalidResourceLocation",
-                           f"The resource '{reg.name}' already exists in location "
-                           f"'{reg.location}'; it cannot be moved.", target="location")
+        if (
+            isinstance(body, dict)
+            and body.get("location")
+            and str(body["location"]).replace(" ", "").lower() != reg.location.lower()
+        ):
+            raise ArmError(
+                400,
+                "InvalidResourceLocation",
+                f"The resource '{reg.name}' already exists in location "
+                f"'{reg.location}'; it cannot be moved.",
+                target="location",
+            )
         res.update_registry(self.store, reg, body)
         reg.op_id = None
         return Response.json(200, res.render_registry(self.store, reg))
 
     def _table(self, reg: Registry, coll: str) -> dict[str, Child]:
-        return {"scopemaps": reg.scope_maps, "tokens": reg.tokens,
-                "connectedregistries": reg.connected_registries}[coll]
+        return {
+            "scopemaps": reg.scope_maps,
+            "tokens": reg.tokens,
+            "connectedregistries": reg.connected_registries,
+        }[coll]
 
     def _render(self, reg: Registry, coll: str, child: Child) -> dict[str, Any]:
-        render = {"scopemaps": res.render_scope_map, "tokens": res.render_token,
-                  "connectedregistries": res.render_connected_registry}[coll]
+        render = {
+            "scopemaps": res.render_scope_map,
+            "tokens": res.render_token,
+            "connectedregistries": res.render_connected_registry,
+        }[coll]
         return render(self.store, reg, child)
 
-    def _child_route(self, req: Request, reg: Registry, coll: str, segs: list[str],
-                     low: list[str], api: str) -> Response:
+    def _child_route(
+        self, req: Request, reg: Registry, coll: str, segs: list[str], low: list[str], api: str
+    ) -> Response:
         m = req.method
         table = self._table(reg, coll)
         canonical = res.COLLECTIONS[coll][0]
@@ -245,16 +324,23 @@ class ArmApi:
                     raise self._not_found(reg, canonical, name)
                 return Response.json(200, self._render(reg, coll, child))
             if m == "PUT":
-                put = {"scopemaps": res.put_scope_map, "tokens": res.put_token,
-                       "connectedregistries": res.put_connected_registry}[coll]
+                put = {
+                    "scopemaps": res.put_scope_map,
+                    "tokens": res.put_token,
+                    "connectedregistries": res.put_connected_registry,
+                }[coll]
                 child, created = put(self.store, reg, name, self._body(req))
-                return self._write_done(reg, coll, child, "Creating" if created else "Updating",
-                                        api, m)
+                return self._write_done(
+                    reg, coll, child, "Creating" if created else "Updating", api, m
+                )
             if m == "PATCH":
                 if child is None:
                     raise self._not_found(reg, canonical, name)
-                patch = {"scopemaps": res.patch_scope_map, "tokens": res.patch_token,
-                         "connectedregistries": res.patch_connected_registry}[coll]
+                patch = {
+                    "scopemaps": res.patch_scope_map,
+                    "tokens": res.patch_token,
+                    "connectedregistries": res.patch_connected_registry,
+                }[coll]
                 patch(self.store, reg, child, self._body(req))
                 return self._write_done(reg, coll, child, "Updating", api, m)
             if m == "DELETE":
@@ -275,24 +361,36 @@ class ArmApi:
                 return self._accepted(reg.child_id(canonical, child.name), op, api)
             if low[1] == "resync" and api in PREVIEW_ONLY_RESYNC:
                 return Response.json(200, self._render(reg, coll, child))
-        raise ArmError(404, "InvalidResourceType",
-                       f"'{req.method} {req.path}' is not supported by the sandbox.")
+        raise ArmError(
+            404,
+            "InvalidResourceType",
+            f"'{req.method} {req.path}' is not supported by the sandbox.",
+        )
 
     def _check_delete(self, reg: Registry, coll: str, child: Child) -> None:
         if coll == "scopemaps":
-            users = [t.name for t in reg.tokens.values()
-                     if t.properties["scopeMapId"].lower()
-                     == reg.child_id("scopeMaps", child.name).lower()]
+            users = [
+                t.name
+                for t in reg.tokens.values()
+                if t.properties["scopeMapId"].lower()
+                == reg.child_id("scopeMaps", child.name).lower()
+            ]
             if users:
-                raise ArmError(409, "ScopeMapInUse",
-                               f"Scope map '{child.name}' is used by token(s) "
-                               f"{', '.join(sorted(users))}; delete or re-point them first.")
+                raise ArmError(
+                    409,
+                    "ScopeMapInUse",
+                    f"Scope map '{child.name}' is used by token(s) "
+                    f"{', '.join(sorted(users))}; delete or re-point them first.",
+                )
 
     def _not_found(self, reg: Registry, canonical: str, name: str) -> ArmError:
-        return ArmError(404, "ResourceNotFound",
-                        f"The Resource '{res.TYPE_REGISTRY}/{reg.name}/{canonical}/{name}' under "
-                        f"resource group '{reg.resource_group}' was not found. For more details "
-                        f"please go to https://aka.ms/ARMResourceNotFoundFix")
+        return ArmError(
+            404,
+            "ResourceNotFound",
+            f"The Resource '{res.TYPE_REGISTRY}/{reg.name}/{canonical}/{name}' under "
+            f"resource group '{reg.resource_group}' was not found. For more details "
+            f"please go to https://aka.ms/ARMResourceNotFoundFix",
+        )
 
     # -- LRO plumbing -----------------------------------------------------------------------
     def _retry_after(self) -> dict[str, str]:
@@ -301,8 +399,9 @@ class ArmApi:
     def _is_sync(self, coll: str, method: str) -> bool:
         return method in SYNC_WRITES[coll] and not self.store.knobs.force_async
 
-    def _write_done(self, reg: Registry, coll: str, child: Child, state: str, api: str,
-                    method: str) -> Response:
+    def _write_done(
+        self, reg: Registry, coll: str, child: Child, state: str, api: str, method: str
+    ) -> Response:
         """Answer a PUT/PATCH: 200 with the final resource, or 201 + Azure-AsyncOperation."""
         if self._is_sync(coll, method):
             child.op_id = None
@@ -316,8 +415,9 @@ class ArmApi:
         body["properties"]["provisioningState"] = state
         return self._async_created(reg.child_id(canonical, child.name), op, api, body)
 
-    def _async_created(self, resource_id: str, op: Operation, api: str,
-                       body: dict[str, Any]) -> Response:
+    def _async_created(
+        self, resource_id: str, op: Operation, api: str, body: dict[str, Any]
+    ) -> Response:
         url = f"{self.base_url()}{resource_id}/operationStatuses/{op.id}?api-version={api}"
         headers = {"Azure-AsyncOperation": url, **self._retry_after()}
         return Response.json(201, body, headers)
@@ -350,29 +450,40 @@ class ArmApi:
         try:
             return req.json()
         except (ValueError, UnicodeDecodeError) as exc:
-            raise ArmError(400, "InvalidRequestContent",
-                           f"The request content was invalid and could not be deserialized: "
-                           f"{exc}.") from exc
+            raise ArmError(
+                400,
+                "InvalidRequestContent",
+                f"The request content was invalid and could not be deserialized: {exc}.",
+            ) from exc
 
     def _subs(self, claims: dict[str, Any]) -> list[Any]:
         tid = str(claims.get("tid", "")).lower()
         return [s for s in self.store.subscriptions.values() if s.tenant_id.lower() == tid]
 
     def _subscription(self, sub: Any) -> dict[str, Any]:
-        return {"id": f"/subscriptions/{sub.id}", "subscriptionId": sub.id,
-                "tenantId": sub.tenant_id, "displayName": sub.display_name, "state": "Enabled",
-                "subscriptionPolicies": {"locationPlacementId": "Public_2014-09-01",
-                                         "quotaId": "PayAsYouGo_2014-09-01",
-                                         "spendingLimit": "Off"},
-                "authorizationSource": "RoleBased"}
+        return {
+            "id": f"/subscriptions/{sub.id}",
+            "subscriptionId": sub.id,
+            "tenantId": sub.tenant_id,
+            "displayName": sub.display_name,
+            "state": "Enabled",
+            "subscriptionPolicies": {
+                "locationPlacementId": "Public_2014-09-01",
+                "quotaId": "PayAsYouGo_2014-09-01",
+                "spendingLimit": "Off",
+            },
+            "authorizationSource": "RoleBased",
+        }
 
     def _resources(self, req: Request, sub_id: str) -> Response:
         flt = req.query.get("$filter", "")
         match = re.match(r"^\s*resourceType\s+eq\s+'([^']+)'\s*$", flt, re.IGNORECASE)
         if flt and not match:
-            raise GatewayError(400, "InvalidFilterInQueryString",
-                           f"Invalid $filter '{flt}': the sandbox supports "
-                           f"\"resourceType eq '<type>'\".")
+            raise GatewayError(
+                400,
+                "InvalidFilterInQueryString",
+                f"Invalid $filter '{flt}': the sandbox supports \"resourceType eq '<type>'\".",
+            )
         wanted = match.group(1).lower() if match else None
         items = []
         for reg in self.store.all_registries():
@@ -380,9 +491,16 @@ class ArmApi:
                 continue
             if wanted and wanted != res.TYPE_REGISTRY.lower():
                 continue
-            items.append({"id": reg.id, "name": reg.name, "type": res.TYPE_REGISTRY,
-                          "sku": {"name": reg.sku, "tier": reg.sku}, "location": reg.location,
-                          "tags": dict(reg.tags)})
+            items.append(
+                {
+                    "id": reg.id,
+                    "name": reg.name,
+                    "type": res.TYPE_REGISTRY,
+                    "sku": {"name": reg.sku, "tier": reg.sku},
+                    "location": reg.location,
+                    "tags": dict(reg.tags),
+                }
+            )
         return self._page(req, items)
 
     def _page(self, req: Request, items: list[dict[str, Any]]) -> Response:
@@ -391,14 +509,18 @@ class ArmApi:
             start = int(req.query.get("$skiptoken", "0") or 0)
         except ValueError as exc:
             raise ArmError(400, "InvalidSkipToken", "The $skipToken is invalid.") from exc
-        page = items[start:start + size]
+        page = items[start : start + size]
         body: dict[str, Any] = {"value": page}
         if start + size < len(items):
-            query = [(k, v) for k, v in urllib.parse.parse_qsl(req.raw_query, True)
-                     if k.lower() != "$skiptoken"]
+            query = [
+                (k, v)
+                for k, v in urllib.parse.parse_qsl(req.raw_query, True)
+                if k.lower() != "$skiptoken"
+            ]
             query.append(("$skipToken", str(start + size)))
-            body["nextLink"] = (f"{self.base_url()}{urllib.parse.quote(req.path)}?"
-                                f"{urllib.parse.urlencode(query)}")
+            body["nextLink"] = (
+                f"{self.base_url()}{urllib.parse.quote(req.path)}?{urllib.parse.urlencode(query)}"
+            )
         return Response.json(200, body)
 
 

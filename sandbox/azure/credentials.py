@@ -17,8 +17,10 @@ def matching_password(
             if not slot.live(now):
                 return None, f"password {slot.name} of token '{token.name}' has expired"
             if min_age and now - slot.creation_time < timedelta(seconds=min_age):
-                return None, (f"password {slot.name} of token '{token.name}' has not propagated "
-                              f"to the connected registry yet")
+                return None, (
+                    f"password {slot.name} of token '{token.name}' has not propagated "
+                    f"to the connected registry yet"
+                )
             return slot, ""
     return None, f"the password does not match any current password of token '{token.name}'"
 

@@ -32,23 +32,31 @@ _EXPOSE = "Docker-Content-Digest, WWW-Authenticate, Link, X-Ms-Correlation-Reque
 
 def _acr_json(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
     """Registry-style JSON as recorded: compact, newline-terminated, correlation id."""
-    hdrs = {"Content-Type": "application/json; charset=utf-8",
-            "X-Ms-Correlation-Request-Id": str(uuid.uuid4())}
+    hdrs = {
+        "Content-Type": "application/json; charset=utf-8",
+        "X-Ms-Correlation-Request-Id": str(uuid.uuid4()),
+    }
     hdrs.update(headers or {})
     body = json.dumps(payload, separators=(",", ":")) + "\n"
     return Response(status=status, body=body.encode(), headers=hdrs)
 
 
-def _registry_json(status: int, payload: Any, headers: dict[str, str] | None = None
-                   ) -> Response:
+def _registry_json(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
     """``_acr_json`` plus the distribution headers of /v2 and /acr/v1 answers."""
-    return _acr_json(status, payload, {"Docker-Distribution-Api-Version": "registry/2.0",
-                                       "Access-Control-Expose-Headers": _EXPOSE,
-                                       **(headers or {})})
+    return _acr_json(
+        status,
+        payload,
+        {
+            "Docker-Distribution-Api-Version": "registry/2.0",
+            "Access-Control-Expose-Headers": _EXPOSE,
+            **(headers or {}),
+        },
+    )
 
 
-def _errors(status: int, code: str, message: str, headers: dict[str, str] | None = None,
-            detail: Any = None) -> Response:
+def _errors(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None, detail: Any = None
+) -> Response:
     item: dict[str, Any] = {"code": code, "message": message}
     if detail is not None:
         item["detail"] = detail
@@ -56,8 +64,14 @@ def _errors(status: int, code: str, message: str, headers: dict[str, str] | None
 
 
 class DataPlane:
-    def __init__(self, store: Store, entra: Entra, key: bytes, base_url: Callable[[], str],
-                 primary: Callable[[], Registry]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        entra: Entra,
+        key: bytes,
+        base_url: Callable[[], str],
+        primary: Callable[[], Registry],
+    ) -> None:
         self.store = store
         self.entra = entra
         self.key = key
@@ -92,13 +106,18 @@ class DataPlane:
 
     def _challenge(self, reg: Registry | None, scope: str = CATALOG_SCOPE) -> Response:
         reg = reg or self.primary()
-        header = (f'Bearer realm="{self.base_url()}/oauth2/token",service="{reg.login_server}",'
-                  f'scope="{scope}"')
+        header = (
+            f'Bearer realm="{self.base_url()}/oauth2/token",service="{reg.login_server}",'
+            f'scope="{scope}"'
+        )
         name, _, action = scope.rpartition(":")
         typ, _, res_name = name.partition(":")
-        item = {"code": "UNAUTHORIZED", "message": "authentication required, visit "
-                "https://aka.ms/acr/authorization for more information.",
-                "detail": [{"Type": typ, "Name": res_name, "Action": action}]}
+        item = {
+            "code": "UNAUTHORIZED",
+            "message": "authentication required, visit "
+            "https://aka.ms/acr/authorization for more information.",
+            "detail": [{"Type": typ, "Name": res_name, "Action": action}],
+        }
         return _registry_json(401, {"errors": [item]}, {"WWW-Authenticate": header})
 
     # -- token endpoints --------------------------------------------------------------------
@@ -110,18 +129,27 @@ class DataPlane:
         reg = self._registry(form.get("service"))
         if reg is None:
             return _errors(400, "INVALID_SERVICE", f"unknown service '{form.get('service')}'")
-        claims = self.entra.verify(form.get("access_token", ""),
-                                   ARM_AUDIENCES | {ACR_AUDIENCE})
+        claims = self.entra.verify(form.get("access_token", ""), ARM_AUDIENCES | {ACR_AUDIENCE})
         if claims is None:
             return _errors(401, "UNAUTHORIZED", "the AAD access token is invalid or expired")
         now = int(time.time())
-        refresh = jwt.sign(self.key, {
-            "jti": str(uuid.uuid4()), "sub": claims.get("oid"), "nbf": now, "iat": now,
-            "exp": now + self.store.knobs.token_lifetime * 3, "iss": "Azure Container Registry",
-            "aud": reg.login_server, "version": "1.0", "grant_type": "refresh_token",
-            "tenant": claims.get("tid"), "permissions": {"actions": ["*"], "notActions": []},
-            "roles": [],
-        })
+        refresh = jwt.sign(
+            self.key,
+            {
+                "jti": str(uuid.uuid4()),
+                "sub": claims.get("oid"),
+                "nbf": now,
+                "iat": now,
+                "exp": now + self.store.knobs.token_lifetime * 3,
+                "iss": "Azure Container Registry",
+                "aud": reg.login_server,
+                "version": "1.0",
+                "grant_type": "refresh_token",
+                "tenant": claims.get("tid"),
+                "permissions": {"actions": ["*"], "notActions": []},
+                "roles": [],
+            },
+        )
         self.store.remember_secret(refresh)
         return _acr_json(200, {"refresh_token": refresh})
 
@@ -136,13 +164,17 @@ class DataPlane:
             # anonymous pull; what ACR answers otherwise is UNCONFIRMED (we challenge again).
             if not reg.extra.get("anonymousPullEnabled"):
                 return self._challenge(reg, form.get("scope") or CATALOG_SCOPE)
-            return self._issue_access(reg, form.get("scope", ""),
-                                      principal={"sub": "acr_anon_pull"})
+            return self._issue_access(
+                reg, form.get("scope", ""), principal={"sub": "acr_anon_pull"}
+            )
         if grant != "refresh_token":
             return _errors(400, "UNSUPPORTED", f"grant_type '{grant}' is not supported")
         claims = jwt.verify(self.key, form.get("refresh_token", ""))
-        if (claims is None or claims.get("grant_type") != "refresh_token"
-                or claims.get("aud") != reg.login_server):
+        if (
+            claims is None
+            or claims.get("grant_type") != "refresh_token"
+            or claims.get("aud") != reg.login_server
+        ):
             return _errors(401, "UNAUTHORIZED", "the refresh token is invalid or expired")
         return self._issue_access(reg, form.get("scope", ""), principal={"aad": claims["sub"]})
 
@@ -152,10 +184,13 @@ class DataPlane:
             return _errors(400, "INVALID_SERVICE", f"unknown service '{req.query.get('service')}'")
         token = self._basic(req, reg)
         if token is None:
-            return _errors(401, "UNAUTHORIZED", "authentication required",
-                           {"WWW-Authenticate": f'Basic realm="{self.base_url()}"'})
-        return self._issue_access(reg, req.query.get("scope", ""),
-                                  principal={"token": token.name})
+            return _errors(
+                401,
+                "UNAUTHORIZED",
+                "authentication required",
+                {"WWW-Authenticate": f'Basic realm="{self.base_url()}"'},
+            )
+        return self._issue_access(reg, req.query.get("scope", ""), principal={"token": token.name})
 
     def _issue_access(self, reg: Registry, scope_text: str, principal: dict[str, str]) -> Response:
         now = int(time.time())
@@ -164,11 +199,20 @@ class DataPlane:
             name, _, actions = scope.rpartition(":")
             typ, _, res_name = name.partition(":")
             access.append({"type": typ, "name": res_name, "actions": actions.split(",")})
-        token = jwt.sign(self.key, {
-            "jti": str(uuid.uuid4()), "nbf": now, "iat": now,
-            "exp": now + self.store.knobs.token_lifetime, "iss": "Azure Container Registry",
-            "aud": reg.login_server, "version": "3.0", "access": access, **principal,
-        })
+        token = jwt.sign(
+            self.key,
+            {
+                "jti": str(uuid.uuid4()),
+                "nbf": now,
+                "iat": now,
+                "exp": now + self.store.knobs.token_lifetime,
+                "iss": "Azure Container Registry",
+                "aud": reg.login_server,
+                "version": "3.0",
+                "access": access,
+                **principal,
+            },
+        )
         self.store.remember_secret(token)
         return _acr_json(200, {"access_token": token})
 
@@ -202,8 +246,10 @@ class DataPlane:
             token = self._basic(req, reg)
             if token is None:
                 return None
-            return reg, {"token": token.name, "access": [
-                {"type": "registry", "name": "catalog", "actions": ["*"]}]}
+            return reg, {
+                "token": token.name,
+                "access": [{"type": "registry", "name": "catalog", "actions": ["*"]}],
+            }
         return None
 
     # -- catalog ----------------------------------------------------------------------------
@@ -212,18 +258,30 @@ class DataPlane:
         if found is None:
             return self._challenge(None)
         reg, claims = found
-        allowed = any(a.get("type") == "registry" and a.get("name") == "catalog"
-                      and "*" in a.get("actions", []) for a in claims.get("access", []))
+        allowed = any(
+            a.get("type") == "registry"
+            and a.get("name") == "catalog"
+            and "*" in a.get("actions", [])
+            for a in claims.get("access", [])
+        )
         if not allowed:
-            return _errors(401, "UNAUTHORIZED", "authentication required, insufficient scopes",
-                           {"WWW-Authenticate": self._challenge(reg).headers["WWW-Authenticate"]})
+            return _errors(
+                401,
+                "UNAUTHORIZED",
+                "authentication required, insufficient scopes",
+                {"WWW-Authenticate": self._challenge(reg).headers["WWW-Authenticate"]},
+            )
         repos = reg.repositories
         if "token" in claims:
             token = reg.tokens.get(str(claims["token"]).lower())
-            actions = scope_map_actions(reg.scope_maps, token.properties["scopeMapId"]) \
-                if token else []
-            repos = [r for r in repos if grants(actions, r, "metadata/read")
-                     or grants(actions, r, "content/read")]
+            actions = (
+                scope_map_actions(reg.scope_maps, token.properties["scopeMapId"]) if token else []
+            )
+            repos = [
+                r
+                for r in repos
+                if grants(actions, r, "metadata/read") or grants(actions, r, "content/read")
+            ]
         cap = self.store.knobs.catalog_page_cap
         raw_n = req.query.get("n")
         try:

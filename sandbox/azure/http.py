@@ -69,7 +69,12 @@ class ArmError(Exception):
     """
 
     def __init__(
-        self, status: int, code: str, message: str, target: str | None = None, *,
+        self,
+        status: int,
+        code: str,
+        message: str,
+        target: str | None = None,
+        *,
         gateway: bool = False,
     ) -> None:
         super().__init__(message)
@@ -84,8 +89,7 @@ class ArmError(Exception):
         if self.target:
             error["target"] = self.target
         if self.gateway:
-            return Response.json(self.status, {"error": error},
-                                 {"x-ms-failure-cause": "gateway"})
+            return Response.json(self.status, {"error": error}, {"x-ms-failure-cause": "gateway"})
         return Response.json(self.status, {"error": error, "status": "Failed"})
 
 

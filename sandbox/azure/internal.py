@@ -28,14 +28,25 @@ def handle_internal(sandbox: AzureSandbox, req: Request) -> Response:
     route = (req.method, req.path.rstrip("/").lower())
     try:
         if route == ("POST", "/_sandbox/runtime/activate"):
-            return Response.json(200, sandbox.activate(
-                str(body.get("connection_string", "")), instance_id=body.get("instance_id"),
-                login_server=body.get("login_server")))
+            return Response.json(
+                200,
+                sandbox.activate(
+                    str(body.get("connection_string", "")),
+                    instance_id=body.get("instance_id"),
+                    login_server=body.get("login_server"),
+                ),
+            )
         if route == ("POST", "/_sandbox/runtime/pull-check"):
-            return Response.json(200, sandbox.pull_check(
-                str(body.get("connected_registry", "")), str(body.get("username", "")),
-                str(body.get("password", "")), str(body.get("repository", "")),
-                str(body.get("tag", "latest"))))
+            return Response.json(
+                200,
+                sandbox.pull_check(
+                    str(body.get("connected_registry", "")),
+                    str(body.get("username", "")),
+                    str(body.get("password", "")),
+                    str(body.get("repository", "")),
+                    str(body.get("tag", "latest")),
+                ),
+            )
         if route == ("POST", "/_sandbox/runtime/deactivate"):
             return Response.json(200, sandbox.deactivate(str(body.get("connected_registry", ""))))
         if route == ("GET", "/_sandbox/secrets"):

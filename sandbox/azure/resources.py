@@ -29,8 +29,12 @@ NAME_RULES = {
 }
 MAX_CLIENT_TOKENS = 20
 MAX_SCOPE_MAP_REPOSITORIES = 500
-MODES = {"readwrite": "ReadWrite", "readonly": "ReadOnly", "registry": "ReadWrite",
-         "mirror": "ReadOnly"}
+MODES = {
+    "readwrite": "ReadWrite",
+    "readonly": "ReadOnly",
+    "registry": "ReadWrite",
+    "mirror": "ReadOnly",
+}
 LOG_LEVELS = ("Debug", "Information", "Warning", "Error", "None")
 
 
@@ -52,36 +56,53 @@ def _props(body: Any, *, required: bool = True) -> dict[str, Any]:
     props = body.get("properties")
     if props is None:
         if required:
-            raise ArmError(400, "InvalidRequestContent", "'properties' is required.",
-                           target="properties")
+            raise ArmError(
+                400, "InvalidRequestContent", "'properties' is required.", target="properties"
+            )
         return {}
     if not isinstance(props, dict):
-        raise ArmError(400, "InvalidRequestContent", "'properties' must be an object.",
-                       target="properties")
+        raise ArmError(
+            400, "InvalidRequestContent", "'properties' must be an object.", target="properties"
+        )
     return props
 
 
-def _child_from_id(store: Store, registry: Registry, arm_id: Any, collection: str,
-                   field_name: str) -> Child:
+def _child_from_id(
+    store: Store, registry: Registry, arm_id: Any, collection: str, field_name: str
+) -> Child:
     """Resolve an ARM id of a sibling resource (same registry); 404 if it does not exist."""
     if not isinstance(arm_id, str) or not arm_id:
-        raise ArmError(400, "InvalidRequestContent", f"'{field_name}' must be an ARM id.",
-                       target=field_name)
+        raise ArmError(
+            400, "InvalidRequestContent", f"'{field_name}' must be an ARM id.", target=field_name
+        )
     prefix = registry.id.lower() + f"/{collection.lower()}/"
     if not arm_id.lower().startswith(prefix):
-        raise ArmError(400, "InvalidResourceId",
-                       f"'{arm_id}' is not a {collection} id of registry '{registry.name}'.",
-                       target=field_name)
-    name = arm_id[len(prefix):].strip("/")
-    table = {"scopemaps": registry.scope_maps, "tokens": registry.tokens,
-             "connectedregistries": registry.connected_registries}[collection.lower()]
+        raise ArmError(
+            400,
+            "InvalidResourceId",
+            f"'{arm_id}' is not a {collection} id of registry '{registry.name}'.",
+            target=field_name,
+        )
+    name = arm_id[len(prefix) :].strip("/")
+    table = {
+        "scopemaps": registry.scope_maps,
+        "tokens": registry.tokens,
+        "connectedregistries": registry.connected_registries,
+    }[collection.lower()]
     child = table.get(name.lower())
     if child is None:
-        code = {"scopemaps": "ScopeMapNotFound", "tokens": "TokenNotFound",
-                "connectedregistries": "ConnectedRegistryNotFound"}[collection.lower()]
-        raise ArmError(404, code,
-                       f"The {collection[:-1]} '{name}' referenced by '{field_name}' does not "
-                       f"exist in registry '{registry.name}'.", target=field_name)
+        code = {
+            "scopemaps": "ScopeMapNotFound",
+            "tokens": "TokenNotFound",
+            "connectedregistries": "ConnectedRegistryNotFound",
+        }[collection.lower()]
+        raise ArmError(
+            404,
+            code,
+            f"The {collection[:-1]} '{name}' referenced by '{field_name}' does not "
+            f"exist in registry '{registry.name}'.",
+            target=field_name,
+        )
     return child
 
 
@@ -90,6 +111,7 @@ def _canonical_id(registry: Registry, collection: str, child: Child) -> str:
 
 
 # -- registry -----------------------------------------------------------------------------
+
 
 def render_registry(store: Store, reg: Registry) -> dict[str, Any]:
     state = "Succeeded" if store.operation_done(reg.op_id) else "Updating"
@@ -102,8 +124,11 @@ def render_registry(store: Store, reg: Registry) -> dict[str, Any]:
         "policies": {
             "quarantinePolicy": {"status": "disabled"},
             "trustPolicy": {"type": "Notary", "status": "disabled"},
-            "retentionPolicy": {"days": 7, "lastUpdatedTime": iso(reg.created),
-                                "status": "disabled"},
+            "retentionPolicy": {
+                "days": 7,
+                "lastUpdatedTime": iso(reg.created),
+                "status": "disabled",
+            },
             "exportPolicy": {"status": "enabled"},
             "azureADAuthenticationAsArmPolicy": {"status": "enabled"},
         },
@@ -132,8 +157,14 @@ def render_registry(store: Store, reg: Registry) -> dict[str, Any]:
 
 
 SKUS = {"basic": "Basic", "standard": "Standard", "premium": "Premium"}
-READ_ONLY_REGISTRY = {"loginServer", "creationDate", "provisioningState", "status",
-                      "dataEndpointHostNames", "privateEndpointConnections"}
+READ_ONLY_REGISTRY = {
+    "loginServer",
+    "creationDate",
+    "provisioningState",
+    "status",
+    "dataEndpointHostNames",
+    "privateEndpointConnections",
+}
 
 
 def update_registry(store: Store, reg: Registry, body: Any) -> None:
@@ -150,12 +181,18 @@ def update_registry(store: Store, reg: Registry, body: Any) -> None:
     if "dataEndpointEnabled" in props:
         data_endpoint = parse_bool(props["dataEndpointEnabled"])
     if data_endpoint and sku != "Premium":
-        raise ArmError(400, "DataEndpointNotSupported",
-                       f"Dedicated data endpoints require the Premium SKU; registry "
-                       f"'{reg.name}' is {sku}.", target="properties.dataEndpointEnabled")
+        raise ArmError(
+            400,
+            "DataEndpointNotSupported",
+            f"Dedicated data endpoints require the Premium SKU; registry '{reg.name}' is {sku}.",
+            target="properties.dataEndpointEnabled",
+        )
     if sku != "Premium" and reg.connected_registries:
-        raise ArmError(400, "SkuDowngradeNotAllowed",
-                       f"Registry '{reg.name}' has connected registries, which need Premium.")
+        raise ArmError(
+            400,
+            "SkuDowngradeNotAllowed",
+            f"Registry '{reg.name}' has connected registries, which need Premium.",
+        )
     reg.sku = sku
     reg.data_endpoint_enabled = data_endpoint
     if isinstance(body.get("tags"), dict):
@@ -163,13 +200,13 @@ def update_registry(store: Store, reg: Registry, body: Any) -> None:
     for key, value in props.items():
         if key in READ_ONLY_REGISTRY or key == "dataEndpointEnabled":
             continue
-        if key in ("adminUserEnabled", "anonymousPullEnabled",
-                   "networkRuleBypassAllowedForTasks"):
+        if key in ("adminUserEnabled", "anonymousPullEnabled", "networkRuleBypassAllowedForTasks"):
             value = parse_bool(value)
         reg.extra[key] = copy.deepcopy(value)
 
 
 # -- scope maps ---------------------------------------------------------------------------
+
 
 def _scope_map_repositories(actions: list[str]) -> set[str]:
     repos = set()
@@ -183,22 +220,32 @@ def _scope_map_repositories(actions: list[str]) -> set[str]:
 
 def _validate_actions(actions: Any) -> list[str]:
     if not isinstance(actions, list) or not all(isinstance(a, str) for a in actions):
-        raise ArmError(400, "InvalidRequestContent", "'actions' must be a list of strings.",
-                       target="properties.actions")
+        raise ArmError(
+            400,
+            "InvalidRequestContent",
+            "'actions' must be a list of strings.",
+            target="properties.actions",
+        )
     for action in actions:
         head = action.split("/", 1)[0].lower()
         if head not in ("repositories", "gateway") or action.count("/") < 2:
-            raise ArmError(400, "InvalidScopeMapAction",
-                           f"The action '{action}' is invalid: use 'repositories/<repo>/<action>'"
-                           f" or 'gateway/<connected-registry>/<action>'.",
-                           target="properties.actions")
+            raise ArmError(
+                400,
+                "InvalidScopeMapAction",
+                f"The action '{action}' is invalid: use 'repositories/<repo>/<action>'"
+                f" or 'gateway/<connected-registry>/<action>'.",
+                target="properties.actions",
+            )
     repos = _scope_map_repositories(actions)
     if len(repos) > MAX_SCOPE_MAP_REPOSITORIES:
-        raise ArmError(400, "ScopeMapRepositoryLimitExceeded",
-                       f"A scope map can reference at most {MAX_SCOPE_MAP_REPOSITORIES} "
-                       f"repositories; this one references {len(repos)}. Split the "
-                       f"repositories across several scope maps/tokens.",
-                       target="properties.actions")
+        raise ArmError(
+            400,
+            "ScopeMapRepositoryLimitExceeded",
+            f"A scope map can reference at most {MAX_SCOPE_MAP_REPOSITORIES} "
+            f"repositories; this one references {len(repos)}. Split the "
+            f"repositories across several scope maps/tokens.",
+            target="properties.actions",
+        )
     return list(actions)
 
 
@@ -206,8 +253,9 @@ def put_scope_map(store: Store, reg: Registry, name: str, body: Any) -> tuple[Ch
     check_name("scopeMaps", name)
     props = _props(body)
     if "actions" not in props:
-        raise ArmError(400, "InvalidRequestContent", "'actions' is required.",
-                       target="properties.actions")
+        raise ArmError(
+            400, "InvalidRequestContent", "'actions' is required.", target="properties.actions"
+        )
     actions = _validate_actions(props["actions"])
     existing = reg.scope_maps.get(name.lower())
     new_props: dict[str, Any] = {"actions": actions, "type": "UserDefined"}
@@ -230,15 +278,19 @@ def patch_scope_map(store: Store, reg: Registry, child: Child, body: Any) -> Non
 
 
 def render_scope_map(store: Store, reg: Registry, child: Child) -> dict[str, Any]:
-    state = (
-        "Succeeded" if store.operation_done(child.op_id) else child.pending_state)
+    state = "Succeeded" if store.operation_done(child.op_id) else child.pending_state
     props = {k: copy.deepcopy(v) for k, v in child.properties.items() if not k.startswith("_")}
     props.update({"creationDate": iso(child.created), "provisioningState": state})
-    return {"id": reg.child_id("scopeMaps", child.name), "name": child.name,
-            "type": COLLECTIONS["scopemaps"][1], "properties": props}
+    return {
+        "id": reg.child_id("scopeMaps", child.name),
+        "name": child.name,
+        "type": COLLECTIONS["scopemaps"][1],
+        "properties": props,
+    }
 
 
 # -- tokens -------------------------------------------------------------------------------
+
 
 def _certificates(raw: Any) -> list[dict[str, Any]]:
     if raw is None:
@@ -248,16 +300,20 @@ def _certificates(raw: Any) -> list[dict[str, Any]]:
     certs = []
     for item in raw:
         if not isinstance(item, dict) or item.get("name") not in ("certificate1", "certificate2"):
-            raise ArmError(400, "InvalidRequestContent",
-                           "Certificate names must be 'certificate1' or 'certificate2'.")
+            raise ArmError(
+                400,
+                "InvalidRequestContent",
+                "Certificate names must be 'certificate1' or 'certificate2'.",
+            )
         cert: dict[str, Any] = {"name": item["name"]}
         pem = item.get("encodedPemCertificate")
         if isinstance(pem, str) and pem:
             try:
                 raw_pem = base64.b64decode(pem)
             except ValueError as exc:
-                raise ArmError(400, "InvalidCertificate",
-                               "encodedPemCertificate is not base64.") from exc
+                raise ArmError(
+                    400, "InvalidCertificate", "encodedPemCertificate is not base64."
+                ) from exc
             cert["encodedPemCertificate"] = pem
             cert["thumbprint"] = hashlib.sha1(raw_pem).hexdigest()
             cert["expiry"] = item.get("expiry") or iso(_cert_expiry(raw_pem))
@@ -279,9 +335,12 @@ def _cert_expiry(pem: bytes) -> Any:
 def _token_status(value: Any) -> str:
     status = str(value).lower()
     if status not in ("enabled", "disabled"):
-        raise ArmError(400, "InvalidRequestContent",
-                       f"Token status '{value}' is invalid; use 'enabled' or 'disabled'.",
-                       target="properties.status")
+        raise ArmError(
+            400,
+            "InvalidRequestContent",
+            f"Token status '{value}' is invalid; use 'enabled' or 'disabled'.",
+            target="properties.status",
+        )
     return status
 
 
@@ -289,10 +348,15 @@ def put_token(store: Store, reg: Registry, name: str, body: Any) -> tuple[Child,
     check_name("tokens", name)
     props = _props(body)
     if not props.get("scopeMapId"):
-        raise ArmError(400, "InvalidRequestContent", "'scopeMapId' is required.",
-                       target="properties.scopeMapId")
-    scope_map = _child_from_id(store, reg, props["scopeMapId"], "scopeMaps",
-                               "properties.scopeMapId")
+        raise ArmError(
+            400,
+            "InvalidRequestContent",
+            "'scopeMapId' is required.",
+            target="properties.scopeMapId",
+        )
+    scope_map = _child_from_id(
+        store, reg, props["scopeMapId"], "scopeMaps", "properties.scopeMapId"
+    )
     creds = props.get("credentials") or {}
     new_props: dict[str, Any] = {
         "scopeMapId": reg.child_id("scopeMaps", scope_map.name),
@@ -313,8 +377,7 @@ def put_token(store: Store, reg: Registry, name: str, body: Any) -> tuple[Child,
 def patch_token(store: Store, reg: Registry, child: Child, body: Any) -> None:
     props = _props(body, required=False)
     if "scopeMapId" in props:
-        sm = _child_from_id(store, reg, props["scopeMapId"], "scopeMaps",
-                            "properties.scopeMapId")
+        sm = _child_from_id(store, reg, props["scopeMapId"], "scopeMaps", "properties.scopeMapId")
         child.properties["scopeMapId"] = reg.child_id("scopeMaps", sm.name)
     if "status" in props:
         child.properties["status"] = _token_status(props["status"])
@@ -328,16 +391,18 @@ def patch_token(store: Store, reg: Registry, child: Child, body: Any) -> None:
             for item in creds["passwords"]:
                 slot = str((item or {}).get("name", "")).lower()
                 if slot not in ("password1", "password2"):
-                    raise ArmError(400, "InvalidRequestContent",
-                                   "Password names must be 'password1' or 'password2'.",
-                                   target="properties.credentials.passwords")
+                    raise ArmError(
+                        400,
+                        "InvalidRequestContent",
+                        "Password names must be 'password1' or 'password2'.",
+                        target="properties.credentials.passwords",
+                    )
                 keep.add(slot)
             child.passwords = {k: v for k, v in child.passwords.items() if k in keep}
 
 
 def render_token(store: Store, reg: Registry, child: Child) -> dict[str, Any]:
-    state = (
-        "Succeeded" if store.operation_done(child.op_id) else child.pending_state)
+    state = "Succeeded" if store.operation_done(child.op_id) else child.pending_state
     passwords = [child.passwords[k].meta() for k in sorted(child.passwords)]
     props = {
         "creationDate": iso(child.created),
@@ -349,8 +414,12 @@ def render_token(store: Store, reg: Registry, child: Child) -> dict[str, Any]:
             "passwords": passwords,
         },
     }
-    return {"id": reg.child_id("tokens", child.name), "name": child.name,
-            "type": COLLECTIONS["tokens"][1], "properties": props}
+    return {
+        "id": reg.child_id("tokens", child.name),
+        "name": child.name,
+        "type": COLLECTIONS["tokens"][1],
+        "properties": props,
+    }
 
 
 def generate_credentials(store: Store, reg: Registry, body: Any) -> dict[str, Any]:
@@ -363,16 +432,20 @@ def generate_credentials(store: Store, reg: Registry, body: Any) -> dict[str, An
     elif str(name).lower() in ("password1", "password2"):
         slots = [str(name).lower()]
     else:
-        raise ArmError(400, "InvalidRequestContent",
-                       f"Password name '{name}' is invalid; use 'password1' or 'password2'.",
-                       target="name")
+        raise ArmError(
+            400,
+            "InvalidRequestContent",
+            f"Password name '{name}' is invalid; use 'password1' or 'password2'.",
+            target="name",
+        )
     expiry = None
     if body.get("expiry"):
         try:
             expiry = parse_iso(str(body["expiry"]))
         except ValueError as exc:
-            raise ArmError(400, "InvalidRequestContent", "'expiry' is not a date-time.",
-                           target="expiry") from exc
+            raise ArmError(
+                400, "InvalidRequestContent", "'expiry' is not a date-time.", target="expiry"
+            ) from exc
     now = utcnow()
     result = []
     for slot in slots:
@@ -386,12 +459,16 @@ def generate_credentials(store: Store, reg: Registry, body: Any) -> dict[str, An
 
 # -- connected registries -----------------------------------------------------------------
 
+
 def _mode(value: Any) -> str:
     mode = MODES.get(str(value).lower())
     if mode is None:
-        raise ArmError(400, "InvalidConnectedRegistryMode",
-                       f"Mode '{value}' is invalid; use 'ReadWrite' or 'ReadOnly'.",
-                       target="properties.mode")
+        raise ArmError(
+            400,
+            "InvalidConnectedRegistryMode",
+            f"Mode '{value}' is invalid; use 'ReadWrite' or 'ReadOnly'.",
+            target="properties.mode",
+        )
     return mode
 
 
@@ -399,12 +476,20 @@ def _client_token_ids(store: Store, reg: Registry, value: Any) -> list[str]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise ArmError(400, "InvalidRequestContent", "'clientTokenIds' must be a list.",
-                       target="properties.clientTokenIds")
+        raise ArmError(
+            400,
+            "InvalidRequestContent",
+            "'clientTokenIds' must be a list.",
+            target="properties.clientTokenIds",
+        )
     if len(value) > MAX_CLIENT_TOKENS:
-        raise ArmError(400, "ClientTokenLimitExceeded",
-                       f"A connected registry can have at most {MAX_CLIENT_TOKENS} client tokens;"
-                       f" {len(value)} were given.", target="properties.clientTokenIds")
+        raise ArmError(
+            400,
+            "ClientTokenLimitExceeded",
+            f"A connected registry can have at most {MAX_CLIENT_TOKENS} client tokens;"
+            f" {len(value)} were given.",
+            target="properties.clientTokenIds",
+        )
     ids = []
     for item in value:
         token = _child_from_id(store, reg, item, "tokens", "properties.clientTokenIds")
@@ -416,96 +501,135 @@ def _logging(value: Any, current: dict[str, Any] | None = None) -> dict[str, Any
     out = dict(current or {"logLevel": "Information", "auditLogStatus": "Disabled"})
     if isinstance(value, dict):
         if "logLevel" in value:
-            level = next((lv for lv in LOG_LEVELS if lv.lower() == str(value["logLevel"]).lower()),
-                         None)
+            level = next(
+                (lv for lv in LOG_LEVELS if lv.lower() == str(value["logLevel"]).lower()), None
+            )
             if level is None:
-                raise ArmError(400, "InvalidRequestContent",
-                               f"logLevel '{value['logLevel']}' is invalid.",
-                               target="properties.logging.logLevel")
+                raise ArmError(
+                    400,
+                    "InvalidRequestContent",
+                    f"logLevel '{value['logLevel']}' is invalid.",
+                    target="properties.logging.logLevel",
+                )
             out["logLevel"] = level
         if "auditLogStatus" in value:
             status = str(value["auditLogStatus"]).capitalize()
             if status not in ("Enabled", "Disabled"):
-                raise ArmError(400, "InvalidRequestContent", "auditLogStatus is invalid.",
-                               target="properties.logging.auditLogStatus")
+                raise ArmError(
+                    400,
+                    "InvalidRequestContent",
+                    "auditLogStatus is invalid.",
+                    target="properties.logging.auditLogStatus",
+                )
             out["auditLogStatus"] = status
     return out
 
 
-def _sync_properties(value: Any, current: dict[str, Any] | None, *, create: bool
-                     ) -> dict[str, Any]:
+def _sync_properties(value: Any, current: dict[str, Any] | None, *, create: bool) -> dict[str, Any]:
     out = dict(current or {})
     if not isinstance(value, dict):
         if create:
-            raise ArmError(400, "InvalidRequestContent",
-                           "'parent.syncProperties' is required.",
-                           target="properties.parent.syncProperties")
+            raise ArmError(
+                400,
+                "InvalidRequestContent",
+                "'parent.syncProperties' is required.",
+                target="properties.parent.syncProperties",
+            )
         return out
     for key in ("schedule", "messageTtl", "syncWindow"):
         if key in value and value[key] is not None:
             out[key] = str(value[key])
     if create:
         if not value.get("tokenId"):
-            raise ArmError(400, "InvalidRequestContent", "'syncProperties.tokenId' is required.",
-                           target="properties.parent.syncProperties.tokenId")
+            raise ArmError(
+                400,
+                "InvalidRequestContent",
+                "'syncProperties.tokenId' is required.",
+                target="properties.parent.syncProperties.tokenId",
+            )
         if not value.get("messageTtl"):
-            raise ArmError(400, "InvalidRequestContent",
-                           "'syncProperties.messageTtl' is required.",
-                           target="properties.parent.syncProperties.messageTtl")
+            raise ArmError(
+                400,
+                "InvalidRequestContent",
+                "'syncProperties.messageTtl' is required.",
+                target="properties.parent.syncProperties.messageTtl",
+            )
         out.setdefault("schedule", "* * * * *")
     return out
 
 
 def _check_premium(reg: Registry) -> None:
     if reg.sku != "Premium":
-        raise ArmError(400, "ConnectedRegistryNotSupported",
-                       f"Connected registries require the Premium SKU; registry '{reg.name}' is "
-                       f"{reg.sku}. Fix: az acr update -n {reg.name} --sku Premium")
+        raise ArmError(
+            400,
+            "ConnectedRegistryNotSupported",
+            f"Connected registries require the Premium SKU; registry '{reg.name}' is "
+            f"{reg.sku}. Fix: az acr update -n {reg.name} --sku Premium",
+        )
     if not reg.data_endpoint_enabled:
-        raise ArmError(400, "DataEndpointNotEnabled",
-                       f"The dedicated data endpoint of registry '{reg.name}' is disabled; "
-                       f"connected registries need it. Fix: az acr update -n {reg.name} "
-                       f"--data-endpoint-enabled true")
+        raise ArmError(
+            400,
+            "DataEndpointNotEnabled",
+            f"The dedicated data endpoint of registry '{reg.name}' is disabled; "
+            f"connected registries need it. Fix: az acr update -n {reg.name} "
+            f"--data-endpoint-enabled true",
+        )
 
 
-def put_connected_registry(store: Store, reg: Registry, name: str, body: Any
-                           ) -> tuple[Child, bool]:
+def put_connected_registry(store: Store, reg: Registry, name: str, body: Any) -> tuple[Child, bool]:
     check_name("connectedRegistries", name)
     _check_premium(reg)
     props = _props(body)
     if "mode" not in props:
-        raise ArmError(400, "InvalidRequestContent", "'mode' is required.",
-                       target="properties.mode")
+        raise ArmError(
+            400, "InvalidRequestContent", "'mode' is required.", target="properties.mode"
+        )
     mode = _mode(props["mode"])
     parent = props.get("parent")
     if not isinstance(parent, dict):
-        raise ArmError(400, "InvalidRequestContent", "'parent' is required.",
-                       target="properties.parent")
+        raise ArmError(
+            400, "InvalidRequestContent", "'parent' is required.", target="properties.parent"
+        )
     sync = _sync_properties(parent.get("syncProperties"), None, create=True)
-    token = _child_from_id(store, reg, parent["syncProperties"]["tokenId"], "tokens",
-                           "properties.parent.syncProperties.tokenId")
+    token = _child_from_id(
+        store,
+        reg,
+        parent["syncProperties"]["tokenId"],
+        "tokens",
+        "properties.parent.syncProperties.tokenId",
+    )
     sync["tokenId"] = reg.child_id("tokens", token.name)
     parent_id = None
     if parent.get("id"):
-        parent_cr = _child_from_id(store, reg, parent["id"], "connectedRegistries",
-                                   "properties.parent.id")
+        parent_cr = _child_from_id(
+            store, reg, parent["id"], "connectedRegistries", "properties.parent.id"
+        )
         parent_mode = parent_cr.properties["mode"]
         if parent_mode == "ReadOnly" and mode != "ReadOnly":
-            raise ArmError(400, "InvalidConnectedRegistryMode",
-                           f"A ReadOnly parent ('{parent_cr.name}') can only have ReadOnly "
-                           f"children.", target="properties.mode")
+            raise ArmError(
+                400,
+                "InvalidConnectedRegistryMode",
+                f"A ReadOnly parent ('{parent_cr.name}') can only have ReadOnly children.",
+                target="properties.mode",
+            )
         parent_id = reg.child_id("connectedRegistries", parent_cr.name)
     existing = reg.connected_registries.get(name.lower())
     if existing is not None:
         if existing.properties["mode"] != mode:
-            raise ArmError(400, "ConnectedRegistryModeImmutable",
-                           f"The mode of connected registry '{existing.name}' cannot be changed "
-                           f"({existing.properties['mode']} -> {mode}); delete and recreate it.",
-                           target="properties.mode")
+            raise ArmError(
+                400,
+                "ConnectedRegistryModeImmutable",
+                f"The mode of connected registry '{existing.name}' cannot be changed "
+                f"({existing.properties['mode']} -> {mode}); delete and recreate it.",
+                target="properties.mode",
+            )
         if (existing.properties["parent"].get("id") or "").lower() != (parent_id or "").lower():
-            raise ArmError(400, "ConnectedRegistryParentImmutable",
-                           f"The parent of connected registry '{existing.name}' cannot be "
-                           f"changed.", target="properties.parent.id")
+            raise ArmError(
+                400,
+                "ConnectedRegistryParentImmutable",
+                f"The parent of connected registry '{existing.name}' cannot be changed.",
+                target="properties.parent.id",
+            )
     client_ids = _client_token_ids(store, reg, props.get("clientTokenIds"))
     gateway = reg.data_endpoint_host if parent_id is None else ""
     sync["gatewayEndpoint"] = gateway
@@ -515,18 +639,26 @@ def put_connected_registry(store: Store, reg: Registry, name: str, body: Any
         "clientTokenIds": client_ids,
         "logging": _logging(props.get("logging")),
         "notificationsList": list(props.get("notificationsList") or []),
-        "garbageCollection": dict(props.get("garbageCollection")
-                                  or {"enabled": False, "schedule": "0 0 * * *"}),
+        "garbageCollection": dict(
+            props.get("garbageCollection") or {"enabled": False, "schedule": "0 0 * * *"}
+        ),
     }
     if "enabled" in new_props["garbageCollection"]:
         new_props["garbageCollection"]["enabled"] = parse_bool(
-            new_props["garbageCollection"]["enabled"])
+            new_props["garbageCollection"]["enabled"]
+        )
     if parent_id:
         new_props["parent"]["id"] = parent_id
     if existing is not None:
         # runtime-reported fields survive a PUT of the configuration
-        for key in ("connectionState", "activation", "statusDetails", "lastActivityTime",
-                    "version", "loginServer"):
+        for key in (
+            "connectionState",
+            "activation",
+            "statusDetails",
+            "lastActivityTime",
+            "version",
+            "loginServer",
+        ):
             if key in existing.properties:
                 new_props[key] = existing.properties[key]
         last_sync = existing.properties["parent"]["syncProperties"].get("lastSyncTime")
@@ -534,13 +666,15 @@ def put_connected_registry(store: Store, reg: Registry, name: str, body: Any
             sync["lastSyncTime"] = last_sync
         existing.properties = new_props
         return existing, False
-    new_props.update({
-        "connectionState": "Offline",
-        "activation": {"status": "Inactive"},
-        "statusDetails": [],
-        # recorded (CLI-REC): nothing is known about the login server before activation
-        "loginServer": {"tls": {"certificate": {}}},
-    })
+    new_props.update(
+        {
+            "connectionState": "Offline",
+            "activation": {"status": "Inactive"},
+            "statusDetails": [],
+            # recorded (CLI-REC): nothing is known about the login server before activation
+            "loginServer": {"tls": {"certificate": {}}},
+        }
+    )
     child = Child(name=name, properties=new_props)
     reg.connected_registries[name.lower()] = child
     return child, True
@@ -549,23 +683,30 @@ def put_connected_registry(store: Store, reg: Registry, name: str, body: Any
 def patch_connected_registry(store: Store, reg: Registry, child: Child, body: Any) -> None:
     props = _props(body, required=False)
     if "mode" in props and _mode(props["mode"]) != child.properties["mode"]:
-        raise ArmError(400, "ConnectedRegistryModeImmutable",
-                       f"The mode of connected registry '{child.name}' cannot be changed; "
-                       f"delete and recreate it.", target="properties.mode")
+        raise ArmError(
+            400,
+            "ConnectedRegistryModeImmutable",
+            f"The mode of connected registry '{child.name}' cannot be changed; "
+            f"delete and recreate it.",
+            target="properties.mode",
+        )
     if "parent" in props:
         parent = props["parent"] or {}
         new_parent = (parent.get("id") or "").lower() if isinstance(parent, dict) else ""
         if new_parent != (child.properties["parent"].get("id") or "").lower():
-            raise ArmError(400, "ConnectedRegistryParentImmutable",
-                           f"The parent of connected registry '{child.name}' cannot be changed.",
-                           target="properties.parent")
+            raise ArmError(
+                400,
+                "ConnectedRegistryParentImmutable",
+                f"The parent of connected registry '{child.name}' cannot be changed.",
+                target="properties.parent",
+            )
     if "clientTokenIds" in props:
-        child.properties["clientTokenIds"] = _client_token_ids(store, reg,
-                                                               props["clientTokenIds"])
+        child.properties["clientTokenIds"] = _client_token_ids(store, reg, props["clientTokenIds"])
     if "syncProperties" in props:
         current = child.properties["parent"]["syncProperties"]
         child.properties["parent"]["syncProperties"] = _sync_properties(
-            props["syncProperties"], current, create=False)
+            props["syncProperties"], current, create=False
+        )
     if "logging" in props:
         child.properties["logging"] = _logging(props["logging"], child.properties["logging"])
     if "notificationsList" in props:
@@ -579,12 +720,15 @@ def patch_connected_registry(store: Store, reg: Registry, child: Child, body: An
 
 
 def render_connected_registry(store: Store, reg: Registry, child: Child) -> dict[str, Any]:
-    state = (
-        "Succeeded" if store.operation_done(child.op_id) else child.pending_state)
+    state = "Succeeded" if store.operation_done(child.op_id) else child.pending_state
     props = {k: copy.deepcopy(v) for k, v in child.properties.items() if not k.startswith("_")}
     props["provisioningState"] = state
-    return {"id": reg.child_id("connectedRegistries", child.name), "name": child.name,
-            "type": COLLECTIONS["connectedregistries"][1], "properties": props}
+    return {
+        "id": reg.child_id("connectedRegistries", child.name),
+        "name": child.name,
+        "type": COLLECTIONS["connectedregistries"][1],
+        "properties": props,
+    }
 
 
 def deactivate_connected_registry(child: Child) -> None:
@@ -593,8 +737,11 @@ def deactivate_connected_registry(child: Child) -> None:
     child.instance_id = None
 
 
-FILTER_FIELDS = {"parent.id": ("parent", "id"), "mode": ("mode",),
-                 "connectionstate": ("connectionState",)}
+FILTER_FIELDS = {
+    "parent.id": ("parent", "id"),
+    "mode": ("mode",),
+    "connectionstate": ("connectionState",),
+}
 _FILTER_TERM = re.compile(r"^\s*([A-Za-z.]+)\s+eq\s+'([^']*)'\s*$", re.IGNORECASE)
 
 
@@ -603,9 +750,13 @@ def parse_cr_filter(text: str) -> list[tuple[tuple[str, ...], str]]:
     for part in re.split(r"\s+and\s+", text.strip(), flags=re.IGNORECASE):
         match = _FILTER_TERM.match(part)
         if not match or match.group(1).lower() not in FILTER_FIELDS:
-            raise ArmError(400, "InvalidFilter",
-                           f"The $filter '{text}' is not supported: use 'eq' on parent.id, mode "
-                           f"or connectionState, joined by 'and'.", target="$filter")
+            raise ArmError(
+                400,
+                "InvalidFilter",
+                f"The $filter '{text}' is not supported: use 'eq' on parent.id, mode "
+                f"or connectionState, joined by 'and'.",
+                target="$filter",
+            )
         terms.append((FILTER_FIELDS[match.group(1).lower()], match.group(2)))
     return terms
 

@@ -12,8 +12,13 @@ from typing import Any
 from sandbox.azure.credentials import grants, matching_password, scope_map_actions
 from sandbox.azure.store import Child, Registry, Store, iso, utcnow
 
-CS_KEYS = ("ConnectedRegistryName", "SyncTokenName", "SyncTokenPassword",
-           "ParentGatewayEndpoint", "ParentEndpointProtocol")
+CS_KEYS = (
+    "ConnectedRegistryName",
+    "SyncTokenName",
+    "SyncTokenPassword",
+    "ParentGatewayEndpoint",
+    "ParentEndpointProtocol",
+)
 
 
 def parse_connection_string(text: str) -> dict[str, str]:
@@ -48,37 +53,56 @@ class Runtime:
     def _fail(self, child: Child | None, code: str, description: str) -> dict[str, Any]:
         if child is not None and child.properties["activation"]["status"] != "Active":
             child.properties["connectionState"] = "Offline"
-            child.properties["statusDetails"] = [{
-                "type": "Sync", "code": code, "description": description,
-                "timestamp": iso(utcnow()), "correlationId": str(uuid.uuid4())}]
+            child.properties["statusDetails"] = [
+                {
+                    "type": "Sync",
+                    "code": code,
+                    "description": description,
+                    "timestamp": iso(utcnow()),
+                    "correlationId": str(uuid.uuid4()),
+                }
+            ]
         return {"ok": False, "code": code, "description": description}
 
-    def activate(self, connection_string: str, instance_id: str | None = None,
-                 login_server: str | None = None) -> dict[str, Any]:
+    def activate(
+        self,
+        connection_string: str,
+        instance_id: str | None = None,
+        login_server: str | None = None,
+    ) -> dict[str, Any]:
         try:
             cs = parse_connection_string(connection_string)
         except ValueError as exc:
             return {"ok": False, "code": "InvalidConnectionString", "description": str(exc)}
         found = self._find_cr(cs["ConnectedRegistryName"])
         if found is None:
-            return {"ok": False, "code": "ConnectedRegistryNotFound",
-                    "description": f"connected registry '{cs['ConnectedRegistryName']}' does "
-                                   f"not exist"}
+            return {
+                "ok": False,
+                "code": "ConnectedRegistryNotFound",
+                "description": f"connected registry '{cs['ConnectedRegistryName']}' does not exist",
+            }
         reg, child = found
         props = child.properties
         sync = props["parent"]["syncProperties"]
         sync_token_name = sync["tokenId"].rstrip("/").rsplit("/", 1)[-1]
         if props["activation"]["status"] == "Active" and child.instance_id != (instance_id or ""):
-            return {"ok": False, "code": "AlreadyActivated",
-                    "description": f"connected registry '{child.name}' is already activated by "
-                                   f"another instance; deactivate it first"}
+            return {
+                "ok": False,
+                "code": "AlreadyActivated",
+                "description": f"connected registry '{child.name}' is already activated by "
+                f"another instance; deactivate it first",
+            }
         token = reg.tokens.get(cs["SyncTokenName"].lower())
         if token is None:
-            return self._fail(child, "UnauthorizedSyncToken",
-                              f"sync token '{cs['SyncTokenName']}' does not exist")
+            return self._fail(
+                child, "UnauthorizedSyncToken", f"sync token '{cs['SyncTokenName']}' does not exist"
+            )
         if token.name.lower() != sync_token_name.lower():
-            return self._fail(child, "UnauthorizedSyncToken",
-                              f"token '{token.name}' is not the sync token of '{child.name}'")
+            return self._fail(
+                child,
+                "UnauthorizedSyncToken",
+                f"token '{token.name}' is not the sync token of '{child.name}'",
+            )
         if token.properties.get("status") != "enabled":
             return self._fail(child, "SyncTokenDisabled", f"sync token '{token.name}' is disabled")
         slot, reason = matching_password(token, cs["SyncTokenPassword"], utcnow())
@@ -86,12 +110,16 @@ class Runtime:
             return self._fail(child, "UnauthorizedSyncToken", reason)
         gateway = sync.get("gatewayEndpoint") or ""
         if gateway and cs["ParentGatewayEndpoint"].lower() != gateway.lower():
-            return self._fail(child, "ParentGatewayEndpointMismatch",
-                              f"ParentGatewayEndpoint '{cs['ParentGatewayEndpoint']}' is not the "
-                              f"parent's gateway '{gateway}'")
+            return self._fail(
+                child,
+                "ParentGatewayEndpointMismatch",
+                f"ParentGatewayEndpoint '{cs['ParentGatewayEndpoint']}' is not the "
+                f"parent's gateway '{gateway}'",
+            )
         if cs["ParentEndpointProtocol"].lower() not in ("https", "http"):
-            return self._fail(child, "InvalidConnectionString",
-                              "ParentEndpointProtocol must be https or http")
+            return self._fail(
+                child, "InvalidConnectionString", "ParentEndpointProtocol must be https or http"
+            )
         now = iso(utcnow())
         props["connectionState"] = "Online"
         props["activation"] = {"status": "Active"}
@@ -100,13 +128,21 @@ class Runtime:
         props["version"] = "0.9.0"
         sync["lastSyncTime"] = now
         if login_server:
-            props["loginServer"] = {"host": login_server, **{
-                k: v for k, v in props.get("loginServer", {}).items() if k != "host"}}
+            props["loginServer"] = {
+                "host": login_server,
+                **{k: v for k, v in props.get("loginServer", {}).items() if k != "host"},
+            }
         child.instance_id = instance_id or ""
         return {"ok": True, "connected_registry": child.name, "connection_state": "Online"}
 
-    def pull_check(self, connected_registry: str, username: str, password: str,
-                   repository: str, tag: str = "latest") -> dict[str, Any]:
+    def pull_check(
+        self,
+        connected_registry: str,
+        username: str,
+        password: str,
+        repository: str,
+        tag: str = "latest",
+    ) -> dict[str, Any]:
         found = self._find_cr(connected_registry)
         if found is None:
             return {"ok": False, "reason": f"connected registry '{connected_registry}' not found"}
@@ -121,25 +157,44 @@ class Runtime:
             return {"ok": False, "reason": f"unauthorized: token '{token.name}' is disabled"}
         client_names = {i.rstrip("/").rsplit("/", 1)[-1].lower() for i in props["clientTokenIds"]}
         if token.name.lower() not in client_names:
-            return {"ok": False, "reason": f"unauthorized: token '{token.name}' is not a client "
-                                           f"token of connected registry '{child.name}'"}
-        slot, reason = matching_password(token, password, utcnow(),
-                                         min_age=self.store.knobs.propagation_delay)
+            return {
+                "ok": False,
+                "reason": f"unauthorized: token '{token.name}' is not a client "
+                f"token of connected registry '{child.name}'",
+            }
+        slot, reason = matching_password(
+            token, password, utcnow(), min_age=self.store.knobs.propagation_delay
+        )
         if slot is None:
             return {"ok": False, "reason": f"unauthorized: {reason}"}
         actions = scope_map_actions(reg.scope_maps, token.properties["scopeMapId"])
         if not grants(actions, repository, "content/read"):
-            return {"ok": False, "reason": f"denied: insufficient scopes: token '{token.name}' "
-                                           f"lacks repositories/{repository}/content/read"}
+            return {
+                "ok": False,
+                "reason": f"denied: insufficient scopes: token '{token.name}' "
+                f"lacks repositories/{repository}/content/read",
+            }
         sync_token = reg.tokens.get(
-            props["parent"]["syncProperties"]["tokenId"].rstrip("/").rsplit("/", 1)[-1].lower())
-        sync_actions = scope_map_actions(reg.scope_maps, sync_token.properties["scopeMapId"]) \
-            if sync_token else []
+            props["parent"]["syncProperties"]["tokenId"].rstrip("/").rsplit("/", 1)[-1].lower()
+        )
+        sync_actions = (
+            scope_map_actions(reg.scope_maps, sync_token.properties["scopeMapId"])
+            if sync_token
+            else []
+        )
         if not grants(sync_actions, repository, "content/read"):
-            return {"ok": False, "reason": f"not found: repository '{repository}' is not synced "
-                                           f"by connected registry '{child.name}'"}
+            return {
+                "ok": False,
+                "reason": f"not found: repository '{repository}' is not synced "
+                f"by connected registry '{child.name}'",
+            }
         if repository.lower() not in {r.lower() for r in reg.repositories}:
-            return {"ok": False, "reason": f"not found: repository '{repository}' does not exist "
-                                           f"in registry '{reg.name}'"}
-        return {"ok": True, "reason": f"pulled {repository}:{tag} with token '{token.name}' "
-                                      f"({slot.name})"}
+            return {
+                "ok": False,
+                "reason": f"not found: repository '{repository}' does not exist "
+                f"in registry '{reg.name}'",
+            }
+        return {
+            "ok": True,
+            "reason": f"pulled {repository}:{tag} with token '{token.name}' ({slot.name})",
+        }

@@ -125,8 +125,9 @@ class AzureSandbox:
         self._key = secrets.token_bytes(32)
         self.entra = Entra(self.store, self._key, self.base_url_fn)
         self.arm = ArmApi(self.store, self.base_url_fn, self.entra.authenticate_arm)
-        self.dataplane = DataPlane(self.store, self.entra, self._key, self.base_url_fn,
-                                   self.primary_registry)
+        self.dataplane = DataPlane(
+            self.store, self.entra, self._key, self.base_url_fn, self.primary_registry
+        )
         self.runtime = Runtime(self.store)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -139,12 +140,17 @@ class AzureSandbox:
         ctx = self.ca.server_context(self.host, "localhost")
         server = _Server((self.host, self.requested_port), _Handler, bind_and_activate=True)
         # handshake lazily in the handler thread, so a slow client never blocks accept()
-        server.socket = ctx.wrap_socket(server.socket, server_side=True,
-                                        do_handshake_on_connect=False)
+        server.socket = ctx.wrap_socket(
+            server.socket, server_side=True, do_handshake_on_connect=False
+        )
         server.sandbox = self
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="azure-sandbox", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="azure-sandbox",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -209,34 +215,53 @@ class AzureSandbox:
         tenant.clients[s.client_id.lower()] = s.client_secret
         self.store.remember_secret(s.client_secret)
         self.store.subscriptions[s.subscription_id.lower()] = Subscription(
-            id=s.subscription_id, display_name=s.subscription_name, tenant_id=s.tenant_id)
-        self.add_registry(s.registry, resource_group=s.resource_group, location=s.location,
-                          sku=s.sku, data_endpoint_enabled=s.data_endpoint_enabled,
-                          repositories=s.repository_list())
+            id=s.subscription_id, display_name=s.subscription_name, tenant_id=s.tenant_id
+        )
+        self.add_registry(
+            s.registry,
+            resource_group=s.resource_group,
+            location=s.location,
+            sku=s.sku,
+            data_endpoint_enabled=s.data_endpoint_enabled,
+            repositories=s.repository_list(),
+        )
 
-    def add_registry(self, name: str, *, resource_group: str | None = None,
-                     location: str | None = None, sku: str = "Premium",
-                     data_endpoint_enabled: bool = False,
-                     repositories: list[str] | None = None) -> Registry:
+    def add_registry(
+        self,
+        name: str,
+        *,
+        resource_group: str | None = None,
+        location: str | None = None,
+        sku: str = "Premium",
+        data_endpoint_enabled: bool = False,
+        repositories: list[str] | None = None,
+    ) -> Registry:
         res.check_name("registries", name)
         with self.store.lock:
-            return self.store.add_registry(Registry(
-                subscription_id=self.seed.subscription_id,
-                resource_group=resource_group or self.seed.resource_group,
-                name=name, location=location or self.seed.location, sku=sku,
-                data_endpoint_enabled=data_endpoint_enabled,
-                repositories=sorted(set(repositories or []))))
+            return self.store.add_registry(
+                Registry(
+                    subscription_id=self.seed.subscription_id,
+                    resource_group=resource_group or self.seed.resource_group,
+                    name=name,
+                    location=location or self.seed.location,
+                    sku=sku,
+                    data_endpoint_enabled=data_endpoint_enabled,
+                    repositories=sorted(set(repositories or [])),
+                )
+            )
 
     def add_client(self, client_id: str, client_secret: str) -> None:
         """Register another service principal in the seed tenant."""
         with self.store.lock:
-            self.store.tenants[self.seed.tenant_id.lower()].clients[client_id.lower()] = \
+            self.store.tenants[self.seed.tenant_id.lower()].clients[client_id.lower()] = (
                 client_secret
+            )
             self.store.remember_secret(client_secret)
 
     def primary_registry(self) -> Registry:
-        reg = self.store.find_registry(self.seed.subscription_id, self.seed.resource_group,
-                                       self.seed.registry)
+        reg = self.store.find_registry(
+            self.seed.subscription_id, self.seed.resource_group, self.seed.registry
+        )
         if reg is None:
             raise RuntimeError("the seed registry is gone")
         return reg
@@ -259,23 +284,28 @@ class AzureSandbox:
                 return reg
         raise KeyError(f"no registry {name!r}")
 
-    def seed_resource(self, collection: str, name: str, body: dict[str, Any],
-                      registry: str | None = None) -> dict[str, Any]:
+    def seed_resource(
+        self, collection: str, name: str, body: dict[str, Any], registry: str | None = None
+    ) -> dict[str, Any]:
         """Create a scope map / token / connected registry directly (no HTTP, no LRO).
 
         ``collection`` is "scopeMaps", "tokens" or "connectedRegistries"; ``body`` is the ARM
         PUT body. Returns the rendered resource.
         """
         coll = collection.lower()
-        put = {"scopemaps": res.put_scope_map, "tokens": res.put_token,
-               "connectedregistries": res.put_connected_registry}[coll]
+        put = {
+            "scopemaps": res.put_scope_map,
+            "tokens": res.put_token,
+            "connectedregistries": res.put_connected_registry,
+        }[coll]
         with self.store.lock:
             reg = self._registry(registry)
             child, _ = put(self.store, reg, name, body)
             return self.arm._render(reg, coll, child)
 
-    def resource(self, collection: str, name: str, registry: str | None = None
-                 ) -> dict[str, Any] | None:
+    def resource(
+        self, collection: str, name: str, registry: str | None = None
+    ) -> dict[str, Any] | None:
         """The ARM view of a child resource (as GET would return it), or None."""
         coll = collection.lower()
         with self.store.lock:
@@ -295,12 +325,14 @@ class AzureSandbox:
             for reg in self.store.all_registries():
                 out[reg.id] = {
                     "registry": res.render_registry(self.store, reg),
-                    "scopeMaps": [res.render_scope_map(self.store, reg, c)
-                                  for c in reg.scope_maps.values()],
-                    "tokens": [res.render_token(self.store, reg, c)
-                               for c in reg.tokens.values()],
-                    "connectedRegistries": [res.render_connected_registry(self.store, reg, c)
-                                            for c in reg.connected_registries.values()],
+                    "scopeMaps": [
+                        res.render_scope_map(self.store, reg, c) for c in reg.scope_maps.values()
+                    ],
+                    "tokens": [res.render_token(self.store, reg, c) for c in reg.tokens.values()],
+                    "connectedRegistries": [
+                        res.render_connected_registry(self.store, reg, c)
+                        for c in reg.connected_registries.values()
+                    ],
                     "repositoryCount": len(reg.repositories),
                 }
             return out
@@ -317,26 +349,41 @@ class AzureSandbox:
 
     set_latency = set_knobs
 
-    def add_fault(self, kind: str = "503", *, method: str = ".*", path: str = ".*",
-                  times: int | None = 1, rate: float | None = None, retry_after: float = 0,
-                  sequence: list[str] | None = None) -> FaultRule:
+    def add_fault(
+        self,
+        kind: str = "503",
+        *,
+        method: str = ".*",
+        path: str = ".*",
+        times: int | None = 1,
+        rate: float | None = None,
+        retry_after: float = 0,
+        sequence: list[str] | None = None,
+    ) -> FaultRule:
         """Fail matching requests: ``kind`` is "429", "500", "503" or "drop".
 
         With ``sequence`` (e.g. ``["503", "ok", "drop"]``) each matching request consumes one
         entry; otherwise the rule fires ``times`` times (None = always), each with probability
         ``rate`` (None = 1) drawn from the sandbox's seeded RNG.
         """
-        return self.faults.add(FaultRule(
-            kind="ok" if sequence is not None else kind, method=method, path=path, times=times,
-            rate=rate, retry_after=retry_after,
-            sequence=list(sequence) if sequence is not None else None))
+        return self.faults.add(
+            FaultRule(
+                kind="ok" if sequence is not None else kind,
+                method=method,
+                path=path,
+                times=times,
+                rate=rate,
+                retry_after=retry_after,
+                sequence=list(sequence) if sequence is not None else None,
+            )
+        )
 
     inject_fault = add_fault
 
-    def script_faults(self, sequence: list[str], *, method: str = ".*", path: str = ".*",
-                      retry_after: float = 0) -> FaultRule:
-        return self.add_fault(method=method, path=path, retry_after=retry_after,
-                              sequence=sequence)
+    def script_faults(
+        self, sequence: list[str], *, method: str = ".*", path: str = ".*", retry_after: float = 0
+    ) -> FaultRule:
+        return self.add_fault(method=method, path=path, retry_after=retry_after, sequence=sequence)
 
     def clear_faults(self) -> None:
         self.faults.clear()
@@ -350,17 +397,24 @@ class AzureSandbox:
     def arm_counts(self) -> dict[str, int]:
         """ARM reads and writes since the log was last cleared (LRO polls counted apart)."""
         arm = [e for e in self.log.entries() if e.kind == "arm"]
-        return {"reads": sum(1 for e in arm if not e.write and not e.lro_poll),
-                "writes": sum(1 for e in arm if e.write),
-                "polls": sum(1 for e in arm if e.lro_poll)}
+        return {
+            "reads": sum(1 for e in arm if not e.write and not e.lro_poll),
+            "writes": sum(1 for e in arm if e.write),
+            "polls": sum(1 for e in arm if e.lro_poll),
+        }
 
     def secrets(self) -> list[str]:
         with self.store.lock:
             return [self.internal_key, *self.store.issued_secrets]
 
     # -- runtime hooks ----------------------------------------------------------------------
-    def activate(self, connection_string: str, *, instance_id: str | None = None,
-                 login_server: str | None = None) -> dict[str, Any]:
+    def activate(
+        self,
+        connection_string: str,
+        *,
+        instance_id: str | None = None,
+        login_server: str | None = None,
+    ) -> dict[str, Any]:
         with self.store.lock:
             return self.runtime.activate(connection_string, instance_id, login_server)
 
@@ -373,11 +427,16 @@ class AzureSandbox:
                     return {"ok": True}
         return {"ok": False, "reason": f"connected registry '{connected_registry}' not found"}
 
-    def pull_check(self, connected_registry: str, username: str, password: str,
-                   repository: str, tag: str = "latest") -> dict[str, Any]:
+    def pull_check(
+        self,
+        connected_registry: str,
+        username: str,
+        password: str,
+        repository: str,
+        tag: str = "latest",
+    ) -> dict[str, Any]:
         with self.store.lock:
-            return self.runtime.pull_check(connected_registry, username, password, repository,
-                                           tag)
+            return self.runtime.pull_check(connected_registry, username, password, repository, tag)
 
     # -- request handling -------------------------------------------------------------------
     def handle(self, req: Request) -> Response:
@@ -392,11 +451,22 @@ class AzureSandbox:
                 resp = self._route(kind, req)
         low = req.path.lower()
         lro_poll = kind == "arm" and ("/operationstatuses/" in low or "/operationresults/" in low)
-        write = (req.method not in ("GET", "HEAD") and kind in ("arm", "dataplane")
-                 and low not in TOKEN_PATHS)
-        self.log.add(LoggedRequest(method=req.method, path=req.path, query=req.raw_query,
-                                   status=resp.status, write=write, kind=kind,
-                                   lro_poll=lro_poll))
+        write = (
+            req.method not in ("GET", "HEAD")
+            and kind in ("arm", "dataplane")
+            and low not in TOKEN_PATHS
+        )
+        self.log.add(
+            LoggedRequest(
+                method=req.method,
+                path=req.path,
+                query=req.raw_query,
+                status=resp.status,
+                write=write,
+                kind=kind,
+                lro_poll=lro_poll,
+            )
+        )
         return resp
 
     def _route(self, kind: str, req: Request) -> Response:
@@ -409,15 +479,22 @@ class AzureSandbox:
                 return Response.json(200, metadata_endpoints(self.base_url))
             if kind == "arm":
                 return self.arm.handle(req)
-            return Response.json(404, {"error": {"code": "NotFound",
-                                                 "message": f"No route for {req.path}"}})
+            return Response.json(
+                404, {"error": {"code": "NotFound", "message": f"No route for {req.path}"}}
+            )
         except ArmError as err:
             return err.response()
         except Exception as exc:  # a sandbox bug must surface as an answer, not a hang
-            return Response.json(500, {"error": {"code": "SandboxInternalError",
-                                                 "message": f"{type(exc).__name__}: {exc}"}})
+            return Response.json(
+                500,
+                {
+                    "error": {
+                        "code": "SandboxInternalError",
+                        "message": f"{type(exc).__name__}: {exc}",
+                    }
+                },
+            )
 
 
 def start_azure_sandbox(state_dir: Path, **kwargs: Any) -> AzureSandbox:
     return AzureSandbox(state_dir, **kwargs).start()
-

@@ -141,32 +141,65 @@ def provision_connected_registry(
     The registry's data endpoint must be enabled and the repositories must exist.
     """
     rg, reg = info["resource_group"], info["registry"]
-    actions = [f"repositories/{r}/{a}" for r in repositories for a in ("content/read",
-                                                                        "metadata/read")]
-    actions += [f"gateway/{name}/{a}" for a in ("config/read", "config/write", "message/read",
-                                                "message/write")]
-    sync_map = mgmt.scope_maps.begin_create(rg, reg, name, {"properties": {
-        "actions": actions}}).result()
-    sync_token = mgmt.tokens.begin_create(rg, reg, name, {"properties": {
-        "scopeMapId": sync_map.id, "status": "enabled"}}).result()
+    actions = [
+        f"repositories/{r}/{a}" for r in repositories for a in ("content/read", "metadata/read")
+    ]
+    actions += [
+        f"gateway/{name}/{a}"
+        for a in ("config/read", "config/write", "message/read", "message/write")
+    ]
+    sync_map = mgmt.scope_maps.begin_create(
+        rg, reg, name, {"properties": {"actions": actions}}
+    ).result()
+    sync_token = mgmt.tokens.begin_create(
+        rg, reg, name, {"properties": {"scopeMapId": sync_map.id, "status": "enabled"}}
+    ).result()
     client_name = f"{name}client"
-    client_map = mgmt.scope_maps.begin_create(rg, reg, client_name, {"properties": {
-        "actions": [f"repositories/{r}/{a}" for r in repositories
-                    for a in ("content/read", "metadata/read")]}}).result()
-    client_token = mgmt.tokens.begin_create(rg, reg, client_name, {"properties": {
-        "scopeMapId": client_map.id, "status": "enabled"}}).result()
-    cr = mgmt.connected_registries.begin_create(rg, reg, name, {"properties": {
-        "mode": "ReadOnly",
-        "parent": {"syncProperties": {"tokenId": sync_token.id, "schedule": "* * * * *",
-                                      "messageTtl": "P2D"}},
-        "clientTokenIds": [client_token.id],
-    }}).result()
+    client_map = mgmt.scope_maps.begin_create(
+        rg,
+        reg,
+        client_name,
+        {
+            "properties": {
+                "actions": [
+                    f"repositories/{r}/{a}"
+                    for r in repositories
+                    for a in ("content/read", "metadata/read")
+                ]
+            }
+        },
+    ).result()
+    client_token = mgmt.tokens.begin_create(
+        rg, reg, client_name, {"properties": {"scopeMapId": client_map.id, "status": "enabled"}}
+    ).result()
+    cr = mgmt.connected_registries.begin_create(
+        rg,
+        reg,
+        name,
+        {
+            "properties": {
+                "mode": "ReadOnly",
+                "parent": {
+                    "syncProperties": {
+                        "tokenId": sync_token.id,
+                        "schedule": "* * * * *",
+                        "messageTtl": "P2D",
+                    }
+                },
+                "clientTokenIds": [client_token.id],
+            }
+        },
+    ).result()
     sync_creds = mgmt.registries.begin_generate_credentials(
-        rg, reg, {"tokenId": sync_token.id, "name": "password1"}).result()
+        rg, reg, {"tokenId": sync_token.id, "name": "password1"}
+    ).result()
     client_creds = mgmt.registries.begin_generate_credentials(
-        rg, reg, {"tokenId": client_token.id, "name": "password1"}).result()
+        rg, reg, {"tokenId": client_token.id, "name": "password1"}
+    ).result()
     gateway = cr.parent.sync_properties.gateway_endpoint
-    conn = (f"ConnectedRegistryName={name};SyncTokenName={sync_creds.username};"
-            f"SyncTokenPassword={sync_creds.passwords[0].value};ParentGatewayEndpoint={gateway};"
-            "ParentEndpointProtocol=https")
+    conn = (
+        f"ConnectedRegistryName={name};SyncTokenName={sync_creds.username};"
+        f"SyncTokenPassword={sync_creds.passwords[0].value};ParentGatewayEndpoint={gateway};"
+        "ParentEndpointProtocol=https"
+    )
     return ProvisionedRegistry(name, conn, client_creds.username, client_creds.passwords[0].value)

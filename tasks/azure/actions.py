@@ -76,8 +76,11 @@ def check_client_token_limit(count: int, cr_name: str) -> None:
 
 def repository_actions(repositories: Iterable[str], per_repo: Iterable[str]) -> list[str]:
     per = tuple(per_repo)
-    return [f"repositories/{repo}/{action}" for repo in unique_repositories(repositories)
-            for action in per]
+    return [
+        f"repositories/{repo}/{action}"
+        for repo in unique_repositories(repositories)
+        for action in per
+    ]
 
 
 def gateway_actions(cr_name: str) -> list[str]:

@@ -51,8 +51,13 @@ def build_sync_connection_string(
 ) -> SecretStr:
     if not isinstance(password, SecretStr):
         raise InputError("the sync token password must be a SecretStr.")
-    values = (connected_registry, sync_token, password.get_secret_value(), gateway_endpoint,
-              protocol)
+    values = (
+        connected_registry,
+        sync_token,
+        password.get_secret_value(),
+        gateway_endpoint,
+        protocol,
+    )
     for key, value in zip(KEYS, values, strict=True):
         _check_plain(key, value)
     for key, value in ((KEYS[0], connected_registry), (KEYS[1], sync_token)):
@@ -93,7 +98,10 @@ def parse_sync_connection_string(value: SecretStr | str) -> SyncConnectionSettin
     )
     # Re-building validates every field by the same rules as build.
     build_sync_connection_string(
-        settings.connected_registry, settings.sync_token, settings.password,
-        settings.gateway_endpoint, settings.protocol,
+        settings.connected_registry,
+        settings.sync_token,
+        settings.password,
+        settings.gateway_endpoint,
+        settings.protocol,
     )
     return settings

@@ -254,8 +254,9 @@ def diff_connected_registry(
         sync_patch["schedule"] = spec.sync_schedule
     if not _same_duration(sync.get("messageTtl"), spec.message_ttl):
         sync_patch["messageTtl"] = spec.message_ttl
-    if spec.sync_window is not None and not _same_duration(sync.get("syncWindow"),
-                                                             spec.sync_window):
+    if spec.sync_window is not None and not _same_duration(
+        sync.get("syncWindow"), spec.sync_window
+    ):
         sync_patch["syncWindow"] = spec.sync_window
     if sync_patch:
         patch["syncProperties"] = sync_patch
@@ -270,15 +271,19 @@ def diff_connected_registry(
     if bool(gc.get("enabled", False)) != spec.gc_enabled or gc.get("schedule") != spec.gc_schedule:
         patch["garbageCollection"] = want_gc
         reasons.append("garbage collection")
-    ids_change = diff_client_token_ids(props.get("clientTokenIds") or [],
-                                       list(spec.client_token_ids), name=name)
+    ids_change = diff_client_token_ids(
+        props.get("clientTokenIds") or [], list(spec.client_token_ids), name=name
+    )
     if ids_change.body is not None:
         patch["clientTokenIds"] = ids_change.body["properties"]["clientTokenIds"]
         reasons.append("client tokens")
     if not patch:
         return Change.none(f"connected registry {name} already matches its settings")
-    return Change("update", {"properties": patch},
-                  f"connected registry {name}: updating " + ", ".join(reasons))
+    return Change(
+        "update",
+        {"properties": patch},
+        f"connected registry {name}: updating " + ", ".join(reasons),
+    )
 
 
 def diff_client_token_ids(current: list[str], add: list[str], *, name: str) -> Change:
@@ -290,6 +295,9 @@ def diff_client_token_ids(current: list[str], add: list[str], *, name: str) -> C
             f"connected registry {name} already lists "
             + (", ".join(name_from_id(t, "tokens") for t in add) or "no extra client tokens")
         )
-    new = [name_from_id(t, "tokens") for t in merged[len(current):]]
-    return Change("update", {"properties": {"clientTokenIds": merged}},
-                  f"connected registry {name}: attaching client token(s) {', '.join(new)}")
+    new = [name_from_id(t, "tokens") for t in merged[len(current) :]]
+    return Change(
+        "update",
+        {"properties": {"clientTokenIds": merged}},
+        f"connected registry {name}: attaching client token(s) {', '.join(new)}",
+    )

@@ -191,8 +191,9 @@ def _converge(
                     raise
                 raise err from exc
             delay = _sleep_for(ctx, err, attempt)
-            log.warning("%s: write failed transiently (%s); re-reading in %.2fs", resource, err,
-                        delay)
+            log.warning(
+                "%s: write failed transiently (%s); re-reading in %.2fs", resource, err, delay
+            )
             time.sleep(delay)
             continue
         message = f"{change.reason}: {'created' if change.op == 'create' else 'updated'}"
@@ -268,15 +269,21 @@ def preflight_parent(
                 fix=f"az acr update -n {ctx.registry} --data-endpoint-enabled true, or run with "
                 "enable_data_endpoint=True to let acr-edge enable it.",
             )
+
         def decide(actual: Json | None) -> Change:
             enabled = bool(((actual or {}).get("properties") or {}).get("dataEndpointEnabled"))
             if enabled:
                 return Change.none(f"registry {ctx.registry}: data endpoint enabled")
-            return Change("update", {"properties": {"dataEndpointEnabled": True}},
-                          f"registry {ctx.registry}: enabling the dedicated data endpoint")
+            return Change(
+                "update",
+                {"properties": {"dataEndpointEnabled": True}},
+                f"registry {ctx.registry}: enabling the dedicated data endpoint",
+            )
 
         _converge(
-            ctx, resource, lambda: _read(ctx, lambda: ctx.mgmt.registries.get(*_rg(ctx)), resource),
+            ctx,
+            resource,
+            lambda: _read(ctx, lambda: ctx.mgmt.registries.get(*_rg(ctx)), resource),
             decide,
             lambda c: _write_once(lambda: ctx.mgmt.registries.begin_update(*_rg(ctx), _body(c))),
         )
@@ -308,9 +315,13 @@ def _ensure_scope_map(ctx: AzureContext, name: str, desired: Json) -> StepResult
         _write_once(lambda: start(*_rg(ctx), name, _body(change)))
 
     return _converge(
-        ctx, resource, lambda: _read(ctx, lambda: sm.get(*_rg(ctx), name), resource),
-        lambda actual: diff_scope_map(actual, desired, name=name), apply,
-        id=ctx.scope_map_id(name), actions=len(desired["properties"]["actions"]),
+        ctx,
+        resource,
+        lambda: _read(ctx, lambda: sm.get(*_rg(ctx), name), resource),
+        lambda actual: diff_scope_map(actual, desired, name=name),
+        apply,
+        id=ctx.scope_map_id(name),
+        actions=len(desired["properties"]["actions"]),
     )
 
 
@@ -318,8 +329,9 @@ def ensure_sync_scope_map(
     ctx: AzureContext, cr_name: str, repositories: Iterable[str], mode: str
 ) -> StepResult:
     name = names.sync_scope_map_name(cr_name)
-    desired = desired_scope_map(sync_map_description(cr_name),
-                                act.sync_actions(cr_name, repositories, mode))
+    desired = desired_scope_map(
+        sync_map_description(cr_name), act.sync_actions(cr_name, repositories, mode)
+    )
     return _ensure_scope_map(ctx, name, desired)
 
 
@@ -327,8 +339,9 @@ def ensure_client_scope_map(
     ctx: AzureContext, name: str, repositories: Iterable[str]
 ) -> StepResult:
     names.validate_scope_map_name(name)
-    desired = desired_scope_map(client_map_description(name),
-                                act.client_actions(repositories, scope_map_name=name))
+    desired = desired_scope_map(
+        client_map_description(name), act.client_actions(repositories, scope_map_name=name)
+    )
     return _ensure_scope_map(ctx, name, desired)
 
 
@@ -344,9 +357,13 @@ def _ensure_token(ctx: AzureContext, name: str, scope_map_name: str) -> StepResu
         _write_once(lambda: start(*_rg(ctx), name, _body(change)))
 
     return _converge(
-        ctx, resource, lambda: _read(ctx, lambda: tokens.get(*_rg(ctx), name), resource),
-        lambda actual: diff_token(actual, scope_map_id, name=name), apply,
-        id=ctx.token_id(name), scope_map_id=scope_map_id,
+        ctx,
+        resource,
+        lambda: _read(ctx, lambda: tokens.get(*_rg(ctx), name), resource),
+        lambda actual: diff_token(actual, scope_map_id, name=name),
+        apply,
+        id=ctx.token_id(name),
+        scope_map_id=scope_map_id,
     )
 
 
@@ -380,9 +397,13 @@ def ensure_connected_registry(ctx: AzureContext, spec: ConnectedRegistrySpec) ->
         _write_once(lambda: start(*_rg(ctx), name, _body(change)))
 
     return _converge(
-        ctx, resource, lambda: _read_cr(ctx, name),
-        lambda actual: diff_connected_registry(actual, spec, token_id), apply,
-        id=ctx.connected_registry_id(name), mode=spec.mode,
+        ctx,
+        resource,
+        lambda: _read_cr(ctx, name),
+        lambda actual: diff_connected_registry(actual, spec, token_id),
+        apply,
+        id=ctx.connected_registry_id(name),
+        mode=spec.mode,
     )
 
 
@@ -432,7 +453,10 @@ def attach_client_token(ctx: AzureContext, cr_name: str, token_name: str) -> Ste
 
     crs = ctx.cr_mgmt.connected_registries
     return _converge(
-        ctx, resource, lambda: _read_cr(ctx, cr_name), decide,
+        ctx,
+        resource,
+        lambda: _read_cr(ctx, cr_name),
+        decide,
         lambda c: _write_once(lambda: crs.begin_update(*_rg(ctx), cr_name, _body(c))),
         token=token_name,
     )
@@ -446,8 +470,11 @@ def _read_token(ctx: AzureContext, token_name: str) -> Json:
     resource = f"tokens/{token_name}"
     token = _read(ctx, lambda: ctx.mgmt.tokens.get(*_rg(ctx), token_name), resource)
     if token is None:
-        raise PermanentError("token not found.", resource=resource,
-                             fix="ensure the token exists before managing its passwords.")
+        raise PermanentError(
+            "token not found.",
+            resource=resource,
+            fix="ensure the token exists before managing its passwords.",
+        )
     return token
 
 
@@ -462,8 +489,13 @@ def read_token_passwords(ctx: AzureContext, token_name: str) -> list[PasswordMet
     for entry in _passwords(_read_token(ctx, token_name)):
         slot = str(entry.get("name", "")).lower()
         if slot in SLOTS:
-            metas.append(PasswordMeta(slot=slot, creation_time=_time(entry.get("creationTime")),  # type: ignore[arg-type]
-                                      expiry=_time(entry.get("expiry"))))
+            metas.append(
+                PasswordMeta(
+                    slot=slot,
+                    creation_time=_time(entry.get("creationTime")),  # type: ignore[arg-type]
+                    expiry=_time(entry.get("expiry")),
+                )
+            )
     return sorted(metas, key=lambda m: m.slot)
 
 
@@ -491,8 +523,9 @@ def generate_password(
     if expiry is not None:
         body["expiry"] = expiry.isoformat()
     before = _creation_time(read_token_passwords(ctx, token_name), slot_)
-    delays = list(backoff_delays(ctx.retry_attempts, base=ctx.retry_base_delay,
-                                 cap=ctx.retry_max_delay))
+    delays = list(
+        backoff_delays(ctx.retry_attempts, base=ctx.retry_base_delay, cap=ctx.retry_max_delay)
+    )
     result: Json | None = None
     for attempt in range(ctx.retry_attempts):
         try:
@@ -504,8 +537,11 @@ def generate_password(
                 raise err from None
             after = _creation_time(read_token_passwords(ctx, token_name), slot_)
             if after != before:
-                log.warning("%s: regenerated server-side but the response was lost; "
-                            "regenerating the same slot", resource)
+                log.warning(
+                    "%s: regenerated server-side but the response was lost; "
+                    "regenerating the same slot",
+                    resource,
+                )
             else:
                 log.warning("%s: transient failure before the server acted: %s", resource, err)
             before = after
@@ -514,17 +550,29 @@ def generate_password(
                 delay = min(max(delay, err.retry_after), ctx.retry_max_delay)
             sleep(delay)
     assert result is not None
-    entry = next((p for p in result.get("passwords") or []
-                  if str(p.get("name", "")).lower() == slot_), None)
+    entry = next(
+        (p for p in result.get("passwords") or [] if str(p.get("name", "")).lower() == slot_), None
+    )
     if entry is None or not entry.get("value"):
-        raise PermanentError("generateCredentials returned no value for the slot.",
-                             resource=resource)
-    meta = PasswordMeta(slot=slot_, creation_time=_time(entry.get("creationTime")),
-                        expiry=_time(entry.get("expiry")))
-    log.info("%s: generated a new password (created %s, expires %s)", resource,
-             meta.creation_time, meta.expiry)
-    return GeneratedPassword(username=str(result.get("username") or token_name),
-                             password=SecretStr(str(entry["value"])), meta=meta)
+        raise PermanentError(
+            "generateCredentials returned no value for the slot.", resource=resource
+        )
+    meta = PasswordMeta(
+        slot=slot_,
+        creation_time=_time(entry.get("creationTime")),
+        expiry=_time(entry.get("expiry")),
+    )
+    log.info(
+        "%s: generated a new password (created %s, expires %s)",
+        resource,
+        meta.creation_time,
+        meta.expiry,
+    )
+    return GeneratedPassword(
+        username=str(result.get("username") or token_name),
+        password=SecretStr(str(entry["value"])),
+        meta=meta,
+    )
 
 
 def revoke_password(ctx: AzureContext, token_name: str, slot: str) -> StepResult:
@@ -537,14 +585,23 @@ def revoke_password(ctx: AzureContext, token_name: str, slot: str) -> StepResult
         entries = _passwords(token or {})
         if not any(str(p.get("name", "")).lower() == slot_ for p in entries):
             return Change.none(f"token {token_name} has no {slot_}; nothing to revoke")
-        keep = [{k: p[k] for k in ("name", "creationTime", "expiry") if p.get(k) is not None}
-                for p in entries if str(p.get("name", "")).lower() != slot_]
+        keep = [
+            {k: p[k] for k in ("name", "creationTime", "expiry") if p.get(k) is not None}
+            for p in entries
+            if str(p.get("name", "")).lower() != slot_
+        ]
         kept[:] = [str(p["name"]) for p in keep]
-        return Change("update", {"properties": {"credentials": {"passwords": keep}}},
-                      f"token {token_name}: revoking {slot_}, keeping {kept or 'no other slot'}")
+        return Change(
+            "update",
+            {"properties": {"credentials": {"passwords": keep}}},
+            f"token {token_name}: revoking {slot_}, keeping {kept or 'no other slot'}",
+        )
 
     tokens = ctx.mgmt.tokens
     return _converge(
-        ctx, resource, lambda: _read_token(ctx, token_name), decide,
+        ctx,
+        resource,
+        lambda: _read_token(ctx, token_name),
+        decide,
         lambda c: _write_once(lambda: tokens.begin_update(*_rg(ctx), token_name, _body(c))),
     )

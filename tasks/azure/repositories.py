@@ -74,8 +74,9 @@ def list_repositories(
         pages = ctx.catalog.list_repository_names(results_per_page=CATALOG_PAGE_SIZE)
         return list(pages)
 
-    every = call_with_retry(read_all, what=f"registries/{ctx.registry}/catalog",
-                            **ctx.retry_kwargs())
+    every = call_with_retry(
+        read_all, what=f"registries/{ctx.registry}/catalog", **ctx.retry_kwargs()
+    )
     result = match_namespaces(every, wanted, allow_empty=allow_empty)
     log.info("catalog: %d repositories, %d under %s", len(every), len(result), ", ".join(wanted))
     return result

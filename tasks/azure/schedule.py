@@ -16,8 +16,13 @@ _TIMESPAN_RE = re.compile(r"^(?:(?P<days>\d+)\.)?(?P<h>\d{1,2}):(?P<m>\d{2}):(?P
 
 CONTINUOUS = "* * * * *"
 
-_CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12),
-                ("day of week", 0, 6))
+_CRON_FIELDS = (
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day of month", 1, 31),
+    ("month", 1, 12),
+    ("day of week", 0, 6),
+)
 
 
 def parse_duration(value: str) -> timedelta:
@@ -26,13 +31,20 @@ def parse_duration(value: str) -> timedelta:
     if match and text not in ("P", "PT") and not text.endswith("T"):
         parts = {k: float(v) for k, v in match.groupdict().items() if v is not None}
         return timedelta(
-            weeks=parts.get("weeks", 0), days=parts.get("days", 0), hours=parts.get("hours", 0),
-            minutes=parts.get("minutes", 0), seconds=parts.get("seconds", 0),
+            weeks=parts.get("weeks", 0),
+            days=parts.get("days", 0),
+            hours=parts.get("hours", 0),
+            minutes=parts.get("minutes", 0),
+            seconds=parts.get("seconds", 0),
         )
     span = _TIMESPAN_RE.match(text)
     if span:
-        return timedelta(days=int(span["days"] or 0), hours=int(span["h"]), minutes=int(span["m"]),
-                         seconds=int(span["s"]))
+        return timedelta(
+            days=int(span["days"] or 0),
+            hours=int(span["h"]),
+            minutes=int(span["m"]),
+            seconds=int(span["s"]),
+        )
     raise InputError(f"{value!r} is not an ISO-8601 duration such as PT1H or P2D.")
 
 

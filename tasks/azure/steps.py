@@ -41,9 +41,12 @@ def preflight_parent(
     client_token_count: int,
     enable_data_endpoint: bool,
 ) -> ops.ParentInfo:
-    return ops.preflight_parent(ctx, repositories=repositories,
-                                client_token_count=client_token_count,
-                                enable_data_endpoint=enable_data_endpoint)
+    return ops.preflight_parent(
+        ctx,
+        repositories=repositories,
+        client_token_count=client_token_count,
+        enable_data_endpoint=enable_data_endpoint,
+    )
 
 
 @task(task_run_name="ensure-sync-scope-map-{cr_name}", **_RETRY)  # type: ignore[call-overload]

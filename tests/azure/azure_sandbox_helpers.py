@@ -21,10 +21,14 @@ class Internal:
         self.session.headers["X-Sandbox-Key"] = info["internal_key"]
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
-        response = self.session.request(method, self.base + path,
-                                        data=None if body is None else json.dumps(body),
-                                        headers={"Content-Type": "application/json"}, timeout=30,
-                                        verify=self.ca)
+        response = self.session.request(
+            method,
+            self.base + path,
+            data=None if body is None else json.dumps(body),
+            headers={"Content-Type": "application/json"},
+            timeout=30,
+            verify=self.ca,
+        )
         response.raise_for_status()
         return response.json() if response.content else None
 
@@ -39,8 +43,9 @@ class Internal:
         return [r for r in self.requests() if r.get("write")]
 
     def activate(self, connection_string: str) -> dict[str, Any]:
-        return dict(self.call("POST", "/runtime/activate",
-                              {"connection_string": connection_string}))
+        return dict(
+            self.call("POST", "/runtime/activate", {"connection_string": connection_string})
+        )
 
 
 def block_for(info: dict[str, Any], **over: Any) -> ParentRegistry:

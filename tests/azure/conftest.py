@@ -31,7 +31,8 @@ def internal(sandbox: Any) -> Internal:
 @pytest.fixture
 def ctx(sandbox: Any) -> Iterator[AzureContext]:
     context = block_for(sandbox.info).azure_context(
-        polling_interval=0, retry_base_delay=0.02, retry_max_delay=2.0, retry_attempts=8)
+        polling_interval=0, retry_base_delay=0.02, retry_max_delay=2.0, retry_attempts=8
+    )
     try:
         yield context
     finally:

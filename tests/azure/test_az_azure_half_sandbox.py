@@ -24,13 +24,20 @@ def seed_three(sandbox: Any) -> str:
     return "team3"
 
 
-def azure_half(ctx: AzureContext, cr: str, namespaces: list[str], *,
-               enable_data_endpoint: bool = True, mode: str = "ReadOnly",
-               generate: bool = True) -> tuple[list[StepResult], Any]:
+def azure_half(
+    ctx: AzureContext,
+    cr: str,
+    namespaces: list[str],
+    *,
+    enable_data_endpoint: bool = True,
+    mode: str = "ReadOnly",
+    generate: bool = True,
+) -> tuple[list[StepResult], Any]:
     repos = ops.list_repositories(ctx, namespaces)
     client = names.client_token_name(cr)
-    ops.preflight_parent(ctx, repositories=repos, client_token_count=1,
-                         enable_data_endpoint=enable_data_endpoint)
+    ops.preflight_parent(
+        ctx, repositories=repos, client_token_count=1, enable_data_endpoint=enable_data_endpoint
+    )
     results = [
         ops.ensure_sync_scope_map(ctx, cr, repos, mode),
         ops.ensure_sync_token(ctx, cr),
@@ -48,7 +55,7 @@ def _writes(internal: Internal) -> list[tuple[str, str]]:
 
 
 def test_new_connected_registry_then_converged_rerun(
-        sandbox: Any, internal: Internal, ctx: AzureContext, caplog: pytest.LogCaptureFixture
+    sandbox: Any, internal: Internal, ctx: AzureContext, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="acr_edge")
     ns = seed_three(sandbox)
@@ -81,12 +88,14 @@ def test_new_connected_registry_then_converged_rerun(
     assert len(client_map.as_dict()["properties"]["actions"]) == 3 * 2
 
     assert info.gateway_endpoint
-    cs = build_sync_connection_string("site01", password.username, password.password,
-                                      info.gateway_endpoint)
+    cs = build_sync_connection_string(
+        "site01", password.username, password.password, info.gateway_endpoint
+    )
     assert re.fullmatch(
         r"ConnectedRegistryName=site01;SyncTokenName=site01;SyncTokenPassword=[^;]+;"
         r"ParentGatewayEndpoint=[a-z0-9.-]+(:\d+)?;ParentEndpointProtocol=https",
-        cs.get_secret_value())
+        cs.get_secret_value(),
+    )
     activated = internal.activate(cs.get_secret_value())
     assert activated["ok"], activated
     assert activated["connection_state"] == "Online"
@@ -107,17 +116,24 @@ def test_new_connected_registry_then_converged_rerun(
 
 
 def test_transient_faults_converge_without_duplicates_or_burnt_slots(
-        sandbox: Any, internal: Internal) -> None:
+    sandbox: Any, internal: Internal
+) -> None:
     ns = seed_three(sandbox)
     # Waits are capped at 0.05 s (Retry-After included) to keep the test fast; the Retry-After
     # test below proves the header is honoured under the default cap.
     ctx = block_for(sandbox.info).azure_context(
-        polling_interval=0, retry_base_delay=0.02, retry_max_delay=0.05, retry_attempts=8)
+        polling_interval=0, retry_base_delay=0.02, retry_max_delay=0.05, retry_attempts=8
+    )
     sandbox.azure.faults.reseed(20)
     # 20% of ARM and catalog calls fail: 429 (small Retry-After), 503, dropped connections.
     for kind in ("429", "503", "drop"):
-        sandbox.azure.add_fault(kind=kind, path="^/(subscriptions|acr)/", rate=0.2 / 3,
-                                times=None, retry_after=1 if kind == "429" else 0)
+        sandbox.azure.add_fault(
+            kind=kind,
+            path="^/(subscriptions|acr)/",
+            rate=0.2 / 3,
+            times=None,
+            retry_after=1 if kind == "429" else 0,
+        )
     sites = ["site02a", "site02b", "site02c"]
     for cr in sites:
         _, password = azure_half(ctx, cr, [ns])
@@ -128,8 +144,9 @@ def test_transient_faults_converge_without_duplicates_or_burnt_slots(
     listed = {
         "scopeMaps": [x.name for x in ctx.mgmt.scope_maps.list(ctx.resource_group, ctx.registry)],
         "tokens": [x.name for x in ctx.mgmt.tokens.list(ctx.resource_group, ctx.registry)],
-        "connectedRegistries": [x.name for x in ctx.cr_mgmt.connected_registries.list(
-            ctx.resource_group, ctx.registry)],
+        "connectedRegistries": [
+            x.name for x in ctx.cr_mgmt.connected_registries.list(ctx.resource_group, ctx.registry)
+        ],
     }
     for cr in sites:
         assert listed["scopeMaps"].count(cr) == listed["scopeMaps"].count(f"{cr}-client") == 1
@@ -144,27 +161,30 @@ def test_transient_faults_converge_without_duplicates_or_burnt_slots(
     assert _writes(internal) == []
 
 
-def test_listing_reads_every_catalog_page(sandbox: Any, internal: Internal,
-                                          ctx: AzureContext) -> None:
+def test_listing_reads_every_catalog_page(
+    sandbox: Any, internal: Internal, ctx: AzureContext
+) -> None:
     repos = [f"big/r{i:04d}" for i in range(1050)] + ["bigx/r0"]
     sandbox.azure.set_repositories(repos)
     internal.clear_requests()
     assert ops.list_repositories(ctx, ["big"]) == sorted(repos[:-1])
-    pages = [r for r in internal.requests() if r["path"] == "/acr/v1/_catalog" and
-             r["status"] == 200]
+    pages = [
+        r for r in internal.requests() if r["path"] == "/acr/v1/_catalog" and r["status"] == 200
+    ]
     assert len(pages) == 11  # 100 per page
 
 
 def test_retry_after_is_honoured(sandbox: Any, ctx: AzureContext) -> None:
-    sandbox.azure.add_fault("429", method="GET", path="/registries/contosoedge$", times=1,
-                            retry_after=1)
+    sandbox.azure.add_fault(
+        "429", method="GET", path="/registries/contosoedge$", times=1, retry_after=1
+    )
     start = time.monotonic()
     ops.preflight_parent(ctx, repositories=["a"], client_token_count=1, enable_data_endpoint=True)
     assert time.monotonic() - start >= 1.0  # base delay is 0.02 s: only Retry-After explains it
 
 
 def test_lost_generate_response_regenerates_the_same_slot_only(
-        sandbox: Any, internal: Internal, ctx: AzureContext, caplog: pytest.LogCaptureFixture
+    sandbox: Any, internal: Internal, ctx: AzureContext, caplog: pytest.LogCaptureFixture
 ) -> None:
     ns = seed_three(sandbox)
     azure_half(ctx, "site03", [ns], generate=False)
@@ -173,14 +193,18 @@ def test_lost_generate_response_regenerates_the_same_slot_only(
     with caplog.at_level(logging.WARNING, logger="acr_edge.azure"):
         password = ops.generate_password(ctx, "site03", "password1")
     assert "response was lost" in caplog.text
-    posts = [r for r in internal.requests()
-             if r["method"] == "POST" and r["path"].endswith("/generateCredentials")]
+    posts = [
+        r
+        for r in internal.requests()
+        if r["method"] == "POST" and r["path"].endswith("/generateCredentials")
+    ]
     assert len(posts) == 2
     assert [m.slot for m in ops.read_token_passwords(ctx, "site03")] == ["password1"]
     info = ops.read_connected_registry(ctx, "site03")
     assert info is not None and info.gateway_endpoint
-    cs = build_sync_connection_string("site03", password.username, password.password,
-                                      info.gateway_endpoint)
+    cs = build_sync_connection_string(
+        "site03", password.username, password.password, info.gateway_endpoint
+    )
     assert internal.activate(cs.get_secret_value())["ok"]
 
 
@@ -206,7 +230,9 @@ def test_mode_change_refused(sandbox: Any, internal: Internal, ctx: AzureContext
 def test_foreign_scope_map_refused(sandbox: Any, internal: Internal, ctx: AzureContext) -> None:
     ns = seed_three(sandbox)
     ctx.mgmt.scope_maps.begin_create(
-        ctx.resource_group, ctx.registry, "site06",
+        ctx.resource_group,
+        ctx.registry,
+        "site06",
         {"properties": {"description": "made by hand", "actions": ["repositories/x/content/read"]}},
     ).result()
     internal.clear_requests()
@@ -218,30 +244,38 @@ def test_foreign_scope_map_refused(sandbox: Any, internal: Internal, ctx: AzureC
 def test_data_endpoint_disabled_is_a_clear_error(internal: Internal, ctx: AzureContext) -> None:
     internal.clear_requests()
     with pytest.raises(PermanentError) as exc:
-        ops.preflight_parent(ctx, repositories=["a"], client_token_count=1,
-                             enable_data_endpoint=False)
+        ops.preflight_parent(
+            ctx, repositories=["a"], client_token_count=1, enable_data_endpoint=False
+        )
     assert "--data-endpoint-enabled true" in str(exc.value)
     assert "enable_data_endpoint" in str(exc.value)
     assert _writes(internal) == []
-    info = ops.preflight_parent(ctx, repositories=["a"], client_token_count=1,
-                                enable_data_endpoint=True)
+    info = ops.preflight_parent(
+        ctx, repositories=["a"], client_token_count=1, enable_data_endpoint=True
+    )
     assert info.changed and info.data_endpoint_host_names
 
 
 def test_limits_checked_before_any_call(internal: Internal, ctx: AzureContext) -> None:
     internal.clear_requests()
     with pytest.raises(PermanentError, match="500"):
-        ops.preflight_parent(ctx, repositories=[f"r{i}" for i in range(501)],
-                             client_token_count=1, enable_data_endpoint=True)
+        ops.preflight_parent(
+            ctx,
+            repositories=[f"r{i}" for i in range(501)],
+            client_token_count=1,
+            enable_data_endpoint=True,
+        )
     with pytest.raises(PermanentError, match="20"):
-        ops.preflight_parent(ctx, repositories=["a"], client_token_count=21,
-                             enable_data_endpoint=True)
+        ops.preflight_parent(
+            ctx, repositories=["a"], client_token_count=21, enable_data_endpoint=True
+        )
     assert internal.requests() == []
 
 
 def test_wrong_client_secret_fails_fast(sandbox: Any, internal: Internal) -> None:
     bad = block_for(sandbox.info, client_secret="not-the-secret").azure_context(
-        polling_interval=0, retry_base_delay=0.5)
+        polling_interval=0, retry_base_delay=0.5
+    )
     start = time.monotonic()
     with pytest.raises(PermanentError) as exc:
         ops.read_connected_registry(bad, "site07")

@@ -72,8 +72,16 @@ def test_readonly_sync_actions_in_cli_order() -> None:
 
 def test_readwrite_has_five_actions_per_repository() -> None:
     got = actions.sync_actions("site01", ["r1", "r2", "r3"], "ReadWrite")
-    assert got[:5] == [f"repositories/r1/{a}" for a in (
-        "content/read", "content/write", "content/delete", "metadata/read", "metadata/write")]
+    assert got[:5] == [
+        f"repositories/r1/{a}"
+        for a in (
+            "content/read",
+            "content/write",
+            "content/delete",
+            "metadata/read",
+            "metadata/write",
+        )
+    ]
     assert len(got) == 3 * 5 + 4
 
 
@@ -86,7 +94,9 @@ def test_mode_aliases_and_rejects() -> None:
 
 def test_client_actions_pull_and_catalog_only() -> None:
     assert actions.client_actions(["x/y"]) == [
-        "repositories/x/y/content/read", "repositories/x/y/metadata/read"]
+        "repositories/x/y/content/read",
+        "repositories/x/y/metadata/read",
+    ]
     with pytest.raises(InputError):
         actions.client_actions([])
 
@@ -106,9 +116,10 @@ def test_client_token_limit_20() -> None:
         actions.check_client_token_limit(21, "site01")
 
 
-@given(st.lists(st.from_regex(r"[a-z0-9]{1,8}(/[a-z0-9]{1,8}){0,2}", fullmatch=True),
-                max_size=30),
-       st.sampled_from(["ReadOnly", "ReadWrite"]))
+@given(
+    st.lists(st.from_regex(r"[a-z0-9]{1,8}(/[a-z0-9]{1,8}){0,2}", fullmatch=True), max_size=30),
+    st.sampled_from(["ReadOnly", "ReadWrite"]),
+)
 def test_sync_actions_are_lowercase_unique_and_sized(repos: list[str], mode: str) -> None:
     got = actions.sync_actions("site01", repos, mode)
     per = 2 if mode == "ReadOnly" else 5

@@ -14,9 +14,14 @@ SUB = "5c1b7a3e-0000-4000-8000-0000000000b5"
 
 
 def _sp(**over: Any) -> ParentRegistry:
-    args: dict[str, Any] = {"subscription_id": SUB, "resource_group": "edge-rg",
-                            "registry_name": "contosoedge", "tenant_id": "t", "client_id": "c",
-                            "client_secret": "s3cret-value"}
+    args: dict[str, Any] = {
+        "subscription_id": SUB,
+        "resource_group": "edge-rg",
+        "registry_name": "contosoedge",
+        "tenant_id": "t",
+        "client_id": "c",
+        "client_secret": "s3cret-value",
+    }
     args.update(over)
     return ParentRegistry(**args)
 
@@ -33,27 +38,34 @@ def test_defaults_public_cloud() -> None:
 
 def test_sovereign_and_custom_endpoints() -> None:
     assert _sp(arm_endpoint="https://management.chinacloudapi.cn").arm_scope == (
-        "https://management.chinacloudapi.cn/.default")
-    custom = _sp(arm_endpoint="https://127.0.0.1:8443", authority_host="https://127.0.0.1:8443",
-                 arm_audience="https://management.core.windows.net/")
+        "https://management.chinacloudapi.cn/.default"
+    )
+    custom = _sp(
+        arm_endpoint="https://127.0.0.1:8443",
+        authority_host="https://127.0.0.1:8443",
+        arm_audience="https://management.core.windows.net/",
+    )
     assert custom.arm_scope == "https://management.core.windows.net/.default"
     assert custom._instance_discovery_disabled
 
 
-@pytest.mark.parametrize(("over", "field"), [
-    ({"client_secret": None}, "client_secret"),
-    ({"tenant_id": None}, "tenant_id"),
-    ({"auth": "default", "tenant_id": None, "client_id": None}, "client_secret"),
-    ({"auth": "default", "client_secret": None}, "tenant_id"),
-    ({"arm_endpoint": "http://management.azure.com"}, "arm_endpoint"),
-    ({"authority_host": "login.microsoftonline.com"}, "authority_host"),
-    ({"data_plane_endpoint": "http://x.azurecr.io"}, "data_plane_endpoint"),
-    ({"subscription_id": "sub-1"}, "subscription_id"),
-    ({"registry_name": "bad-name"}, "registry_name"),
-    ({"resource_group": "rg."}, "resource_group"),
-    ({"ca_bundle_path": "/nonexistent/ca.pem"}, "ca_bundle_path"),
-    ({"auth": "cert"}, "auth"),
-])
+@pytest.mark.parametrize(
+    ("over", "field"),
+    [
+        ({"client_secret": None}, "client_secret"),
+        ({"tenant_id": None}, "tenant_id"),
+        ({"auth": "default", "tenant_id": None, "client_id": None}, "client_secret"),
+        ({"auth": "default", "client_secret": None}, "tenant_id"),
+        ({"arm_endpoint": "http://management.azure.com"}, "arm_endpoint"),
+        ({"authority_host": "login.microsoftonline.com"}, "authority_host"),
+        ({"data_plane_endpoint": "http://x.azurecr.io"}, "data_plane_endpoint"),
+        ({"subscription_id": "sub-1"}, "subscription_id"),
+        ({"registry_name": "bad-name"}, "registry_name"),
+        ({"resource_group": "rg."}, "resource_group"),
+        ({"ca_bundle_path": "/nonexistent/ca.pem"}, "ca_bundle_path"),
+        ({"auth": "cert"}, "auth"),
+    ],
+)
 def test_refuses_naming_the_field(over: dict[str, Any], field: str) -> None:
     with pytest.raises(ValidationError) as exc:
         _sp(**over)
@@ -64,8 +76,13 @@ def test_refuses_naming_the_field(over: dict[str, Any], field: str) -> None:
 def test_default_auth_builds_a_credential_chain(tmp_path: Path) -> None:
     ca = tmp_path / "ca.pem"
     ca.write_text("-----BEGIN CERTIFICATE-----\n")
-    block = ParentRegistry(subscription_id=SUB, resource_group="edge-rg",
-                           registry_name="contosoedge", auth="default", ca_bundle_path=str(ca))
+    block = ParentRegistry(
+        subscription_id=SUB,
+        resource_group="edge-rg",
+        registry_name="contosoedge",
+        auth="default",
+        ca_bundle_path=str(ca),
+    )
     from azure.identity import DefaultAzureCredential
 
     assert isinstance(block.credential(), DefaultAzureCredential)

@@ -7,10 +7,19 @@ from prefect.cache_policies import NO_CACHE
 from tasks.azure import ops, steps
 from tasks.errors import retry_condition
 
-STEPS = ["list_repositories", "preflight_parent", "ensure_sync_scope_map", "ensure_sync_token",
-         "ensure_connected_registry", "read_connected_registry", "read_token_passwords",
-         "ensure_client_scope_map", "ensure_client_token", "attach_client_token",
-         "revoke_password"]
+STEPS = [
+    "list_repositories",
+    "preflight_parent",
+    "ensure_sync_scope_map",
+    "ensure_sync_token",
+    "ensure_connected_registry",
+    "read_connected_registry",
+    "read_token_passwords",
+    "ensure_client_scope_map",
+    "ensure_client_token",
+    "attach_client_token",
+    "revoke_password",
+]
 
 
 def test_every_step_retries_transient_only_and_never_caches() -> None:

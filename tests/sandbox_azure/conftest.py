@@ -42,7 +42,8 @@ def mgmt(azure_sandbox: RunningSandbox) -> Any:
     client = mgmt_client(azure_sandbox.info)
     # the seed registry starts without a data endpoint; provisioning must enable it
     client.registries.begin_update(
-        azure_sandbox.info["resource_group"], azure_sandbox.info["registry"],
+        azure_sandbox.info["resource_group"],
+        azure_sandbox.info["registry"],
         {"properties": {"dataEndpointEnabled": True}},
     ).result()
     return client
@@ -50,8 +51,9 @@ def mgmt(azure_sandbox: RunningSandbox) -> Any:
 
 @pytest.fixture(scope="session")
 def arm_token(azure_sandbox: RunningSandbox) -> str:
-    return str(credential(azure_sandbox.info).get_token(
-        "https://management.azure.com/.default").token)
+    return str(
+        credential(azure_sandbox.info).get_token("https://management.azure.com/.default").token
+    )
 
 
 class Raw:
@@ -69,16 +71,26 @@ class Raw:
     @property
     def registry_path(self) -> str:
         i = self.info
-        return (f"/subscriptions/{i['subscription_id']}/resourceGroups/{i['resource_group']}"
-                f"/providers/Microsoft.ContainerRegistry/registries/{i['registry']}")
+        return (
+            f"/subscriptions/{i['subscription_id']}/resourceGroups/{i['resource_group']}"
+            f"/providers/Microsoft.ContainerRegistry/registries/{i['registry']}"
+        )
 
-    def call(self, method: str, path: str, body: Any = None, *, api: str | None = "2025-11-01",
-             **kwargs: Any) -> requests.Response:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        api: str | None = "2025-11-01",
+        **kwargs: Any,
+    ) -> requests.Response:
         params = dict(kwargs.pop("params", {}))
         if api is not None:
             params["api-version"] = api
-        return self.session.request(method, self.info["arm_endpoint"] + path, json=body,
-                                    params=params, timeout=10, **kwargs)
+        return self.session.request(
+            method, self.info["arm_endpoint"] + path, json=body, params=params, timeout=10, **kwargs
+        )
 
 
 @pytest.fixture(scope="session")

@@ -47,23 +47,40 @@ def _body_param(op: dict[str, Any]) -> str | None:
 
 def _seed(sb: RunningSandbox, example: dict[str, Any]) -> None:
     params = example["parameters"]
-    reg_id = (f"/subscriptions/{params['subscriptionId']}/resourceGroups/"
-              f"{params['resourceGroupName']}/providers/Microsoft.ContainerRegistry/registries/"
-              f"{params['registryName']}")
+    reg_id = (
+        f"/subscriptions/{params['subscriptionId']}/resourceGroups/"
+        f"{params['resourceGroupName']}/providers/Microsoft.ContainerRegistry/registries/"
+        f"{params['registryName']}"
+    )
     azure = sb.azure
     for sm in (SEED_SCOPE_MAP, "myScopeMap", "myNewScopeMap"):
-        azure.seed_resource("scopeMaps", sm, {"properties": {
-            "actions": ["repositories/hello-world/content/read"]}})
+        azure.seed_resource(
+            "scopeMaps", sm, {"properties": {"actions": ["repositories/hello-world/content/read"]}}
+        )
     for token in ("syncToken", "client1Token", "client2Token", "myToken"):
-        azure.seed_resource("tokens", token, {"properties": {
-            "scopeMapId": f"{reg_id}/scopeMaps/{SEED_SCOPE_MAP}"}})
+        azure.seed_resource(
+            "tokens", token, {"properties": {"scopeMapId": f"{reg_id}/scopeMaps/{SEED_SCOPE_MAP}"}}
+        )
     for cr in ("myConnectedRegistry", params.get("connectedRegistryName", "myConnectedRegistry")):
-        azure.seed_resource("connectedRegistries", cr, {"properties": {
-            "mode": "ReadWrite", "clientTokenIds": [f"{reg_id}/tokens/client1Token"],
-            "notificationsList": ["hello-world:*:*", "sample/repo/*:1.0:*"],
-            "parent": {"syncProperties": {"tokenId": f"{reg_id}/tokens/syncToken",
-                                          "schedule": "0 9 * * *", "messageTtl": "P2D",
-                                          "syncWindow": "PT3H"}}}})
+        azure.seed_resource(
+            "connectedRegistries",
+            cr,
+            {
+                "properties": {
+                    "mode": "ReadWrite",
+                    "clientTokenIds": [f"{reg_id}/tokens/client1Token"],
+                    "notificationsList": ["hello-world:*:*", "sample/repo/*:1.0:*"],
+                    "parent": {
+                        "syncProperties": {
+                            "tokenId": f"{reg_id}/tokens/syncToken",
+                            "schedule": "0 9 * * *",
+                            "messageTtl": "P2D",
+                            "syncWindow": "PT3H",
+                        }
+                    },
+                }
+            },
+        )
 
 
 def _missing_keys(expected: Any, actual: Any, where: str = "") -> list[str]:
@@ -89,15 +106,21 @@ def test_example_replays(example_path: Path, tmp_path: Path) -> None:
     example = json.loads(example_path.read_text())
     # the registry examples show a registry without a data endpoint (so it may go Standard)
     registry_op = example["operationId"].startswith("Registries_Update")
-    seed = SeedConfig(subscription_id="00000000-0000-0000-0000-000000000000",
-                      resource_group="myResourceGroup", registry="myRegistry",
-                      location="westus", data_endpoint_enabled=not registry_op, repo_count=3)
+    seed = SeedConfig(
+        subscription_id="00000000-0000-0000-0000-000000000000",
+        resource_group="myResourceGroup",
+        registry="myRegistry",
+        location="westus",
+        data_endpoint_enabled=not registry_op,
+        repo_count=3,
+    )
     with start_sandbox(tmp_path, seed=seed) as running:
         _replay(example, running, seed_children=not registry_op)
 
 
-def _replay(example: dict[str, Any], example_sandbox: RunningSandbox, *,
-            seed_children: bool) -> None:
+def _replay(
+    example: dict[str, Any], example_sandbox: RunningSandbox, *, seed_children: bool
+) -> None:
     method, template, op = _operations()[example["operationId"]]
     params = example["parameters"]
     if seed_children:
@@ -113,9 +136,13 @@ def _replay(example: dict[str, Any], example_sandbox: RunningSandbox, *,
     session.verify = info["ca_bundle"]
     token = credential(info).get_token("https://management.azure.com/.default").token
     session.headers["Authorization"] = f"Bearer {token}"
-    resp = session.request(method, info["arm_endpoint"] + path,
-                           params={"api-version": params["api-version"]},
-                           json=params[body_name] if body_name else None, timeout=10)
+    resp = session.request(
+        method,
+        info["arm_endpoint"] + path,
+        params={"api-version": params["api-version"]},
+        json=params[body_name] if body_name else None,
+        timeout=10,
+    )
     responses = example["responses"]
     assert str(resp.status_code) in responses, (resp.status_code, resp.text)
     expected = responses[str(resp.status_code)]
@@ -123,14 +150,17 @@ def _replay(example: dict[str, Any], example_sandbox: RunningSandbox, *,
         assert header.lower() in {h.lower() for h in resp.headers}, header
     if expected.get("body") is not None:
         assert _missing_keys(expected["body"], resp.json()) == []
-    assert resp.headers.get("Content-Type", "application/json").startswith("application/json") \
+    assert (
+        resp.headers.get("Content-Type", "application/json").startswith("application/json")
         or not resp.content
+    )
     # follow the LRO as a client would, and check the final answer too
     if resp.status_code == 201:
         status = session.get(resp.headers["Azure-AsyncOperation"]).json()
         assert status["status"] == "Succeeded"
-        final = session.get(info["arm_endpoint"] + path,
-                            params={"api-version": params["api-version"]})
+        final = session.get(
+            info["arm_endpoint"] + path, params={"api-version": params["api-version"]}
+        )
         assert final.json()["properties"]["provisioningState"] == "Succeeded"
         if "200" in responses and responses["200"].get("body") is not None:
             assert _missing_keys(responses["200"]["body"], final.json()) == []

@@ -45,14 +45,12 @@ def test_scripted_sequence_and_dropped_connection(fresh_sandbox: RunningSandbox)
     assert list(mgmt.scope_maps.list(info["resource_group"], info["registry"])) == []
     assert _statuses(sb, "/scopeMaps") == [0, 200]
     with pytest.raises(HttpResponseError) as err:
-        list(_client(sb, retry_total=0).scope_maps.list(info["resource_group"],
-                                                        info["registry"]))
+        list(_client(sb, retry_total=0).scope_maps.list(info["resource_group"], info["registry"]))
     assert err.value.status_code == 500
     assert list(mgmt.scope_maps.list(info["resource_group"], info["registry"])) == []
 
 
-def test_drop_without_retries_surfaces_as_a_connection_error(fresh_sandbox: RunningSandbox
-                                                             ) -> None:
+def test_drop_without_retries_surfaces_as_a_connection_error(fresh_sandbox: RunningSandbox) -> None:
     sb, info = fresh_sandbox, fresh_sandbox.info
     mgmt = _client(sb, retry_total=0)
     mgmt.registries.get(info["resource_group"], info["registry"])
@@ -79,8 +77,10 @@ def test_faults_and_latency_over_internal_endpoints(fresh_sandbox: RunningSandbo
     session.verify = info["ca_bundle"]
     session.headers["X-Sandbox-Key"] = info["internal_key"]
     base = info["internal_endpoint"]
-    added = session.post(base + "/faults", json={"seed": 3, "rules": [
-        {"kind": "503", "path": "/registries/", "times": 2}]}).json()
+    added = session.post(
+        base + "/faults",
+        json={"seed": 3, "rules": [{"kind": "503", "path": "/registries/", "times": 2}]},
+    ).json()
     assert added["ok"] and added["rules"][0]["kind"] == "503"
     assert session.post(base + "/latency", json={"latency": 0.2}).json()["knobs"]["latency"] == 0.2
     mgmt = _client(sb)

@@ -23,8 +23,9 @@ from sandbox.testing import credential, mgmt_client
 
 RECORDINGS = Path("/work/shared/contracts/recordings")
 CONFLICT = RECORDINGS / "test_cli_mgmt_containerregistry_registry.test_scope_maps_and_tokens.yaml"
-PAGING = RECORDINGS / ("test_anon_access.pyTestContainerRegistryClienttest_list_repository_"
-                       "names_by_page.json")
+PAGING = RECORDINGS / (
+    "test_anon_access.pyTestContainerRegistryClienttest_list_repository_names_by_page.json"
+)
 ARM = "https://management.azure.com/.default"
 CLI_API = "2026-01-01-preview"  # what CLI 2.84 used in the recording
 GUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
@@ -45,9 +46,11 @@ def _arm(info: dict[str, Any]) -> requests.Session:
 
 
 def _registry_url(info: dict[str, Any]) -> str:
-    return (f"{info['arm_endpoint']}/subscriptions/{info['subscription_id']}/resourceGroups/"
-            f"{info['resource_group']}/providers/Microsoft.ContainerRegistry/registries/"
-            f"{info['registry']}")
+    return (
+        f"{info['arm_endpoint']}/subscriptions/{info['subscription_id']}/resourceGroups/"
+        f"{info['resource_group']}/providers/Microsoft.ContainerRegistry/registries/"
+        f"{info['registry']}"
+    )
 
 
 def _no_lro_headers(resp: requests.Response) -> None:
@@ -56,20 +59,26 @@ def _no_lro_headers(resp: requests.Response) -> None:
 
 # -- az acr connected-registry create, step by step (CLI-REC) -------------------------------
 
+
 def test_registry_patch_enabling_data_endpoint(fresh_sandbox: RunningSandbox) -> None:
     info = fresh_sandbox.info
     s = _arm(info)
     url = _registry_url(info)
-    resp = s.patch(url, params={"api-version": CLI_API},
-                   json={"properties": {"dataEndpointEnabled": True}})
+    resp = s.patch(
+        url, params={"api-version": CLI_API}, json={"properties": {"dataEndpointEnabled": True}}
+    )
     assert resp.status_code == 201
     host = f"{info['registry']}.{info['location']}.data.azurecr.io"
     body = resp.json()
     assert body["properties"]["provisioningState"] == "Updating"
     assert body["properties"]["dataEndpointHostNames"] == [host]
     status_url = resp.headers["Azure-AsyncOperation"]
-    assert re.fullmatch(re.escape(url) + f"/operationStatuses/registries-{GUID}"
-                        + re.escape(f"?api-version={CLI_API}"), status_url), status_url
+    assert re.fullmatch(
+        re.escape(url)
+        + f"/operationStatuses/registries-{GUID}"
+        + re.escape(f"?api-version={CLI_API}"),
+        status_url,
+    ), status_url
     assert "Location" not in resp.headers
     status = s.get(status_url)
     assert (status.status_code, status.json()) == (200, {"status": "Succeeded"})
@@ -80,57 +89,95 @@ def test_registry_patch_enabling_data_endpoint(fresh_sandbox: RunningSandbox) ->
 def test_scope_map_put_is_synchronous(mgmt: Any, info: dict[str, Any], name: str) -> None:
     s = _arm(info)
     actions = [f"repositories/repo1/{a}" for a in ("content/read", "metadata/read")]
-    body = {"properties": {"description": f"Created by connected registry sync token: {name}",
-                           "actions": actions}}
-    resp = s.put(f"{_registry_url(info)}/scopeMaps/{name}", params={"api-version": CLI_API},
-                 json=body)
+    body = {
+        "properties": {
+            "description": f"Created by connected registry sync token: {name}",
+            "actions": actions,
+        }
+    }
+    resp = s.put(
+        f"{_registry_url(info)}/scopeMaps/{name}", params={"api-version": CLI_API}, json=body
+    )
     assert resp.status_code == 200
     _no_lro_headers(resp)
     props = resp.json()["properties"]
     assert props["provisioningState"] == "Succeeded"
     assert props["actions"] == actions and props["type"] == "UserDefined"
-    again = s.put(f"{_registry_url(info)}/scopeMaps/{name}", params={"api-version": CLI_API},
-                  json=body)
+    again = s.put(
+        f"{_registry_url(info)}/scopeMaps/{name}", params={"api-version": CLI_API}, json=body
+    )
     assert again.status_code == 200  # an overwrite is synchronous too
 
 
-def test_token_put_is_an_lro_with_token_operation_ids(mgmt: Any, info: dict[str, Any],
-                                                      name: str) -> None:
+def test_token_put_is_an_lro_with_token_operation_ids(
+    mgmt: Any, info: dict[str, Any], name: str
+) -> None:
     s = _arm(info)
     base = _registry_url(info)
-    s.put(f"{base}/scopeMaps/{name}", params={"api-version": CLI_API},
-          json={"properties": {"actions": ["repositories/repo1/content/read"]}})
-    resp = s.put(f"{base}/tokens/{name}", params={"api-version": CLI_API}, json={
-        "properties": {"scopeMapId": f"{base[len(info['arm_endpoint']):]}/scopeMaps/{name}",
-                       "status": "enabled"}})
+    s.put(
+        f"{base}/scopeMaps/{name}",
+        params={"api-version": CLI_API},
+        json={"properties": {"actions": ["repositories/repo1/content/read"]}},
+    )
+    resp = s.put(
+        f"{base}/tokens/{name}",
+        params={"api-version": CLI_API},
+        json={
+            "properties": {
+                "scopeMapId": f"{base[len(info['arm_endpoint']) :]}/scopeMaps/{name}",
+                "status": "enabled",
+            }
+        },
+    )
     assert resp.status_code == 201
     props = resp.json()["properties"]
     assert props["provisioningState"] == "Creating"
     assert props["credentials"]["passwords"] == []  # no passwords at create
     status_url = resp.headers["Azure-AsyncOperation"]
-    assert re.fullmatch(re.escape(f"{base}/tokens/{name}") + f"/operationStatuses/token-{GUID}"
-                        + re.escape(f"?api-version={CLI_API}"), status_url), status_url
+    assert re.fullmatch(
+        re.escape(f"{base}/tokens/{name}")
+        + f"/operationStatuses/token-{GUID}"
+        + re.escape(f"?api-version={CLI_API}"),
+        status_url,
+    ), status_url
     assert s.get(status_url).json() == {"status": "Succeeded"}
     token = s.get(f"{base}/tokens/{name}", params={"api-version": CLI_API}).json()
     assert token["properties"]["provisioningState"] == "Succeeded"
 
 
-def test_connected_registry_put_is_synchronous_and_normalised(mgmt: Any, info: dict[str, Any],
-                                                              name: str) -> None:
+def test_connected_registry_put_is_synchronous_and_normalised(
+    mgmt: Any, info: dict[str, Any], name: str
+) -> None:
     s = _arm(info)
     base = _registry_url(info)
-    arm_base = base[len(info["arm_endpoint"]):]
-    s.put(f"{base}/scopeMaps/{name}", params={"api-version": CLI_API},
-          json={"properties": {"actions": [f"gateway/{name}/config/read"]}})
-    s.put(f"{base}/tokens/{name}", params={"api-version": CLI_API}, json={
-        "properties": {"scopeMapId": f"{arm_base}/scopeMaps/{name}", "status": "enabled"}})
-    recorded_body: dict[str, Any] = {"properties": {
-        "garbageCollection": {"enabled": False, "schedule": "0 0 * * *"}, "mode": "readwrite",
-        "parent": {"syncProperties": {"tokenId": f"{arm_base}/tokens/{name}",
-                                      "schedule": "* * * * *", "messageTtl": "P2D"}},
-        "logging": {"logLevel": "Information", "auditLogStatus": "Disabled"}}}
-    resp = s.put(f"{base}/connectedRegistries/{name}", params={"api-version": CLI_API},
-                 json=recorded_body)
+    arm_base = base[len(info["arm_endpoint"]) :]
+    s.put(
+        f"{base}/scopeMaps/{name}",
+        params={"api-version": CLI_API},
+        json={"properties": {"actions": [f"gateway/{name}/config/read"]}},
+    )
+    s.put(
+        f"{base}/tokens/{name}",
+        params={"api-version": CLI_API},
+        json={"properties": {"scopeMapId": f"{arm_base}/scopeMaps/{name}", "status": "enabled"}},
+    )
+    recorded_body: dict[str, Any] = {
+        "properties": {
+            "garbageCollection": {"enabled": False, "schedule": "0 0 * * *"},
+            "mode": "readwrite",
+            "parent": {
+                "syncProperties": {
+                    "tokenId": f"{arm_base}/tokens/{name}",
+                    "schedule": "* * * * *",
+                    "messageTtl": "P2D",
+                }
+            },
+            "logging": {"logLevel": "Information", "auditLogStatus": "Disabled"},
+        }
+    }
+    resp = s.put(
+        f"{base}/connectedRegistries/{name}", params={"api-version": CLI_API}, json=recorded_body
+    )
     assert resp.status_code == 200
     _no_lro_headers(resp)
     props = resp.json()["properties"]
@@ -138,22 +185,35 @@ def test_connected_registry_put_is_synchronous_and_normalised(mgmt: Any, info: d
     assert props["mode"] == "ReadWrite"
     assert props["connectionState"] == "Offline"
     assert props["activation"] == {"status": "Inactive"}
-    assert props["parent"]["syncProperties"]["gatewayEndpoint"] == \
-        f"{info['registry']}.{info['location']}.data.azurecr.io"
+    assert (
+        props["parent"]["syncProperties"]["gatewayEndpoint"]
+        == f"{info['registry']}.{info['location']}.data.azurecr.io"
+    )
     assert props["loginServer"] == {"tls": {"certificate": {}}}
     assert props["garbageCollection"] == {"enabled": False, "schedule": "0 0 * * *"}
 
 
 def test_connected_registry_delete_is_200_empty_and_leaves_token(
-        mgmt: Any, info: dict[str, Any], name: str) -> None:
+    mgmt: Any, info: dict[str, Any], name: str
+) -> None:
     rg, reg = info["resource_group"], info["registry"]
-    sm = mgmt.scope_maps.begin_create(rg, reg, name, {"properties": {
-        "actions": [f"gateway/{name}/config/read"]}}).result()
-    token = mgmt.tokens.begin_create(rg, reg, name, {"properties": {
-        "scopeMapId": sm.id, "status": "enabled"}}).result()
-    mgmt.connected_registries.begin_create(rg, reg, name, {"properties": {
-        "mode": "ReadOnly", "parent": {"syncProperties": {"tokenId": token.id,
-                                                          "messageTtl": "P2D"}}}}).result()
+    sm = mgmt.scope_maps.begin_create(
+        rg, reg, name, {"properties": {"actions": [f"gateway/{name}/config/read"]}}
+    ).result()
+    token = mgmt.tokens.begin_create(
+        rg, reg, name, {"properties": {"scopeMapId": sm.id, "status": "enabled"}}
+    ).result()
+    mgmt.connected_registries.begin_create(
+        rg,
+        reg,
+        name,
+        {
+            "properties": {
+                "mode": "ReadOnly",
+                "parent": {"syncProperties": {"tokenId": token.id, "messageTtl": "P2D"}},
+            }
+        },
+    ).result()
     s = _arm(info)
     url = f"{_registry_url(info)}/connectedRegistries/{name}"
     resp = s.delete(url, params={"api-version": CLI_API})
@@ -172,23 +232,46 @@ def test_cli_create_flow_through_the_sdk(fresh_sandbox: RunningSandbox) -> None:
     rg, reg, name = info["resource_group"], info["registry"], "edgesite01"
     fresh_sandbox.azure.clear_requests()
     mgmt.registries.begin_update(rg, reg, {"properties": {"dataEndpointEnabled": True}}).result()
-    sm = mgmt.scope_maps.begin_create(rg, reg, name, {"properties": {
-        "actions": [f"gateway/{name}/config/read"]}}).result()
-    token = mgmt.tokens.begin_create(rg, reg, name, {"properties": {
-        "scopeMapId": sm.id, "status": "enabled"}}).result()
-    cr = cr_mgmt.connected_registries.begin_create(rg, reg, name, {"properties": {
-        "mode": "readwrite", "parent": {"syncProperties": {
-            "tokenId": token.id, "schedule": "* * * * *", "messageTtl": "P2D"}}}}).result()
-    assert (cr.provisioning_state, cr.mode, cr.connection_state) == \
-        ("Succeeded", "ReadWrite", "Offline")
+    sm = mgmt.scope_maps.begin_create(
+        rg, reg, name, {"properties": {"actions": [f"gateway/{name}/config/read"]}}
+    ).result()
+    token = mgmt.tokens.begin_create(
+        rg, reg, name, {"properties": {"scopeMapId": sm.id, "status": "enabled"}}
+    ).result()
+    cr = cr_mgmt.connected_registries.begin_create(
+        rg,
+        reg,
+        name,
+        {
+            "properties": {
+                "mode": "readwrite",
+                "parent": {
+                    "syncProperties": {
+                        "tokenId": token.id,
+                        "schedule": "* * * * *",
+                        "messageTtl": "P2D",
+                    }
+                },
+            }
+        },
+    ).result()
+    assert (cr.provisioning_state, cr.mode, cr.connection_state) == (
+        "Succeeded",
+        "ReadWrite",
+        "Offline",
+    )
     cr_mgmt.connected_registries.begin_delete(rg, reg, name).result()
-    seen = [(e["method"], _kind(e["path"]), e["status"])
-            for e in fresh_sandbox.azure.requests("arm")]
+    seen = [
+        (e["method"], _kind(e["path"]), e["status"]) for e in fresh_sandbox.azure.requests("arm")
+    ]
     assert seen == [
-        ("PATCH", "registries", 201), ("GET", "poll registries-", 200),
+        ("PATCH", "registries", 201),
+        ("GET", "poll registries-", 200),
         ("GET", "registries", 200),
         ("PUT", "scopeMaps", 200),
-        ("PUT", "tokens", 201), ("GET", "poll token-", 200), ("GET", "tokens", 200),
+        ("PUT", "tokens", 201),
+        ("GET", "poll token-", 200),
+        ("GET", "tokens", 200),
         ("PUT", "connectedRegistries", 200),
         ("DELETE", "connectedRegistries", 200),
     ]
@@ -196,7 +279,7 @@ def test_cli_create_flow_through_the_sdk(fresh_sandbox: RunningSandbox) -> None:
 
 
 def _kind(path: str) -> str:
-    """"scopeMaps" for .../scopeMaps/x; "poll token-" for .../operationStatuses/token-<id>."""
+    """ "scopeMaps" for .../scopeMaps/x; "poll token-" for .../operationStatuses/token-<id>."""
     parts = path.split("/")
     if parts[-2] == "operationStatuses":
         return "poll " + parts[-1].split("-")[0] + "-"
@@ -209,11 +292,16 @@ def test_force_async_makes_every_write_an_lro(fresh_sandbox: RunningSandbox) -> 
     info = fresh_sandbox.info
     s = _arm(info)
     url = f"{_registry_url(info)}/scopeMaps/slowmap01"
-    resp = s.put(url, params={"api-version": "2025-11-01"},
-                 json={"properties": {"actions": ["repositories/a/content/read"]}})
+    resp = s.put(
+        url,
+        params={"api-version": "2025-11-01"},
+        json={"properties": {"actions": ["repositories/a/content/read"]}},
+    )
     assert resp.status_code == 201
-    assert re.search(f"/scopeMaps/slowmap01/operationStatuses/scopemaps-{GUID}",
-                     resp.headers["Azure-AsyncOperation"])
+    assert re.search(
+        f"/scopeMaps/slowmap01/operationStatuses/scopemaps-{GUID}",
+        resp.headers["Azure-AsyncOperation"],
+    )
     first = s.get(resp.headers["Azure-AsyncOperation"])
     assert first.json() == {"status": "InProgress"} and "Retry-After" in first.headers
     assert s.get(resp.headers["Azure-AsyncOperation"]).json() == {"status": "Succeeded"}
@@ -223,21 +311,26 @@ def test_force_async_makes_every_write_an_lro(fresh_sandbox: RunningSandbox) -> 
 
 # -- errors ---------------------------------------------------------------------------------
 
+
 @pytest.mark.skipif(not CONFLICT.exists(), reason="shared recordings not present")
 def test_registry_name_taken_replays_the_409_recording(tmp_path: Path) -> None:
     interaction = yaml.safe_load(CONFLICT.read_text())["interactions"][0]
     request, response = interaction["request"], interaction["response"]
     path = request["uri"].split("management.azure.com", 1)[1]
     sub = path.split("/")[2]
-    seed = SeedConfig(subscription_id=sub, resource_group="rgname", registry="seedregistry",
-                      repo_count=1)
+    seed = SeedConfig(
+        subscription_id=sub, resource_group="rgname", registry="seedregistry", repo_count=1
+    )
     with start_sandbox(tmp_path, seed=seed) as running:
         # someone else already owns myregistry.azurecr.io
         running.azure.add_registry("myRegistry", resource_group="someoneelse")
         info = running.info
-        resp = _arm(info).request(request["method"], info["arm_endpoint"] + path,
-                                  data=request["body"],
-                                  headers={"Content-Type": "application/json"})
+        resp = _arm(info).request(
+            request["method"],
+            info["arm_endpoint"] + path,
+            data=request["body"],
+            headers={"Content-Type": "application/json"},
+        )
     assert resp.status_code == response["status"]["code"] == 409
     assert resp.headers["Content-Type"] == response["headers"]["content-type"][0]
     assert resp.json() == json.loads(response["body"]["string"])
@@ -257,16 +350,19 @@ def test_gateway_errors_differ_from_provider_errors(raw: Any) -> None:
 
 # -- data plane: anonymous catalog paging (recording) ---------------------------------------
 
+
 @pytest.fixture
 def anon_registry(tmp_path: Path) -> Any:
     """The recording's registry: three repositories, anonymous pull enabled through ARM."""
-    seed = SeedConfig(registry="yallacrtestsanon",
-                      repositories=["library/alpine", "library/busybox", "library/hello-world"])
+    seed = SeedConfig(
+        registry="yallacrtestsanon",
+        repositories=["library/alpine", "library/busybox", "library/hello-world"],
+    )
     with start_sandbox(tmp_path, seed=seed) as running:
         info = running.info
         mgmt_client(info).registries.begin_update(
-            info["resource_group"], info["registry"],
-            {"properties": {"anonymousPullEnabled": True}}).result()
+            info["resource_group"], info["registry"], {"properties": {"anonymousPullEnabled": True}}
+        ).result()
         yield running
 
 
@@ -278,24 +374,30 @@ def test_catalog_paging_replays_the_recording(anon_registry: RunningSandbox) -> 
     access = None
     for entry in json.loads(PAGING.read_text())["Entries"]:
         url = entry["RequestUri"].replace("https://fake_url.azurecr.io", base)
-        headers = {"Content-Type": entry["RequestHeaders"]["Content-Type"]} \
-            if entry["RequestBody"] else {}
+        headers = (
+            {"Content-Type": entry["RequestHeaders"]["Content-Type"]}
+            if entry["RequestBody"]
+            else {}
+        )
         if "Authorization" in entry["RequestHeaders"]:
             headers["Authorization"] = f"Bearer {access}"
-        resp = session.request(entry["RequestMethod"], url, data=entry["RequestBody"],
-                               headers=headers)
+        resp = session.request(
+            entry["RequestMethod"], url, data=entry["RequestBody"], headers=headers
+        )
         assert resp.status_code == entry["StatusCode"], (url, resp.text)
         expected = entry["ResponseHeaders"]
         assert resp.headers["Content-Type"] == expected["Content-Type"]
         for name in ("WWW-Authenticate", "Link", "Docker-Distribution-Api-Version"):
             if name in expected:
                 assert resp.headers[name] == expected[name].replace(
-                    "https://fake_url.azurecr.io", base), name
+                    "https://fake_url.azurecr.io", base
+                ), name
             else:
                 assert name not in resp.headers, name
         if "Access-Control-Expose-Headers" in expected:
-            assert [h.strip() for h in resp.headers["Access-Control-Expose-Headers"].split(",")
-                    ] == expected["Access-Control-Expose-Headers"]
+            assert [
+                h.strip() for h in resp.headers["Access-Control-Expose-Headers"].split(",")
+            ] == expected["Access-Control-Expose-Headers"]
             assert resp.headers["X-Ms-Correlation-Request-Id"]
         if isinstance(entry["ResponseBody"], list):  # registry JSON: compact + newline
             assert resp.text == "".join(entry["ResponseBody"])
@@ -309,20 +411,32 @@ def test_anonymous_paging_through_the_sdk(anon_registry: RunningSandbox) -> None
 
     info = anon_registry.info
     anon_registry.azure.clear_requests()
-    client = ContainerRegistryClient(info["data_plane_endpoint"], None,
-                                     audience="https://containerregistry.azure.net",
-                                     connection_verify=info["ca_bundle"])
+    client = ContainerRegistryClient(
+        info["data_plane_endpoint"],
+        None,
+        audience="https://containerregistry.azure.net",
+        connection_verify=info["ca_bundle"],
+    )
     pages = [list(p) for p in client.list_repository_names(results_per_page=2).by_page()]
     assert pages == [["library/alpine", "library/busybox"], ["library/hello-world"]]
-    queries = [e["query"] for e in anon_registry.azure.requests("dataplane")
-               if e["path"] == "/acr/v1/_catalog" and e["status"] == 200]
+    queries = [
+        e["query"]
+        for e in anon_registry.azure.requests("dataplane")
+        if e["path"] == "/acr/v1/_catalog" and e["status"] == 200
+    ]
     assert queries[-1] == "last=library%2Fbusybox&n=2&orderby="
 
 
 def test_anonymous_token_refused_without_anonymous_pull(raw: Any, info: dict[str, Any]) -> None:
     """UNCONFIRMED what ACR answers here; the sandbox challenges again rather than granting."""
-    resp = raw.session.post(info["data_plane_endpoint"] + "/oauth2/token", data={
-        "service": info["login_server"], "scope": "registry:catalog:*",
-        "grant_type": "password"}, headers={"Authorization": ""})
+    resp = raw.session.post(
+        info["data_plane_endpoint"] + "/oauth2/token",
+        data={
+            "service": info["login_server"],
+            "scope": "registry:catalog:*",
+            "grant_type": "password",
+        },
+        headers={"Authorization": ""},
+    )
     assert resp.status_code == 401
     assert resp.json()["errors"][0]["code"] == "UNAUTHORIZED"

@@ -14,9 +14,23 @@ from pathlib import Path
 from sandbox.runner import start_sandbox
 from sandbox.testing import mgmt_client
 
-REQUIRED = {"arm_endpoint", "authority", "tenant_id", "client_id", "client_secret",
-            "subscription_id", "resource_group", "registry", "location", "login_server",
-            "data_plane_endpoint", "ca_bundle", "internal_endpoint", "internal_key", "sites"}
+REQUIRED = {
+    "arm_endpoint",
+    "authority",
+    "tenant_id",
+    "client_id",
+    "client_secret",
+    "subscription_id",
+    "resource_group",
+    "registry",
+    "location",
+    "login_server",
+    "data_plane_endpoint",
+    "ca_bundle",
+    "internal_endpoint",
+    "internal_key",
+    "sites",
+}
 
 
 def test_start_sandbox_writes_sandbox_json(tmp_path: Path) -> None:
@@ -36,9 +50,22 @@ def test_start_sandbox_writes_sandbox_json(tmp_path: Path) -> None:
 def test_sandbox_up_runs_until_sigterm(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "acr_edge.cli", "sandbox", "up", "--state-dir", str(tmp_path),
-         "--repos", "12"],
-        stdout=subprocess.PIPE, text=True, env=env, cwd=Path(__file__).parents[2])
+        [
+            sys.executable,
+            "-m",
+            "acr_edge.cli",
+            "sandbox",
+            "up",
+            "--state-dir",
+            str(tmp_path),
+            "--repos",
+            "12",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=Path(__file__).parents[2],
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()

@@ -17,32 +17,51 @@ class Provisioned:
         self.sb, self.name = sb, name
         self.mgmt = mgmt = mgmt_client(info)
         rg, reg = self.rg, self.reg = info["resource_group"], info["registry"]
-        mgmt.registries.begin_update(rg, reg, {"properties": {"dataEndpointEnabled": True}}
-                                     ).result()
+        mgmt.registries.begin_update(
+            rg, reg, {"properties": {"dataEndpointEnabled": True}}
+        ).result()
         actions = [f"repositories/{r}/content/read" for r in repos]
-        sm = mgmt.scope_maps.begin_create(rg, reg, name, {"properties": {"actions": actions}}
-                                          ).result()
-        self.sync = mgmt.tokens.begin_create(rg, reg, name, {"properties": {"scopeMapId": sm.id}}
-                                             ).result()
-        csm = mgmt.scope_maps.begin_create(rg, reg, f"{name}-client", {"properties": {
-            "actions": [f"repositories/{repos[0]}/content/read"]}}).result()
-        self.client = mgmt.tokens.begin_create(rg, reg, f"{name}-client", {"properties": {
-            "scopeMapId": csm.id}}).result()
-        self.cr = mgmt.connected_registries.begin_create(rg, reg, name, {"properties": {
-            "mode": "ReadOnly", "clientTokenIds": [self.client.id],
-            "parent": {"syncProperties": {"tokenId": self.sync.id, "messageTtl": "P2D"}}}}
+        sm = mgmt.scope_maps.begin_create(
+            rg, reg, name, {"properties": {"actions": actions}}
+        ).result()
+        self.sync = mgmt.tokens.begin_create(
+            rg, reg, name, {"properties": {"scopeMapId": sm.id}}
+        ).result()
+        csm = mgmt.scope_maps.begin_create(
+            rg,
+            reg,
+            f"{name}-client",
+            {"properties": {"actions": [f"repositories/{repos[0]}/content/read"]}},
+        ).result()
+        self.client = mgmt.tokens.begin_create(
+            rg, reg, f"{name}-client", {"properties": {"scopeMapId": csm.id}}
+        ).result()
+        self.cr = mgmt.connected_registries.begin_create(
+            rg,
+            reg,
+            name,
+            {
+                "properties": {
+                    "mode": "ReadOnly",
+                    "clientTokenIds": [self.client.id],
+                    "parent": {"syncProperties": {"tokenId": self.sync.id, "messageTtl": "P2D"}},
+                }
+            },
         ).result()
 
     def password(self, token: Any, slot: str = "password1") -> str:
         result = self.mgmt.registries.begin_generate_credentials(
-            self.rg, self.reg, {"tokenId": token.id, "name": slot}).result()
+            self.rg, self.reg, {"tokenId": token.id, "name": slot}
+        ).result()
         return str(result.passwords[0].value)
 
     def connection_string(self, password: str, gateway: str | None = None) -> str:
         gw = gateway or self.cr.parent.sync_properties.gateway_endpoint
-        return (f"ConnectedRegistryName={self.name};SyncTokenName={self.name};"
-                f"SyncTokenPassword={password};ParentGatewayEndpoint={gw};"
-                f"ParentEndpointProtocol=https")
+        return (
+            f"ConnectedRegistryName={self.name};SyncTokenName={self.name};"
+            f"SyncTokenPassword={password};ParentGatewayEndpoint={gw};"
+            f"ParentEndpointProtocol=https"
+        )
 
     def get(self) -> Any:
         return self.mgmt.connected_registries.get(self.rg, self.reg, self.name)
@@ -69,20 +88,25 @@ def test_activation_with_the_right_password_goes_online(site: Provisioned) -> No
     internal = Internal(site.sb.info)
     cs = site.connection_string(site.password(site.sync))
     result = internal.post("/runtime/activate", {"connection_string": cs, "instance_id": "n1"})
-    assert result.json() == {"ok": True, "connected_registry": site.name,
-                             "connection_state": "Online"}
+    assert result.json() == {
+        "ok": True,
+        "connected_registry": site.name,
+        "connection_state": "Online",
+    }
     cr = site.get()
     assert cr.connection_state == "Online" and cr.activation.status == "Active"
     assert cr.parent.sync_properties.last_sync_time is not None and cr.status_details == []
     # the same instance may re-activate (resync); another instance is refused
-    assert internal.post("/runtime/activate", {"connection_string": cs, "instance_id": "n1"}
-                         ).json()["ok"]
+    assert internal.post(
+        "/runtime/activate", {"connection_string": cs, "instance_id": "n1"}
+    ).json()["ok"]
     other = internal.post("/runtime/activate", {"connection_string": cs, "instance_id": "n2"})
     assert other.json()["code"] == "AlreadyActivated"
     site.mgmt.connected_registries.begin_deactivate(site.rg, site.reg, site.name).result()
     assert site.get().activation.status == "Inactive"
-    assert internal.post("/runtime/activate", {"connection_string": cs, "instance_id": "n2"}
-                         ).json()["ok"]
+    assert internal.post(
+        "/runtime/activate", {"connection_string": cs, "instance_id": "n2"}
+    ).json()["ok"]
 
 
 def test_activation_failures_are_reported_in_status_details(site: Provisioned) -> None:
@@ -96,14 +120,19 @@ def test_activation_failures_are_reported_in_status_details(site: Provisioned) -
     assert detail.type == "Sync" and detail.code == "UnauthorizedSyncToken"
     assert detail.correlation_id and detail.timestamp
     wrong_gw = site.connection_string(password, gateway="other.eastus.data.azurecr.io")
-    assert internal.post("/runtime/activate", {"connection_string": wrong_gw}
-                         ).json()["code"] == "ParentGatewayEndpointMismatch"
+    assert (
+        internal.post("/runtime/activate", {"connection_string": wrong_gw}).json()["code"]
+        == "ParentGatewayEndpointMismatch"
+    )
     # regenerating the slot invalidates the old value
     site.password(site.sync)
-    assert not internal.post("/runtime/activate", {
-        "connection_string": site.connection_string(password)}).json()["ok"]
-    assert internal.post("/runtime/activate", {"connection_string": "garbage"}
-                         ).json()["code"] == "InvalidConnectionString"
+    assert not internal.post(
+        "/runtime/activate", {"connection_string": site.connection_string(password)}
+    ).json()["ok"]
+    assert (
+        internal.post("/runtime/activate", {"connection_string": "garbage"}).json()["code"]
+        == "InvalidConnectionString"
+    )
 
 
 def test_pull_check(site: Provisioned) -> None:
@@ -112,9 +141,18 @@ def test_pull_check(site: Provisioned) -> None:
     password = site.password(site.client)
 
     def pull(repo: str, pw: str = password, user: str = f"{site.name}-client") -> dict[str, Any]:
-        return dict(internal.post("/runtime/pull-check", {
-            "connected_registry": site.name, "username": user, "password": pw,
-            "repository": repo, "tag": "1.0"}).json())
+        return dict(
+            internal.post(
+                "/runtime/pull-check",
+                {
+                    "connected_registry": site.name,
+                    "username": user,
+                    "password": pw,
+                    "repository": repo,
+                    "tag": "1.0",
+                },
+            ).json()
+        )
 
     assert pull("samples/app0000")["ok"]
     assert "content/read" in pull("library/app0001")["reason"]  # synced, but not granted

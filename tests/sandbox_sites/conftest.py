@@ -16,8 +16,13 @@ from sandbox.sites.testing import ssh_client
 from sandbox.testing import azure_sandbox_fixture, mgmt_client
 
 REPOSITORIES = ["edge/app1", "edge/app2", "other/tool"]
-FAST = {"restart_time": 0.05, "pod_ready_time": 0.05, "pull_time": 0.02, "pull_backoff": 0.1,
-        "pod_run_time": 0.05}
+FAST = {
+    "restart_time": 0.05,
+    "pod_ready_time": 0.05,
+    "pull_time": 0.02,
+    "pull_backoff": 0.1,
+    "pod_run_time": 0.05,
+}
 _names = itertools.count(1)
 
 
@@ -30,7 +35,8 @@ def azure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
 def mgmt(azure: RunningSandbox) -> Any:
     client = mgmt_client(azure.info)
     client.registries.begin_update(
-        azure.info["resource_group"], azure.info["registry"],
+        azure.info["resource_group"],
+        azure.info["registry"],
         {"properties": {"dataEndpointEnabled": True}},
     ).result()
     azure.azure.add_repositories(REPOSITORIES)

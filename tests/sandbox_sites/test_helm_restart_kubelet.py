@@ -33,8 +33,10 @@ def _wait(predicate: Any, timeout: float = 5) -> Any:
 
 
 def _values(conn: str, cluster_ip: str = "10.43.7.7") -> bytes:
-    return (f"connectionString: {conn}\nhttpEnabled: true\nservice:\n  clusterIP: {cluster_ip}\n"
-            "pvc:\n  storageClassName: local-path\n  storageRequest: 10Gi\n").encode()
+    return (
+        f"connectionString: {conn}\nhttpEnabled: true\nservice:\n  clusterIP: {cluster_ip}\n"
+        "pvc:\n  storageClassName: local-path\n  storageRequest: 10Gi\n"
+    ).encode()
 
 
 def _install(ssh: paramiko.SSHClient, mgmt: Any, azure: Any, name: str) -> Any:
@@ -60,15 +62,19 @@ def test_helm_install_activates_and_upgrades_count(
     assert svc.spec.cluster_ip == "10.43.7.7" and svc.spec.ports[0].port == 80
     pvc = core.read_namespaced_persistent_volume_claim("cr-pvc", "conreg")
     assert pvc.spec.resources.requests["storage"] == "10Gi"
-    cr = mgmt.connected_registries.get(azure.info["resource_group"], azure.info["registry"],
-                                       cr_name)
+    cr = mgmt.connected_registries.get(
+        azure.info["resource_group"], azure.info["registry"], cr_name
+    )
     assert cr.connection_state == "Online"
     assert site.helm_revision("conreg", "cr") == 1
     assert run(ssh, HELM, stdin=_values(reg.connection_string))[0] == 0
     assert site.helm_revision("conreg", "cr") == 2
     rc, out, _ = run(ssh, "helm status cr -n conreg -o json")
-    assert rc == 0 and json.loads(out)["version"] == 2 and json.loads(out)["info"]["status"] == (
-        "deployed")
+    assert (
+        rc == 0
+        and json.loads(out)["version"] == 2
+        and json.loads(out)["info"]["status"] == ("deployed")
+    )
     rc, out, _ = run(ssh, "helm list -n conreg -o json")
     assert [(r["name"], r["revision"]) for r in json.loads(out)] == [("cr", "2")]
     rc, out, _ = run(ssh, "helm get values cr -n conreg -o json")
@@ -85,8 +91,10 @@ def test_helm_refuses_bad_values_without_echoing_secrets(
     bad = "ConnectedRegistryName=x;SyncTokenPassword=hunter2-secret;SyncTokenName=y"
     rc, out, err = run(ssh, HELM, stdin=f"connectionString: {bad}\n".encode())
     assert rc != 0 and "malformed" in err and "hunter2-secret" not in err + out
-    good = ("ConnectedRegistryName=edgecr;SyncTokenName=edgecr;SyncTokenPassword=pw-secret-9;"
-            "ParentGatewayEndpoint=r.eastus.data.azurecr.io;ParentEndpointProtocol=https")
+    good = (
+        "ConnectedRegistryName=edgecr;SyncTokenName=edgecr;SyncTokenPassword=pw-secret-9;"
+        "ParentGatewayEndpoint=r.eastus.data.azurecr.io;ParentEndpointProtocol=https"
+    )
     rc, out, err = run(ssh, HELM, stdin=_values(good, cluster_ip="172.16.0.9"))
     assert rc != 0 and "10.43.0.0/16" in err and "pw-secret-9" not in err + out
 
@@ -115,8 +123,9 @@ def test_wrong_password_leaves_pod_unready_with_runtime_error(
 def test_restart_regenerates_hosts_toml_and_removes_stale_dirs(
     ssh: paramiko.SSHClient, site: SimulatedSite
 ) -> None:
-    rc, err = _registries(site, ssh, 'mirrors:\n  "10.43.7.7:80":\n    endpoint:\n'
-                          '      - "http://10.43.7.7:80"\n')
+    rc, err = _registries(
+        site, ssh, 'mirrors:\n  "10.43.7.7:80":\n    endpoint:\n      - "http://10.43.7.7:80"\n'
+    )
     assert rc == 0, err
     hosts = Path(site.info["hosts_dir"])
     assert (hosts / "10.43.7.7:80/hosts.toml").read_text() == (
@@ -127,8 +136,9 @@ def test_restart_regenerates_hosts_toml_and_removes_stale_dirs(
         '[host."http://10.43.7.7:80/v2"]\n'
         '  capabilities = ["pull", "resolve"]\n'
     )
-    rc, err = _registries(site, ssh, 'mirrors:\n  "10.43.8.8:80":\n    endpoint:\n'
-                          '      - "http://10.43.8.8:80"\n')
+    rc, err = _registries(
+        site, ssh, 'mirrors:\n  "10.43.8.8:80":\n    endpoint:\n      - "http://10.43.8.8:80"\n'
+    )
     assert rc == 0
     assert sorted(p.name for p in hosts.iterdir()) == ["10.43.8.8:80"]
     assert site.restart_count == 2
@@ -155,8 +165,10 @@ def test_broken_registries_yaml_fails_restart_and_keeps_api_down(
 
 
 def _pod(core: Any, name: str, image: str, secret: str | None = None) -> None:
-    spec: dict[str, Any] = {"restartPolicy": "Never",
-                            "containers": [{"name": "canary", "image": image}]}
+    spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "containers": [{"name": "canary", "image": image}],
+    }
     if secret:
         spec["imagePullSecrets"] = [{"name": secret}]
     core.create_namespaced_pod("conreg", {"metadata": {"name": name}, "spec": spec})
@@ -167,8 +179,9 @@ def _settled(core: Any, name: str) -> Any:
         pod = core.read_namespaced_pod(name, "conreg")
         statuses = pod.status.container_statuses or []
         waiting = statuses and statuses[0].state.waiting
-        if pod.status.phase == "Succeeded" or (waiting and waiting.reason in (
-                "ErrImagePull", "ImagePullBackOff")):
+        if pod.status.phase == "Succeeded" or (
+            waiting and waiting.reason in ("ErrImagePull", "ImagePullBackOff")
+        ):
             return pod
         return None
 
@@ -186,9 +199,11 @@ def test_kubelet_pulls_through_the_mirror_only_with_valid_credentials(
     pod = _settled(core, "before")
     assert "HTTP response to HTTPS client" in pod.status.container_statuses[0].state.waiting.message
 
-    mirror = ('mirrors:\n  "10.43.7.7:80":\n    endpoint:\n      - "http://10.43.7.7:80"\n'
-              f'configs:\n  "10.43.7.7:80":\n    auth:\n      username: {reg.client_username}\n'
-              f"      password: {reg.client_password}\n")
+    mirror = (
+        'mirrors:\n  "10.43.7.7:80":\n    endpoint:\n      - "http://10.43.7.7:80"\n'
+        f'configs:\n  "10.43.7.7:80":\n    auth:\n      username: {reg.client_username}\n'
+        f"      password: {reg.client_password}\n"
+    )
     assert _registries(site, ssh, mirror)[0] == 0
     _pod(core, "ok", image)
     pod = _settled(core, "ok")
@@ -204,18 +219,28 @@ def test_kubelet_pulls_through_the_mirror_only_with_valid_credentials(
     # a pod pull secret for the image's own host wins over registries.yaml: a wrong one fails
     auth = base64.b64encode(f"{reg.client_username}:wrong".encode()).decode()
     dockercfg = json.dumps({"auths": {"10.43.7.7:80": {"auth": auth}}})
-    core.create_namespaced_secret("conreg", {"metadata": {"name": "bad"},
-                                             "type": "kubernetes.io/dockerconfigjson",
-                                             "stringData": {".dockerconfigjson": dockercfg}})
+    core.create_namespaced_secret(
+        "conreg",
+        {
+            "metadata": {"name": "bad"},
+            "type": "kubernetes.io/dockerconfigjson",
+            "stringData": {".dockerconfigjson": dockercfg},
+        },
+    )
     _pod(core, "badsecret", image, secret="bad")
     pod = _settled(core, "badsecret")
     assert "401 Unauthorized" in pod.status.container_statuses[0].state.waiting.message
 
     # a secret for another host is not sent: registries.yaml credentials apply again
     other = json.dumps({"auths": {"elsewhere.example:80": {"auth": auth}}})
-    core.create_namespaced_secret("conreg", {"metadata": {"name": "other"},
-                                             "type": "kubernetes.io/dockerconfigjson",
-                                             "stringData": {".dockerconfigjson": other}})
+    core.create_namespaced_secret(
+        "conreg",
+        {
+            "metadata": {"name": "other"},
+            "type": "kubernetes.io/dockerconfigjson",
+            "stringData": {".dockerconfigjson": other},
+        },
+    )
     _pod(core, "otherhost", image, secret="other")
     assert _settled(core, "otherhost").status.phase == "Succeeded"
     with pytest.raises(ApiException):

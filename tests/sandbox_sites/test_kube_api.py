@@ -34,9 +34,11 @@ def test_direct_crud_statuses_and_conflicts(site: SimulatedSite) -> None:
         core.create_namespace({"metadata": {"name": "Bad_Name"}})
     assert exc.value.status == 422 and _reason(exc.value) == "Invalid"
 
-    body = {"metadata": {"name": "pull", "labels": {"app": "edge"}},
-            "type": "kubernetes.io/dockerconfigjson",
-            "stringData": {".dockerconfigjson": '{"auths": {}}'}}
+    body = {
+        "metadata": {"name": "pull", "labels": {"app": "edge"}},
+        "type": "kubernetes.io/dockerconfigjson",
+        "stringData": {".dockerconfigjson": '{"auths": {}}'},
+    }
     created = core.create_namespaced_secret("conreg", body)
     assert created.metadata.resource_version and created.metadata.creation_timestamp
     stale = created.metadata.resource_version
@@ -45,33 +47,61 @@ def test_direct_crud_statuses_and_conflicts(site: SimulatedSite) -> None:
     with pytest.raises(ApiException) as exc:
         core.replace_namespaced_secret("pull", "conreg", created)
     assert exc.value.status == 409 and _reason(exc.value) == "Conflict"
-    core.patch_namespaced_secret("pull", "conreg", [
-        {"op": "add", "path": "/metadata/labels/json", "value": "yes"}])
-    core.patch_namespaced_secret("pull", "conreg", {"metadata": {"labels": {"v": None}}},
-                                 _content_type="application/merge-patch+json")
+    core.patch_namespaced_secret(
+        "pull", "conreg", [{"op": "add", "path": "/metadata/labels/json", "value": "yes"}]
+    )
+    core.patch_namespaced_secret(
+        "pull",
+        "conreg",
+        {"metadata": {"labels": {"v": None}}},
+        _content_type="application/merge-patch+json",
+    )
     labels = core.read_namespaced_secret("pull", "conreg").metadata.labels
     assert labels == {"app": "edge", "json": "yes"}
-    assert [s.metadata.name for s in core.list_namespaced_secret(
-        "conreg", label_selector="app=edge,json in (yes)").items] == ["pull"]
+    assert [
+        s.metadata.name
+        for s in core.list_namespaced_secret(
+            "conreg", label_selector="app=edge,json in (yes)"
+        ).items
+    ] == ["pull"]
     assert core.list_namespaced_secret("conreg", field_selector="metadata.name=nope").items == []
     core.delete_namespaced_secret("pull", "conreg")
     with pytest.raises(ApiException) as exc:
         core.read_namespaced_secret("pull", "conreg")
     assert exc.value.status == 404 and _reason(exc.value) == "NotFound"
 
-    svc = core.create_namespaced_service("conreg", {"metadata": {"name": "web"}, "spec": {
-        "ports": [{"port": 80}], "selector": {"app": "web"}}})
+    svc = core.create_namespaced_service(
+        "conreg",
+        {
+            "metadata": {"name": "web"},
+            "spec": {"ports": [{"port": 80}], "selector": {"app": "web"}},
+        },
+    )
     assert svc.spec.cluster_ip.startswith("10.43.")
     with pytest.raises(ApiException) as exc:
-        core.create_namespaced_service("conreg", {"metadata": {"name": "far"}, "spec": {
-            "clusterIP": "192.168.1.5", "ports": [{"port": 80}]}})
+        core.create_namespaced_service(
+            "conreg",
+            {
+                "metadata": {"name": "far"},
+                "spec": {"clusterIP": "192.168.1.5", "ports": [{"port": 80}]},
+            },
+        )
     assert exc.value.status == 422 and "10.43.0.0/16" in json.loads(exc.value.body)["message"]
 
     apps = client.AppsV1Api(api)
-    apps.create_namespaced_deployment("conreg", {"metadata": {"name": "web"}, "spec": {
-        "selector": {"matchLabels": {"app": "web"}},
-        "template": {"metadata": {"labels": {"app": "web"}},
-                     "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}})
+    apps.create_namespaced_deployment(
+        "conreg",
+        {
+            "metadata": {"name": "web"},
+            "spec": {
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "c", "image": "nginx"}]},
+                },
+            },
+        },
+    )
     assert apps.read_namespaced_deployment("web", "conreg").metadata.generation == 1
 
 

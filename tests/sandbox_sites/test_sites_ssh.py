@@ -29,8 +29,9 @@ def test_exec_runs_in_node_root_with_simulated_tools_first(
     assert rc == 0
     lines = out.split()
     assert lines[0] == str(site.root)
-    assert lines[1:] == [str(site.bin_dir / t) for t in ("helm", "kubectl", "systemctl", "sudo",
-                                                         "k3s")]
+    assert lines[1:] == [
+        str(site.bin_dir / t) for t in ("helm", "kubectl", "systemctl", "sudo", "k3s")
+    ]
 
 
 def test_stdin_reaches_the_command_but_never_the_command_log(
@@ -51,15 +52,23 @@ def test_stdin_reaches_the_command_but_never_the_command_log(
 
 def test_host_key_is_pinned_and_a_wrong_key_is_rejected(site: SimulatedSite) -> None:
     client = paramiko.SSHClient()
-    wrong = paramiko.Ed25519Key(data=base64.b64decode(
-        "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"))
+    wrong = paramiko.Ed25519Key(
+        data=base64.b64decode(
+            "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+        )
+    )
     client.get_host_keys().add(f"[127.0.0.1]:{site.info['ssh_port']}", "ssh-ed25519", wrong)
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
     with pytest.raises(paramiko.BadHostKeyException):
-        client.connect("127.0.0.1", port=site.info["ssh_port"], username="edge",
-                       pkey=paramiko.Ed25519Key.from_private_key_file(
-                           site.info["private_key_path"]),
-                       look_for_keys=False, allow_agent=False, timeout=5)
+        client.connect(
+            "127.0.0.1",
+            port=site.info["ssh_port"],
+            username="edge",
+            pkey=paramiko.Ed25519Key.from_private_key_file(site.info["private_key_path"]),
+            look_for_keys=False,
+            allow_agent=False,
+            timeout=5,
+        )
     client.close()
 
 
@@ -82,10 +91,12 @@ def test_node_files_and_private_key_mode(ssh: paramiko.SSHClient, site: Simulate
     assert cluster["name"] == "default"
     assert cluster["cluster"]["server"] == f"https://127.0.0.1:{info['kube_api_port']}"
     cert = x509.load_pem_x509_certificate(
-        base64.b64decode(kc["users"][0]["user"]["client-certificate-data"]))
+        base64.b64decode(kc["users"][0]["user"]["client-certificate-data"])
+    )
     assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "system:admin"
     assert cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == (
-        "system:masters")
+        "system:masters"
+    )
     # atomic swap of registries.yaml the way the edge steps do it
     tmp = info["registries_path"] + ".tmp"
     with sftp.open(tmp, "w") as fh:
