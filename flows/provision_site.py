@@ -126,12 +126,10 @@ def _converge(
     cr_spec: ConnectedRegistrySpec,
     report: RunReport,
 ) -> None:
-    logger = get_run_logger()
     site, cr = inputs.site, inputs.cr_name
 
     def done(step: str, result: StepResult) -> None:
         report.step(step, result)
-        logger.info("%s: %s", step, result.message)
         checkpoints.reached(FLOW, site.name, step)
 
     with ExitStack() as stack:

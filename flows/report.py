@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from tasks.result import StepResult
+
+
+def _run_logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    """The flow run's logger (stored with the run, read in the UI); plain logging outside one."""
+    from prefect import get_run_logger
+    from prefect.exceptions import MissingContextError
+
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger("acr_edge.flows")
 
 
 @dataclass
@@ -15,20 +27,15 @@ class RunReport:
     rows: list[dict[str, Any]] = field(default_factory=list)
 
     def step(self, step: str, result: StepResult) -> StepResult:
-        self.rows.append(
-            {
-                "step": step,
-                "resource": result.resource,
-                "changed": result.changed,
-                "writes": result.writes,
-                "message": result.message,
-            }
+        self.note(
+            step, result.resource, result.message, changed=result.changed, writes=result.writes
         )
         return result
 
     def note(
         self, step: str, resource: str, message: str, *, changed: bool = False, writes: int = 0
     ) -> None:
+        """Record a row of the artifact and log it: every step, no-ops included, says why."""
         self.rows.append(
             {
                 "step": step,
@@ -38,6 +45,7 @@ class RunReport:
                 "message": message,
             }
         )
+        _run_logger().info("%s: %s", step, message)
 
     @property
     def writes(self) -> int:

@@ -95,7 +95,6 @@ def _rotate(
     report: RunReport,
     force: bool = False,
 ) -> str:
-    logger = get_run_logger()
     site, token = inputs.site, inputs.client_token
     namespaces = inputs.app_namespaces
 
@@ -104,7 +103,6 @@ def _rotate(
 
     def done(step: str, result: StepResult) -> None:
         report.step(step, result)
-        logger.info("%s: %s", step, result.message)
         reached(step)
 
     passwords = az.read_token_passwords(ctx, token)
@@ -120,7 +118,6 @@ def _rotate(
     now = datetime.now(UTC)
     plan = rotation.plan_rotation(passwords, refs, now, life.lead, force=force)
     report.note("plan", f"tokens/{token}", f"{plan.action}: {plan.reason}")
-    logger.info("plan %s: %s", plan.action, plan.reason)
     reached("planned")
     if plan.action == "noop":
         return "not due"
@@ -182,7 +179,6 @@ def _rotate(
             node_auth = NodeAuth(username, password, meta.slot, meta.created)
             mirror = st.ensure_registries_yaml_task(conn, site, host, node_auth)
             report.step("registries-yaml", mirror)
-            logger.info("registries-yaml: %s", mirror.message)
             if mirror.changed or mirror.details.get("restart_pending"):
                 st.restart_distribution_task(conn, site)
                 st.verify_hosts_toml_task(conn, site, host)
