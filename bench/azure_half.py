@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from blocks import ParentRegistry
+from sandbox.blocks_registration import parent_block
 from tasks.azure import names, ops
 from tasks.azure.context import AzureContext
 from tasks.azure.desired import ConnectedRegistrySpec
@@ -47,21 +47,6 @@ def azure_half(
     }
 
 
-def _block(info: dict[str, Any]) -> ParentRegistry:
-    return ParentRegistry(
-        subscription_id=info["subscription_id"],
-        resource_group=info["resource_group"],
-        registry_name=info["registry"],
-        tenant_id=info["tenant_id"],
-        client_id=info["client_id"],
-        client_secret=info["client_secret"],
-        arm_endpoint=info["arm_endpoint"],
-        authority_host=info["authority"],
-        data_plane_endpoint=info["data_plane_endpoint"],
-        ca_bundle_path=info["ca_bundle"],
-    )
-
-
 def run(repo_count: int, namespace: str) -> dict[str, Any]:
     from sandbox.azure import SeedConfig
     from sandbox.runner import start_sandbox
@@ -71,7 +56,7 @@ def run(repo_count: int, namespace: str) -> dict[str, Any]:
         sandbox = start_sandbox(Path(state), seed=SeedConfig(repo_count=repo_count))
         started = time.perf_counter() - start
         try:
-            ctx = _block(sandbox.info).azure_context(polling_interval=0)
+            ctx = parent_block(sandbox.info).azure_context(polling_interval=0)
             azure = sandbox.azure
             every = sorted({r.split("/")[0] for r in azure.primary_registry().repositories})
             azure.clear_requests()

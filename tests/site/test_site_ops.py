@@ -47,26 +47,14 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 def _azure_half(sandbox: Any, cr: str) -> AzureCreds:
     """The Azure steps with the real SDK against the sandbox, as provision-site runs them."""
-    from blocks import ParentRegistry
+    from sandbox.blocks_registration import parent_block
     from tasks.azure import names
     from tasks.azure import ops as az
     from tasks.azure.connection_string import build_sync_connection_string
     from tasks.azure.desired import ConnectedRegistrySpec
 
     info = sandbox.info
-    parent = ParentRegistry(
-        subscription_id=info["subscription_id"],
-        resource_group=info["resource_group"],
-        registry_name=info["registry"],
-        auth="service-principal",
-        tenant_id=info["tenant_id"],
-        client_id=info["client_id"],
-        client_secret=info["client_secret"],
-        arm_endpoint=info["arm_endpoint"],
-        authority_host=info["authority"],
-        data_plane_endpoint=info["data_plane_endpoint"],
-        ca_bundle_path=info["ca_bundle"],
-    )
+    parent = parent_block(info)
     ctx = parent.azure_context(polling_interval=0, retry_base_delay=0.02, retry_max_delay=1.0)
     try:
         repos = [REPO]
