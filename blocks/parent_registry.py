@@ -111,29 +111,18 @@ class ParentRegistry(Block):
         "endpoint itself.",
     )
 
-    @field_validator("subscription_id")
+    @field_validator("subscription_id", "resource_group", "registry_name")
     @classmethod
-    def _check_subscription(cls, value: str) -> str:
+    def _check_name(cls, value: str, info: Any) -> str:
+        check = {
+            "subscription_id": names.validate_subscription_id,
+            "resource_group": names.validate_resource_group,
+            "registry_name": names.validate_registry_name,
+        }[info.field_name]
         try:
-            return names.validate_subscription_id(value)
+            return check(value)
         except InputError as exc:
-            raise ValueError(_named("subscription_id", exc)) from None
-
-    @field_validator("resource_group")
-    @classmethod
-    def _check_rg(cls, value: str) -> str:
-        try:
-            return names.validate_resource_group(value)
-        except InputError as exc:
-            raise ValueError(_named("resource_group", exc)) from None
-
-    @field_validator("registry_name")
-    @classmethod
-    def _check_registry(cls, value: str) -> str:
-        try:
-            return names.validate_registry_name(value)
-        except InputError as exc:
-            raise ValueError(_named("registry_name", exc)) from None
+            raise ValueError(_named(info.field_name, exc)) from None
 
     @field_validator("arm_endpoint", "authority_host")
     @classmethod
