@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.errors import PermanentError
+from model.errors import PermanentError
 
 SERVER_START_TIMEOUT = 90.0
 

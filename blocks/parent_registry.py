@@ -14,15 +14,16 @@ from urllib.parse import urlparse
 from prefect.blocks.core import Block
 from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from tasks.azure import names
-from tasks.errors import InputError, PermanentError, call_with_retry
+from model import names
+from model.errors import InputError, PermanentError
+from model.retry import call_with_retry
 
 if TYPE_CHECKING:
     from azure.containerregistry import ContainerRegistryClient
     from azure.core.credentials import TokenCredential
     from azure.mgmt.containerregistry import ContainerRegistryManagementClient
 
-    from tasks.azure.context import AzureContext
+    from model.azure_context import AzureContext
 
 CATALOG_AUDIENCE = "https://containerregistry.azure.net"
 ARM_API_VERSION = "2025-11-01"
@@ -292,7 +293,7 @@ class ParentRegistry(Block):
         retry_base_delay: float = 0.5,
         retry_max_delay: float = 30.0,
     ) -> AzureContext:
-        from tasks.azure.context import AzureContext
+        from model.azure_context import AzureContext
 
         credential = self.credential()  # one credential: its token cache serves every client
         return AzureContext(

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from tasks.errors import InputError
+from model.errors import InputError
 
 DEFAULT_WORK_POOL = "acr-edge"
 DEFAULT_TIMEZONE = "UTC"

@@ -25,7 +25,7 @@ from deployments.definitions import (
     definitions,
     validate_block_name,
 )
-from tasks.errors import AcrEdgeError, InputError, PermanentError
+from model.errors import AcrEdgeError, InputError, PermanentError
 
 
 @dataclass(frozen=True)

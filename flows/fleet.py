@@ -25,7 +25,7 @@ from prefect.futures import PrefectFuture, wait
 from flows.inputs import check_block_name
 from flows.models import ProvisionSpec
 from flows.pacer import WRITES_PER_PROVISION, WRITES_PER_ROTATION, Pacer, TokenBucket
-from tasks.errors import InputError, PermanentError
+from model.errors import InputError, PermanentError
 
 # Subscription write budget: bursts of 10, refilled at 10 writes per second.
 ARM_WRITE_BUCKET = TokenBucket(capacity=10, refill_per_second=10)

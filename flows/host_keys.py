@@ -13,7 +13,7 @@ import binascii
 import hashlib
 from typing import TYPE_CHECKING
 
-from tasks.errors import PermanentError
+from model.errors import PermanentError
 
 if TYPE_CHECKING:
     from blocks.edge_site import EdgeSite

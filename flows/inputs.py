@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tasks.azure import names
-from tasks.errors import InputError
+from model import names
+from model.errors import InputError
 
 if TYPE_CHECKING:
     from blocks.edge_site import EdgeSite

@@ -9,9 +9,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from model.errors import InputError
 from tasks.azure import schedule
 from tasks.azure.repositories import normalize_namespace
-from tasks.errors import InputError
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _NAMESPACE_PATTERN = rf"^{_COMPONENT}(?:/{_COMPONENT})*$"

@@ -15,10 +15,11 @@ from flows.host_keys import fingerprint
 from flows.inputs import SiteInputs
 from flows.models import ProvisionSpec
 from flows.plan import MASK, ProvisionPlan, helm_rows, mask_registries_yaml, unified
+from model.azure_context import AzureContext
+from model.errors import AcrEdgeError
 from tasks import rotation
 from tasks.azure import actions as act
 from tasks.azure import ops
-from tasks.azure.context import AzureContext
 from tasks.azure.desired import (
     Change,
     ConnectedRegistrySpec,
@@ -31,7 +32,6 @@ from tasks.azure.desired import (
     sync_map_description,
 )
 from tasks.azure.reads import read_arm
-from tasks.errors import AcrEdgeError
 from tasks.site import credentials, helm_values, registries_yaml
 from tasks.site import ops as site_ops
 from tasks.site.connection import open_site

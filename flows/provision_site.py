@@ -22,14 +22,14 @@ from flows.inputs import SiteInputs, load_site_inputs
 from flows.locks import site_lock
 from flows.models import ProvisionSpec
 from flows.report import RunReport, artifact_key
+from model.azure_context import AzureContext
+from model.errors import InputError, PermanentError
+from model.result import StepResult
 from tasks import rotation
 from tasks.azure import steps as az
 from tasks.azure.connection_string import build_sync_connection_string
-from tasks.azure.context import AzureContext
 from tasks.azure.desired import ConnectedRegistrySpec
 from tasks.azure.ops import ConnectedRegistryInfo, PasswordMeta
-from tasks.errors import InputError, PermanentError
-from tasks.result import StepResult
 from tasks.site import helm_values
 from tasks.site import steps as st
 from tasks.site.canary import canary_image

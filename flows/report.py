@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from tasks.result import StepResult
+from model.result import StepResult
 
 
 def _run_logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:

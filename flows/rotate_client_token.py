@@ -22,11 +22,11 @@ from flows.host_keys import pin_site_host_key
 from flows.inputs import SiteInputs, load_site_inputs
 from flows.locks import site_lock
 from flows.report import RunReport, artifact_key
+from model.azure_context import AzureContext
+from model.errors import PermanentError
+from model.result import StepResult
 from tasks import rotation
 from tasks.azure import steps as az
-from tasks.azure.context import AzureContext
-from tasks.errors import PermanentError
-from tasks.result import StepResult
 from tasks.site import steps as st
 from tasks.site.canary import canary_image
 from tasks.site.connection import SiteConnection, open_site

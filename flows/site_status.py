@@ -15,10 +15,10 @@ from prefect.artifacts import create_table_artifact
 from flows import health
 from flows.inputs import load_site_inputs
 from flows.report import artifact_key
+from model.errors import AcrEdgeError, PermanentError
 from tasks import rotation
 from tasks.azure import steps as az
 from tasks.azure.schedule import parse_duration
-from tasks.errors import AcrEdgeError, PermanentError
 from tasks.site import steps as st
 from tasks.site.canary import canary_image
 from tasks.site.connection import open_site

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
-from tasks.errors import InputError
+from model.errors import InputError
 
 Slot = Literal["password1", "password2"]
 SLOTS: tuple[Slot, Slot] = ("password1", "password2")

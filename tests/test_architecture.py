@@ -11,7 +11,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PRODUCTION = ["acr_edge", "blocks", "tasks", "flows", "deployments"]
 # Modules that decide: no I/O clients, no Prefect, no sandbox.
 PURE = [
-    "tasks/azure/names.py",
+    "model/names.py",
+    "model/plan.py",
+    "model/result.py",
     "tasks/azure/actions.py",
     "tasks/azure/connection_string.py",
     "tasks/azure/desired.py",

@@ -19,12 +19,12 @@ from typing import Any
 
 import yaml
 
+from model.errors import redact
 from sandbox.sites import connection_string
 from sandbox.sites.kube_objects import BY_KIND, ApiError, Obj
 from sandbox.sites.kube_store import KubeStore
 from sandbox.sites.runtime import CR_LABEL, CR_LABEL_VALUE, RUNTIME_IMAGE, ConnectedRegistryRuntime
 from sandbox.sites.tool_result import ToolResult
-from tasks.errors import redact
 
 HELM_VERSION = "v3.17.3"
 CHART_NAME = "connected-registry"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Literal
 
-from tasks.azure.names import validate_cr_name
-from tasks.errors import InputError
+from model.errors import InputError
+from model.names import validate_cr_name
 
 Mode = Literal["ReadOnly", "ReadWrite"]
 

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import SecretStr
 
-from tasks.errors import InputError
+from model.errors import InputError
 
 KEYS = (
     "ConnectedRegistryName",

@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from model.errors import InputError, PermanentError
+from model.names import name_from_id, same_id, validate_cr_name
 from tasks.azure import actions as act
-from tasks.azure.names import name_from_id, same_id, validate_cr_name
 from tasks.azure.schedule import (
     CONTINUOUS,
     parse_duration,
@@ -20,7 +21,6 @@ from tasks.azure.schedule import (
     validate_message_ttl,
     validate_sync_window,
 )
-from tasks.errors import InputError, PermanentError
 
 __all__ = [
     "CLIENT_MAP_MARKER",

@@ -16,9 +16,12 @@ from typing import Any, Literal, TypeVar
 from azure.core.exceptions import ResourceNotFoundError
 from pydantic import SecretStr
 
+from model import names
+from model.azure_context import AzureContext
+from model.errors import AcrEdgeError, InputError, PermanentError, TransientError, classify
+from model.result import StepResult
+from model.retry import backoff_delays, call_with_retry
 from tasks.azure import actions as act
-from tasks.azure import names
-from tasks.azure.context import AzureContext
 from tasks.azure.desired import (
     Change,
     ConnectedRegistrySpec,
@@ -31,16 +34,6 @@ from tasks.azure.desired import (
     sync_map_description,
 )
 from tasks.azure.repositories import list_repositories
-from tasks.errors import (
-    AcrEdgeError,
-    InputError,
-    PermanentError,
-    TransientError,
-    backoff_delays,
-    call_with_retry,
-    classify,
-)
-from tasks.result import StepResult
 
 __all__ = [
     "ConnectedRegistryInfo",

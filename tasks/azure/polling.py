@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks.errors import parse_retry_after
+from model.retry import parse_retry_after
 
 # Small enough to be "now", large enough that a server repeating 0 is not polled in a hot loop.
 ZERO_RETRY_AFTER_SECONDS = 0.05

@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import ResourceNotFoundError
 
+from model.retry import call_with_retry
 from tasks.azure.actions import readable_repositories
-from tasks.errors import call_with_retry
 
 if TYPE_CHECKING:
-    from tasks.azure.context import AzureContext
+    from model.azure_context import AzureContext
 
 Json = dict[str, Any]
 

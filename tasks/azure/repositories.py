@@ -7,10 +7,11 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from tasks.errors import InputError, call_with_retry
+from model.errors import InputError
+from model.retry import call_with_retry
 
 if TYPE_CHECKING:
-    from tasks.azure.context import AzureContext
+    from model.azure_context import AzureContext
 
 log = logging.getLogger("acr_edge.azure")
 

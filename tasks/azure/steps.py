@@ -11,11 +11,11 @@ from datetime import datetime
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from model.azure_context import AzureContext
+from model.result import StepResult
+from model.retry import retry_condition
 from tasks.azure import ops, reads
-from tasks.azure.context import AzureContext
 from tasks.azure.desired import ConnectedRegistrySpec
-from tasks.errors import retry_condition
-from tasks.result import StepResult
 
 _RETRY = {
     "retries": 3,

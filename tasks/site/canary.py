@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from tasks.errors import TransientError
+from model.errors import TransientError
 from tasks.site import ops
 
 if TYPE_CHECKING:

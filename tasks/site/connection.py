@@ -22,7 +22,7 @@ import yaml
 from kubernetes import client as k8s
 from pydantic import SecretStr
 
-from tasks.errors import PermanentError
+from model.errors import PermanentError
 from tasks.site.ssh import CommandRunner, SshSession
 
 if TYPE_CHECKING:

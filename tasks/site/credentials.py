@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from kubernetes.client.exceptions import ApiException
 from pydantic import SecretStr
 
-from tasks.errors import PermanentError, classify
+from model.errors import PermanentError, classify
 from tasks.rotation import NODE_CONSUMER
 from tasks.site import ops, registries_yaml
 from tasks.site.helm_values import (

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from kubernetes.client.exceptions import ApiException
 
-from tasks.errors import AcrEdgeError, PermanentError, classify
+from model.errors import AcrEdgeError, PermanentError, classify
 from tasks.site import ops, registries_yaml
 
 if TYPE_CHECKING:

@@ -24,16 +24,10 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from pydantic import SecretStr
 
+from model.errors import InputError, PermanentError, TransientError, classify, redact
+from model.result import StepResult
+from model.retry import call_with_retry
 from tasks.azure.connection_string import parse_sync_connection_string
-from tasks.errors import (
-    InputError,
-    PermanentError,
-    TransientError,
-    call_with_retry,
-    classify,
-    redact,
-)
-from tasks.result import StepResult
 from tasks.site import helm_values, registries_yaml
 from tasks.site.connection import SiteConnection, open_site
 from tasks.site.helm_values import SyncCredentialRef

@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 from pydantic import SecretStr
 
-from tasks.errors import PermanentError
+from model.errors import PermanentError
 
 _FIX = "repair registries.yaml on the node by hand (K3s would fail to start with it), then re-run"
 

@@ -23,13 +23,8 @@ import paramiko
 from paramiko.hostkeys import HostKeyEntry
 from pydantic import SecretStr
 
-from tasks.errors import (
-    PermanentError,
-    TransientError,
-    call_with_retry,
-    classify,
-    redact,
-)
+from model.errors import PermanentError, TransientError, classify, redact
+from model.retry import call_with_retry
 
 if TYPE_CHECKING:
     from blocks.edge_site import EdgeSite

@@ -21,8 +21,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import SecretStr
 
-from tasks.errors import retry_condition
-from tasks.result import StepResult
+from model.result import StepResult
+from model.retry import retry_condition
 from tasks.site import canary, credentials, facts, ops
 from tasks.site.connection import SiteConnection, open_site
 from tasks.site.helm_values import SyncCredentialRef

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from azure_sandbox_helpers import Internal, block_for
 
-from tasks.azure.context import AzureContext
+from model.azure_context import AzureContext
 
 
 @pytest.fixture

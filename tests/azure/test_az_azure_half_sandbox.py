@@ -10,12 +10,13 @@ from typing import Any
 import pytest
 from azure_sandbox_helpers import Internal, block_for
 
-from tasks.azure import names, ops
+from model import names
+from model.azure_context import AzureContext
+from model.errors import PermanentError
+from model.result import StepResult
+from tasks.azure import ops
 from tasks.azure.connection_string import build_sync_connection_string
-from tasks.azure.context import AzureContext
 from tasks.azure.desired import ConnectedRegistrySpec
-from tasks.errors import PermanentError
-from tasks.result import StepResult
 
 
 def seed_three(sandbox: Any) -> str:

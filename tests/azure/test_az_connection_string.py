@@ -7,11 +7,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
+from model.errors import InputError
 from tasks.azure.connection_string import (
     build_sync_connection_string,
     parse_sync_connection_string,
 )
-from tasks.errors import InputError
 
 
 def test_exact_format() -> None:

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from model.errors import InputError, PermanentError
 from tasks.azure import desired as d
 from tasks.azure.schedule import format_duration, parse_duration
-from tasks.errors import InputError, PermanentError
 
 BASE = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/reg"
 TOKEN = f"{BASE}/tokens/site01"

@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tasks.azure import actions, names
-from tasks.errors import InputError
+from model import names
+from model.errors import InputError
+from tasks.azure import actions
 
 
 @pytest.mark.parametrize("name", ["site01", "abcde", "a" * 50, "0site9"])

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from model.errors import InputError
 from tasks.azure.repositories import in_namespace, match_namespaces
-from tasks.errors import InputError
 
 REPOS = ["samples", "samples/a", "samples/a/b", "samplesx/a", "sample", "other/x", "edge/apps/y"]
 

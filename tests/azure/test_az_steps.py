@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from prefect.cache_policies import NO_CACHE
 
+from model.retry import retry_condition
 from tasks.azure import ops, steps
-from tasks.errors import retry_condition
 
 STEPS = [
     "list_repositories",

@@ -16,7 +16,7 @@ from prefect.exceptions import ObjectNotFound
 
 from deployments.definitions import INTERVAL_ANCHOR, definitions
 from deployments.register import main as deploy_main
-from tasks.errors import InputError
+from model.errors import InputError
 
 FLOWS = (
     "provision-site",

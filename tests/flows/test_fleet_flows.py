@@ -17,7 +17,7 @@ from flowkit import FlowSandbox, spec, start
 from deployments.register import deploy
 from flows.fleet import fleet_status, provision_fleet, rotate_fleet_tokens, select_sites
 from flows.models import ProvisionSpec
-from tasks.errors import InputError, PermanentError
+from model.errors import InputError, PermanentError
 
 pytestmark = pytest.mark.prefect
 ROOT = Path(__file__).resolve().parents[2]

@@ -99,7 +99,7 @@ def test_status_of_a_healthy_site_then_of_a_broken_one(fsb: FlowSandbox) -> None
 
 
 def test_bad_input_is_refused_before_any_side_effect(fsb: FlowSandbox) -> None:
-    from tasks.errors import InputError
+    from model.errors import InputError
 
     fsb.azure.clear_requests()
     with pytest.raises(InputError, match="not a Prefect block name"):
@@ -212,8 +212,8 @@ def test_trust_on_first_use_pins_the_key_in_the_block_and_then_refuses_another(
 
     from blocks.edge_site import EdgeSite
     from flows.host_keys import fingerprint
+    from model.errors import PermanentError
     from sandbox.blocks_registration import site_block
-    from tasks.errors import PermanentError
     from tasks.site.connection import open_site
 
     info = fsb.info["sites"][0]

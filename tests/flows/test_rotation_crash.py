@@ -21,7 +21,7 @@ from flows.checkpoints import on_step
 from flows.models import ProvisionSpec
 from flows.provision_site import provision_site
 from flows.rotate_client_token import FLOW, rotate_client_token
-from tasks.errors import InputError
+from model.errors import InputError
 from tasks.site import ops
 from tasks.site.canary import canary_image
 from tasks.site.connection import open_site

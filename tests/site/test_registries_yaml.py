@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from tasks.errors import PermanentError
+from model.errors import PermanentError
 from tasks.site.registries_yaml import NodeAuth, NodeCredential, merge, node_credential, parse
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -13,7 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from blocks.edge_site import EdgeSite
-from tasks.errors import PermanentError
+from model.errors import PermanentError
 from tasks.site import ops
 from tasks.site.connection import SiteConnection, open_site
 from tasks.site.helm_values import SyncCredentialRef
@@ -47,8 +47,8 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 def _azure_half(sandbox: Any, cr: str) -> AzureCreds:
     """The Azure steps with the real SDK against the sandbox, as provision-site runs them."""
+    from model import names
     from sandbox.blocks_registration import parent_block
-    from tasks.azure import names
     from tasks.azure import ops as az
     from tasks.azure.connection_string import build_sync_connection_string
     from tasks.azure.desired import ConnectedRegistrySpec

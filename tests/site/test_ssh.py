@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from tasks.errors import PermanentError, TransientError
+from model.errors import PermanentError, TransientError
 from tasks.site.ssh import CommandRunner, SshSession
 
 SECRET = "ConnectedRegistryName=site01;SyncTokenPassword=Zx9-very-secret-Q7"

@@ -16,15 +16,8 @@ from azure.core.exceptions import (
 from azure.core.pipeline.transport import HttpResponse
 from kubernetes.client.exceptions import ApiException
 
-from tasks.errors import (
-    PermanentError,
-    TransientError,
-    call_with_retry,
-    classify,
-    is_transient,
-    parse_retry_after,
-    redact,
-)
+from model.errors import PermanentError, TransientError, classify, redact
+from model.retry import call_with_retry, is_transient, parse_retry_after
 
 
 class _Response(HttpResponse):  # the smallest real azure-core response carrying a status

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tasks.errors import InputError
+from model.errors import InputError
 from tasks.rotation import (
     NODE_CONSUMER,
     SLOTS,

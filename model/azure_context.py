@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tasks.azure import names
+from model import names
 
 if TYPE_CHECKING:
     from azure.containerregistry import ContainerRegistryClient

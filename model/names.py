@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from tasks.errors import InputError
+from model.errors import InputError
 
 # ARM allows mixed case (^[a-zA-Z0-9]*$, 5-50) but we insist on lowercase: gateway actions are
 # lower-cased by the service, older CLIs refused uppercase, and runtime <= 0.6 failed to activate

@@ -1,20 +1,15 @@
 """One error vocabulary for every step: transient errors are retried, permanent ones fail fast.
 
 Every I/O wrapper converts what its client raised with :func:`classify`, so the retry policy
-(`retry_condition`, :func:`call_with_retry`) never needs to know which SDK a failure came from.
+(:mod:`model.retry`) never needs to know which SDK a failure came from.
 """
 
 from __future__ import annotations
 
-import email.utils
-import random
 import socket
 import ssl
-import time
-from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
-
-T = TypeVar("T")
+from collections.abc import Iterable
+from typing import Any
 
 TRANSIENT_HTTP = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -52,22 +47,6 @@ class InputError(PermanentError):
     """Bad input, refused before any side effect."""
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
 def _http_status_and_retry_after(exc: BaseException) -> tuple[int | None, float | None]:
     status = getattr(exc, "status_code", None)
     if status is None:
@@ -80,6 +59,8 @@ def _http_status_and_retry_after(exc: BaseException) -> tuple[int | None, float 
     if headers is not None:
         try:
             raw = headers.get("Retry-After") or headers.get("retry-after")
+            from model.retry import parse_retry_after
+
             retry_after = parse_retry_after(raw)
         except AttributeError:
             retry_after = None
@@ -178,60 +159,6 @@ def classify(exc: BaseException, *, resource: str = "", fix: str = "") -> AcrEdg
 def _safe_text(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text if len(text) <= 500 else text[:500] + "..."
-
-
-def is_transient(exc: BaseException) -> bool:
-    return isinstance(classify(exc), TransientError)
-
-
-def retry_condition(task: Any, task_run: Any, state: Any) -> bool:
-    """Prefect ``retry_condition_fn``: retry only transient failures."""
-    try:
-        state.result()
-    except Exception as exc:
-        return is_transient(exc)
-    return False
-
-
-def backoff_delays(
-    attempts: int, *, base: float = 0.5, cap: float = 30.0, jitter: float = 0.2
-) -> Iterable[float]:
-    for attempt in range(attempts):
-        delay = min(cap, base * (2**attempt))
-        yield delay * (1 + random.uniform(-jitter, jitter))
-
-
-def call_with_retry(
-    fn: Callable[[], T],
-    *,
-    what: str,
-    attempts: int = 6,
-    base_delay: float = 0.5,
-    max_delay: float = 30.0,
-    sleep: Callable[[float], None] = time.sleep,
-    on_retry: Callable[[AcrEdgeError, float], None] | None = None,
-) -> T:
-    """Call ``fn``; retry transient errors with exponential backoff, honouring Retry-After.
-
-    Permanent errors propagate at once, as the classified ``AcrEdgeError``.
-    """
-    delays = list(backoff_delays(attempts - 1, base=base_delay, cap=max_delay))
-    for attempt in range(attempts):
-        try:
-            return fn()
-        except Exception as exc:
-            err = classify(exc, resource=what)
-            if not isinstance(err, TransientError) or attempt == attempts - 1:
-                if err is exc:
-                    raise
-                raise err from exc
-            delay = delays[attempt]
-            if err.retry_after is not None:
-                delay = min(max(delay, err.retry_after), max_delay)
-            if on_retry is not None:
-                on_retry(err, delay)
-            sleep(delay)
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
