@@ -12,6 +12,7 @@ from pathlib import Path
 from types import FrameType
 
 from sandbox.azure import SeedConfig
+from sandbox.azure.config import DEFAULT_PROPAGATION_DELAY
 from sandbox.runner import RunningSandbox, start_sandbox
 
 
@@ -23,6 +24,13 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--sites", type=int, default=0)
     up.add_argument("--port", type=int, default=0)
     up.add_argument("--repos", type=int, default=None, help="number of seeded repositories")
+    up.add_argument(
+        "--propagation-delay",
+        type=float,
+        default=DEFAULT_PROPAGATION_DELAY,
+        help="seconds before new passwords/client tokens work at a connected registry "
+        f"(default {DEFAULT_PROPAGATION_DELAY:g}; 0 = at once)",
+    )
     up.add_argument(
         "--register-blocks",
         action="store_true",
@@ -47,7 +55,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.repos is not None:
         seed.repo_count = max(0, args.repos)
     started = time.perf_counter()
-    running = start_sandbox(args.state_dir, sites=args.sites, seed=seed, port=args.port)
+    if args.propagation_delay < 0:
+        print("--propagation-delay must be >= 0")
+        return 2
+    running = start_sandbox(
+        args.state_dir,
+        sites=args.sites,
+        seed=seed,
+        port=args.port,
+        propagation_delay=args.propagation_delay,
+    )
     elapsed = time.perf_counter() - started
     stop = threading.Event()
 

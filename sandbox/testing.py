@@ -18,6 +18,7 @@ from sandbox.azure import SeedConfig
 from sandbox.runner import RunningSandbox, start_sandbox
 
 ACR_AUDIENCE = "https://containerregistry.azure.net"
+CR_API_VERSION = "2026-01-01-preview"
 
 
 def azure_sandbox_fixture(
@@ -49,6 +50,8 @@ def mgmt_client(info: dict[str, Any], **kwargs: Any) -> Any:
     from azure.mgmt.containerregistry import ContainerRegistryManagementClient
 
     kwargs.setdefault("polling_interval", 0)
+    # the block's default: the live service lists only previews on connectedRegistries
+    kwargs.setdefault("api_version", CR_API_VERSION)
     return ContainerRegistryManagementClient(
         kwargs.pop("credential", None) or credential(info),
         info["subscription_id"],

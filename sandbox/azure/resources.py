@@ -11,8 +11,10 @@ import hashlib
 import re
 from typing import Any
 
+from sandbox.azure import crstate
 from sandbox.azure.http import ArmError, parse_bool
 from sandbox.azure.store import PROVIDER, Child, Password, Registry, Store, iso, parse_iso, utcnow
+from sandbox.azure.validation import check_sync_properties
 
 TYPE_REGISTRY = f"{PROVIDER}/registries"
 COLLECTIONS = {
@@ -114,7 +116,7 @@ def _canonical_id(registry: Registry, collection: str, child: Child) -> str:
 
 
 def render_registry(store: Store, reg: Registry) -> dict[str, Any]:
-    state = "Succeeded" if store.operation_done(reg.op_id) else "Updating"
+    state = store.provisioning_state(reg.op_id, "Updating")
     props: dict[str, Any] = {
         "loginServer": reg.login_server,
         "creationDate": iso(reg.created),
@@ -185,6 +187,17 @@ def update_registry(store: Store, reg: Registry, body: Any) -> None:
             400,
             "DataEndpointNotSupported",
             f"Dedicated data endpoints require the Premium SKU; registry '{reg.name}' is {sku}.",
+            target="properties.dataEndpointEnabled",
+        )
+    if reg.data_endpoint_enabled and not data_endpoint and reg.connected_registries:
+        # spec §4/§8: connected registries sync through the home-region dedicated data endpoint;
+        # the refusal's code and wording are UNCONFIRMED (stricter than leaving them stranded).
+        names = ", ".join(sorted(c.name for c in reg.connected_registries.values()))
+        raise ArmError(
+            400,
+            "DataEndpointInUse",
+            f"The dedicated data endpoint of registry '{reg.name}' cannot be disabled while it "
+            f"has connected registries ({names}).",
             target="properties.dataEndpointEnabled",
         )
     if sku != "Premium" and reg.connected_registries:
@@ -278,7 +291,7 @@ def patch_scope_map(store: Store, reg: Registry, child: Child, body: Any) -> Non
 
 
 def render_scope_map(store: Store, reg: Registry, child: Child) -> dict[str, Any]:
-    state = "Succeeded" if store.operation_done(child.op_id) else child.pending_state
+    state = store.provisioning_state(child.op_id, child.pending_state)
     props = {k: copy.deepcopy(v) for k, v in child.properties.items() if not k.startswith("_")}
     props.update({"creationDate": iso(child.created), "provisioningState": state})
     return {
@@ -368,6 +381,7 @@ def put_token(store: Store, reg: Registry, name: str, body: Any) -> tuple[Child,
         # A PUT replaces the token: existing passwords are wiped, as real ARM redeploys do.
         existing.properties = new_props
         existing.passwords = {}
+        sync_token_status_changed(reg, existing)
         return existing, False
     child = Child(name=name, properties=new_props)
     reg.tokens[name.lower()] = child
@@ -381,6 +395,7 @@ def patch_token(store: Store, reg: Registry, child: Child, body: Any) -> None:
         child.properties["scopeMapId"] = reg.child_id("scopeMaps", sm.name)
     if "status" in props:
         child.properties["status"] = _token_status(props["status"])
+        sync_token_status_changed(reg, child)
     creds = props.get("credentials")
     if isinstance(creds, dict):
         if "certificates" in creds:
@@ -401,8 +416,19 @@ def patch_token(store: Store, reg: Registry, child: Child, body: Any) -> None:
             child.passwords = {k: v for k, v in child.passwords.items() if k in keep}
 
 
+def sync_token_status_changed(reg: Registry, token: Child) -> None:
+    """LEARN (glossary, access overview): disabling the sync token disables the connected
+    registry. It goes Offline with SYNC_TOKEN_INVALID; enabled again, an activated registry's
+    runtime reconnects at its next sync (modelled as at once: timing UNCONFIRMED)."""
+    for cr in crstate.users_of_sync_token(reg, token):
+        if token.properties["status"] == "disabled":
+            crstate.take_down(cr, "SYNC_TOKEN_INVALID")
+        elif cr.properties["activation"]["status"] == "Active":
+            crstate.report_healthy(cr)
+
+
 def render_token(store: Store, reg: Registry, child: Child) -> dict[str, Any]:
-    state = "Succeeded" if store.operation_done(child.op_id) else child.pending_state
+    state = store.provisioning_state(child.op_id, child.pending_state)
     passwords = [child.passwords[k].meta() for k in sorted(child.passwords)]
     props = {
         "creationDate": iso(child.created),
@@ -447,6 +473,14 @@ def generate_credentials(store: Store, reg: Registry, body: Any) -> dict[str, An
                 400, "InvalidRequestContent", "'expiry' is not a date-time.", target="expiry"
             ) from exc
     now = utcnow()
+    if expiry is not None and expiry <= now:
+        # refused before any slot changes (code UNCONFIRMED; ARM shape)
+        raise ArmError(
+            400,
+            "InvalidParameter",
+            f"The password expiry '{body['expiry']}' is in the past; give a future date-time.",
+            target="expiry",
+        )
     result = []
     for slot in slots:
         pw = Password(name=slot, value=store.new_password(), creation_time=now, expiry=expiry)
@@ -591,6 +625,7 @@ def put_connected_registry(store: Store, reg: Registry, name: str, body: Any) ->
             400, "InvalidRequestContent", "'parent' is required.", target="properties.parent"
         )
     sync = _sync_properties(parent.get("syncProperties"), None, create=True)
+    check_sync_properties(sync, "parent.syncProperties")
     token = _child_from_id(
         store,
         reg,
@@ -665,6 +700,7 @@ def put_connected_registry(store: Store, reg: Registry, name: str, body: Any) ->
         if last_sync:
             sync["lastSyncTime"] = last_sync
         existing.properties = new_props
+        _track_client_tokens(existing)
         return existing, False
     new_props.update(
         {
@@ -676,8 +712,16 @@ def put_connected_registry(store: Store, reg: Registry, name: str, body: Any) ->
         }
     )
     child = Child(name=name, properties=new_props)
+    _track_client_tokens(child)
     reg.connected_registries[name.lower()] = child
     return child, True
+
+
+def _track_client_tokens(child: Child) -> None:
+    """Remember when each client token joined: it reaches the runtime only after propagation."""
+    now = utcnow()
+    ids = {i.lower() for i in child.properties["clientTokenIds"]}
+    child.client_tokens_since = {i: child.client_tokens_since.get(i, now) for i in sorted(ids)}
 
 
 def patch_connected_registry(store: Store, reg: Registry, child: Child, body: Any) -> None:
@@ -700,13 +744,17 @@ def patch_connected_registry(store: Store, reg: Registry, child: Child, body: An
                 f"The parent of connected registry '{child.name}' cannot be changed.",
                 target="properties.parent",
             )
-    if "clientTokenIds" in props:
-        child.properties["clientTokenIds"] = _client_token_ids(store, reg, props["clientTokenIds"])
+    merged_sync = None
     if "syncProperties" in props:
         current = child.properties["parent"]["syncProperties"]
-        child.properties["parent"]["syncProperties"] = _sync_properties(
-            props["syncProperties"], current, create=False
-        )
+        merged_sync = _sync_properties(props["syncProperties"], current, create=False)
+        # validated as merged, before anything is changed: a refused PATCH changes nothing
+        check_sync_properties(merged_sync, "syncProperties")
+    if "clientTokenIds" in props:
+        child.properties["clientTokenIds"] = _client_token_ids(store, reg, props["clientTokenIds"])
+        _track_client_tokens(child)
+    if merged_sync is not None:
+        child.properties["parent"]["syncProperties"] = merged_sync
     if "logging" in props:
         child.properties["logging"] = _logging(props["logging"], child.properties["logging"])
     if "notificationsList" in props:
@@ -719,10 +767,13 @@ def patch_connected_registry(store: Store, reg: Registry, child: Child, body: An
         child.properties["garbageCollection"] = gc
 
 
-def render_connected_registry(store: Store, reg: Registry, child: Child) -> dict[str, Any]:
-    state = "Succeeded" if store.operation_done(child.op_id) else child.pending_state
+def render_connected_registry(
+    store: Store, reg: Registry, child: Child, api: str | None = None
+) -> dict[str, Any]:
+    state = store.provisioning_state(child.op_id, child.pending_state)
     props = {k: copy.deepcopy(v) for k, v in child.properties.items() if not k.startswith("_")}
     props["provisioningState"] = state
+    crstate.render_sync_result(props, child, api)
     return {
         "id": reg.child_id("connectedRegistries", child.name),
         "name": child.name,
