@@ -2,8 +2,8 @@
 
 Sources: the CLI-REC flow of ``az acr connected-registry create``/``delete`` (spec §3), the
 409 ``AlreadyInUse`` recording and the anonymous catalog-paging recording in
-``tests/contracts/recordings`` (copied from ``../shared/contracts``). Each test pins status code, LRO headers (or their absence)
-and body shape, over raw HTTPS and through the real SDKs.
+``tests/contracts/recordings`` (copied from ``../shared/contracts``). Each test pins status
+code, LRO headers (or their absence) and body shape, over raw HTTPS and through the real SDKs.
 """
 
 from __future__ import annotations
