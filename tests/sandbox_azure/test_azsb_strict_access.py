@@ -265,6 +265,8 @@ def test_a_newly_attached_client_token_waits_for_propagation(fresh_sandbox: Runn
     ).result()
     sb.azure.set_knobs(propagation_delay=3600)  # attached just now: not at the CR yet
     refused = sb.azure.pull_check("propsite1", "propsite1-client", client_pw, repo)
-    assert not refused["ok"] and "not propagated" in refused["reason"]
+    # refused for the token's attachment, not only for the young password
+    assert not refused["ok"]
+    assert "client token 'propsite1-client' has not propagated" in refused["reason"]
     sb.azure.set_knobs(propagation_delay=0)
     assert sb.azure.pull_check("propsite1", "propsite1-client", client_pw, repo)["ok"]
