@@ -26,6 +26,9 @@ def azure_sandbox_fixture(
 ) -> Iterator[RunningSandbox]:
     """Generator for a pytest fixture: one running sandbox, stopped afterwards."""
     state_dir = tmp_path_factory.mktemp("sandbox")
+    # Tests set what they test: propagation is 0 here unless a test asks for it (start_sandbox
+    # itself defaults to a few seconds, as the demo and `sandbox up` run).
+    knobs.setdefault("propagation_delay", 0)
     running = start_sandbox(state_dir, sites=sites, seed=seed, **knobs)
     try:
         yield running

@@ -54,6 +54,8 @@ class Runtime:
 
     def _fail(self, child: Child | None, code: str, description: str) -> dict[str, Any]:
         # codes as crstate names them (the service's vocabulary), never the sandbox's own
+        if code == TOKEN_INVALID:
+            description = f"Unauthorized: {description}"  # the parent's 401, as the pod logs it
         if child is not None and child.properties["activation"]["status"] != "Active":
             crstate.take_down(child, code, description)
         return {"ok": False, "code": code, "description": description}

@@ -37,7 +37,8 @@ class AzureCreds:
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from sandbox.runner import start_sandbox
 
-    running = start_sandbox(tmp_path_factory.mktemp("sbx"), sites=2)
+    # not about propagation: one-shot canaries (provision's canary waits; tests/flows cover it)
+    running = start_sandbox(tmp_path_factory.mktemp("sbx"), sites=2, propagation_delay=0)
     running.azure.add_repositories([REPO, "other/thing"])
     try:
         yield running
