@@ -185,7 +185,10 @@ class DataPlane:
         Permissions" mode, or Container Registry Repository Catalog Lister (data action
         ``registries/catalog/read``); anything else is dropped from the access token."""
         principal = self.store.principal_by_object_id(object_id)
-        can_pull = rbac.allowed(principal, rbac.PULL, reg.id)
+        # "RBAC Registry + ABAC Repository Permissions": AcrPull (and Owner/Contributor/Reader)
+        # no longer grant data-plane access; only the data action counts (ACR ABAC docs).
+        abac = reg.extra.get("roleAssignmentMode") == "AbacRepositoryPermissions"
+        can_pull = not abac and rbac.allowed(principal, rbac.PULL, reg.id)
         can_list = can_pull or rbac.allowed(principal, rbac.CATALOG_DATA_ACTION, reg.id, data=True)
         kept = []
         for item in scope_text.split():

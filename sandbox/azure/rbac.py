@@ -78,6 +78,7 @@ ROLES: dict[str, RoleDefinition] = {
         RoleDefinition(CUSTOM_ROLE, "1b2c3d4e-0000-4000-8000-00000000ed9e", README_ACTIONS),
     )
 }
+BUILT_IN = frozenset(ROLES) - {CUSTOM_ROLE}
 ROLE_NAMES = tuple(r.name for r in ROLES.values())
 
 _COLLECTIONS = {
@@ -87,6 +88,19 @@ _COLLECTIONS = {
 }
 _VERBS = {"GET": "read", "HEAD": "read", "PUT": "write", "PATCH": "write", "DELETE": "delete"}
 _POLL = ("operationstatuses", "operationresults")
+
+
+def define_role(
+    name: str, actions: list[str] | tuple[str, ...], data_actions: list[str] | tuple[str, ...] = ()
+) -> RoleDefinition:
+    """A custom role (tests: e.g. exactly the actions a preflight asks for)."""
+    if name.lower() in BUILT_IN:
+        raise ValueError(f"{name!r} is a built-in role")
+    definition = RoleDefinition(
+        name, str(uuid.uuid5(uuid.NAMESPACE_URL, name)), tuple(actions), (), tuple(data_actions)
+    )
+    ROLES[name.lower()] = definition
+    return definition
 
 
 def role(name: str) -> RoleDefinition:

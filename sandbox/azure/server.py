@@ -287,6 +287,12 @@ class AzureSandbox:
             if (at, definition.name) not in principal.assignments:
                 principal.assignments.append((at, definition.name))
 
+    def define_role(
+        self, name: str, actions: list[str], data_actions: list[str] | None = None
+    ) -> None:
+        """A custom role definition principals can then be given (``add_principal([name])``)."""
+        rbac.define_role(name, actions, data_actions or [])
+
     def add_principal(
         self, roles: list[str] | tuple[str, ...], *, scope: str | None = None
     ) -> dict[str, str]:

@@ -270,3 +270,55 @@ def test_a_newly_attached_client_token_waits_for_propagation(fresh_sandbox: Runn
     assert "client token 'propsite1-client' has not propagated" in refused["reason"]
     sb.azure.set_knobs(propagation_delay=0)
     assert sb.azure.pull_check("propsite1", "propsite1-client", client_pw, repo)["ok"]
+
+
+def test_in_abac_mode_only_the_catalog_lister_lists_repositories(
+    fresh_sandbox: RunningSandbox,
+) -> None:
+    """ACR ABAC docs: in "RBAC Registry + ABAC Repository Permissions" AcrPull (and Owner,
+    Contributor, Reader) no longer grant data-plane access; Catalog Lister does."""
+    info = fresh_sandbox.info
+    mgmt_client(info).registries.begin_update(
+        info["resource_group"],
+        info["registry"],
+        {"properties": {"roleAssignmentMode": "AbacRepositoryPermissions"}},
+    ).result()
+    puller = fresh_sandbox.azure.add_principal(["AcrPull"])
+    with pytest.raises((HttpResponseError, ClientAuthenticationError)):
+        list(
+            registry_client(info, credential=credential(_as(info, puller))).list_repository_names()
+        )
+    lister = fresh_sandbox.azure.add_principal(["Container Registry Repository Catalog Lister"])
+    assert list(
+        registry_client(info, credential=credential(_as(info, lister))).list_repository_names()
+    )
+
+
+def test_the_permissions_answer_reads_right_with_the_products_evaluator(
+    fresh_sandbox: RunningSandbox,
+) -> None:
+    """model.rbac (preflight's pure half) evaluates the sandbox's permissions answers as ARM's."""
+    from model import rbac as product
+
+    info = fresh_sandbox.info
+    scope = _registry_id(info)
+
+    def check(who: dict[str, Any]) -> Any:
+        token = credential(who).get_token("https://management.azure.com/.default").token
+        answer = requests.get(
+            f"{info['arm_endpoint']}{scope}/providers/Microsoft.Authorization/permissions",
+            params={"api-version": "2022-04-01"},
+            headers={"Authorization": f"Bearer {token}"},
+            verify=info["ca_bundle"],
+            timeout=10,
+        ).json()["value"]
+        return product.check(answer)
+
+    assert check(info).ok  # the seeded Contributor
+    reader = check(_as(info, fresh_sandbox.azure.add_principal(["Reader"])))
+    assert reader.catalog_ok and all(not a.endswith("/read") for a in reader.missing)
+    assert reader.missing
+    puller = check(_as(info, fresh_sandbox.azure.add_principal(["AcrPull"])))
+    assert puller.catalog_ok and set(puller.missing) == set(product.PROVISION_ACTIONS)
+    operator = check(_as(info, fresh_sandbox.azure.add_principal([CUSTOM_ROLE])))
+    assert operator.missing == () and not operator.catalog_ok
