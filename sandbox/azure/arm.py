@@ -8,6 +8,7 @@ import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
+from sandbox.azure import connected_registries as crs
 from sandbox.azure import crstate, rbac
 from sandbox.azure import resources as res
 from sandbox.azure.http import ArmError, GatewayError, Request, Response
@@ -363,7 +364,7 @@ class ArmApi:
         if coll == "connectedregistries":
             # registrySyncResult exists only in the preview api-versions that define it
             api = self._req.query.get("api-version") if self._req is not None else None
-            return res.render_connected_registry(self.store, reg, child, api)
+            return crs.render_connected_registry(self.store, reg, child, api)
         render = {"scopemaps": res.render_scope_map, "tokens": res.render_token}[coll]
         return render(self.store, reg, child)
 
@@ -378,8 +379,8 @@ class ArmApi:
                 raise ArmError(405, "MethodNotAllowed", f"{m} is not supported here.")
             children = sorted(table.values(), key=lambda c: c.name.lower())
             if coll == "connectedregistries" and req.query.get("$filter"):
-                terms = res.parse_cr_filter(req.query["$filter"])
-                children = [c for c in children if res.cr_matches(c, terms)]
+                terms = crs.parse_cr_filter(req.query["$filter"])
+                children = [c for c in children if crs.cr_matches(c, terms)]
             return self._page(req, [self._render(reg, coll, c) for c in children])
         name = segs[0]
         child = table.get(name.lower())
@@ -392,7 +393,7 @@ class ArmApi:
                 put = {
                     "scopemaps": res.put_scope_map,
                     "tokens": res.put_token,
-                    "connectedregistries": res.put_connected_registry,
+                    "connectedregistries": crs.put_connected_registry,
                 }[coll]
                 child, created = put(self.store, reg, name, self._body(req))
                 return self._write_done(
@@ -404,7 +405,7 @@ class ArmApi:
                 patch = {
                     "scopemaps": res.patch_scope_map,
                     "tokens": res.patch_token,
-                    "connectedregistries": res.patch_connected_registry,
+                    "connectedregistries": crs.patch_connected_registry,
                 }[coll]
                 patch(self.store, reg, child, self._body(req))
                 return self._write_done(reg, coll, child, "Updating", api, m)
@@ -427,7 +428,7 @@ class ArmApi:
                 raise self._not_found(reg, canonical, name)
             if low[1] == "deactivate":
                 if not self._will_fail():  # a failed deactivate leaves the activation as it was
-                    res.deactivate_connected_registry(child)
+                    crs.deactivate_connected_registry(child)
                 op = self._new_op("location", OP_PREFIX[coll], final_status=200)
                 return self._accepted(reg.child_id(canonical, child.name), op, api)
             if low[1] == "resync" and api in PREVIEW_ONLY_RESYNC:

@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from sandbox.azure import connected_registries as crs
 from sandbox.azure import crstate, rbac
 from sandbox.azure import resources as res
 from sandbox.azure.arm import ArmApi, metadata_endpoints
@@ -390,7 +391,7 @@ class AzureSandbox:
         put = {
             "scopemaps": res.put_scope_map,
             "tokens": res.put_token,
-            "connectedregistries": res.put_connected_registry,
+            "connectedregistries": crs.put_connected_registry,
         }[coll]
         with self.store.lock:
             reg = self._registry(registry)
@@ -424,7 +425,7 @@ class AzureSandbox:
                     ],
                     "tokens": [res.render_token(self.store, reg, c) for c in reg.tokens.values()],
                     "connectedRegistries": [
-                        res.render_connected_registry(self.store, reg, c)
+                        crs.render_connected_registry(self.store, reg, c)
                         for c in reg.connected_registries.values()
                     ],
                     "repositoryCount": len(reg.repositories),
@@ -517,7 +518,7 @@ class AzureSandbox:
             for reg in self.store.all_registries():
                 child = reg.connected_registries.get(connected_registry.lower())
                 if child is not None:
-                    res.deactivate_connected_registry(child)
+                    crs.deactivate_connected_registry(child)
                     return {"ok": True}
         return {"ok": False, "reason": f"connected registry '{connected_registry}' not found"}
 
