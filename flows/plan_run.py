@@ -17,6 +17,7 @@ from flows.models import ProvisionSpec
 from flows.plan import MASK, ProvisionPlan, helm_rows, mask_registries_yaml, unified
 from model.azure_context import AzureContext
 from model.errors import AcrEdgeError
+from model.site import PullSecretMeta
 from tasks import rotation
 from tasks.azure import actions as act
 from tasks.azure import ops
@@ -32,9 +33,11 @@ from tasks.azure.desired import (
     sync_map_description,
 )
 from tasks.azure.reads import read_arm
-from tasks.site import credentials, helm_values, registries_yaml
-from tasks.site import ops as site_ops
+from tasks.site import helm_values, registries_yaml
 from tasks.site.connection import open_site
+from tasks.site.helm_release import read_helm_release, registry_host
+from tasks.site.mirror import read_node_credential, read_registries_yaml
+from tasks.site.pull_secrets import read_pull_secrets
 
 
 def _passwords(token: dict[str, Any] | None) -> list[rotation.PasswordState]:
@@ -139,8 +142,8 @@ def _plan_site(
     activated: bool,
 ) -> None:
     site, cr, client = inputs.site, inputs.cr_name, inputs.client_token
-    release = credentials.read_release_record(conn)
-    recorded = release.sync_ref if release else None
+    release = read_helm_release(conn)
+    recorded = release.sync_ref
     sync = rotation.decide_sync_credential(
         rotation.ref_from_record(recorded.slot, recorded.created) if recorded else None,
         _passwords(sync_token),
@@ -153,7 +156,7 @@ def _plan_site(
     rel = f"helm release {site.namespace}/{site.release_name}"
     kept_drift = (
         sync.keep
-        and release is not None
+        and release.exists
         and recorded is not None
         and release.digest != helm_values.desired_digest(site, recorded)
     )
@@ -162,7 +165,7 @@ def _plan_site(
         # Chart settings drifted while the sync credential is kept: the real run upgrades
         # once with the connection string the release already has (never shown here).
         desired = helm_values.chart_values(site, SecretStr(MASK), recorded).values
-        now_values = credentials.read_release_values_masked(conn)
+        now_values = release.values
         plan.helm = helm_rows(helm_values.plan_diff(now_values, desired))
         changed = helm_values.changed_settings(now_values, site) or ["values digest"]
         plan.add_site_action(
@@ -179,15 +182,15 @@ def _plan_site(
         desired = helm_values.chart_values(
             site, SecretStr(MASK), helm_values.SyncCredentialRef(cr, sync.slot, "(new)")
         ).values
-        now_values = credentials.read_release_values_masked(conn)
+        now_values = release.values
         plan.helm = helm_rows(helm_values.plan_diff(now_values, desired))
         plan.add_site_action(
             rel,
-            "helm install" if release is None else "helm upgrade (new sync credential)",
+            "helm install" if not release.exists else "helm upgrade (new sync credential)",
             f"connection string carrying tokens/{cr}/{sync.slot}",
         )
     try:
-        host: str | None = site_ops.registry_host(conn, site)
+        host: str | None = registry_host(conn)
     except AcrEdgeError:
         host = None
     if host is None:
@@ -196,8 +199,8 @@ def _plan_site(
             "added once the release exists (its cluster IP is not known yet)"
         )
     else:
-        raw = conn.ssh.read_file(site.registries_path, sudo=site.sudo)
-        current = None if raw is None else raw.decode("utf-8", errors="strict")
+        text = read_registries_yaml(conn)
+        current = None if text is None else text.get_secret_value()
         merged = registries_yaml.merge(current, host, None, path=site.registries_path)
         if merged.changed and site.auth_model != "node":
             plan.registries_diff = unified(
@@ -205,12 +208,12 @@ def _plan_site(
                 mask_registries_yaml(merged.content.get_secret_value()),
                 site.registries_path,
             )
-        del raw, current, merged
-    consumers: dict[str, site_ops.PullSecretMeta | None] = dict(
-        site_ops.read_pull_secrets(conn, inputs.app_namespaces, site.pull_secret_name)
+        del text, current, merged
+    consumers: dict[str, PullSecretMeta | None] = dict(
+        read_pull_secrets(conn, inputs.app_namespaces, site.pull_secret_name)
     )
     if site.auth_model == "node" and host is not None:
-        consumers[rotation.NODE_CONSUMER] = site_ops.read_node_credential(conn, site, host)
+        consumers[rotation.NODE_CONSUMER] = read_node_credential(conn, host)
     refs = rotation.refs_of(consumers, client)
     decision = rotation.decide_client_password(refs, _passwords(client_token), now)
     plan.add_secret(

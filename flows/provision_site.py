@@ -25,6 +25,7 @@ from flows.report import RunReport, artifact_key
 from model.azure_context import AzureContext
 from model.errors import InputError, PermanentError
 from model.result import StepResult
+from model.site import NodeAuth, PullSecretMeta, ReleaseFact, SyncCredentialRef
 from tasks import rotation
 from tasks.azure import steps as az
 from tasks.azure.connection_string import build_sync_connection_string
@@ -32,12 +33,8 @@ from tasks.azure.desired import ConnectedRegistrySpec
 from tasks.azure.ops import ConnectedRegistryInfo, PasswordMeta
 from tasks.site import helm_values
 from tasks.site import steps as st
-from tasks.site.canary import canary_image
 from tasks.site.connection import SiteConnection
-from tasks.site.credentials import ReleaseRecord
-from tasks.site.helm_values import SyncCredentialRef
-from tasks.site.ops import PullSecretMeta
-from tasks.site.registries_yaml import NodeAuth
+from tasks.site.plans import canary_image
 
 if TYPE_CHECKING:
     from blocks.edge_site import EdgeSite
@@ -137,7 +134,7 @@ def _converge(
         # create the namespace and read what the release records while ARM is worked on.
         conn_f = st.open_site_task.submit(stack, site)
         ns_f = st.ensure_namespace_task.submit(conn_f, site.namespace)  # type: ignore[call-overload]
-        release_f = st.read_release_record_task.submit(conn_f)  # type: ignore[call-overload]
+        release_f = st.read_helm_release_task.submit(conn_f)  # type: ignore[call-overload]
 
         try:
             repos, info, sync_passwords = _azure_side(ctx, inputs, spec, cr_spec, report, done)
@@ -154,8 +151,8 @@ def _converge(
         if conn.recorded_host_key:
             pin_site_host_key(inputs, conn.recorded_host_key, report)
         done("namespace", ns_f.result())
-        release: ReleaseRecord | None = release_f.result()
-        recorded = release.sync_ref if release else None
+        release: ReleaseFact = release_f.result()
+        recorded = release.sync_ref
         recorded_ref = (
             rotation.ref_from_record(recorded.slot, recorded.created) if recorded else None
         )
@@ -167,7 +164,7 @@ def _converge(
             activated=info.activation_status == "Active",
         )
         if decision.keep:
-            assert release is not None and recorded is not None and recorded_ref is not None
+            assert recorded is not None and recorded_ref is not None
             if _apply_chart_settings(conn, site, release, recorded, report, done):
                 report.note("sync-credential", f"tokens/{cr}/{decision.slot}", decision.reason)
             else:
@@ -188,12 +185,12 @@ def _converge(
             ref = SyncCredentialRef(
                 token=cr, slot=gen.meta.slot, created=rotation.created_text(gen.meta.creation_time)
             )
-            done("helm-release", st.helm_install_task(conn, site, connection_string, sync_ref=ref))
+            done("helm-release", st.ensure_helm_release_task(conn, ref, connection_string))
             del connection_string, gen
-        st.wait_deployment_ready_task(conn, site.namespace, site.release_name, site.ready_timeout)
+        st.wait_deployment_ready_task(conn)
         if not decision.keep:
             _retire_old_sync_slot(ctx, cr, decision.slot, sync_passwords, report)
-        host = st.registry_host_task(conn, site)
+        host = st.registry_host_task(conn)
 
         username, password, meta = _client_credential(ctx, conn, inputs, spec, host, report)
         node_auth = (
@@ -201,18 +198,9 @@ def _converge(
             if site.auth_model == "node" and password is not None and meta is not None
             else None
         )
-        mirror = st.ensure_registries_yaml_task(conn, site, host, node_auth)
+        mirror = st.ensure_registries_yaml_task(conn, host, node_auth)
         done("registries-yaml", mirror)
-        if mirror.changed or mirror.details.get("restart_pending"):
-            st.restart_distribution_task(conn, site)
-            st.verify_hosts_toml_task(conn, site, host)
-            report.note(
-                "restart",
-                site.service_name,
-                f"{site.service_name} restarted; hosts.toml routes to http://{host}",
-                changed=True,
-                writes=1,
-            )
+        done("restart", st.ensure_restart_task(conn, host, mirror.changed))
         if password is not None and meta is not None:
             done(
                 "pull-secrets",
@@ -232,17 +220,16 @@ def _converge(
             report.note("canary", site.name, "no repository synced yet; canary skipped")
             return
         image = canary_image(host, repos[0])
-        result = st.canary_until_ok_task(
+        result = st.ensure_canary_task(
             conn, inputs.app_namespaces[0], image, site.pull_secret_name, site.canary_timeout
         )
-        report.note("canary", f"{inputs.app_namespaces[0]}/{image}", result.reason)
-        checkpoints.reached(FLOW, site.name, "canary")
+        done("canary", result)
 
 
 def _apply_chart_settings(
     conn: SiteConnection,
     site: EdgeSite,
-    release: ReleaseRecord,
+    release: ReleaseFact,
     recorded: SyncCredentialRef,
     report: RunReport,
     done: Callable[[str, StepResult], None],
@@ -252,23 +239,15 @@ def _apply_chart_settings(
     cannot be read back, so the caller generates a fresh sync password instead."""
     wanted = helm_values.desired_digest(site, recorded)
     rel = f"{site.namespace}/{site.release_name}"
-    if release.digest == wanted:
-        report.note(
-            "helm-release",
-            rel,
-            f"values unchanged ({wanted[:19]}) and the recorded sync credential is kept; "
-            "not re-installed",
-        )
-        return True
-    upgraded = st.helm_upgrade_kept_credential_task(conn, site, recorded)
-    if upgraded is None:
+    current = release.status == "deployed" and release.digest == wanted
+    if not current and not release.credential_reusable:
         get_run_logger().warning(
             "%s: chart values changed but the kept connection string cannot be read back; "
             "a fresh sync password is generated for the upgrade",
             rel,
         )
         return False
-    done("helm-release", upgraded)
+    done("helm-release", st.ensure_helm_release_task(conn, recorded, None))
     return True
 
 
@@ -367,7 +346,7 @@ def _client_credential(
         st.read_pull_secrets_task(conn, inputs.app_namespaces, site.pull_secret_name)
     )
     if site.auth_model == "node":
-        consumers[rotation.NODE_CONSUMER] = st.read_node_credential_task(conn, site, host)
+        consumers[rotation.NODE_CONSUMER] = st.read_node_credential_task(conn, host)
     refs = rotation.refs_of(consumers, token)
     passwords = az.read_token_passwords(ctx, token)
     now = datetime.now(UTC)
