@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
+from tasks.site.ops import PullSecretMeta
 
 from blocks.edge_site import EdgeSite
 from model.errors import PermanentError
 from tasks.site import ops
 from tasks.site.connection import SiteConnection, open_site
 from tasks.site.helm_values import SyncCredentialRef
-from tasks.site.ops import PullSecretMeta
 from tasks.site.registries_yaml import NodeAuth
 
 REPO = "edge/app"
