@@ -10,6 +10,7 @@ depends on a resource the run would create is planned from the facts available.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime
@@ -141,6 +142,8 @@ def _provision(
     site, dry = inputs.site, spec.dry_run
 
     def done(result: StepResult) -> StepResult:
+        if dry and not result.planned:  # converge returns a dry run's no-op as it is
+            result = dataclasses.replace(result, planned=True)
         report.step(result.step, result)
         checkpoints.reached(FLOW, site.name, result.step)
         return result
