@@ -27,6 +27,8 @@ class RunReport:
     flow: str
     site: str
     rows: list[dict[str, Any]] = field(default_factory=list)
+    # A dry run's report: every row is planned (a no-op row too, which converge returns as is).
+    dry_run: bool = False
     # The non-secret details of each row's StepResult (ids, counts, masked diffs), for the plan.
     details: list[dict[str, Any]] = field(default_factory=list)
 
@@ -63,12 +65,12 @@ class RunReport:
                 "action": action or ("write" if changed else "none"),
                 "changed": changed,
                 "writes": writes,
-                "planned": planned,
+                "planned": planned or self.dry_run,
                 "message": message,
             }
         )
         self.details.append(dict(details or {}))
-        _run_logger().info("%s: %s%s", step, "(plan) " if planned else "", message)
+        _run_logger().info("%s: %s%s", step, "(plan) " if planned or self.dry_run else "", message)
 
     @property
     def writes(self) -> int:

@@ -67,9 +67,9 @@ def test_fresh_site_plan_lists_every_step_the_run_performs(fsb: FlowSandbox) -> 
         site, fsb.parent_block, ProvisionSpec(**spec(enable_data_endpoint=True, dry_run=True))
     )
     assert fsb.arm_writes() == [] and plan["writes"] == 0
-    # Before the release exists its service has no address: the mirror, the restart and the
-    # canary are planned from the facts available, and say so.
-    assert _provisional(plan) == {"registries-yaml", "restart", "canary"}, plan["notes"]
+    # Before the release exists its service has no address: the mirror and the canary are
+    # planned from the facts available, and say so.
+    assert _provisional(plan) == {"registries-yaml", "canary"}, plan["notes"]
     mirror = next(r for r in plan["steps"] if r["step"] == "registries-yaml")
     assert mirror["message"] == (
         "mirror for the connected registry service: add once the release exists"
