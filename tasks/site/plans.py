@@ -289,7 +289,7 @@ def decode_config(raw: str | bytes | None) -> SecretStr | None:
     if not raw:
         return None
     try:
-        return SecretStr(base64.b64decode(raw).decode("utf-8"))
+        return SecretStr(base64.b64decode(raw, validate=True).decode("utf-8"))
     except (binascii.Error, ValueError):
         return None
 

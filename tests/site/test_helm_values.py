@@ -7,8 +7,8 @@ import json
 from pydantic import SecretStr
 
 from blocks.edge_site import EdgeSite
+from model.site import SyncCredentialRef
 from tasks.site.helm_values import (
-    SyncCredentialRef,
     changed_settings,
     chart_values,
     desired_digest,
