@@ -63,8 +63,8 @@ def sync_side(
     now = datetime.now(UTC)
     active = info is not None and info.activation_status == "Active"
     decision = rotation.decide_sync_credential(recorded_ref, sync_passwords, now, activated=active)
-    if decision.keep and recorded_ref is not None:
-        wanted = helm_values.desired_digest(site, recorded)  # type: ignore[arg-type]
+    if decision.keep and recorded is not None and recorded_ref is not None:
+        wanted = helm_values.desired_digest(site, recorded)
         current = release.status == "deployed" and release.digest == wanted
         if not current and not release.credential_reusable:
             get_run_logger().warning(

@@ -9,6 +9,7 @@ reason cannot name what does not exist yet.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -41,8 +42,22 @@ def _provisional(plan: dict[str, Any]) -> set[str]:
     return {n.split(":", 1)[0] for n in plan["notes"] if "planned from the facts available" in n}
 
 
-def assert_plan_matches_run(plan: dict[str, Any], run: dict[str, Any]) -> None:
+def _artifact_rows(fsb: FlowSandbox) -> list[dict[str, Any]]:
+    """The run's table artifact, as the UI shows it (step, resource, action, this run, why)."""
+    from prefect.artifacts import Artifact
+
+    artifact: Any = Artifact.get(f"provision-{fsb.info['sites'][0]['name']}")
+    data = artifact.data if isinstance(artifact.data, list) else json.loads(artifact.data)
+    return [r for r in data if r["step"] not in NOT_STEPS]
+
+
+def assert_plan_matches_run(
+    plan: dict[str, Any], run: dict[str, Any], table: list[dict[str, Any]]
+) -> None:
     planned, performed = _rows(plan), _rows(run)
+    assert [(r["step"], r["action"], r["why"]) for r in table] == [
+        (r["step"], r["action"], r["message"]) for r in performed
+    ], "the artifact shows other rows than the run returned"
     assert [r["step"] for r in planned] == [r["step"] for r in performed], (
         "a step the run performs has no plan entry (or the other way round)"
     )
@@ -76,7 +91,7 @@ def test_fresh_site_plan_lists_every_step_the_run_performs(fsb: FlowSandbox) -> 
     )
     run = provision_site(site, fsb.parent_block, ProvisionSpec(**spec(enable_data_endpoint=True)))
     assert run["outcome"] == "converged", run
-    assert_plan_matches_run(plan, run)
+    assert_plan_matches_run(plan, run, _artifact_rows(fsb))
     actions = {r["step"]: r["action"] for r in run["steps"]}
     assert actions["connected-registry"] == "create"
     assert actions["sync-credential"] == actions["client-password"] == "generate"
@@ -91,5 +106,5 @@ def test_converged_site_plan_lists_the_same_no_ops_as_the_run(fsb: FlowSandbox) 
     fsb.azure.clear_requests()
     run = provision_site(site, fsb.parent_block, ProvisionSpec(**spec()))
     assert run["outcome"] == "already converged" and run["writes"] == 0, run
-    assert_plan_matches_run(plan, run)
+    assert_plan_matches_run(plan, run, _artifact_rows(fsb))
     assert {r["action"] for r in run["steps"] if r["step"] != "canary"} == {"none"}
