@@ -20,6 +20,7 @@ PURE = [
     "tasks/azure/schedule.py",
     "tasks/site/registries_yaml.py",
     "tasks/site/helm_values.py",
+    "tasks/site/plans.py",
     "tasks/rotation.py",
     "flows/health.py",
     "flows/plan.py",
