@@ -16,15 +16,25 @@ CONTINUOUS_GRACE = timedelta(minutes=15)
 # How far back to search for a cron fire time (covers monthly schedules with slack).
 _CRON_LOOKBACK = timedelta(days=62)
 
-# Connected-registry statusDetails codes (Azure/acr connected-registry error codes, and the
-# ones the runtime reports in practice) mapped to what an operator does about them.
+# Connected-registry statusDetails codes mapped to what an operator does about them. The
+# DISK_* codes are the documented ones (Azure/acr connected-registry error codes: they come
+# with connectionState Unhealthy, "a critical error on the instance while it is online");
+# SYNC_TOKEN_INVALID and PARENT_UNREACHABLE (Offline) are in the documented style, names
+# UNCONFIRMED; the rest are what runtimes report in practice. Keys are normalised by fix_for.
 STATUS_FIXES: dict[str, str] = {
-    "diskerror": "the runtime's volume is full or failing: grow the PVC (pvc.storageRequest) "
-    "or free space on the node.",
+    "diskstoragefull": "the runtime's volume is full: grow the PVC (pvc.storageRequest in the "
+    "Helm values) or free space on the node, or sync fewer repositories.",
+    "diskpermissiondenied": "the runtime cannot write to its volume: fix the ownership and "
+    "permissions of the PVC's backing directory (or the storage class's fsGroup) so the "
+    "connected-registry pod's user can write, then restart the pod.",
+    "diskerror": "the runtime cannot create, write or delete files on its volume: check the "
+    "node's disk and the PVC (kubectl describe pvc), grow it or move it to healthy storage.",
     "storagefull": "grow the PVC (pvc.storageRequest) or lower the synced repository set.",
+    "synctokeninvalid": "the sync token is disabled, deleted or its password is no longer "
+    "valid: enable it (az acr token update --status enabled) and re-run provision-site (it "
+    "regenerates the unused sync password and upgrades the release).",
     "tokenauthenticationfailed": "the sync token password in the release is no longer valid: "
     "re-run provision-site (it regenerates the unused slot and upgrades the release).",
-    "synctokeninvalid": "re-run provision-site to regenerate the sync credential.",
     "unauthorized": "credentials were rejected: re-run provision-site for the sync token, "
     "rotate-client-token for clients.",
     "alreadyactivated": "another runtime activated this connected registry: uninstall it there, "
@@ -32,7 +42,7 @@ STATUS_FIXES: dict[str, str] = {
     "activationconflict": "deactivate the connected registry (az acr connected-registry "
     "deactivate) and re-run provision-site.",
     "parentunreachable": "the node cannot reach the parent: allow outbound HTTPS to "
-    "<registry>.azurecr.io and <registry>.<region>.data.azurecr.io.",
+    "<registry>.azurecr.io and <registry>.<region>.data.azurecr.io (proxy, DNS, firewall).",
     "connectivityerror": "check the node's outbound HTTPS to the parent's data endpoint, "
     "proxy and DNS.",
     "certificateerror": "the runtime does not trust the parent's TLS certificate: check the "
@@ -230,14 +240,25 @@ class Health:
         ]
 
 
+# connectionState as the service reports it: Online and Syncing (a sync in progress) are
+# healthy; Unhealthy is a critical error while online (statusDetails say which), Offline is
+# not connected.
+CONNECTION_FIXES: dict[str, str] = {
+    "Unhealthy": "the runtime reports a critical error while online: apply the statusDetails "
+    "fix below.",
+    "Offline": "the runtime is not connected: check the pod (kubectl -n <ns> get pods), the "
+    "node's outbound HTTPS to the parent and the sync token; see statusDetails.",
+}
+
+
 def check_connection(health: Health, connection_state: str | None, activation: str | None) -> None:
     state = connection_state or "unknown"
+    shown = "Syncing (a sync is in progress)" if state == "Syncing" else state
     health.add(
         "connectionState",
         state in ("Online", "Syncing"),
-        state,
-        "the runtime is not connected: check the pod (kubectl -n <ns> get pods) and the node's "
-        "outbound HTTPS to the parent; see statusDetails.",
+        shown,
+        CONNECTION_FIXES.get(state, CONNECTION_FIXES["Offline"]),
     )
     act = activation or "unknown"
     health.add(
@@ -246,6 +267,33 @@ def check_connection(health: Health, connection_state: str | None, activation: s
         act,
         "the runtime never activated: re-run provision-site (helm install with a fresh "
         "connection string); if it reports 'already activated', deactivate first.",
+    )
+
+
+def sync_reference(
+    last_sync: datetime | None, last_successful: datetime | None
+) -> tuple[datetime | None, str]:
+    """Which time the sync-age rule measures: the service's last successful sync when the
+    api-version reports one (a failed sync also moves lastSyncTime), else lastSyncTime."""
+    if last_successful is not None:
+        return last_successful, "last successful sync"
+    return last_sync, "last sync"
+
+
+def check_sync_result(
+    health: Health, sync_state: str | None, last_successful: datetime | None
+) -> None:
+    """registrySyncResult.syncState: Failed is a problem; Syncing/Succeeded/NotActivated are
+    facts (activation and sync age are judged by their own rows)."""
+    if sync_state is None:
+        return
+    when = f"{last_successful:%Y-%m-%d %H:%M:%S}Z" if last_successful else "never"
+    health.add(
+        "sync result",
+        sync_state != "Failed",
+        f"{sync_state}; last successful sync {when}",
+        "the last sync failed: apply the statusDetails fix; then the next sync (or a "
+        "provision-site re-run) clears it.",
     )
 
 

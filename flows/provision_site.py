@@ -181,6 +181,11 @@ def _azure_side(
     """Repositories, preflight, then the sync chain (scope map, token, connected registry) beside
     the client scope map and token; the client token attached; then reads."""
     cr, client, dry = inputs.cr_name, inputs.client_token, spec.dry_run
+    # Permissions first: a principal that lacks any action is refused before the first write
+    # (a dry run shows the same verdict as its blocker row, then stops).
+    permissions = done(az.check_permissions(ctx, dry_run=dry))
+    if permissions.action == "blocked":
+        raise PermanentError(permissions.message, resource=permissions.resource)
     repos = az.list_repositories(ctx, spec.namespaces, allow_empty=spec.allow_empty_namespaces)
     report.note(
         "list-repositories",

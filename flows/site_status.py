@@ -56,23 +56,31 @@ def site_status(
         else:
             health.check_connection(verdict, info.connection_state, info.activation_status)
             window = parse_duration(info.sync_window) if info.sync_window else None
+            # A Syncing registry is healthy until its window passes: the age rule judges it.
+            last, label = health.sync_reference(info.last_sync_time, info.last_successful_sync_time)
             sync = health.check_sync_age(
-                info.last_sync_time,
+                last,
                 info.sync_schedule or health.CONTINUOUS,
                 window,
                 now,
                 activated=info.activation_status == "Active",
             )
             verdict.add(
-                "last sync",
+                label,
                 sync.ok,
                 sync.message,
                 "check the runtime pod logs and the node's link to the parent.",
             )
+            health.check_sync_result(verdict, info.sync_state, info.last_successful_sync_time)
             health.check_status_details(verdict, info.status_details)
             facts.update(
                 connection_state=info.connection_state,
                 activation=info.activation_status,
+                syncing=info.connection_state == "Syncing" or info.sync_state == "Syncing",
+                sync_state=info.sync_state,
+                last_successful_sync=None
+                if info.last_successful_sync_time is None
+                else info.last_successful_sync_time.isoformat(),
                 last_sync_age_seconds=None if sync.age is None else int(sync.age.total_seconds()),
             )
         passwords = az.read_token_passwords(ctx, token)

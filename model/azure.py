@@ -75,3 +75,7 @@ class ConnectedRegistryInfo:
     client_token_ids: list[str] = field(default_factory=list)
     status_details: list[Json] = field(default_factory=list)
     version: str | None = None
+    # registrySyncResult (preview api-versions; SDK 15 drops it, so it is read from the JSON)
+    sync_state: str | None = None
+    last_sync_end_time: datetime | None = None
+    last_successful_sync_time: datetime | None = None

@@ -30,7 +30,13 @@ PROVISION_ACTIONS: tuple[str, ...] = (
     f"{_P}/connectedRegistries/read",
     f"{_P}/connectedRegistries/write",
     f"{_P}/generateCredentials/action",
+    # Polling a long-running operation needs the operation-status read of the resource polled
+    # (Azure provider operations: "Gets a token async operation status"): the registry's
+    # (data endpoint PATCH, generateCredentials), a token's (token PUT/PATCH) and a scope
+    # map's (its PUT, when ARM answers it asynchronously).
     f"{_P}/operationStatuses/read",
+    f"{_P}/tokens/operationStatuses/read",
+    f"{_P}/scopeMaps/operationStatuses/read",
 )
 
 # Listing repositories: AcrPull's action in "RBAC Registry Permissions" mode, or the catalog

@@ -45,11 +45,16 @@ class RoleDefinition:
 README_ACTIONS = (
     f"{CR}/read",
     f"{CR}/write",
-    f"{CR}/scopeMaps/*",
-    f"{CR}/tokens/*",
-    f"{CR}/connectedRegistries/*",
+    f"{CR}/scopeMaps/read",
+    f"{CR}/scopeMaps/write",
+    f"{CR}/tokens/read",
+    f"{CR}/tokens/write",
+    f"{CR}/connectedRegistries/read",
+    f"{CR}/connectedRegistries/write",
     f"{CR}/generateCredentials/action",
     f"{CR}/operationStatuses/read",
+    f"{CR}/tokens/operationStatuses/read",
+    f"{CR}/scopeMaps/operationStatuses/read",
 )
 CUSTOM_ROLE = "acr-edge-operator"
 

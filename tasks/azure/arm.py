@@ -9,14 +9,17 @@ before writing again.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.rest import HttpRequest
 
 from model.azure_context import AzureContext
-from model.errors import classify
+from model.errors import TRANSIENT_HTTP, PermanentError, classify
 from model.retry import RetryPolicy
 
 Json = dict[str, Any]
@@ -45,8 +48,92 @@ def get_or_none(fn: Callable[[], Any], resource: str) -> Json | None:
 
 
 def write_once(start: Callable[[], Any]) -> Json:
-    """Start an LRO and wait for it; no retry here (converge re-reads before writing again)."""
-    return rest(start().result())
+    """Start an LRO and wait for it; no retry here (converge re-reads before writing again).
+
+    Starting it may fail like any request (classified by converge). An operation ARM reports
+    as ended ``Failed``/``Canceled`` is permanent: the write was tried and refused, and
+    repeating it blindly would fail the same way, so it becomes one line naming the resource
+    and ARM's error code.
+    """
+    poller = start()
+    try:
+        return rest(poller.result())
+    except HttpResponseError as exc:
+        failed = lro_failure(exc)
+        if failed is None:
+            raise
+        raise failed from None  # the SDK's chained text is multi-line and says nothing more
+
+
+_POLL_PATH = re.compile(
+    r".*/providers/Microsoft\.ContainerRegistry/(registries/[^/?]+(?:/[^/?]+/[^/?]+)?)"
+    r"/operation(?:Statuses|Results)/.*",
+    re.IGNORECASE | re.ASCII | re.DOTALL,
+)
+
+
+def _poll_resource(exc: HttpResponseError) -> str:
+    """The resource an LRO poll is about, from the poll URL (``registries/r/tokens/t``)."""
+    request = getattr(exc.response, "request", None)
+    url = str(getattr(request, "url", "") or "")
+    match = _POLL_PATH.fullmatch(url)
+    if match is None:
+        return "long-running operation"
+    parts = match.group(1).split("/")
+    return "/".join(parts[2:]) if len(parts) > 2 else "/".join(parts)
+
+
+def _one_line(text: Any) -> str:
+    return " ".join(str(text or "").split())[:300]
+
+
+def lro_failure(exc: HttpResponseError) -> PermanentError | None:
+    """A terminal Failed/Canceled operation as one permanent line; None for anything else
+    (a transient poll failure stays transient for converge to re-read and re-plan)."""
+    status = exc.status_code
+    body: Json = {}
+    try:
+        parsed = json.loads(exc.response.text()) if exc.response is not None else {}
+        body = parsed if isinstance(parsed, dict) else {}
+    except (ValueError, AttributeError, TypeError):
+        body = {}
+    state = str(body.get("status") or "")
+    raw_error = body.get("error")
+    error: Json = raw_error if isinstance(raw_error, dict) else {}
+    if state not in ("Failed", "Canceled") and (status in TRANSIENT_HTTP or not error):
+        return None
+    code = _one_line(error.get("code") or state or f"HTTP {status}")
+    message = _one_line(error.get("message"))
+    resource = _poll_resource(exc)
+    ended = state or "Failed"
+    return PermanentError(
+        f"{resource}: the operation ended {ended} with ARM error {code}"
+        + (f" ({message})" if message else ""),
+        resource=resource,
+        fix="fix the cause ARM names, then re-run (the run re-reads and plans again).",
+    )
+
+
+def raw_get(ctx: AzureContext, path: str, api_version: str, resource: str) -> Json | None:
+    """One GET through the management client's pipeline (auth, retries, CA), JSON as sent.
+
+    For what the SDK models drop (the preview ``registrySyncResult``) or do not wrap (ARM's
+    permissions endpoint). None on 404; other failures classified like any read.
+    """
+    sep = "&" if "?" in path else "?"
+    request = HttpRequest("GET", f"{path}{sep}api-version={api_version}")
+    try:
+        response = ctx.mgmt.send_request(request)
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        data = response.json()
+    except Exception as exc:
+        err = classify(exc, resource=resource)
+        if err is exc:
+            raise
+        raise err from exc
+    return dict(data) if isinstance(data, dict) else {}
 
 
 def policy(ctx: AzureContext) -> RetryPolicy:

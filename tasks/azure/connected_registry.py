@@ -8,7 +8,7 @@ from model.azure_context import AzureContext
 from model.plan import Change, converge
 from model.result import StepResult
 from tasks.azure import actions as act
-from tasks.azure.arm import Json, get_or_none, parse_time, policy, rg, write_once
+from tasks.azure.arm import Json, get_or_none, parse_time, policy, raw_get, rg, write_once
 from tasks.azure.desired import ArmWrite, plan_client_token_ids, plan_connected_registry
 from tasks.azure.spec import ConnectedRegistrySpec
 
@@ -67,6 +67,7 @@ def info_of(ctx: AzureContext, name: str, cr: Json) -> ConnectedRegistryInfo:
     props = cr.get("properties") or {}
     parent = props.get("parent") or {}
     sync = parent.get("syncProperties") or {}
+    result = props.get("registrySyncResult") or {}
     return ConnectedRegistryInfo(
         name=name,
         id=str(cr.get("id") or ctx.connected_registry_id(name)),
@@ -84,10 +85,20 @@ def info_of(ctx: AzureContext, name: str, cr: Json) -> ConnectedRegistryInfo:
         client_token_ids=list(props.get("clientTokenIds") or []),
         status_details=list(props.get("statusDetails") or []),
         version=props.get("version"),
+        sync_state=result.get("syncState"),
+        last_sync_end_time=parse_time(result.get("lastSyncEndTime")),
+        last_successful_sync_time=parse_time(result.get("lastSuccessfulSyncEndTime")),
     )
 
 
 def read_connected_registry(ctx: AzureContext, cr_name: str) -> ConnectedRegistryInfo | None:
+    """The connected registry as the service reports it, from the raw JSON of the pinned
+    preview api-version: the SDK model would drop ``registrySyncResult``."""
     names.validate_cr_name(cr_name)
-    cr = read_connected_registry_raw(ctx, cr_name)
+    cr = raw_get(
+        ctx,
+        ctx.connected_registry_id(cr_name),
+        ctx.cr_api_version,
+        f"connectedRegistries/{cr_name}",
+    )
     return None if cr is None else info_of(ctx, cr_name, cr)

@@ -1,19 +1,24 @@
-"""The parent registry: preflight (Premium, data endpoint, limits) before any other write.
+"""The parent registry: preflight (permissions, Premium, data endpoint, limits) before any write.
 
 Enabling a disabled data endpoint is a planned ``update`` like any other change, so a dry run
-lists it; everything else preflight finds wrong is a PermanentError naming the fix.
+lists it; everything else preflight finds wrong is a PermanentError naming the fix. The
+principal's effective permissions on the registry are checked first (ARM's permissions
+endpoint, evaluated by ``model.rbac``), so a principal with Reader or AcrPull alone is refused
+with every missing action named instead of failing half-way with a 403.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from model import rbac
 from model.azure import ParentInfo
 from model.azure_context import AzureContext
+from model.errors import PermanentError
 from model.plan import Change, converge
 from model.result import StepResult
 from tasks.azure import actions as act
-from tasks.azure.arm import Json, get_or_none, policy, rg, write_once
+from tasks.azure.arm import Json, get_or_none, policy, raw_get, rg, write_once
 from tasks.azure.desired import ArmWrite, plan_data_endpoint
 
 
@@ -42,6 +47,79 @@ def apply_registry(ctx: AzureContext, change: Change) -> StepResult:
     after = write_once(lambda: ctx.mgmt.registries.begin_update(*rg(ctx), write.body))
     hosts = list((after.get("properties") or {}).get("dataEndpointHostNames") or [])
     return StepResult.from_change(change, writes=1, data_endpoint_host_names=hosts)
+
+
+PERMISSIONS_API_VERSION = "2022-04-01"
+PERMISSIONS_STEP = "preflight-permissions"
+BLOCKED = "blocked"
+RBAC_FIX = (
+    "assign the principal a role with these actions on the registry: the custom role in "
+    "README 'The parent registry and its principal' (or Contributor), plus AcrPull (or "
+    "Container Registry Repository Catalog Lister in ABAC mode) to list repositories."
+)
+
+
+def read_permissions(ctx: AzureContext) -> list[Json]:
+    """The principal's effective permissions on the registry (one entry per role assignment).
+
+    ARM answers this for every principal about itself; a refusal means the credentials or the
+    endpoint are wrong, not a missing role, and is reported as such.
+    """
+    resource = f"registries/{ctx.registry}"
+    try:
+        answer = raw_get(
+            ctx,
+            f"{ctx.registry_id}/providers/Microsoft.Authorization/permissions",
+            PERMISSIONS_API_VERSION,
+            f"{resource} permissions",
+        )
+    except PermanentError as exc:
+        raise PermanentError(
+            f"ARM refused to list the principal's permissions on the registry ({exc})",
+            resource=resource,
+            fix="check the ParentRegistry block's subscription, resource group and registry and "
+            "that the principal can read its own permissions (Microsoft.Authorization/"
+            "permissions/read, which ARM grants every principal).",
+        ) from None
+    if answer is None:
+        raise PermanentError(
+            "registry not found while reading the principal's permissions",
+            resource=resource,
+            fix="check the ParentRegistry block's subscription, resource group and registry name",
+        )
+    return [dict(e) for e in answer.get("value") or [] if isinstance(e, dict)]
+
+
+def check_permissions(ctx: AzureContext, *, dry_run: bool = False) -> StepResult:
+    """Refuse before the first write when the principal lacks any action acr-edge uses.
+
+    A dry run reports the same verdict as its blocker row (action ``blocked``) instead of
+    raising, so the plan shows it; the flow then stops.
+    """
+    resource = f"registries/{ctx.registry}"
+    verdict = rbac.check(read_permissions(ctx))
+    if verdict.ok:
+        return StepResult(
+            resource=resource,
+            changed=False,
+            message=f"the principal has all {len(rbac.PROVISION_ACTIONS)} required actions and "
+            "can list repositories",
+            action="none",
+            step=PERMISSIONS_STEP,
+            planned=dry_run,
+        )
+    message = f"the principal lacks permissions on the registry: {verdict.message()}"
+    if not dry_run:
+        raise PermanentError(message, resource=resource, fix=RBAC_FIX)
+    return StepResult(
+        resource=resource,
+        changed=False,
+        message=f"{message}. Fix: {RBAC_FIX}",
+        action=BLOCKED,
+        step=PERMISSIONS_STEP,
+        planned=True,
+        details={"missing": list(verdict.missing), "catalog_ok": verdict.catalog_ok},
+    )
 
 
 def preflight_parent(

@@ -32,6 +32,11 @@ def list_repositories(
     return _list_repositories(ctx, namespaces, allow_empty=allow_empty)
 
 
+@task(task_run_name="preflight-permissions-{ctx.registry}", **_COMMON)  # type: ignore[call-overload]
+def check_permissions(ctx: AzureContext, *, dry_run: bool = False) -> StepResult:
+    return registry.check_permissions(ctx, dry_run=dry_run)
+
+
 @task(task_run_name="preflight-parent-{ctx.registry}", **_COMMON)  # type: ignore[call-overload]
 def preflight_parent(
     ctx: AzureContext,

@@ -26,11 +26,16 @@ README_ACTIONS = [
     for a in (
         "read",
         "write",
-        "scopeMaps/*",
-        "tokens/*",
-        "connectedRegistries/*",
+        "scopeMaps/read",
+        "scopeMaps/write",
+        "tokens/read",
+        "tokens/write",
+        "connectedRegistries/read",
+        "connectedRegistries/write",
         "generateCredentials/action",
         "operationStatuses/read",
+        "tokens/operationStatuses/read",
+        "scopeMaps/operationStatuses/read",
     )
 ]
 FORBIDDEN = re.compile(

@@ -65,3 +65,44 @@ def test_matching_is_case_insensitive_and_whole_string() -> None:
 def test_catalog_data_action_counts_in_abac_mode() -> None:
     perms = [{"actions": [], "dataActions": [f"{P}/catalog/read"]}]
     assert rbac.check(perms, required=()).ok
+
+
+def _readme_custom_role() -> dict[str, object]:
+    import json
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = text.split("### 1. The parent registry and its principal", 1)[1].split("### 2.")[0]
+    block = re.search(r"```json\n(.*?)```", section, re.DOTALL)
+    assert block is not None, "README's RBAC section has no custom-role JSON"
+    role: dict[str, object] = json.loads(block.group(1))
+    return role
+
+
+def test_readme_custom_role_lists_exactly_the_checked_actions() -> None:
+    role = _readme_custom_role()
+    actions = role["Actions"]
+    assert isinstance(actions, list)
+    assert actions == list(rbac.PROVISION_ACTIONS)
+    assert not any("*" in a for a in actions)  # least privilege: no wildcards
+    assert role["NotActions"] == []
+
+
+def test_operation_status_reads_for_every_polled_resource_are_required() -> None:
+    for polled in ("", "tokens/", "scopeMaps/"):
+        assert f"{P}/{polled}operationStatuses/read" in rbac.PROVISION_ACTIONS
+
+
+def test_the_readme_role_alone_passes_except_for_the_catalog() -> None:
+    actions = _readme_custom_role()["Actions"]
+    assert isinstance(actions, list)
+    result = rbac.check([{"actions": actions, "notActions": []}])
+    assert result.missing == () and not result.catalog_ok
+    assert rbac.check([{"actions": [*actions, f"{P}/pull/read"]}]).ok
+
+
+def test_the_sandbox_custom_role_is_readmes() -> None:
+    from sandbox.azure.rbac import README_ACTIONS
+
+    assert list(README_ACTIONS) == _readme_custom_role()["Actions"]

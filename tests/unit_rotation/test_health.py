@@ -85,3 +85,64 @@ def test_password_expiry_in_use_inside_lead_is_unhealthy() -> None:
         good, "t", {"password1": NOW + timedelta(days=50)}, ["password1"], NOW, timedelta(days=14)
     )
     assert good.healthy
+
+
+DOCUMENTED = ("DISK_STORAGE_FULL", "DISK_PERMISSION_DENIED", "DISK_ERROR")
+IN_DOCUMENTED_STYLE = ("SYNC_TOKEN_INVALID", "PARENT_UNREACHABLE")
+
+
+def test_every_documented_code_has_its_own_fix() -> None:
+    from flows.health import STATUS_FIXES
+
+    unknown = fix_for("SOMETHING_NEW")
+    fixes = {code: fix_for(code) for code in DOCUMENTED + IN_DOCUMENTED_STYLE}
+    for code, fix in fixes.items():
+        assert fix != unknown, code
+        assert code.replace("_", "").lower() in STATUS_FIXES
+    assert len(set(fixes.values())) == len(fixes)  # no two codes share a fix
+    assert "PVC" in fixes["DISK_STORAGE_FULL"] and "permission" in fixes["DISK_PERMISSION_DENIED"]
+    assert "provision-site" in fixes["SYNC_TOKEN_INVALID"]
+
+
+def test_unhealthy_fails_and_points_at_status_details() -> None:
+    from flows.health import check_connection
+
+    health = Health()
+    check_connection(health, "Unhealthy", "Active")
+    check_status_details(health, [{"code": "DISK_STORAGE_FULL", "description": "no storage"}])
+    assert not health.healthy
+    problems = " | ".join(health.problems)
+    assert "connectionState: Unhealthy" in problems and "statusDetails" in problems
+    assert fix_for("DISK_STORAGE_FULL") in problems
+
+
+def test_syncing_is_healthy_and_said_so() -> None:
+    from flows.health import check_connection, check_sync_result
+
+    health = Health()
+    check_connection(health, "Syncing", "Active")
+    check_sync_result(health, "Syncing", None)
+    assert health.healthy
+    assert "Syncing" in health.table()[0]["value"]
+
+
+def test_a_failed_sync_result_is_a_problem() -> None:
+    from flows.health import check_sync_result
+
+    health = Health()
+    check_sync_result(health, "Failed", NOW - timedelta(hours=3))
+    assert not health.healthy and "Failed" in health.problems[0]
+    absent = Health()
+    check_sync_result(absent, None, None)  # older api-versions: no row at all
+    assert absent.checks == []
+
+
+def test_last_successful_sync_drives_the_age_rule_when_present() -> None:
+    from flows.health import CONTINUOUS, sync_reference
+
+    recent, old = NOW - timedelta(minutes=1), NOW - timedelta(hours=5)
+    # lastSyncTime moved (a failed attempt), the last success is 5 h old: overdue.
+    last, label = sync_reference(recent, old)
+    assert last == old and label == "last successful sync"
+    assert not check_sync_age(last, CONTINUOUS, None, NOW, activated=True).ok
+    assert sync_reference(recent, None) == (recent, "last sync")
