@@ -22,6 +22,7 @@ _PASSWORD_LINE = re.compile(
 )
 
 ARM_STEPS = (
+    "preflight-permissions",
     "preflight-parent",
     "sync-scope-map",
     "sync-token",
