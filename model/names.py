@@ -6,25 +6,17 @@ it (as the az CLI does), and the client token/scope map default to ``<cr>-client
 
 from __future__ import annotations
 
-import re
 import uuid
 
+from model import limits, patterns
 from model.errors import InputError
-
-# ARM allows mixed case (^[a-zA-Z0-9]*$, 5-50) but we insist on lowercase: gateway actions are
-# lower-cased by the service, older CLIs refused uppercase, and runtime <= 0.6 failed to activate
-# a mixed-case CR.
-CR_NAME_RE = re.compile(r"^[a-z0-9]{5,50}$")
-REGISTRY_NAME_RE = re.compile(r"^[a-zA-Z0-9]{5,50}$")
-SCOPE_MAP_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{5,50}$")
-TOKEN_NAME_RE = re.compile(r"^[a-zA-Z0-9-]{5,50}$")
-RESOURCE_GROUP_RE = re.compile(r"^[-\w.()]{1,90}$")
+from model.patterns import matches
 
 PROVIDER = "Microsoft.ContainerRegistry"
 
 
 def validate_cr_name(name: str) -> str:
-    if not isinstance(name, str) or not CR_NAME_RE.match(name):
+    if not matches(patterns.CR_NAME, name):
         raise InputError(
             f"connected registry name {name!r} is invalid: use 5-50 lowercase letters and digits. "
             "Lowercase is safest: ARM accepts mixed case, but gateway actions are lower-cased and "
@@ -35,7 +27,7 @@ def validate_cr_name(name: str) -> str:
 
 
 def validate_registry_name(name: str) -> str:
-    if not isinstance(name, str) or not REGISTRY_NAME_RE.match(name):
+    if not matches(patterns.REGISTRY_NAME, name):
         raise InputError(
             f"registry name {name!r} is invalid: 5-50 letters and digits (^[a-zA-Z0-9]*$).",
             resource=f"registries/{name}",
@@ -44,7 +36,7 @@ def validate_registry_name(name: str) -> str:
 
 
 def validate_token_name(name: str) -> str:
-    if not isinstance(name, str) or not TOKEN_NAME_RE.match(name):
+    if not matches(patterns.TOKEN_NAME, name):
         raise InputError(
             f"token name {name!r} is invalid: 5-50 letters, digits and '-' (^[a-zA-Z0-9-]*$).",
             resource=f"tokens/{name}",
@@ -53,13 +45,67 @@ def validate_token_name(name: str) -> str:
 
 
 def validate_scope_map_name(name: str) -> str:
-    if not isinstance(name, str) or not SCOPE_MAP_NAME_RE.match(name):
+    if not matches(patterns.SCOPE_MAP_NAME, name):
         raise InputError(
             f"scope map name {name!r} is invalid: 5-50 letters, digits, '-' and '_' "
             "(^[a-zA-Z0-9-_]*$).",
             resource=f"scopeMaps/{name}",
         )
     return name
+
+
+def validate_block_name(value: str, what: str) -> str:
+    """A Prefect block document name (also the tags sites are picked by)."""
+    if not matches(patterns.BLOCK_NAME, value):
+        raise InputError(
+            f"{what} {value!r} is not a Prefect block name",
+            resource=what,
+            fix="pass the block's name (1-63 lowercase letters, digits and dashes, e.g. "
+            "sandbox-site-1), never its content",
+        )
+    return value
+
+
+def validate_dns_label(value: str, what: str) -> str:
+    """A Kubernetes namespace, Helm release or secret name (RFC 1123 label, 1-63 characters)."""
+    if not matches(patterns.DNS1123_LABEL, value):
+        raise InputError(
+            f"{what} {value!r} is not a DNS-1123 label (1-63 lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit)",
+            resource=what,
+        )
+    return value
+
+
+def validate_dns_labels(values: list[str], what: str) -> list[str]:
+    """Each a DNS-1123 label, none twice."""
+    for value in values:
+        validate_dns_label(value, what)
+    if len(set(values)) != len(values):
+        raise InputError(f"{what} has duplicate names: {values!r}", resource=what)
+    return values
+
+
+def normalize_namespace(namespace: str) -> str:
+    """A repository namespace ('samples', 'team/app') without surrounding '/' or spaces."""
+    ns = namespace.strip().strip("/") if isinstance(namespace, str) else ""
+    if len(ns) > limits.MAX_NAMESPACE_LENGTH or not matches(patterns.OCI_NAMESPACE, ns):
+        raise InputError(
+            f"namespace {namespace!r} is not a repository path (lowercase components separated "
+            "by '/', e.g. 'samples' or 'team/app').",
+            resource="namespaces",
+        )
+    return ns
+
+
+def validate_ssh_user(value: str) -> str:
+    if not matches(patterns.SSH_USER, value):
+        raise InputError(
+            f"ssh_user {value!r} is not a POSIX user name (lowercase letters, digits, '_', '.', "
+            "'-'; at most 32; not starting with a digit or '-')",
+            resource="ssh_user",
+        )
+    return value
 
 
 def validate_subscription_id(value: str) -> str:
@@ -76,7 +122,7 @@ def validate_subscription_id(value: str) -> str:
 
 
 def validate_resource_group(name: str) -> str:
-    if not isinstance(name, str) or not RESOURCE_GROUP_RE.match(name) or name.endswith("."):
+    if not matches(patterns.RESOURCE_GROUP, name):
         raise InputError(
             f"resource group {name!r} is invalid: 1-90 letters, digits, '-', '_', '.', '(' "
             "or ')', not ending in '.'.",
