@@ -46,6 +46,10 @@ OCI_COMPONENT = _compile(OCI_COMPONENT_TEXT)
 # A repository namespace: components separated by '/' ('samples', 'team/app').
 OCI_NAMESPACE = _compile(rf"{OCI_COMPONENT_TEXT}(?:/{OCI_COMPONENT_TEXT})*")
 
+# ---- Endpoints --------------------------------------------------------------------------------
+# A connected registry's gateway endpoint: host[:port], never a URL (the runtime adds the scheme).
+HOST_PORT = _compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?")
+
 # ---- SSH --------------------------------------------------------------------------------------
 # POSIX portable user name as useradd accepts it (no leading digit or dash, at most 32).
 SSH_USER = _compile(r"[a-z_][a-z0-9_.-]{0,31}")

@@ -39,6 +39,7 @@ VALID = {
     "OCI_COMPONENT": "app__v2",
     "OCI_NAMESPACE": "team/app.web",
     "SSH_USER": "edge_admin",
+    "HOST_PORT": "contoso.eastus.data.azurecr.io:443",
     "CRON_FIELD": "*/15",
     "ISO_DURATION": "P1DT2H",
     "TIMESPAN": "1.00:00:00",
@@ -145,6 +146,22 @@ def test_parent_registry_names_use_the_same_rules() -> None:
             ParentRegistry(**(base | {field: bad}))
     with pytest.raises(ValidationError, match="resource_group"):
         ParentRegistry(**(base | {"resource_group": "rg."}))
+
+
+def test_gateway_endpoint_with_a_newline_is_refused() -> None:
+    from pydantic import SecretStr
+
+    from tasks.azure.connection_string import build_sync_connection_string
+
+    args: dict[str, Any] = {
+        "connected_registry": "plant01",
+        "sync_token": "plant01",
+        "password": SecretStr("pw"),
+        "protocol": "https",
+    }
+    build_sync_connection_string(gateway_endpoint="contoso.data.azurecr.io", **args)
+    with pytest.raises(InputError, match="ParentGatewayEndpoint"):
+        build_sync_connection_string(gateway_endpoint="contoso.data.azurecr.io\n", **args)
 
 
 # ---- cron: one rule, four users ---------------------------------------------------------------
