@@ -91,6 +91,7 @@ def select_sites(
             )
         chosen = list(dict.fromkeys(sites))
     elif tag is not None:
+        validate_block_name(tag, "tag")  # the same rule deploy's --status-tag follows
         chosen = sorted(n for n, d in known.items() if tag in (d.data.get("tags") or []))
         if not chosen:
             raise InputError(f"no edge-site block has tag {tag!r}", resource="tag")

@@ -6,6 +6,7 @@ it (as the az CLI does), and the client token/scope map default to ``<cr>-client
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from model import limits, patterns
@@ -15,66 +16,70 @@ from model.patterns import matches
 PROVIDER = "Microsoft.ContainerRegistry"
 
 
+# Why each name was refused (the value is quoted before it).
+_CR_NAME_WHY = (
+    "is not a valid connected registry name: use 5-50 lowercase letters and digits. "
+    "Lowercase is safest: ARM accepts mixed case, but gateway actions are lower-cased and "
+    "runtime versions before 0.7.0 failed to activate mixed-case names."
+)
+_REGISTRY_NAME_WHY = "is not a valid registry name: 5-50 letters and digits (^[a-zA-Z0-9]*$)."
+_TOKEN_NAME_WHY = "is not a valid token name: 5-50 letters, digits and '-' (^[a-zA-Z0-9-]*$)."
+_SCOPE_MAP_NAME_WHY = (
+    "is not a valid scope map name: 5-50 letters, digits, '-' and '_' (^[a-zA-Z0-9-_]*$)."
+)
+_BLOCK_NAME_WHY = "is not a Prefect block name ({what})"
+_DNS1123_LABEL_WHY = (
+    "is not a DNS-1123 label ({what}: 1-63 lowercase letters, digits and '-', starting "
+    "and ending with a letter or digit)"
+)
+_SSH_USER_WHY = (
+    "is not a POSIX user name for ssh_user (lowercase letters, digits, '_', '.', '-'; at "
+    "most 32; not starting with a digit or '-')"
+)
+_RESOURCE_GROUP_WHY = (
+    "is not a valid resource group: 1-90 letters, digits, '-', '_', '.', '(' or ')', not "
+    "ending in '.'."
+)
+
+
+def _check(pattern: re.Pattern[str], value: str, why: str, resource: str, fix: str = "") -> str:
+    """``value`` when ``pattern`` matches all of it, else InputError ``<value!r> <why>``."""
+    if not matches(pattern, value):
+        raise InputError(f"{value!r} {why}", resource=resource, fix=fix)
+    return value
+
+
 def validate_cr_name(name: str) -> str:
-    if not matches(patterns.CR_NAME, name):
-        raise InputError(
-            f"connected registry name {name!r} is invalid: use 5-50 lowercase letters and digits. "
-            "Lowercase is safest: ARM accepts mixed case, but gateway actions are lower-cased and "
-            "runtime versions before 0.7.0 failed to activate mixed-case names.",
-            resource=f"connectedRegistries/{name}",
-        )
-    return name
+    return _check(patterns.CR_NAME, name, _CR_NAME_WHY, f"connectedRegistries/{name}")
 
 
 def validate_registry_name(name: str) -> str:
-    if not matches(patterns.REGISTRY_NAME, name):
-        raise InputError(
-            f"registry name {name!r} is invalid: 5-50 letters and digits (^[a-zA-Z0-9]*$).",
-            resource=f"registries/{name}",
-        )
-    return name
+    return _check(patterns.REGISTRY_NAME, name, _REGISTRY_NAME_WHY, f"registries/{name}")
 
 
 def validate_token_name(name: str) -> str:
-    if not matches(patterns.TOKEN_NAME, name):
-        raise InputError(
-            f"token name {name!r} is invalid: 5-50 letters, digits and '-' (^[a-zA-Z0-9-]*$).",
-            resource=f"tokens/{name}",
-        )
-    return name
+    return _check(patterns.TOKEN_NAME, name, _TOKEN_NAME_WHY, f"tokens/{name}")
 
 
 def validate_scope_map_name(name: str) -> str:
-    if not matches(patterns.SCOPE_MAP_NAME, name):
-        raise InputError(
-            f"scope map name {name!r} is invalid: 5-50 letters, digits, '-' and '_' "
-            "(^[a-zA-Z0-9-_]*$).",
-            resource=f"scopeMaps/{name}",
-        )
-    return name
+    return _check(patterns.SCOPE_MAP_NAME, name, _SCOPE_MAP_NAME_WHY, f"scopeMaps/{name}")
 
 
 def validate_block_name(value: str, what: str) -> str:
     """A Prefect block document name (also the tags sites are picked by)."""
-    if not matches(patterns.BLOCK_NAME, value):
-        raise InputError(
-            f"{what} {value!r} is not a Prefect block name",
-            resource=what,
-            fix="pass the block's name (1-63 lowercase letters, digits and dashes, e.g. "
-            "sandbox-site-1), never its content",
-        )
-    return value
+    return _check(
+        patterns.BLOCK_NAME,
+        value,
+        _BLOCK_NAME_WHY.format(what=what),
+        what,
+        "pass the block's name (1-63 lowercase letters, digits and dashes, e.g. "
+        "sandbox-site-1), never its content",
+    )
 
 
 def validate_dns_label(value: str, what: str) -> str:
     """A Kubernetes namespace, Helm release or secret name (RFC 1123 label, 1-63 characters)."""
-    if not matches(patterns.DNS1123_LABEL, value):
-        raise InputError(
-            f"{what} {value!r} is not a DNS-1123 label (1-63 lowercase letters, digits and '-', "
-            "starting and ending with a letter or digit)",
-            resource=what,
-        )
-    return value
+    return _check(patterns.DNS1123_LABEL, value, _DNS1123_LABEL_WHY.format(what=what), what)
 
 
 def validate_dns_labels(values: list[str], what: str) -> list[str]:
@@ -99,13 +104,7 @@ def normalize_namespace(namespace: str) -> str:
 
 
 def validate_ssh_user(value: str) -> str:
-    if not matches(patterns.SSH_USER, value):
-        raise InputError(
-            f"ssh_user {value!r} is not a POSIX user name (lowercase letters, digits, '_', '.', "
-            "'-'; at most 32; not starting with a digit or '-')",
-            resource="ssh_user",
-        )
-    return value
+    return _check(patterns.SSH_USER, value, _SSH_USER_WHY, "ssh_user")
 
 
 def validate_subscription_id(value: str) -> str:
@@ -122,13 +121,7 @@ def validate_subscription_id(value: str) -> str:
 
 
 def validate_resource_group(name: str) -> str:
-    if not matches(patterns.RESOURCE_GROUP, name):
-        raise InputError(
-            f"resource group {name!r} is invalid: 1-90 letters, digits, '-', '_', '.', '(' "
-            "or ')', not ending in '.'.",
-            resource="resource_group",
-        )
-    return name
+    return _check(patterns.RESOURCE_GROUP, name, _RESOURCE_GROUP_WHY, "resource_group")
 
 
 def sync_scope_map_name(cr_name: str) -> str:

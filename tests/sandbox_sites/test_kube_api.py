@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import paramiko
 import pytest
@@ -15,6 +16,17 @@ from sandbox.sites.testing import kube_client, kube_client_via_ssh
 
 def _reason(exc: ApiException) -> str:
     return str(json.loads(exc.body)["reason"])
+
+
+def _deployment(name: str, pod_spec: dict[str, Any]) -> dict[str, Any]:
+    labels = {"app": name}
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        },
+    }
 
 
 def test_direct_crud_statuses_and_conflicts(site: SimulatedSite) -> None:
@@ -90,17 +102,7 @@ def test_direct_crud_statuses_and_conflicts(site: SimulatedSite) -> None:
 
     apps = client.AppsV1Api(api)
     apps.create_namespaced_deployment(
-        "conreg",
-        {
-            "metadata": {"name": "web"},
-            "spec": {
-                "selector": {"matchLabels": {"app": "web"}},
-                "template": {
-                    "metadata": {"labels": {"app": "web"}},
-                    "spec": {"containers": [{"name": "c", "image": "nginx"}]},
-                },
-            },
-        },
+        "conreg", _deployment("web", {"containers": [{"name": "c", "image": "nginx"}]})
     )
     assert apps.read_namespaced_deployment("web", "conreg").metadata.generation == 1
 
@@ -148,25 +150,14 @@ def test_strategic_merge_patches_merge_lists_by_their_merge_key(site: SimulatedS
     assert [ref.name for ref in sa.image_pull_secrets] == ["x"]
 
     # Containers merge by name, and a container's own fields merge too.
-    apps.create_namespaced_deployment(
-        "smp",
-        {
-            "metadata": {"name": "web"},
-            "spec": {
-                "selector": {"matchLabels": {"app": "web"}},
-                "template": {
-                    "metadata": {"labels": {"app": "web"}},
-                    "spec": {
-                        "containers": [
-                            {"name": "app", "image": "nginx:1", "ports": [{"containerPort": 80}]},
-                            {"name": "side", "image": "busybox"},
-                        ],
-                        "imagePullSecrets": [{"name": "p1"}],
-                    },
-                },
-            },
-        },
-    )
+    pod_spec = {
+        "containers": [
+            {"name": "app", "image": "nginx:1", "ports": [{"containerPort": 80}]},
+            {"name": "side", "image": "busybox"},
+        ],
+        "imagePullSecrets": [{"name": "p1"}],
+    }
+    apps.create_namespaced_deployment("smp", _deployment("web", pod_spec))
     patch = {
         "spec": {
             "template": {
