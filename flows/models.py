@@ -5,12 +5,13 @@ Only names and settings live here; secrets never travel as parameters (blocks ho
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from model import cron, durations, limits, names
+from model import cron, durations, limits, names, patterns
 from model.errors import InputError
 
 
@@ -27,8 +28,13 @@ def _rule(check: Callable[[str], Any]) -> AfterValidator:
     return AfterValidator(run)
 
 
-RepoNamespace = Annotated[str, _rule(names.normalize_namespace)]
-TokenName = Annotated[str, _rule(names.validate_token_name)]
+def _form(pattern: re.Pattern[str]) -> Any:
+    return Field(json_schema_extra={"pattern": patterns.form_pattern(pattern)})
+
+
+RepoNamespace = Annotated[str, _rule(names.normalize_namespace), _form(patterns.OCI_NAMESPACE)]
+TokenName = Annotated[str, _rule(names.validate_token_name), _form(patterns.TOKEN_NAME)]
+AppNamespace = Annotated[str, _form(patterns.DNS1123_LABEL)]
 
 
 class ProvisionSpec(BaseModel):
@@ -68,7 +74,7 @@ class ProvisionSpec(BaseModel):
         default=None,
         description="Client token (and scope map) name; default '<site>-client'.",
     )
-    app_namespaces: list[str] | None = Field(
+    app_namespaces: list[AppNamespace] | None = Field(
         default=None,
         description="Kubernetes namespaces that get the pull secret; default: the site block's.",
     )

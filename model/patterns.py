@@ -67,6 +67,12 @@ ISO_DURATION = _compile(
 TIMESPAN = _compile(r"(?:(?P<days>[0-9]+)\.)?(?P<h>[0-9]{1,2}):(?P<m>[0-9]{2}):(?P<s>[0-9]{2})")
 
 
+def form_pattern(pattern: re.Pattern[str]) -> str:
+    """The pattern for a JSON-schema form (the Prefect UI), anchored as JSON schema needs; the
+    form only hints, the Python rule decides."""
+    return f"^{pattern.pattern}$"
+
+
 def matches(pattern: re.Pattern[str], value: Any) -> bool:
     """Whether ``value`` is a string that ``pattern`` matches from its first to last character."""
     return isinstance(value, str) and pattern.fullmatch(value) is not None
