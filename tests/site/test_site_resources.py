@@ -49,32 +49,33 @@ def _azure_half(sandbox: Any, cr: str) -> AzureCreds:
     """The Azure steps with the real SDK against the sandbox, as provision-site runs them."""
     from model import names
     from sandbox.blocks_registration import parent_block
-    from tasks.azure import ops as az
+    from tasks.azure import connected_registry as crs
+    from tasks.azure import passwords, registry, scope_maps, tokens
     from tasks.azure.connection_string import build_sync_connection_string
-    from tasks.azure.desired import ConnectedRegistrySpec
+    from tasks.azure.spec import ConnectedRegistrySpec
 
     info = sandbox.info
     parent = parent_block(info)
     ctx = parent.azure_context(polling_interval=0, retry_base_delay=0.02, retry_max_delay=1.0)
     try:
         repos = [REPO]
-        az.preflight_parent(
+        registry.preflight_parent(
             ctx, repositories=repos, client_token_count=1, enable_data_endpoint=True
         )
-        az.ensure_sync_scope_map(ctx, cr, repos, "ReadOnly")
-        az.ensure_sync_token(ctx, cr)
-        az.ensure_connected_registry(ctx, ConnectedRegistrySpec(name=cr, mode="ReadOnly"))
+        scope_maps.ensure_sync_scope_map(ctx, cr, repos, "ReadOnly")
+        tokens.ensure_sync_token(ctx, cr)
+        crs.ensure_connected_registry(ctx, ConnectedRegistrySpec(name=cr, mode="ReadOnly"))
         client = names.client_token_name(cr)
-        az.ensure_client_scope_map(ctx, client, repos)
-        az.ensure_client_token(ctx, client, client)
-        az.attach_client_token(ctx, cr, client)
-        sync = az.generate_password(ctx, cr, "password1")
-        cr_info = az.read_connected_registry(ctx, cr)
+        scope_maps.ensure_client_scope_map(ctx, client, repos)
+        tokens.ensure_client_token(ctx, client, client)
+        crs.attach_client_token(ctx, cr, client)
+        sync = passwords.generate_password(ctx, cr, "password1")
+        cr_info = crs.read_connected_registry(ctx, cr)
         assert cr_info is not None and cr_info.gateway_endpoint
         cs = build_sync_connection_string(
             cr, sync.username, sync.password, cr_info.gateway_endpoint
         )
-        pw = az.generate_password(ctx, client, "password1")
+        pw = passwords.generate_password(ctx, client, "password1")
     finally:
         ctx.close()
     created = pw.meta.creation_time.isoformat() if pw.meta.creation_time else ""
