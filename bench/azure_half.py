@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from acr_edge.sandbox_blocks import parent_block
 from model import names
 from model.azure_context import AzureContext
-from sandbox.blocks_registration import parent_block
 from tasks.azure import connected_registry as crs
 from tasks.azure import passwords, registry, scope_maps, tokens
 from tasks.azure.repositories import list_repositories

@@ -27,7 +27,7 @@ class RunReport:
     flow: str
     site: str
     rows: list[dict[str, Any]] = field(default_factory=list)
-    # A dry run's report: every row is planned (a no-op row too, which converge returns as is).
+    # A dry run's report: every row is planned (rows noted by the flow itself too).
     dry_run: bool = False
     # The non-secret details of each row's StepResult (ids, counts, masked diffs), for the plan.
     details: list[dict[str, Any]] = field(default_factory=list)

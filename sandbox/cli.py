@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from sandbox.azure import SeedConfig
 from sandbox.azure.config import DEFAULT_PROPAGATION_DELAY
-from sandbox.runner import RunningSandbox, start_sandbox
+from sandbox.runner import start_sandbox
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,18 +39,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _register_blocks(running: RunningSandbox) -> None:
-    # HOOK (flows engineer): sandbox/blocks_registration.py provides register(info).
-    if importlib.util.find_spec("sandbox.blocks_registration") is None:
-        print("--register-blocks: sandbox.blocks_registration is not available yet; skipped")
-        return
-    from sandbox import blocks_registration  # type: ignore[attr-defined]
-
-    blocks_registration.register(running.info)
+# Saves the sandbox's endpoints as acr-edge blocks. The caller (acr_edge.cli) passes it in:
+# the sandbox knows no production module, so it cannot build the blocks itself.
+RegisterBlocks = Callable[[dict[str, Any]], object]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None, *, register_blocks: RegisterBlocks | None = None
+) -> int:
     args = _parser().parse_args(list(argv) if argv is not None else None)
+    if args.register_blocks and register_blocks is None:
+        print("--register-blocks: start the sandbox with `acr-edge sandbox up` to save blocks")
+        return 2
     seed = SeedConfig()
     if args.repos is not None:
         seed.repo_count = max(0, args.repos)
@@ -73,8 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        if args.register_blocks:
-            _register_blocks(running)
+        if args.register_blocks and register_blocks is not None:
+            register_blocks(running.info)
         print(f"sandbox up: {running.json_path} (started in {elapsed:.3f} s)", flush=True)
         while not stop.wait(0.5):
             pass

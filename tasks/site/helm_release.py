@@ -201,9 +201,7 @@ def deployment_ready(conn: SiteConnection) -> SiteCheck:
         if exc.status == 404:
             return SiteCheck(False, f"deployment {site.namespace}/{site.release_name} not found")
         raise classify(exc, resource=resource) from None
-    want = dep.spec.replicas if dep.spec and dep.spec.replicas is not None else 1
-    ready = (dep.status.ready_replicas or 0) if dep.status else 0
-    return SiteCheck(ready >= want, f"{ready}/{want} pods ready")
+    return SiteCheck(*_deployment_state(dep))
 
 
 def wait_deployment_ready(

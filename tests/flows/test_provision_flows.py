@@ -212,10 +212,10 @@ def test_trust_on_first_use_pins_the_key_in_the_block_and_then_refuses_another(
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+    from acr_edge.sandbox_blocks import site_block
     from blocks.edge_site import EdgeSite
     from flows.host_keys import fingerprint
     from model.errors import PermanentError
-    from sandbox.blocks_registration import site_block
     from tasks.site.connection import open_site
 
     info = fsb.info["sites"][0]

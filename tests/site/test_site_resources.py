@@ -48,8 +48,8 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 def _azure_half(sandbox: Any, cr: str) -> AzureCreds:
     """The Azure steps with the real SDK against the sandbox, as provision-site runs them."""
+    from acr_edge.sandbox_blocks import parent_block
     from model import names
-    from sandbox.blocks_registration import parent_block
     from tasks.azure import connected_registry as crs
     from tasks.azure import passwords, registry, scope_maps, tokens
     from tasks.azure.connection_string import build_sync_connection_string
