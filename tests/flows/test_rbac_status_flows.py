@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from flowkit import FlowSandbox, spec, start
 
+from acr_edge.sandbox_blocks import parent_block
 from flows.models import ProvisionSpec
 from flows.provision_site import provision_site
 from model import names, rbac
 from model.errors import PermanentError
-from sandbox.blocks_registration import parent_block
 from sandbox.testing import mgmt_client
 
 pytestmark = pytest.mark.prefect
