@@ -89,7 +89,7 @@ def provision_site(site_block: str, parent_block: str, spec: ProvisionSpec) -> d
     report = RunReport(FLOW, inputs.site.name)
     outcome = "failed"
     try:
-        with site_lock(inputs.site.name):
+        with site_lock(inputs.parent, inputs.site.name):
             ctx = inputs.parent.azure_context()
             try:
                 if spec.dry_run:
