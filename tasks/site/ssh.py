@@ -308,9 +308,7 @@ class SshSession:
 
     def close(self) -> None:
         self._closed = True
-        for fwd in self._forwards:
-            fwd.close()
-        self._forwards.clear()
+        self.close_forwards()
         if self._sftp is not None:
             with contextlib.suppress(Exception):
                 self._sftp.close()
@@ -574,6 +572,12 @@ class SshSession:
         fwd = _Forward(self, remote_host, remote_port)
         self._forwards.append(fwd)
         return fwd.local_port
+
+    def close_forwards(self) -> None:
+        """Stop every forward's listener (the SSH connection stays open)."""
+        for fwd in self._forwards:
+            fwd.close()
+        self._forwards.clear()
 
 
 def _peer(client: paramiko.SSHClient) -> tuple[str, int]:
