@@ -31,7 +31,7 @@ from paramiko.hostkeys import HostKeyEntry
 from pydantic import SecretStr
 
 from model.errors import PermanentError, TransientError, classify, redact
-from model.retry import DEFAULT_POLICY, RetryPolicy, call_with_retry
+from model.retry import RetryPolicy, call_with_retry
 
 if TYPE_CHECKING:
     from blocks.edge_site import EdgeSite
@@ -42,6 +42,8 @@ _MISSING_EXIT = 44  # our "file does not exist" signal from the sudo read helper
 # paramiko closes a channel before it marks its transport inactive: how long a command that
 # ended without an exit status waits to see whether the connection went with it.
 _DEATH_GRACE = 1.0
+# A node is one hop away: short waits; a site block may raise the attempts (retry_attempts).
+SSH_POLICY = RetryPolicy(attempts=4, base_delay=0.3, max_delay=5.0)
 _KEY_TYPES: tuple[type[paramiko.PKey], ...] = (
     paramiko.Ed25519Key,
     paramiko.ECDSAKey,
@@ -174,7 +176,7 @@ class SshSession:
         recorded_host_key: str | None = None,
         address: tuple[str, int] | None = None,
         reconnect: Callable[[], paramiko.SSHClient] | None = None,
-        policy: RetryPolicy = DEFAULT_POLICY,
+        policy: RetryPolicy = SSH_POLICY,
     ) -> None:
         self._client = client
         self.resource = resource
@@ -271,7 +273,7 @@ class SshSession:
             )
             return client
 
-        retry = (policy or DEFAULT_POLICY).replace(attempts=attempts)
+        retry = (policy or SSH_POLICY).replace(attempts=attempts)
         client = call_with_retry(
             lambda: open_client(entries, recorder), what=resource, policy=retry
         )
@@ -298,6 +300,7 @@ class SshSession:
             connect_timeout=site.connect_timeout,
             command_timeout=site.command_timeout,
             resource=site.resource,
+            policy=SSH_POLICY.replace(attempts=site.retry_attempts),
         )
 
     def __enter__(self) -> SshSession:
