@@ -44,14 +44,16 @@ def test_limit_names_tell_registries_apart_and_obey_prefect_rules() -> None:
 
 def test_same_named_sites_of_two_registries_do_not_block_each_other() -> None:
     a, b = _parents()
-    with site_lock(a, "site01", timeout_seconds=60):
-        # Would wait (and time out) if the key were the site name alone.
-        with site_lock(b, "site01", timeout_seconds=60):
-            pass
+    # The second would wait (and time out) if the key were the site name alone.
+    with site_lock(a, "site01", timeout_seconds=60), site_lock(b, "site01", timeout_seconds=60):
+        pass
 
 
 def test_the_same_site_of_the_same_registry_is_exclusive() -> None:
     a, _ = _parents()
-    with site_lock(a, "site01", timeout_seconds=60):
-        with pytest.raises(TimeoutError), site_lock(a, "site01", timeout_seconds=1):
-            pass  # pragma: no cover - the lock is held
+    with (
+        site_lock(a, "site01", timeout_seconds=60),
+        pytest.raises(TimeoutError),
+        site_lock(a, "site01", timeout_seconds=1),
+    ):
+        pass  # pragma: no cover - the lock is held
