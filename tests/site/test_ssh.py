@@ -293,7 +293,7 @@ def test_idempotent_read_is_retried_on_a_new_connection(  # type: ignore[no-unty
 ) -> None:
     flag = tmp_path / "dropped-once"
     result = session.run(
-        f'if [ ! -e {flag} ]; then touch {flag}; {_DROP}; sleep 5; fi; echo fine',
+        f"if [ ! -e {flag} ]; then touch {flag}; {_DROP}; sleep 5; fi; echo fine",
         idempotent=True,
     )
     assert result.stdout == "fine\n" and session.reconnects == 1
