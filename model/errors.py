@@ -154,6 +154,19 @@ def classify(exc: BaseException, *, resource: str = "", fix: str = "") -> AcrEdg
     except ImportError:  # pragma: no cover
         pass
     try:
+        import requests
+
+        # Plain HTTP reads (cloud metadata discovery) go through requests.
+        if isinstance(exc, requests.HTTPError):
+            status, retry_after = _http_status_and_retry_after(exc)
+            if status in TRANSIENT_HTTP:
+                return TransientError(f"{resource}: HTTP {status}: {text}", retry_after=retry_after)
+            return PermanentError(f"HTTP {status}: {text}", resource=resource, fix=fix)
+        if isinstance(exc, requests.ConnectionError | requests.Timeout):
+            return TransientError(f"{resource}: connection problem: {text}")
+    except ImportError:  # pragma: no cover - requests is a hard dependency
+        pass
+    try:
         import urllib3.exceptions as u3
 
         if isinstance(exc, u3.HTTPError):
