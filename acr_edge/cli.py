@@ -8,9 +8,10 @@ from collections.abc import Callable, Sequence
 
 
 def _sandbox(argv: Sequence[str]) -> int:
+    from acr_edge.sandbox_blocks import register
     from sandbox.cli import main as sandbox_main
 
-    return sandbox_main(list(argv))
+    return sandbox_main(list(argv), register_blocks=register)
 
 
 def _demo(argv: Sequence[str]) -> int:

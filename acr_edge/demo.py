@@ -93,11 +93,11 @@ def _apply_status(report: SiteReport, facts: dict[str, Any]) -> None:
 
 def run_demo(state_dir: Path, *, sites: int = 2) -> DemoReport:
     from acr_edge.local_prefect import prefect_api, quiet_runs
+    from acr_edge.sandbox_blocks import PARENT_BLOCK, register, site_block_name
     from flows.models import ProvisionSpec
     from flows.provision_site import provision_site
     from flows.rotate_client_token import rotate_client_token
     from flows.site_status import site_status
-    from sandbox.blocks_registration import PARENT_BLOCK, register, site_block_name
     from sandbox.runner import start_sandbox
 
     started = time.monotonic()

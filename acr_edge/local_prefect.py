@@ -40,7 +40,7 @@ PRIVATE_SERVER_SETTINGS = {
 }
 
 
-_API_FRAME = re.compile(r"prefect/server/api/(\w+)\.py\", line \d+, in (\w+)")
+_API_FRAME = re.compile(r"prefect/server/api/(\w+)\.py\", line [0-9]+, in (\w+)", re.ASCII)
 
 
 @dataclass(frozen=True)

@@ -17,30 +17,34 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from acr_edge.sandbox_blocks import parent_block
 from model import names
 from model.azure_context import AzureContext
-from sandbox.blocks_registration import parent_block
-from tasks.azure import ops
-from tasks.azure.desired import ConnectedRegistrySpec
+from tasks.azure import connected_registry as crs
+from tasks.azure import passwords, registry, scope_maps, tokens
+from tasks.azure.repositories import list_repositories
+from tasks.azure.spec import ConnectedRegistrySpec
 
 
 def azure_half(
     ctx: AzureContext, cr: str, namespaces: list[str], *, generate: bool
 ) -> dict[str, Any]:
     """The provisioning order a flow uses, as plain calls (no Prefect overhead in the figure)."""
-    repos = ops.list_repositories(ctx, namespaces)
+    repos = list_repositories(ctx, namespaces)
     client = names.client_token_name(cr)
-    ops.preflight_parent(ctx, repositories=repos, client_token_count=1, enable_data_endpoint=True)
+    registry.preflight_parent(
+        ctx, repositories=repos, client_token_count=1, enable_data_endpoint=True
+    )
     results = [
-        ops.ensure_sync_scope_map(ctx, cr, repos, "ReadOnly"),
-        ops.ensure_sync_token(ctx, cr),
-        ops.ensure_connected_registry(ctx, ConnectedRegistrySpec(name=cr)),
-        ops.ensure_client_scope_map(ctx, client, repos),
-        ops.ensure_client_token(ctx, client, client),
-        ops.attach_client_token(ctx, cr, client),
+        scope_maps.ensure_sync_scope_map(ctx, cr, repos, "ReadOnly"),
+        tokens.ensure_sync_token(ctx, cr),
+        crs.ensure_connected_registry(ctx, ConnectedRegistrySpec(name=cr)),
+        scope_maps.ensure_client_scope_map(ctx, client, repos),
+        tokens.ensure_client_token(ctx, client, client),
+        crs.attach_client_token(ctx, cr, client),
     ]
     if generate:
-        ops.generate_password(ctx, cr, "password1")
+        passwords.generate_password(ctx, cr, "password1")
     return {
         "repositories": len(repos),
         "changed_steps": sum(r.changed for r in results),
@@ -62,7 +66,7 @@ def run(repo_count: int, namespace: str) -> dict[str, Any]:
             every = sorted({r.split("/")[0] for r in azure.primary_registry().repositories})
             azure.clear_requests()
             start = time.perf_counter()
-            listed = ops.list_repositories(ctx, every)
+            listed = list_repositories(ctx, every)
             listing = {
                 "repositories": len(listed),
                 "seconds": round(time.perf_counter() - start, 4),

@@ -237,8 +237,8 @@ def run_bench(
     sandbox_in_process: bool = False,
 ) -> dict[str, Any]:
     from acr_edge.local_prefect import prefect_api, quiet_runs
+    from acr_edge.sandbox_blocks import PARENT_BLOCK, register
     from bench.sandbox_proc import SandboxProcess
-    from sandbox.blocks_registration import PARENT_BLOCK, register
 
     with prefect_api() as api, quiet_runs():
         import_s = import_flows()

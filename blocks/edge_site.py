@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
-import re
+from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 from prefect.blocks.core import Block
 from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
-CR_NAME_RE = re.compile(r"^[a-z0-9]{5,50}$")
-DNS1123_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-SSH_USER_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
+from model import names
+from model.errors import InputError
 
 # Distribution defaults; every path stays overridable on the block.
 DISTRIBUTION_DEFAULTS: dict[str, dict[str, str]] = {
@@ -38,6 +37,14 @@ _SECRET_VALUE_KEYS = frozenset(
 _MANAGED_VALUE_PATHS = frozenset(
     {"httpEnabled", "service.clusterIP", "pvc.storageClassName", "pvc.storageRequest", "acrEdge"}
 )
+
+
+def _rule(check: Callable[..., Any], *args: Any) -> Any:
+    """Run a model.names rule as a pydantic validator (ValueError carries the rule's message)."""
+    try:
+        return check(*args)
+    except InputError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _walk_keys(value: Any, prefix: str = "") -> list[str]:
@@ -153,11 +160,7 @@ class EdgeSite(Block):
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str) -> str:
-        if not CR_NAME_RE.match(value):
-            raise ValueError(
-                "name must be the connected registry name: 5-50 lowercase letters or digits"
-            )
-        return value
+        return str(_rule(names.validate_cr_name, value))
 
     @field_validator("ssh_host")
     @classmethod
@@ -169,9 +172,7 @@ class EdgeSite(Block):
     @field_validator("ssh_user")
     @classmethod
     def _check_user(cls, value: str) -> str:
-        if not SSH_USER_RE.match(value):
-            raise ValueError("ssh_user must be a POSIX user name")
-        return value
+        return str(_rule(names.validate_ssh_user, value))
 
     @field_validator("known_hosts")
     @classmethod
@@ -194,13 +195,10 @@ class EdgeSite(Block):
 
     @field_validator("namespace", "app_namespaces", "release_name", "pull_secret_name")
     @classmethod
-    def _check_dns_labels(cls, value: str | list[str]) -> str | list[str]:
-        for item in [value] if isinstance(value, str) else value:
-            if len(item) > 63 or not DNS1123_LABEL_RE.match(item):
-                raise ValueError(f"{item!r} is not a DNS-1123 label (lowercase, digits, '-')")
-        if isinstance(value, list) and len(set(value)) != len(value):
-            raise ValueError("duplicate namespaces")
-        return value
+    def _check_dns_labels(cls, value: str | list[str], info: Any) -> str | list[str]:
+        if isinstance(value, str):
+            return str(_rule(names.validate_dns_label, value, info.field_name))
+        return list(_rule(names.validate_dns_labels, value, info.field_name))
 
     @field_validator("service_cidr")
     @classmethod

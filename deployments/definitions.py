@@ -8,12 +8,13 @@ deployments (`provision-site/provision-site`, `rotate-client-token/rotate-client
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from model.cron import validate_cron
 from model.errors import InputError
+from model.names import validate_block_name
 
 DEFAULT_WORK_POOL = "acr-edge"
 DEFAULT_TIMEZONE = "UTC"
@@ -27,10 +28,6 @@ PROVISION_SITE_CONCURRENCY = SITE_RUN_CONCURRENCY
 # (every timezone's offset is a multiple of 15 minutes) rather than at whatever minute
 # `acr-edge deploy` happened to run.
 INTERVAL_ANCHOR = "2024-01-01T00:00:00+00:00"
-
-# Prefect block names: lowercase letters, digits and dashes.
-_BLOCK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-_CRON_FIELD = re.compile(r"^[0-9*/,\-A-Za-z]+$")
 
 
 @dataclass(frozen=True)
@@ -65,16 +62,6 @@ class DeploymentDefinition:
         return f"{self.flow_name}/{self.name}"
 
 
-def validate_block_name(value: str, what: str) -> str:
-    if not _BLOCK_NAME.match(value):
-        raise InputError(
-            f"{what} {value!r} is not a valid Prefect block name.",
-            resource=what,
-            fix="use lowercase letters, digits and dashes (e.g. sandbox-site-1).",
-        )
-    return value
-
-
 def validate_timezone(value: str) -> str:
     try:
         ZoneInfo(value)
@@ -84,17 +71,6 @@ def validate_timezone(value: str) -> str:
             resource="--timezone",
             fix="use an IANA name such as UTC or Europe/Berlin.",
         ) from exc
-    return value
-
-
-def validate_cron(value: str) -> str:
-    fields = value.split()
-    if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
-        raise InputError(
-            f"cron {value!r} must have five fields (minute hour day month weekday).",
-            resource="--rotate-cron",
-            fix="e.g. '0 3 * * 1' for Mondays at 03:00.",
-        )
     return value
 
 
@@ -114,7 +90,7 @@ def definitions(
     so a site saved later is checked without redeploying.
     """
     validate_timezone(timezone)
-    validate_cron(rotate_cron)
+    rotate_cron = validate_cron(rotate_cron, what="--rotate-cron")
     validate_block_name(parent_block, "parent block")
     for site in status_sites:
         validate_block_name(site, "site block")

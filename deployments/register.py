@@ -23,9 +23,9 @@ from deployments.definitions import (
     DeploymentDefinition,
     ScheduleDefinition,
     definitions,
-    validate_block_name,
 )
 from model.errors import AcrEdgeError, InputError, PermanentError
+from model.names import validate_block_name
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,10 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import FlowRun
 from prefect.futures import PrefectFuture, wait
 
-from flows.inputs import check_block_name
 from flows.models import ProvisionSpec
 from flows.pacer import WRITES_PER_PROVISION, WRITES_PER_ROTATION, Pacer, TokenBucket
 from model.errors import InputError, PermanentError
+from model.names import validate_block_name
 
 # Subscription write budget: bursts of 10, refilled at 10 writes per second.
 ARM_WRITE_BUCKET = TokenBucket(capacity=10, refill_per_second=10)
@@ -81,7 +81,7 @@ def select_sites(
     known = {d.name: d for d in docs if d.name}
     if sites is not None:
         for name in sites:
-            check_block_name(name, "site block")
+            validate_block_name(name, "site block")
         missing = [s for s in sites if s not in known]
         if missing:
             raise InputError(
@@ -91,6 +91,7 @@ def select_sites(
             )
         chosen = list(dict.fromkeys(sites))
     elif tag is not None:
+        validate_block_name(tag, "tag")  # the same rule deploy's --status-tag follows
         chosen = sorted(n for n, d in known.items() if tag in (d.data.get("tags") or []))
         if not chosen:
             raise InputError(f"no edge-site block has tag {tag!r}", resource="tag")
@@ -246,7 +247,7 @@ def provision_fleet(
         tag: Provision every EdgeSite block carrying this tag (or use sites).
         max_concurrency: Sites provisioned at the same time.
     """
-    check_block_name(parent_block, "parent_block")
+    validate_block_name(parent_block, "parent_block")
     names = select_sites(sites, tag)
     body = spec.model_dump(mode="json")
     return fan_out(
@@ -276,7 +277,7 @@ def rotate_fleet_tokens(
         lifetime_days: Lifetime of each new client password, in days.
         max_concurrency: Sites rotated at the same time.
     """
-    check_block_name(parent_block, "parent_block")
+    validate_block_name(parent_block, "parent_block")
     names = select_sites(sites, tag, default_all=True)
     return fan_out(
         "rotate-fleet-tokens",
@@ -307,7 +308,7 @@ def fleet_status(
         tag: Only EdgeSite blocks carrying this tag.
         max_concurrency: Sites checked at the same time.
     """
-    check_block_name(parent_block, "parent_block")
+    validate_block_name(parent_block, "parent_block")
     names = select_sites(sites, tag, default_all=True)
     return fan_out(
         "fleet-status",

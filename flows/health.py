@@ -10,11 +10,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-CONTINUOUS = "* * * * *"
+from model.cron import CONTINUOUS, Cron
+
 # A continuous sync reports at least this often; beyond it the link is suspect.
 CONTINUOUS_GRACE = timedelta(minutes=15)
-# How far back to search for a cron fire time (covers monthly schedules with slack).
-_CRON_LOOKBACK = timedelta(days=62)
 
 # Connected-registry statusDetails codes (Azure/acr connected-registry error codes, and the
 # ones the runtime reports in practice) mapped to what an operator does about them.
@@ -50,81 +49,6 @@ def fix_for(code: str) -> str:
         "unknown status code: read the connected-registry pod logs "
         "(kubectl logs -n <namespace> deploy/<release>) and the statusDetails description.",
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# Cron: when should the last sync have happened?
-
-
-def _cron_values(text: str, lo: int, hi: int) -> set[int]:
-    values: set[int] = set()
-    for item in text.split(","):
-        base, _, step_text = item.partition("/")
-        step = int(step_text) if step_text else 1
-        if base == "*":
-            start, end = lo, hi
-        elif "-" in base:
-            a, b = base.split("-", 1)
-            start, end = int(a), int(b)
-        else:
-            start = int(base)
-            end = hi if step_text else start
-        values.update(range(start, end + 1, step))
-    if hi == 6 and 7 in values:  # cron allows 7 for Sunday
-        values.add(0)
-    return values
-
-
-@dataclass(frozen=True)
-class Cron:
-    minutes: frozenset[int]
-    hours: frozenset[int]
-    days: frozenset[int]
-    months: frozenset[int]
-    weekdays: frozenset[int]
-    dom_any: bool
-    dow_any: bool
-
-    @classmethod
-    def parse(cls, expr: str) -> Cron:
-        f = expr.split()
-        if len(f) != 5:
-            raise ValueError(f"cron {expr!r} must have 5 fields")
-        return cls(
-            frozenset(_cron_values(f[0], 0, 59)),
-            frozenset(_cron_values(f[1], 0, 23)),
-            frozenset(_cron_values(f[2], 1, 31)),
-            frozenset(_cron_values(f[3], 1, 12)),
-            frozenset(_cron_values(f[4], 0, 6)),
-            f[2] == "*",
-            f[4] == "*",
-        )
-
-    def matches(self, t: datetime) -> bool:
-        if t.minute not in self.minutes or t.hour not in self.hours or t.month not in self.months:
-            return False
-        dom = t.day in self.days
-        dow = (t.isoweekday() % 7) in self.weekdays
-        # Vixie cron: when both day fields are restricted, either may match.
-        if self.dom_any or self.dow_any:
-            return dom and dow
-        return dom or dow
-
-    def previous(self, before: datetime) -> datetime | None:
-        """The latest fire time at or before ``before`` (minute resolution), within lookback."""
-        t = before.astimezone(UTC).replace(second=0, microsecond=0)
-        floor = t - _CRON_LOOKBACK
-        while t >= floor:
-            if t.month not in self.months:
-                t = t.replace(day=1, hour=0, minute=0) - timedelta(minutes=1)
-                continue
-            if t.hour not in self.hours:
-                t = t.replace(minute=0) - timedelta(minutes=1)
-                continue
-            if self.matches(t):
-                return t
-            t -= timedelta(minutes=1)
-        return None
 
 
 @dataclass(frozen=True)

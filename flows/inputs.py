@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -12,18 +11,6 @@ from model.errors import InputError
 if TYPE_CHECKING:
     from blocks.edge_site import EdgeSite
     from blocks.parent_registry import ParentRegistry
-
-_BLOCK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-
-
-def check_block_name(value: str, what: str) -> str:
-    if not isinstance(value, str) or not _BLOCK_NAME.match(value):
-        raise InputError(
-            f"{what} {value!r} is not a Prefect block name",
-            resource=what,
-            fix="pass the block's name (lowercase letters, digits and dashes), never its content",
-        )
-    return value
 
 
 @dataclass
@@ -48,8 +35,8 @@ def load_site_inputs(
     from blocks.edge_site import EdgeSite
     from blocks.parent_registry import ParentRegistry
 
-    check_block_name(site_block, "site_block")
-    check_block_name(parent_block, "parent_block")
+    names.validate_block_name(site_block, "site_block")
+    names.validate_block_name(parent_block, "parent_block")
     site = _load(EdgeSite, site_block, "site_block", "edge-site")
     parent = _load(ParentRegistry, parent_block, "parent_block", "parent-registry")
     cr_name = names.validate_cr_name(site.name)
@@ -61,7 +48,10 @@ def load_site_inputs(
         parent=parent,
         cr_name=cr_name,
         client_token=client,
-        app_namespaces=list(app_namespaces or site.app_namespaces),
+        # The site block checked its own list; one passed in is checked here, before any write.
+        app_namespaces=names.validate_dns_labels(
+            list(app_namespaces or site.app_namespaces), "app_namespaces"
+        ),
     )
 
 

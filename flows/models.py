@@ -5,21 +5,36 @@ Only names and settings live here; secrets never travel as parameters (blocks ho
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import re
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from model import cron, durations, limits, names, patterns
 from model.errors import InputError
-from tasks.azure import schedule
-from tasks.azure.repositories import normalize_namespace
 
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_NAMESPACE_PATTERN = rf"^{_COMPONENT}(?:/{_COMPONENT})*$"
-_K8S_NAMESPACE_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-_TOKEN_PATTERN = r"^[a-zA-Z0-9-]{5,50}$"
 
-RepoNamespace = Annotated[str, Field(pattern=_NAMESPACE_PATTERN, max_length=256)]
-K8sNamespace = Annotated[str, Field(pattern=_K8S_NAMESPACE_PATTERN, max_length=63)]
+def _rule(check: Callable[[str], Any]) -> AfterValidator:
+    """A model rule as a field validator: its InputError message becomes the form's error."""
+
+    def run(value: str) -> str:
+        try:
+            check(value)
+        except InputError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    return AfterValidator(run)
+
+
+def _form(pattern: re.Pattern[str]) -> Any:
+    return Field(json_schema_extra={"pattern": patterns.form_pattern(pattern)})
+
+
+RepoNamespace = Annotated[str, _rule(names.normalize_namespace), _form(patterns.OCI_NAMESPACE)]
+TokenName = Annotated[str, _rule(names.validate_token_name), _form(patterns.TOKEN_NAME)]
+AppNamespace = Annotated[str, _form(patterns.DNS1123_LABEL)]
 
 
 class ProvisionSpec(BaseModel):
@@ -49,26 +64,24 @@ class ProvisionSpec(BaseModel):
     )
     sync_window: str = Field(
         default="PT1H",
-        pattern=r"^P",
         description="ISO-8601 duration each scheduled sync may run, 1 hour to 7 days.",
     )
     message_ttl: str = Field(
         default="P2D",
-        pattern=r"^P",
         description="ISO-8601 duration sync messages are kept, 1 to 90 days.",
     )
-    client_token_name: Annotated[str, Field(pattern=_TOKEN_PATTERN)] | None = Field(
+    client_token_name: TokenName | None = Field(
         default=None,
         description="Client token (and scope map) name; default '<site>-client'.",
     )
-    app_namespaces: list[K8sNamespace] | None = Field(
+    app_namespaces: list[AppNamespace] | None = Field(
         default=None,
         description="Kubernetes namespaces that get the pull secret; default: the site block's.",
     )
     client_password_days: int = Field(
         default=90,
-        ge=1,
-        le=3650,
+        ge=limits.CLIENT_PASSWORD_DAYS_MIN,
+        le=limits.CLIENT_PASSWORD_DAYS_MAX,
         description="Lifetime of a newly generated client password, in days.",
     )
     enable_data_endpoint: bool = Field(
@@ -86,7 +99,7 @@ class ProvisionSpec(BaseModel):
     @classmethod
     def _check_namespaces(cls, value: list[str]) -> list[str]:
         try:
-            out = list(dict.fromkeys(normalize_namespace(n) for n in value))
+            out = list(dict.fromkeys(names.normalize_namespace(n) for n in value))
         except InputError as exc:
             raise ValueError(str(exc)) from None
         return out
@@ -95,7 +108,7 @@ class ProvisionSpec(BaseModel):
     @classmethod
     def _check_schedule(cls, value: str) -> str:
         try:
-            return schedule.validate_cron(value)
+            return cron.validate_cron(value, what="sync_schedule")
         except InputError as exc:
             raise ValueError(str(exc)) from None
 
@@ -103,7 +116,7 @@ class ProvisionSpec(BaseModel):
     @classmethod
     def _check_window(cls, value: str) -> str:
         try:
-            schedule.validate_sync_window(value)
+            durations.validate_sync_window(value)
         except InputError as exc:
             raise ValueError(str(exc)) from None
         return value
@@ -112,7 +125,7 @@ class ProvisionSpec(BaseModel):
     @classmethod
     def _check_ttl(cls, value: str) -> str:
         try:
-            schedule.validate_message_ttl(value)
+            durations.validate_message_ttl(value)
         except InputError as exc:
             raise ValueError(str(exc)) from None
         return value
@@ -124,6 +137,7 @@ class ProvisionSpec(BaseModel):
             return None
         if not value:
             raise ValueError("app_namespaces, when given, needs at least one namespace")
-        if len(set(value)) != len(value):
-            raise ValueError("app_namespaces has duplicates")
-        return value
+        try:
+            return names.validate_dns_labels(value, "app_namespaces")
+        except InputError as exc:
+            raise ValueError(str(exc)) from None

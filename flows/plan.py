@@ -1,4 +1,9 @@
-"""Pure: the dry-run plan of provision-site and how it reads (markdown artifact, summary).
+"""Pure: provision-site's dry-run plan, rendered from the rows the steps returned.
+
+The dry run is the real run's composition with ``dry_run=True``: every step reads, plans and
+returns its planned change as a row (step, resource, action, why), the same row the real run
+then reports. This module only groups and renders those rows (ARM, node, secrets as metadata,
+notes) with the masked registries.yaml diff and the Helm values diff; it decides nothing.
 
 Only metadata and masked values: registries.yaml auth passwords and the connection string are
 replaced before any diff is computed, so the plan can be logged and stored.
@@ -12,7 +17,29 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MASK = "***"
-_PASSWORD_LINE = re.compile(r"^(\s*(?:password|identitytoken|auth)\s*:\s*).+$", re.IGNORECASE)
+_PASSWORD_LINE = re.compile(
+    r"(\s*(?:password|identitytoken|auth)\s*:\s*).+", re.IGNORECASE | re.ASCII
+)
+
+ARM_STEPS = (
+    "preflight-parent",
+    "sync-scope-map",
+    "sync-token",
+    "connected-registry",
+    "client-scope-map",
+    "client-token",
+    "attach-client-token",
+)
+NODE_STEPS = ("namespace", "helm-release", "registries-yaml", "restart", "canary")
+SECRET_STEPS = {
+    "sync-credential": "sync",
+    "client-password": "client",
+    "sync-old-slot": "sync, old slot",
+    "pull-secrets": "pull secret",
+}
+# A canary pull proves the chain; its pod is not a change the plan counts as a write.
+CHECK_STEPS = frozenset({"canary"})
+PROVISIONAL = "provisional"  # a row planned before a resource it depends on exists
 
 
 def mask_registries_yaml(text: str | None) -> str:
@@ -21,7 +48,7 @@ def mask_registries_yaml(text: str | None) -> str:
         return ""
     out = []
     for line in text.splitlines():
-        match = _PASSWORD_LINE.match(line)
+        match = _PASSWORD_LINE.fullmatch(line)
         out.append(f"{match.group(1)}{MASK}" if match and not line.rstrip().endswith(":") else line)
     return "\n".join(out) + "\n"
 
@@ -58,65 +85,111 @@ def helm_rows(changes: list[tuple[str, Any, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def _row(r: dict[str, Any]) -> dict[str, str]:
+    return {
+        "step": r["step"],
+        "resource": r["resource"],
+        "action": r["action"],
+        "why": r["message"],
+    }
+
+
 @dataclass
 class ProvisionPlan:
+    """The plan of one site: the report's rows (each with its StepResult's details) plus the
+    two diffs the artifact shows."""
+
     site: str
-    arm: list[dict[str, str]] = field(default_factory=list)
+    rows: list[dict[str, Any]]
+    details: list[dict[str, Any]] = field(default_factory=list)
     registries_diff: str = ""
     helm: list[dict[str, Any]] = field(default_factory=list)
-    secrets: list[dict[str, str]] = field(default_factory=list)
-    site_actions: list[dict[str, str]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
 
-    def add_arm(self, resource: str, op: str, reason: str) -> None:
-        self.arm.append({"resource": resource, "change": op, "why": reason})
+    def _of(self, steps: Any) -> list[dict[str, str]]:
+        return [_row(r) for r in self.rows if r["step"] in steps]
 
-    def add_secret(self, secret: str, action: str, detail: str) -> None:
-        self.secrets.append({"secret": secret, "action": action, "detail": detail})
+    @property
+    def arm(self) -> list[dict[str, str]]:
+        return self._of(ARM_STEPS)
 
-    def add_site_action(self, resource: str, action: str, why: str) -> None:
-        """A node-side change (Helm release, K3s restart), counted through its diff."""
-        self.site_actions.append({"resource": resource, "action": action, "why": why})
+    @property
+    def node(self) -> list[dict[str, str]]:
+        return self._of(NODE_STEPS)
+
+    @property
+    def secrets(self) -> list[dict[str, str]]:
+        """Credential steps as metadata: which slot, what happens, why. Never a value."""
+        out = []
+        for r in self.rows:
+            kind = SECRET_STEPS.get(r["step"])
+            if kind is not None:
+                out.append(
+                    {
+                        "secret": f"{r['resource']} ({kind})",
+                        "action": r["action"],
+                        "detail": r["message"],
+                    }
+                )
+            if r["step"] == "sync-credential" and r["action"] == "generate":
+                out.append(
+                    {
+                        "secret": "helm release connectionString",
+                        "action": "replace",
+                        "detail": f"a new connection string carrying {r['resource']}",
+                    }
+                )
+        return out
+
+    @property
+    def notes(self) -> list[str]:
+        known = set(ARM_STEPS) | set(NODE_STEPS) | set(SECRET_STEPS)
+        out = [f"{r['step']}: {r['message']}" for r in self.rows if r["step"] not in known]
+        out += [
+            f"{r['step']}: planned from the facts available ({d[PROVISIONAL]})"
+            for r, d in zip(self.rows, self.details, strict=False)
+            if d.get(PROVISIONAL)
+        ]
+        return out
 
     @property
     def writes(self) -> int:
-        return (
-            sum(1 for a in self.arm if a["change"] != "none")
-            + (1 if self.registries_diff else 0)
-            + (1 if self.helm else 0)
-            + sum(1 for s in self.secrets if s["action"] != "keep")
-        )
+        """Planned changes (a canary pull is a check, not a change)."""
+        return sum(1 for r in self.rows if r["action"] != "none" and r["step"] not in CHECK_STEPS)
 
     def summary(self) -> dict[str, Any]:
         return {
             "site": self.site,
             "outcome": "planned",
             "dry_run": True,
+            "writes": 0,
             "planned_writes": self.writes,
+            "steps": [dict(r) for r in self.rows],
             "arm": self.arm,
+            "node": self.node,
+            "secrets": self.secrets,
             "registries_yaml_diff": self.registries_diff,
             "helm_values_diff": self.helm,
-            "site_actions": self.site_actions,
-            "secrets": self.secrets,
             "notes": self.notes,
-            "writes": 0,
         }
 
     def markdown(self) -> str:
         lines = [f"# provision-site plan for `{self.site}` (dry run: nothing written)", ""]
-        lines += ["## ARM", "", "| resource | change | why |", "|---|---|---|"]
-        lines += [f"| {a['resource']} | {a['change']} | {a['why']} |" for a in self.arm]
-        lines += ["", "## registries.yaml", ""]
+        lines += [
+            f"{self.writes} planned change(s); every row below is what the real run reports.",
+            "",
+        ]
+        for title, rows in (("ARM", self.arm), ("Node", self.node)):
+            lines += [f"## {title}", "", "| step | resource | action | why |", "|---|---|---|---|"]
+            lines += [
+                f"| {r['step']} | {r['resource']} | {r['action']} | {r['why']} |" for r in rows
+            ]
+            lines.append("")
+        lines += ["## registries.yaml (credentials masked)", ""]
         lines += (
             ["```diff", self.registries_diff.rstrip(), "```"]
             if self.registries_diff
-            else ["no change"]
+            else ["no change shown"]
         )
-        if self.site_actions:
-            lines += ["", "## Node", "", "| resource | action | why |", "|---|---|---|"]
-            lines += [
-                f"| {a['resource']} | {a['action']} | {a['why']} |" for a in self.site_actions
-            ]
         lines += ["", "## Helm values (secrets masked)", ""]
         if self.helm:
             lines += ["| value | now | planned |", "|---|---|---|"]

@@ -1,4 +1,6 @@
-"""What a flow run did, step by step: the return value and the table artifact (no secrets)."""
+"""What a flow run did (or, in a dry run, would do), step by step: the return value and the
+table artifact (no secrets). Plan rows and run rows have the same columns: step, resource,
+action, why."""
 
 from __future__ import annotations
 
@@ -25,27 +27,50 @@ class RunReport:
     flow: str
     site: str
     rows: list[dict[str, Any]] = field(default_factory=list)
+    # A dry run's report: every row is planned (rows noted by the flow itself too).
+    dry_run: bool = False
+    # The non-secret details of each row's StepResult (ids, counts, masked diffs), for the plan.
+    details: list[dict[str, Any]] = field(default_factory=list)
 
     def step(self, step: str, result: StepResult) -> StepResult:
         self.note(
-            step, result.resource, result.message, changed=result.changed, writes=result.writes
+            step,
+            result.resource,
+            result.message,
+            changed=result.changed,
+            writes=result.writes,
+            action=result.action or None,
+            planned=result.planned,
+            details=result.details,
         )
         return result
 
     def note(
-        self, step: str, resource: str, message: str, *, changed: bool = False, writes: int = 0
+        self,
+        step: str,
+        resource: str,
+        message: str,
+        *,
+        changed: bool = False,
+        writes: int = 0,
+        action: str | None = None,
+        planned: bool = False,
+        details: dict[str, Any] | None = None,
     ) -> None:
         """Record a row of the artifact and log it: every step, no-ops included, says why."""
         self.rows.append(
             {
                 "step": step,
                 "resource": resource,
+                "action": action or ("write" if changed else "none"),
                 "changed": changed,
                 "writes": writes,
+                "planned": planned or self.dry_run,
                 "message": message,
             }
         )
-        _run_logger().info("%s: %s", step, message)
+        self.details.append(dict(details or {}))
+        _run_logger().info("%s: %s%s", step, "(plan) " if planned or self.dry_run else "", message)
 
     @property
     def writes(self) -> int:
@@ -70,7 +95,10 @@ class RunReport:
             {
                 "step": r["step"],
                 "resource": r["resource"],
-                "this run": "changed" if r["changed"] else "no change",
+                "action": r["action"],
+                "this run": "planned"
+                if r["planned"]
+                else ("changed" if r["changed"] else "no change"),
                 "why": r["message"],
             }
             for r in self.rows

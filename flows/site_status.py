@@ -20,8 +20,8 @@ from tasks import rotation
 from tasks.azure import steps as az
 from tasks.azure.schedule import parse_duration
 from tasks.site import steps as st
-from tasks.site.canary import canary_image
 from tasks.site.connection import open_site
+from tasks.site.plans import canary_image
 
 FLOW = "site-status"
 LEAD = timedelta(days=14)
@@ -98,7 +98,7 @@ def site_status(
                 f"kubectl -n {site.namespace} describe deploy {site.release_name}",
             )
             if release.ok:
-                host = st.registry_host_task(conn, site)
+                host = st.registry_host_task(conn)
                 for name, fact in (
                     ("mirror", st.mirror_configured_task(conn, host)),
                     ("hosts.toml", st.hosts_toml_task(conn, host)),

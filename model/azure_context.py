@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from model import names
 from model.retry import RetryPolicy
@@ -42,13 +42,6 @@ class AzureContext:
             base_delay=self.retry_base_delay,
             max_delay=self.retry_max_delay,
         )
-
-    def retry_kwargs(self) -> dict[str, Any]:
-        return {
-            "attempts": self.retry_attempts,
-            "base_delay": self.retry_base_delay,
-            "max_delay": self.retry_max_delay,
-        }
 
     @property
     def registry_id(self) -> str:

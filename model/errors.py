@@ -153,19 +153,16 @@ def classify(exc: BaseException, *, resource: str = "", fix: str = "") -> AcrEdg
             )
     except ImportError:  # pragma: no cover
         pass
-    try:
-        import requests
-
-        # Plain HTTP reads (cloud metadata discovery) go through requests.
-        if isinstance(exc, requests.HTTPError):
-            status, retry_after = _http_status_and_retry_after(exc)
-            if status in TRANSIENT_HTTP:
-                return TransientError(f"{resource}: HTTP {status}: {text}", retry_after=retry_after)
-            return PermanentError(f"HTTP {status}: {text}", resource=resource, fix=fix)
-        if isinstance(exc, requests.ConnectionError | requests.Timeout):
-            return TransientError(f"{resource}: connection problem: {text}")
-    except ImportError:  # pragma: no cover - requests is a hard dependency
-        pass
+    # Plain HTTP reads (cloud metadata discovery) go through requests; matched by class name
+    # so that this module does not import it (pure modules import this one).
+    requests_kinds = {c.__name__ for c in type(exc).__mro__ if c.__module__.startswith("requests")}
+    if "HTTPError" in requests_kinds:
+        status, retry_after = _http_status_and_retry_after(exc)
+        if status in TRANSIENT_HTTP:
+            return TransientError(f"{resource}: HTTP {status}: {text}", retry_after=retry_after)
+        return PermanentError(f"HTTP {status}: {text}", resource=resource, fix=fix)
+    if requests_kinds & {"ConnectionError", "Timeout"}:
+        return TransientError(f"{resource}: connection problem: {text}")
     try:
         import urllib3.exceptions as u3
 

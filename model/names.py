@@ -9,57 +9,102 @@ from __future__ import annotations
 import re
 import uuid
 
+from model import limits, patterns
 from model.errors import InputError
-
-# ARM allows mixed case (^[a-zA-Z0-9]*$, 5-50) but we insist on lowercase: gateway actions are
-# lower-cased by the service, older CLIs refused uppercase, and runtime <= 0.6 failed to activate
-# a mixed-case CR.
-CR_NAME_RE = re.compile(r"^[a-z0-9]{5,50}$")
-REGISTRY_NAME_RE = re.compile(r"^[a-zA-Z0-9]{5,50}$")
-SCOPE_MAP_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{5,50}$")
-TOKEN_NAME_RE = re.compile(r"^[a-zA-Z0-9-]{5,50}$")
-RESOURCE_GROUP_RE = re.compile(r"^[-\w.()]{1,90}$")
+from model.patterns import matches
 
 PROVIDER = "Microsoft.ContainerRegistry"
 
 
+# Why each name was refused (the value is quoted before it).
+_CR_NAME_WHY = (
+    "is not a valid connected registry name: use 5-50 lowercase letters and digits. "
+    "Lowercase is safest: ARM accepts mixed case, but gateway actions are lower-cased and "
+    "runtime versions before 0.7.0 failed to activate mixed-case names."
+)
+_REGISTRY_NAME_WHY = "is not a valid registry name: 5-50 letters and digits (^[a-zA-Z0-9]*$)."
+_TOKEN_NAME_WHY = "is not a valid token name: 5-50 letters, digits and '-' (^[a-zA-Z0-9-]*$)."
+_SCOPE_MAP_NAME_WHY = (
+    "is not a valid scope map name: 5-50 letters, digits, '-' and '_' (^[a-zA-Z0-9-_]*$)."
+)
+_BLOCK_NAME_WHY = "is not a Prefect block name ({what})"
+_DNS1123_LABEL_WHY = (
+    "is not a DNS-1123 label ({what}: 1-63 lowercase letters, digits and '-', starting "
+    "and ending with a letter or digit)"
+)
+_SSH_USER_WHY = (
+    "is not a POSIX user name for ssh_user (lowercase letters, digits, '_', '.', '-'; at "
+    "most 32; not starting with a digit or '-')"
+)
+_RESOURCE_GROUP_WHY = (
+    "is not a valid resource group: 1-90 letters, digits, '-', '_', '.', '(' or ')', not "
+    "ending in '.'."
+)
+
+
+def _check(pattern: re.Pattern[str], value: str, why: str, resource: str, fix: str = "") -> str:
+    """``value`` when ``pattern`` matches all of it, else InputError ``<value!r> <why>``."""
+    if not matches(pattern, value):
+        raise InputError(f"{value!r} {why}", resource=resource, fix=fix)
+    return value
+
+
 def validate_cr_name(name: str) -> str:
-    if not isinstance(name, str) or not CR_NAME_RE.match(name):
-        raise InputError(
-            f"connected registry name {name!r} is invalid: use 5-50 lowercase letters and digits. "
-            "Lowercase is safest: ARM accepts mixed case, but gateway actions are lower-cased and "
-            "runtime versions before 0.7.0 failed to activate mixed-case names.",
-            resource=f"connectedRegistries/{name}",
-        )
-    return name
+    return _check(patterns.CR_NAME, name, _CR_NAME_WHY, f"connectedRegistries/{name}")
 
 
 def validate_registry_name(name: str) -> str:
-    if not isinstance(name, str) or not REGISTRY_NAME_RE.match(name):
-        raise InputError(
-            f"registry name {name!r} is invalid: 5-50 letters and digits (^[a-zA-Z0-9]*$).",
-            resource=f"registries/{name}",
-        )
-    return name
+    return _check(patterns.REGISTRY_NAME, name, _REGISTRY_NAME_WHY, f"registries/{name}")
 
 
 def validate_token_name(name: str) -> str:
-    if not isinstance(name, str) or not TOKEN_NAME_RE.match(name):
-        raise InputError(
-            f"token name {name!r} is invalid: 5-50 letters, digits and '-' (^[a-zA-Z0-9-]*$).",
-            resource=f"tokens/{name}",
-        )
-    return name
+    return _check(patterns.TOKEN_NAME, name, _TOKEN_NAME_WHY, f"tokens/{name}")
 
 
 def validate_scope_map_name(name: str) -> str:
-    if not isinstance(name, str) or not SCOPE_MAP_NAME_RE.match(name):
+    return _check(patterns.SCOPE_MAP_NAME, name, _SCOPE_MAP_NAME_WHY, f"scopeMaps/{name}")
+
+
+def validate_block_name(value: str, what: str) -> str:
+    """A Prefect block document name (also the tags sites are picked by)."""
+    return _check(
+        patterns.BLOCK_NAME,
+        value,
+        _BLOCK_NAME_WHY.format(what=what),
+        what,
+        "pass the block's name (1-63 lowercase letters, digits and dashes, e.g. "
+        "sandbox-site-1), never its content",
+    )
+
+
+def validate_dns_label(value: str, what: str) -> str:
+    """A Kubernetes namespace, Helm release or secret name (RFC 1123 label, 1-63 characters)."""
+    return _check(patterns.DNS1123_LABEL, value, _DNS1123_LABEL_WHY.format(what=what), what)
+
+
+def validate_dns_labels(values: list[str], what: str) -> list[str]:
+    """Each a DNS-1123 label, none twice."""
+    for value in values:
+        validate_dns_label(value, what)
+    if len(set(values)) != len(values):
+        raise InputError(f"{what} has duplicate names: {values!r}", resource=what)
+    return values
+
+
+def normalize_namespace(namespace: str) -> str:
+    """A repository namespace ('samples', 'team/app') without surrounding '/' or spaces."""
+    ns = namespace.strip().strip("/") if isinstance(namespace, str) else ""
+    if len(ns) > limits.MAX_NAMESPACE_LENGTH or not matches(patterns.OCI_NAMESPACE, ns):
         raise InputError(
-            f"scope map name {name!r} is invalid: 5-50 letters, digits, '-' and '_' "
-            "(^[a-zA-Z0-9-_]*$).",
-            resource=f"scopeMaps/{name}",
+            f"namespace {namespace!r} is not a repository path (lowercase components separated "
+            "by '/', e.g. 'samples' or 'team/app').",
+            resource="namespaces",
         )
-    return name
+    return ns
+
+
+def validate_ssh_user(value: str) -> str:
+    return _check(patterns.SSH_USER, value, _SSH_USER_WHY, "ssh_user")
 
 
 def validate_subscription_id(value: str) -> str:
@@ -76,13 +121,7 @@ def validate_subscription_id(value: str) -> str:
 
 
 def validate_resource_group(name: str) -> str:
-    if not isinstance(name, str) or not RESOURCE_GROUP_RE.match(name) or name.endswith("."):
-        raise InputError(
-            f"resource group {name!r} is invalid: 1-90 letters, digits, '-', '_', '.', '(' "
-            "or ')', not ending in '.'.",
-            resource="resource_group",
-        )
-    return name
+    return _check(patterns.RESOURCE_GROUP, name, _RESOURCE_GROUP_WHY, "resource_group")
 
 
 def sync_scope_map_name(cr_name: str) -> str:

@@ -90,6 +90,8 @@ def converge(
     for attempt in range(policy.attempts):
         change = plan(read())
         first = first or change
+        if dry_run:  # decided, not applied: a no-op of a dry run is a planned row too
+            return StepResult.of_plan(change)
         if not change.needed:
             if attempt:  # every earlier pass wrote: one of those landed, its answer was lost
                 return StepResult.from_change(
@@ -97,8 +99,6 @@ def converge(
                 )
             log.info("%s: %s", change.step, change.reason)
             return StepResult.from_change(change, writes=0)
-        if dry_run:
-            return StepResult.of_plan(change)
         try:
             return apply(change)
         except Exception as exc:

@@ -16,7 +16,7 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from model.errors import AcrEdgeError, TransientError, classify, parse_retry_after
 
@@ -28,7 +28,6 @@ __all__ = [
     "delay_for",
     "is_transient",
     "parse_retry_after",
-    "retry_condition",
 ]
 
 T = TypeVar("T")
@@ -64,16 +63,6 @@ DEFAULT_POLICY = RetryPolicy()
 
 def is_transient(exc: BaseException) -> bool:
     return isinstance(classify(exc), TransientError)
-
-
-def retry_condition(task: Any, task_run: Any, state: Any) -> bool:
-    """Prefect ``retry_condition_fn``: retry only transient failures. Kept only while step
-    tasks still declare Prefect retries; the in-process policy is meant to be the one place."""
-    try:
-        state.result()
-    except Exception as exc:
-        return is_transient(exc)
-    return False
 
 
 def _backoff(attempt: int, policy: RetryPolicy) -> float:

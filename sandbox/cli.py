@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from sandbox.azure import SeedConfig
-from sandbox.runner import RunningSandbox, start_sandbox
+from sandbox.azure.config import DEFAULT_PROPAGATION_DELAY
+from sandbox.runner import start_sandbox
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -24,6 +25,13 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, default=0)
     up.add_argument("--repos", type=int, default=None, help="number of seeded repositories")
     up.add_argument(
+        "--propagation-delay",
+        type=float,
+        default=DEFAULT_PROPAGATION_DELAY,
+        help="seconds before new passwords/client tokens work at a connected registry "
+        f"(default {DEFAULT_PROPAGATION_DELAY:g}; 0 = at once)",
+    )
+    up.add_argument(
         "--register-blocks",
         action="store_true",
         help="register Prefect blocks for the sandbox (needs a Prefect API)",
@@ -31,23 +39,32 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _register_blocks(running: RunningSandbox) -> None:
-    # HOOK (flows engineer): sandbox/blocks_registration.py provides register(info).
-    if importlib.util.find_spec("sandbox.blocks_registration") is None:
-        print("--register-blocks: sandbox.blocks_registration is not available yet; skipped")
-        return
-    from sandbox import blocks_registration  # type: ignore[attr-defined]
-
-    blocks_registration.register(running.info)
+# Saves the sandbox's endpoints as acr-edge blocks. The caller (acr_edge.cli) passes it in:
+# the sandbox knows no production module, so it cannot build the blocks itself.
+RegisterBlocks = Callable[[dict[str, Any]], object]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None, *, register_blocks: RegisterBlocks | None = None
+) -> int:
     args = _parser().parse_args(list(argv) if argv is not None else None)
+    if args.register_blocks and register_blocks is None:
+        print("--register-blocks: start the sandbox with `acr-edge sandbox up` to save blocks")
+        return 2
     seed = SeedConfig()
     if args.repos is not None:
         seed.repo_count = max(0, args.repos)
     started = time.perf_counter()
-    running = start_sandbox(args.state_dir, sites=args.sites, seed=seed, port=args.port)
+    if args.propagation_delay < 0:
+        print("--propagation-delay must be >= 0")
+        return 2
+    running = start_sandbox(
+        args.state_dir,
+        sites=args.sites,
+        seed=seed,
+        port=args.port,
+        propagation_delay=args.propagation_delay,
+    )
     elapsed = time.perf_counter() - started
     stop = threading.Event()
 
@@ -56,8 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        if args.register_blocks:
-            _register_blocks(running)
+        if args.register_blocks and register_blocks is not None:
+            register_blocks(running.info)
         print(f"sandbox up: {running.json_path} (started in {elapsed:.3f} s)", flush=True)
         while not stop.wait(0.5):
             pass

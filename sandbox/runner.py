@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.azure import AzureSandbox, SeedConfig
+from sandbox.azure.config import DEFAULT_PROPAGATION_DELAY
 
 SANDBOX_JSON = "sandbox.json"
 
@@ -58,7 +59,11 @@ def start_sandbox(
 
     ``knobs`` go to :class:`sandbox.azure.AzureSandbox` (``port``, ``fault_seed``, ``latency``,
     ``lro_polls``, ``lro_seconds``, ``retry_after``, ``propagation_delay``, ...).
+    ``propagation_delay`` defaults to ``DEFAULT_PROPAGATION_DELAY`` (3 s): new passwords and
+    client tokens take time to reach a connected registry live, so callers (the demo, `sandbox
+    up`) wait as they would there; tests that are not about propagation pass 0.
     """
+    knobs.setdefault("propagation_delay", DEFAULT_PROPAGATION_DELAY)
     state_dir = Path(state_dir).resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     azure = AzureSandbox(state_dir, seed=seed, **knobs).start()

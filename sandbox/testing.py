@@ -18,6 +18,7 @@ from sandbox.azure import SeedConfig
 from sandbox.runner import RunningSandbox, start_sandbox
 
 ACR_AUDIENCE = "https://containerregistry.azure.net"
+CR_API_VERSION = "2026-01-01-preview"
 
 
 def azure_sandbox_fixture(
@@ -25,6 +26,9 @@ def azure_sandbox_fixture(
 ) -> Iterator[RunningSandbox]:
     """Generator for a pytest fixture: one running sandbox, stopped afterwards."""
     state_dir = tmp_path_factory.mktemp("sandbox")
+    # Tests set what they test: propagation is 0 here unless a test asks for it (start_sandbox
+    # itself defaults to a few seconds, as the demo and `sandbox up` run).
+    knobs.setdefault("propagation_delay", 0)
     running = start_sandbox(state_dir, sites=sites, seed=seed, **knobs)
     try:
         yield running
@@ -49,6 +53,8 @@ def mgmt_client(info: dict[str, Any], **kwargs: Any) -> Any:
     from azure.mgmt.containerregistry import ContainerRegistryManagementClient
 
     kwargs.setdefault("polling_interval", 0)
+    # the block's default: the live service lists only previews on connectedRegistries
+    kwargs.setdefault("api_version", CR_API_VERSION)
     return ContainerRegistryManagementClient(
         kwargs.pop("credential", None) or credential(info),
         info["subscription_id"],

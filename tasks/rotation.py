@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
+# The one slot type (model.azure), re-exported for the callers of these decisions.
+from model.azure import SLOTS as SLOTS
+from model.azure import Slot as Slot
 from model.errors import InputError
-
-Slot = Literal["password1", "password2"]
-SLOTS: tuple[Slot, Slot] = ("password1", "password2")
 
 # Creation times written by ARM and read back through annotations can differ in precision
 # (ARM's 7 fractional digits vs Python's 6, timezone suffix rewritten). A regeneration of the

@@ -8,12 +8,24 @@ import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
+from sandbox.azure import connected_registries as crs
+from sandbox.azure import crstate, rbac
 from sandbox.azure import resources as res
 from sandbox.azure.http import ArmError, GatewayError, Request, Response
-from sandbox.azure.store import Child, Operation, Registry, Store
+from sandbox.azure.lro import LroOutcomes
+from sandbox.azure.store import Child, Operation, Principal, Registry, Store
 
 PROVIDER_API_VERSIONS = ("2025-11-01", "2026-01-01-preview", "2026-09-01-preview")
-PREVIEW_ONLY_RESYNC = ("2026-01-01-preview", "2026-09-01-preview")
+# Live `api-supported-versions` on connectedRegistries (CLI-REC, Mar 2026) listed only
+# 2025-09-01-preview, 2025-12-01-preview and 2026-01-01-preview; 2026-09-01-preview is the newest
+# preview folder of the spec. The stable 2025-11-01 is refused there (stricter than assuming it).
+CR_API_VERSIONS = (
+    "2025-09-01-preview",
+    "2025-12-01-preview",
+    "2026-01-01-preview",
+    "2026-09-01-preview",
+)
+PREVIEW_ONLY_RESYNC = CR_API_VERSIONS
 # The 409 AlreadyInUse recording shows the live RP answering a registry PUT at this version.
 REGISTRY_ONLY_API_VERSIONS = ("2019-12-01-preview",)
 # Operation-id prefixes: "registries" and "token" are recorded (CLI-REC); the others come from
@@ -33,7 +45,7 @@ SYNC_WRITES = {
     "tokens": ("DELETE",),
     "connectedregistries": ("PUT", "PATCH", "DELETE"),
 }
-_GENERIC_API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview|-beta)?$")
+_GENERIC_API_VERSION = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(-preview|-beta)?", re.ASCII)
 
 
 def _registry_level(low: list[str]) -> bool:
@@ -51,16 +63,37 @@ class ArmApi:
         self.store = store
         self.base_url = base_url
         self.authenticate = authenticate
+        self.outcomes = LroOutcomes()
+        self._req: Request | None = None  # the request being answered (under the store lock)
+        self._claims: dict[str, Any] = {}
 
     # -- entry point ------------------------------------------------------------------------
     def handle(self, req: Request) -> Response:
+        self._req = req
         try:
             return self._handle(req)
         except ArmError as err:
             return err.response()
+        finally:
+            self._req = None
+
+    def _new_op(
+        self, style: str, prefix: str, *, final_status: int = 200, final_body: Any = None
+    ) -> Operation:
+        """A new LRO for the current request, ending as an LroOutcome rule says (if one matches)."""
+        req = self._req
+        outcome = self.outcomes.take(req.method, req.path) if req is not None else None
+        return self.store.new_operation(
+            style, prefix, final_status=final_status, final_body=final_body, outcome=outcome
+        )
+
+    def _will_fail(self) -> bool:
+        req = self._req
+        return req is not None and self.outcomes.peek(req.method, req.path) is not None
 
     def _handle(self, req: Request) -> Response:
         claims = self.authenticate(req)
+        self._claims = claims
         segs = [s for s in req.path.split("/") if s]
         low = [s.lower() for s in segs]
         api_version = req.query.get("api-version")
@@ -70,24 +103,31 @@ class ArmApi:
                 "MissingApiVersionParameter",
                 "The api-version query parameter (?api-version=) is required for all requests.",
             )
+        if low[-3:] == ["providers", "microsoft.authorization", "permissions"]:
+            return self._permissions(req, segs, claims)
+        self._authorize(req, segs, claims)
         is_provider = "providers" in low and "microsoft.containerregistry" in low
         if len(low) >= 2 and low[-2] in ("operationstatuses", "operationresults"):
             return self._poll(req, segs[-1])
         if is_provider:
             accepted: tuple[str, ...] = PROVIDER_API_VERSIONS
+            rtype = "registries"
             if _registry_level(low):
                 accepted += REGISTRY_ONLY_API_VERSIONS
+            if "connectedregistries" in low:
+                accepted, rtype = CR_API_VERSIONS, "registries/connectedRegistries"
             if api_version not in accepted:
+                listed = CR_API_VERSIONS if "connectedregistries" in low else PROVIDER_API_VERSIONS
                 raise GatewayError(
                     400,
                     "NoRegisteredProviderFound",
                     f"No registered resource provider found for location "
                     f"'{self._location_hint(segs)}' and API version '{api_version}' "
-                    f"for type 'registries'. The supported api-versions are "
-                    f"'{', '.join(PROVIDER_API_VERSIONS)}'. The supported locations "
+                    f"for type '{rtype}'. The supported api-versions are "
+                    f"'{', '.join(listed)}'. The supported locations "
                     f"are 'eastus, westus, westeurope'.",
                 )
-        elif not _GENERIC_API_VERSION.match(api_version):
+        elif not _GENERIC_API_VERSION.fullmatch(api_version):
             raise GatewayError(
                 400,
                 "InvalidApiVersionParameter",
@@ -95,6 +135,32 @@ class ArmApi:
                 f"are '2022-12-01,2021-04-01,2020-01-01'.",
             )
         return self._route(req, segs, low, api_version, claims)
+
+    # -- authorization ----------------------------------------------------------------------
+    def principal(self, claims: dict[str, Any]) -> Principal | None:
+        return self.store.principals.get(str(claims.get("appid", "")).lower())
+
+    def _authorize(self, req: Request, segs: list[str], claims: dict[str, Any]) -> None:
+        """ARM's RBAC check, before the resource provider sees the request (reads included)."""
+        if len(segs) < 3 or segs[0].lower() != "subscriptions":
+            return
+        if [s.lower() for s in segs[2:]] == ["resources"]:
+            return  # a filtered listing (see _resources), not an authorized action
+        action = rbac.arm_action(req.method, segs)
+        scope = "/" + "/".join(segs)
+        if action and not rbac.allowed(self.principal(claims), action, scope):
+            raise rbac.authorization_failed(claims, action, scope)
+
+    def _permissions(self, req: Request, segs: list[str], claims: dict[str, Any]) -> Response:
+        """``GET {scope}/providers/Microsoft.Authorization/permissions`` (api 2022-04-01)."""
+        if req.method != "GET":
+            raise GatewayError(405, "MethodNotAllowed", f"{req.method} is not supported here.")
+        if not _GENERIC_API_VERSION.fullmatch(req.query.get("api-version", "")):
+            raise GatewayError(400, "InvalidApiVersionParameter", "The api-version is invalid.")
+        scope = "/" + "/".join(segs[:-3])
+        return Response.json(
+            200, {"value": rbac.permissions(self.principal(claims), scope), "nextLink": None}
+        )
 
     def _location_hint(self, segs: list[str]) -> str:
         regs = self.store.all_registries()
@@ -204,7 +270,7 @@ class ArmApi:
                 return Response.json(200, res.render_registry(self.store, reg))
             if m == "PATCH":
                 res.update_registry(self.store, reg, self._body(req))
-                op = self.store.new_operation("async", OP_PREFIX["registry"])
+                op = self._new_op("async", OP_PREFIX["registry"])
                 reg.op_id = op.id
                 # recorded: the 201 body already shows the new dataEndpointHostNames, "Updating"
                 body = res.render_registry(self.store, reg)
@@ -215,7 +281,7 @@ class ArmApi:
             raise ArmError(405, "MethodNotAllowed", f"{m} on a registry is not supported.")
         if rlow == ["generatecredentials"] and m == "POST":
             result = res.generate_credentials(self.store, reg, self._body(req))
-            op = self.store.new_operation(
+            op = self._new_op(
                 "location", OP_PREFIX["registry"], final_status=200, final_body=result
             )
             return self._accepted(reg.id, op, api)
@@ -262,7 +328,7 @@ class ArmApi:
             )
         )
         res.update_registry(self.store, reg, {k: v for k, v in body.items() if k != "sku"})
-        op = self.store.new_operation("async", OP_PREFIX["registry"])
+        op = self._new_op("async", OP_PREFIX["registry"])
         reg.op_id = op.id
         created = res.render_registry(self.store, reg)
         created["properties"]["provisioningState"] = "Creating"
@@ -295,11 +361,11 @@ class ArmApi:
         }[coll]
 
     def _render(self, reg: Registry, coll: str, child: Child) -> dict[str, Any]:
-        render = {
-            "scopemaps": res.render_scope_map,
-            "tokens": res.render_token,
-            "connectedregistries": res.render_connected_registry,
-        }[coll]
+        if coll == "connectedregistries":
+            # registrySyncResult exists only in the preview api-versions that define it
+            api = self._req.query.get("api-version") if self._req is not None else None
+            return crs.render_connected_registry(self.store, reg, child, api)
+        render = {"scopemaps": res.render_scope_map, "tokens": res.render_token}[coll]
         return render(self.store, reg, child)
 
     def _child_route(
@@ -313,8 +379,8 @@ class ArmApi:
                 raise ArmError(405, "MethodNotAllowed", f"{m} is not supported here.")
             children = sorted(table.values(), key=lambda c: c.name.lower())
             if coll == "connectedregistries" and req.query.get("$filter"):
-                terms = res.parse_cr_filter(req.query["$filter"])
-                children = [c for c in children if res.cr_matches(c, terms)]
+                terms = crs.parse_cr_filter(req.query["$filter"])
+                children = [c for c in children if crs.cr_matches(c, terms)]
             return self._page(req, [self._render(reg, coll, c) for c in children])
         name = segs[0]
         child = table.get(name.lower())
@@ -327,7 +393,7 @@ class ArmApi:
                 put = {
                     "scopemaps": res.put_scope_map,
                     "tokens": res.put_token,
-                    "connectedregistries": res.put_connected_registry,
+                    "connectedregistries": crs.put_connected_registry,
                 }[coll]
                 child, created = put(self.store, reg, name, self._body(req))
                 return self._write_done(
@@ -339,7 +405,7 @@ class ArmApi:
                 patch = {
                     "scopemaps": res.patch_scope_map,
                     "tokens": res.patch_token,
-                    "connectedregistries": res.patch_connected_registry,
+                    "connectedregistries": crs.patch_connected_registry,
                 }[coll]
                 patch(self.store, reg, child, self._body(req))
                 return self._write_done(reg, coll, child, "Updating", api, m)
@@ -347,17 +413,23 @@ class ArmApi:
                 if child is None:
                     return Response.empty(204)
                 self._check_delete(reg, coll, child)
+                if self._will_fail():
+                    # a delete that fails leaves the resource in place, provisioningState Failed
+                    op = self._new_op("location", OP_PREFIX[coll], final_status=200)
+                    child.op_id, child.pending_state = op.id, "Deleting"
+                    return self._accepted(reg.child_id(canonical, child.name), op, api)
                 del table[name.lower()]
                 if self._is_sync(coll, m):
                     return Response.empty(200)  # recorded: 200, empty body, no LRO headers
-                op = self.store.new_operation("location", OP_PREFIX[coll], final_status=200)
+                op = self._new_op("location", OP_PREFIX[coll], final_status=200)
                 return self._accepted(reg.child_id(canonical, child.name), op, api)
         if coll == "connectedregistries" and len(segs) == 2 and m == "POST":
             if child is None:
                 raise self._not_found(reg, canonical, name)
             if low[1] == "deactivate":
-                res.deactivate_connected_registry(child)
-                op = self.store.new_operation("location", OP_PREFIX[coll], final_status=200)
+                if not self._will_fail():  # a failed deactivate leaves the activation as it was
+                    crs.deactivate_connected_registry(child)
+                op = self._new_op("location", OP_PREFIX[coll], final_status=200)
                 return self._accepted(reg.child_id(canonical, child.name), op, api)
             if low[1] == "resync" and api in PREVIEW_ONLY_RESYNC:
                 return Response.json(200, self._render(reg, coll, child))
@@ -368,6 +440,26 @@ class ArmApi:
         )
 
     def _check_delete(self, reg: Registry, coll: str, child: Child) -> None:
+        if coll == "tokens":
+            # LEARN (connected-registry glossary / access overview): the sync token must not be
+            # deleted while its connected registry exists. Code and status UNCONFIRMED.
+            users = sorted(cr.name for cr in crstate.users_of_sync_token(reg, child))
+            if users:
+                raise ArmError(
+                    409,
+                    "TokenInUse",
+                    f"Token '{child.name}' is the sync token of connected registry(s) "
+                    f"{', '.join(users)}; delete the connected registry first.",
+                )
+        if coll == "connectedregistries" and child.properties["activation"]["status"] == "Active":
+            # Stricter choice (UNCONFIRMED): an activated registry must be deactivated first, as
+            # redeploying it must (Azure/acr troubleshooting "already activated").
+            raise ArmError(
+                409,
+                "ConnectedRegistryActive",
+                f"Connected registry '{child.name}' is active; deactivate it first "
+                f"(az acr connected-registry deactivate -r {reg.name} -n {child.name}).",
+            )
         if coll == "scopemaps":
             users = [
                 t.name
@@ -397,7 +489,11 @@ class ArmApi:
         return {"Retry-After": str(int(self.store.knobs.retry_after))}
 
     def _is_sync(self, coll: str, method: str) -> bool:
-        return method in SYNC_WRITES[coll] and not self.store.knobs.force_async
+        return (
+            method in SYNC_WRITES[coll]
+            and not self.store.knobs.force_async
+            and not self._will_fail()
+        )
 
     def _write_done(
         self, reg: Registry, coll: str, child: Child, state: str, api: str, method: str
@@ -406,7 +502,7 @@ class ArmApi:
         if self._is_sync(coll, method):
             child.op_id = None
             return Response.json(200, self._render(reg, coll, child))
-        op = self.store.new_operation("async", OP_PREFIX[coll])
+        op = self._new_op("async", OP_PREFIX[coll])
         child.op_id = op.id
         child.pending_state = state
         canonical = res.COLLECTIONS[coll][0]
@@ -435,12 +531,18 @@ class ArmApi:
         done = op.poll()
         if op.style == "async":
             # recorded: the finished operation's status body is exactly {"status": "Succeeded"}
-            if done:
+            if done and op.outcome == "Succeeded":
                 return Response.json(200, {"status": "Succeeded"})
+            if done:
+                # ARM async contract: terminal status plus the error that ended it
+                return Response.json(200, {"status": op.outcome, "error": op.error})
             return Response.json(200, {"status": "InProgress"}, self._retry_after())
         if not done:
             url = f"{self.base_url()}{req.path}?{req.raw_query}"
             return Response.empty(202, {"Location": url, **self._retry_after()})
+        if op.outcome != "Succeeded":
+            # ARM async contract: a failed Location operation answers with the error status
+            return Response.json(op.error_status, {"error": op.error, "status": op.outcome})
         if op.final_body is None:
             return Response.empty(op.final_status if op.final_status != 200 else 200)
         return Response.json(op.final_status, op.final_body)
@@ -486,9 +588,12 @@ class ArmApi:
             )
         wanted = match.group(1).lower() if match else None
         items = []
+        principal = self.principal(self._claims)
         for reg in self.store.all_registries():
             if reg.subscription_id.lower() != sub_id.lower():
                 continue
+            if not rbac.allowed(principal, f"{rbac.CR}/read", reg.id):
+                continue  # ARM lists only the resources the caller may read
             if wanted and wanted != res.TYPE_REGISTRY.lower():
                 continue
             items.append(

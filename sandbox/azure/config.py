@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
+DEFAULT_PROPAGATION_DELAY = 3.0  # start_sandbox / `acr-edge sandbox up` / the demo
 NAMESPACES = ("samples", "edge/apps", "edge/infra", "library")
 
 
@@ -39,6 +40,8 @@ class SeedConfig:
     data_endpoint_enabled: bool = False
     repo_count: int = 260
     repositories: list[str] | None = None
+    # the seeded principal's role on the subscription (Contributor: full rights on resources)
+    role: str = "Contributor"
 
     def repository_list(self) -> list[str]:
         if self.repositories is not None:
@@ -57,7 +60,10 @@ class Knobs:
     # recorded); True makes every write an LRO so tests can watch Creating/Updating/Deleting.
     force_async: bool = False
     retry_after: int = 0  # Retry-After sent on LRO responses
-    propagation_delay: float = 0.0  # a password younger than this is not yet valid at a CR
+    # seconds before a new password, or a client token newly attached, works at a connected
+    # registry (docs: "allow a few minutes"). 0 here; start_sandbox and `sandbox up` default to
+    # DEFAULT_PROPAGATION_DELAY so the normal path waits as it would live.
+    propagation_delay: float = 0.0
     arm_page_size: int = 100  # ARM list page size before nextLink
     catalog_page_cap: int = 100  # ACR caps catalog pages at 100
     token_lifetime: int = 3600  # seconds, Entra access tokens and ACR tokens

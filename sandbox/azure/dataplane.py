@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from sandbox.azure import jwt
+from sandbox.azure import jwt, rbac
 from sandbox.azure.credentials import grants, matching_password, scope_map_actions
 from sandbox.azure.entra import ACR_AUDIENCE, ARM_AUDIENCES, Entra
 from sandbox.azure.http import Request, Response
@@ -176,7 +176,26 @@ class DataPlane:
             or claims.get("aud") != reg.login_server
         ):
             return _errors(401, "UNAUTHORIZED", "the refresh token is invalid or expired")
-        return self._issue_access(reg, form.get("scope", ""), principal={"aad": claims["sub"]})
+        scope = self._permitted_scope(reg, str(claims["sub"]), form.get("scope", ""))
+        return self._issue_access(reg, scope, principal={"aad": claims["sub"]})
+
+    def _permitted_scope(self, reg: Registry, object_id: str, scope_text: str) -> str:
+        """ACR grants an Entra identity only what its roles allow: the catalog needs AcrPull
+        (``registries/pull/read``, also in Reader/Contributor/Owner) in "RBAC Registry
+        Permissions" mode, or Container Registry Repository Catalog Lister (data action
+        ``registries/catalog/read``); anything else is dropped from the access token."""
+        principal = self.store.principal_by_object_id(object_id)
+        # "RBAC Registry + ABAC Repository Permissions": AcrPull (and Owner/Contributor/Reader)
+        # no longer grant data-plane access; only the data action counts (ACR ABAC docs).
+        abac = reg.extra.get("roleAssignmentMode") == "AbacRepositoryPermissions"
+        can_pull = not abac and rbac.allowed(principal, rbac.PULL, reg.id)
+        can_list = can_pull or rbac.allowed(principal, rbac.CATALOG_DATA_ACTION, reg.id, data=True)
+        kept = []
+        for item in scope_text.split():
+            kind = item.split(":", 1)[0].lower()
+            if (kind == "registry" and can_list) or (kind == "repository" and can_pull):
+                kept.append(item)
+        return " ".join(kept)
 
     def _token_from_login(self, req: Request) -> Response:
         reg = self._registry(req.query.get("service"))

@@ -150,6 +150,8 @@ class Entra:
 
     def issue(self, tenant: str, client_id: str, audience: str, lifetime: int = 3600) -> str:
         now = int(time.time())
+        principal = self.store.principals.get(client_id.lower())
+        object_id = principal.object_id if principal is not None else client_id
         claims = {
             "aud": audience,
             "iss": f"{self.base_url()}/{tenant}/v2.0",
@@ -157,8 +159,8 @@ class Entra:
             "nbf": now,
             "exp": now + lifetime,
             "appid": client_id,
-            "oid": client_id,
-            "sub": client_id,
+            "oid": object_id,
+            "sub": object_id,
             "tid": tenant,
             "ver": "2.0",
             "jti": str(uuid.uuid4()),

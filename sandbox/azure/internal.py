@@ -73,9 +73,34 @@ def handle_internal(sandbox: AzureSandbox, req: Request) -> Response:
             return Response.json(200, {"ok": True, "knobs": dict(sandbox.knobs.__dict__)})
         if route == ("GET", "/_sandbox/state"):
             return Response.json(200, sandbox.snapshot())
+        if route == ("POST", "/_sandbox/principals"):
+            return Response.json(
+                200,
+                sandbox.add_principal(list(body.get("roles", [])), scope=body.get("scope")),
+            )
+        if route == ("POST", "/_sandbox/lro-outcomes"):
+            if body.get("clear"):
+                sandbox.clear_lro_outcomes()
+            outcomes = [sandbox.fail_lro(**rule) for rule in body.get("rules", [])]
+            return Response.json(200, {"ok": True, "rules": [r.to_dict() for r in outcomes]})
+        if route == ("GET", "/_sandbox/lro-outcomes"):
+            return Response.json(200, {"rules": [r.to_dict() for r in sandbox.arm.outcomes.rules]})
+        if route == ("DELETE", "/_sandbox/lro-outcomes"):
+            sandbox.clear_lro_outcomes()
+            return Response.json(200, {"ok": True})
+        if route == ("POST", "/_sandbox/connected-registry-state"):
+            return Response.json(
+                200,
+                sandbox.set_connected_registry_state(
+                    str(body.get("connected_registry", "")),
+                    str(body.get("state", "")),
+                    code=body.get("code"),
+                    description=body.get("description"),
+                ),
+            )
         if route == ("POST", "/_sandbox/repositories"):
             sandbox.set_repositories(list(body.get("repositories", [])))
             return Response.json(200, {"ok": True})
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, KeyError) as exc:
         return _bad(str(exc))
     return _bad(f"no internal endpoint {req.method} {req.path}", 404)

@@ -6,12 +6,14 @@ ARM state exactly where the service reports it (connectionState, activation, sta
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
+from sandbox.azure import crstate
 from sandbox.azure.credentials import grants, matching_password, scope_map_actions
-from sandbox.azure.store import Child, Registry, Store, iso, utcnow
+from sandbox.azure.store import Child, Registry, Store, utcnow
 
+TOKEN_INVALID = "SYNC_TOKEN_INVALID"
+UNREACHABLE = "PARENT_UNREACHABLE"
 CS_KEYS = (
     "ConnectedRegistryName",
     "SyncTokenName",
@@ -51,17 +53,11 @@ class Runtime:
         return None
 
     def _fail(self, child: Child | None, code: str, description: str) -> dict[str, Any]:
+        # codes as crstate names them (the service's vocabulary), never the sandbox's own
+        if code == TOKEN_INVALID:
+            description = f"Unauthorized: {description}"  # the parent's 401, as the pod logs it
         if child is not None and child.properties["activation"]["status"] != "Active":
-            child.properties["connectionState"] = "Offline"
-            child.properties["statusDetails"] = [
-                {
-                    "type": "Sync",
-                    "code": code,
-                    "description": description,
-                    "timestamp": iso(utcnow()),
-                    "correlationId": str(uuid.uuid4()),
-                }
-            ]
+            crstate.take_down(child, code, description)
         return {"ok": False, "code": code, "description": description}
 
     def activate(
@@ -95,45 +91,45 @@ class Runtime:
         token = reg.tokens.get(cs["SyncTokenName"].lower())
         if token is None:
             return self._fail(
-                child, "UnauthorizedSyncToken", f"sync token '{cs['SyncTokenName']}' does not exist"
+                child, TOKEN_INVALID, f"sync token '{cs['SyncTokenName']}' does not exist"
             )
         if token.name.lower() != sync_token_name.lower():
             return self._fail(
                 child,
-                "UnauthorizedSyncToken",
+                TOKEN_INVALID,
                 f"token '{token.name}' is not the sync token of '{child.name}'",
             )
         if token.properties.get("status") != "enabled":
-            return self._fail(child, "SyncTokenDisabled", f"sync token '{token.name}' is disabled")
+            return self._fail(child, TOKEN_INVALID, f"sync token '{token.name}' is disabled")
+        # No propagation delay here: the sync token authenticates to the parent, where its
+        # password was generated (propagation is to connected registries; UNCONFIRMED).
         slot, reason = matching_password(token, cs["SyncTokenPassword"], utcnow())
         if slot is None:
-            return self._fail(child, "UnauthorizedSyncToken", reason)
+            return self._fail(child, TOKEN_INVALID, reason)
         gateway = sync.get("gatewayEndpoint") or ""
         if gateway and cs["ParentGatewayEndpoint"].lower() != gateway.lower():
             return self._fail(
                 child,
-                "ParentGatewayEndpointMismatch",
+                UNREACHABLE,
                 f"ParentGatewayEndpoint '{cs['ParentGatewayEndpoint']}' is not the "
                 f"parent's gateway '{gateway}'",
             )
         if cs["ParentEndpointProtocol"].lower() not in ("https", "http"):
-            return self._fail(
-                child, "InvalidConnectionString", "ParentEndpointProtocol must be https or http"
-            )
-        now = iso(utcnow())
-        props["connectionState"] = "Online"
+            return self._fail(child, UNREACHABLE, "ParentEndpointProtocol must be https or http")
         props["activation"] = {"status": "Active"}
-        props["statusDetails"] = []
-        props["lastActivityTime"] = now
         props["version"] = "0.9.0"
-        sync["lastSyncTime"] = now
+        crstate.report_healthy(child)
         if login_server:
             props["loginServer"] = {
                 "host": login_server,
                 **{k: v for k, v in props.get("loginServer", {}).items() if k != "host"},
             }
         child.instance_id = instance_id or ""
-        return {"ok": True, "connected_registry": child.name, "connection_state": "Online"}
+        return {
+            "ok": True,
+            "connected_registry": child.name,
+            "connection_state": props["connectionState"],
+        }
 
     def pull_check(
         self,
@@ -162,9 +158,15 @@ class Runtime:
                 "reason": f"unauthorized: token '{token.name}' is not a client "
                 f"token of connected registry '{child.name}'",
             }
-        slot, reason = matching_password(
-            token, password, utcnow(), min_age=self.store.knobs.propagation_delay
-        )
+        delay = self.store.knobs.propagation_delay
+        joined = child.client_tokens_since.get(reg.child_id("tokens", token.name).lower())
+        if delay and joined is not None and (utcnow() - joined).total_seconds() < delay:
+            return {
+                "ok": False,
+                "reason": f"unauthorized: client token '{token.name}' has not propagated to "
+                f"connected registry '{child.name}' yet",
+            }
+        slot, reason = matching_password(token, password, utcnow(), min_age=delay)
         if slot is None:
             return {"ok": False, "reason": f"unauthorized: {reason}"}
         actions = scope_map_actions(reg.scope_maps, token.properties["scopeMapId"])

@@ -11,10 +11,13 @@ import secrets
 import socket
 import threading
 import time
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from sandbox.azure import connected_registries as crs
+from sandbox.azure import crstate, rbac
 from sandbox.azure import resources as res
 from sandbox.azure.arm import ArmApi, metadata_endpoints
 from sandbox.azure.config import Knobs, SeedConfig
@@ -23,8 +26,9 @@ from sandbox.azure.entra import Entra, is_entra_path
 from sandbox.azure.faults import FaultRule, FaultTable, LoggedRequest, RequestLog
 from sandbox.azure.http import ArmError, Request, Response, parse_bool
 from sandbox.azure.internal import handle_internal
+from sandbox.azure.lro import LroOutcome
 from sandbox.azure.runtime import Runtime
-from sandbox.azure.store import Registry, Store, Subscription
+from sandbox.azure.store import Principal, Registry, Store, Subscription
 from sandbox.tls import SandboxCA, create_ca
 
 TOKEN_PATHS = ("/oauth2/exchange", "/oauth2/token")
@@ -211,12 +215,12 @@ class AzureSandbox:
     # -- seed -------------------------------------------------------------------------------
     def _apply_seed(self) -> None:
         s = self.seed
-        tenant = self.store.add_tenant(s.tenant_id)
-        tenant.clients[s.client_id.lower()] = s.client_secret
-        self.store.remember_secret(s.client_secret)
+        self.store.add_tenant(s.tenant_id)
         self.store.subscriptions[s.subscription_id.lower()] = Subscription(
             id=s.subscription_id, display_name=s.subscription_name, tenant_id=s.tenant_id
         )
+        # the seeded principal keeps full rights on the subscription so the normal flows work
+        self.add_client(s.client_id, s.client_secret, roles=[s.role])
         self.add_registry(
             s.registry,
             resource_group=s.resource_group,
@@ -250,13 +254,104 @@ class AzureSandbox:
                 )
             )
 
-    def add_client(self, client_id: str, client_secret: str) -> None:
-        """Register another service principal in the seed tenant."""
+    def add_client(
+        self,
+        client_id: str,
+        client_secret: str,
+        *,
+        roles: list[str] | tuple[str, ...] = (),
+        scope: str | None = None,
+    ) -> Principal:
+        """Register a service principal in the seed tenant with ``roles`` at ``scope``.
+
+        ``scope`` defaults to the subscription; with no roles the principal can sign in but
+        ARM refuses it everything (403 AuthorizationFailed), as for a fresh app registration.
+        """
         with self.store.lock:
             self.store.tenants[self.seed.tenant_id.lower()].clients[client_id.lower()] = (
                 client_secret
             )
             self.store.remember_secret(client_secret)
+            principal = self.store.principals.setdefault(
+                client_id.lower(), Principal(client_id=client_id, object_id=rbac.new_object_id())
+            )
+            for name in roles:
+                self.assign_role(client_id, name, scope)
+            return principal
+
+    def assign_role(self, client_id: str, role: str, scope: str | None = None) -> None:
+        """A role assignment (``role`` is a name from ``sandbox.azure.rbac.ROLES``)."""
+        definition = rbac.role(role)
+        with self.store.lock:
+            principal = self.store.principals[client_id.lower()]
+            at = scope or f"/subscriptions/{self.seed.subscription_id}"
+            if (at, definition.name) not in principal.assignments:
+                principal.assignments.append((at, definition.name))
+
+    def define_role(
+        self, name: str, actions: list[str], data_actions: list[str] | None = None
+    ) -> None:
+        """A custom role definition principals can then be given (``add_principal([name])``)."""
+        rbac.define_role(name, actions, data_actions or [])
+
+    def add_principal(
+        self, roles: list[str] | tuple[str, ...], *, scope: str | None = None
+    ) -> dict[str, str]:
+        """A new service principal with ``roles`` at ``scope`` (default: the seed registry).
+
+        Returns ``client_id``, ``client_secret`` and ``object_id`` for tests that need
+        credentials of, say, a Reader-only or AcrPull-only principal.
+        """
+        client_id, secret = str(uuid.uuid4()), secrets.token_urlsafe(24)
+        at = scope or self.primary_registry().id
+        principal = self.add_client(client_id, secret, roles=list(roles), scope=at)
+        return {"client_id": client_id, "client_secret": secret, "object_id": principal.object_id}
+
+    # -- failure knobs ------------------------------------------------------------------------
+    def fail_lro(
+        self,
+        path: str = ".*",
+        *,
+        method: str = "PUT|PATCH|POST|DELETE",
+        status: str = "Failed",
+        code: str = "",
+        message: str = "",
+        http_status: int = 500,
+        times: int | None = 1,
+    ) -> LroOutcome:
+        """Make the next ``times`` matching writes LROs that end ``status`` (Failed/Canceled)."""
+        return self.arm.outcomes.add(
+            LroOutcome(
+                status=status,
+                method=method,
+                path=path,
+                code=code,
+                message=message,
+                http_status=http_status,
+                times=times,
+            )
+        )
+
+    def clear_lro_outcomes(self) -> None:
+        self.arm.outcomes.clear()
+
+    def set_connected_registry_state(
+        self,
+        connected_registry: str,
+        state: str,
+        *,
+        code: str | None = None,
+        description: str | None = None,
+        registry: str | None = None,
+    ) -> dict[str, Any]:
+        """Hold a connected registry ``Syncing``, ``Unhealthy``/``Offline`` with a statusDetails
+        ``code`` (see ``sandbox.azure.crstate.STATUS_CODES``), or release it (``Online``)."""
+        with self.store.lock:
+            child = self._registry(registry).connected_registries.get(connected_registry.lower())
+            if child is None:
+                raise KeyError(f"no connected registry {connected_registry!r}")
+            crstate.hold(child, state, code, description)
+            return self.arm._render(self._registry(registry), "connectedregistries", child)
 
     def primary_registry(self) -> Registry:
         reg = self.store.find_registry(
@@ -296,7 +391,7 @@ class AzureSandbox:
         put = {
             "scopemaps": res.put_scope_map,
             "tokens": res.put_token,
-            "connectedregistries": res.put_connected_registry,
+            "connectedregistries": crs.put_connected_registry,
         }[coll]
         with self.store.lock:
             reg = self._registry(registry)
@@ -330,7 +425,7 @@ class AzureSandbox:
                     ],
                     "tokens": [res.render_token(self.store, reg, c) for c in reg.tokens.values()],
                     "connectedRegistries": [
-                        res.render_connected_registry(self.store, reg, c)
+                        crs.render_connected_registry(self.store, reg, c)
                         for c in reg.connected_registries.values()
                     ],
                     "repositoryCount": len(reg.repositories),
@@ -423,7 +518,7 @@ class AzureSandbox:
             for reg in self.store.all_registries():
                 child = reg.connected_registries.get(connected_registry.lower())
                 if child is not None:
-                    res.deactivate_connected_registry(child)
+                    crs.deactivate_connected_registry(child)
                     return {"ok": True}
         return {"ok": False, "reason": f"connected registry '{connected_registry}' not found"}
 

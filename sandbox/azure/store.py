@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sandbox.azure.config import Knobs
+from sandbox.azure.lro import LroOutcome
 
 PROVIDER = "Microsoft.ContainerRegistry"
 
@@ -73,6 +74,10 @@ class Child:
     passwords: dict[str, Password] = field(default_factory=dict)
     # connected registries only: which runtime instance activated it
     instance_id: str | None = None
+    # connected registries only: a state a test holds it in (Syncing, Unhealthy + code, ...)
+    held_state: dict[str, Any] | None = None
+    # connected registries only: when each client token id joined clientTokenIds
+    client_tokens_since: dict[str, datetime] = field(default_factory=dict)
 
 
 @dataclass
@@ -124,6 +129,11 @@ class Operation:
     polls_seen: int = 0
     start: datetime = field(default_factory=utcnow)
     end: datetime | None = None
+    # How the operation ends: "Succeeded", "Failed" or "Canceled" (an LroOutcome rule), with the
+    # ARM error the operation status carries and the HTTP status a Location poll answers.
+    outcome: str = "Succeeded"
+    error: dict[str, Any] | None = None
+    error_status: int = 500
 
     def complete(self) -> bool:
         return self.polls_seen >= self.polls_required and time.time() >= self.deadline
@@ -134,6 +144,15 @@ class Operation:
         if done and self.end is None:
             self.end = utcnow()
         return done
+
+
+@dataclass
+class Principal:
+    """A service principal: its app (client) id, its object id and its role assignments."""
+
+    client_id: str
+    object_id: str
+    assignments: list[tuple[str, str]] = field(default_factory=list)  # (scope, role name)
 
 
 @dataclass
@@ -158,6 +177,7 @@ class Store:
         self.subscriptions: dict[str, Subscription] = {}
         self.registries: dict[tuple[str, str, str], Registry] = {}
         self.operations: dict[str, Operation] = {}
+        self.principals: dict[str, Principal] = {}  # client id (lower) -> principal
         self.issued_secrets: list[str] = []
         self._issued_set: set[str] = set()
 
@@ -193,6 +213,12 @@ class Store:
             self.registries[key] = registry
             return registry
 
+    def principal_by_object_id(self, object_id: str) -> Principal | None:
+        return next(
+            (p for p in self.principals.values() if p.object_id.lower() == object_id.lower()),
+            None,
+        )
+
     def find_registry(self, sub: str, rg: str, name: str) -> Registry | None:
         return self.registries.get((sub.lower(), rg.lower(), name.lower()))
 
@@ -207,7 +233,13 @@ class Store:
 
     # -- operations ------------------------------------------------------------------------
     def new_operation(
-        self, style: str, prefix: str, *, final_status: int = 200, final_body: Any = None
+        self,
+        style: str,
+        prefix: str,
+        *,
+        final_status: int = 200,
+        final_body: Any = None,
+        outcome: LroOutcome | None = None,
     ) -> Operation:
         """``prefix`` names the resource kind in the operation id as ACR does: the recordings
         show ``registries-<guid>`` and ``token-<guid>``, the examples ``scopemaps-<guid>``."""
@@ -219,6 +251,12 @@ class Store:
             final_status=final_status,
             final_body=copy.deepcopy(final_body),
         )
+        if outcome is not None:
+            op.outcome, op.error, op.error_status = (
+                outcome.status,
+                outcome.error(),
+                outcome.http_status,
+            )
         self.operations[op.id.lower()] = op
         return op
 
@@ -227,3 +265,12 @@ class Store:
             return True
         op = self.operations.get(op_id.lower())
         return op is None or op.complete()
+
+    def provisioning_state(self, op_id: str | None, pending: str) -> str:
+        """``pending`` while the resource's last operation runs, then how it ended."""
+        if op_id is None:
+            return "Succeeded"
+        op = self.operations.get(op_id.lower())
+        if op is None:
+            return "Succeeded"
+        return op.outcome if op.complete() else pending

@@ -3,7 +3,7 @@
 upgrade --install validates what the real chart requires (connectionString well-formed,
 service.clusterIP inside the service CIDR) and applies the Deployment, Service and PVC through
 the node's API store; each upgrade bumps the revision. Error text never echoes the connection
-string (everything printed passes through ``redact``).
+string (everything printed passes through ``_mask``).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,7 +20,6 @@ from typing import Any
 
 import yaml
 
-from model.errors import redact
 from sandbox.sites import connection_string
 from sandbox.sites.kube_objects import BY_KIND, ApiError, Obj
 from sandbox.sites.kube_store import KubeStore
@@ -122,6 +122,14 @@ def _duration(text: str) -> float:
     return total
 
 
+def _mask(text: str, secrets: list[str]) -> str:
+    """Every secret value in ``text`` as ``***``: the longest first (alternation tries them in
+    order), so a secret that is a prefix of another does not leave the other's tail. The sandbox
+    keeps its own copy of this because it imports no production module."""
+    values = sorted({s for s in secrets if s}, key=len, reverse=True)
+    return re.sub("|".join(map(re.escape, values)), "***", text) if values else text
+
+
 class HelmSimulator:
     def __init__(self, store: KubeStore, runtime: ConnectedRegistryRuntime) -> None:
         self.store = store
@@ -138,9 +146,7 @@ class HelmSimulator:
             result = await self._run(argv, stdin, cwd, secrets)
         except HelmUsageError as exc:
             result = ToolResult.fail(f"Error: {exc}")
-        return ToolResult(
-            redact(result.stdout, secrets), redact(result.stderr, secrets), result.exit
-        )
+        return ToolResult(_mask(result.stdout, secrets), _mask(result.stderr, secrets), result.exit)
 
     async def _run(self, argv: list[str], stdin: bytes, cwd: str, secrets: list[str]) -> ToolResult:
         if not argv:

@@ -52,6 +52,12 @@ def _rand_suffix(n: int = 5) -> str:
     return "".join(random.choice(string.ascii_lowercase + string.digits) for _ in range(n))
 
 
+# Lists that a kind's Go type declares without patchStrategy (atomic): a strategic merge patch
+# replaces them although a list of the same name merges elsewhere (PodSpec.imagePullSecrets
+# merges by name; ServiceAccount.imagePullSecrets does not).
+_ATOMIC_LISTS: dict[str, tuple[str, ...]] = {"ServiceAccount": ("imagePullSecrets",)}
+
+
 class KubeStore:
     def __init__(self, node_name: str, ca_pem: str = "") -> None:
         self.node_name = node_name
@@ -309,17 +315,24 @@ class KubeStore:
         subresource: str = "",
         dry_run: bool = False,
     ) -> Obj:
+        # The media type decides, compared whole: "strategic-merge-patch+json" contains
+        # "merge-patch+json", so a substring test would apply strategic patches as JSON merges.
+        media = content_type.split(";", 1)[0].strip().lower()
         with self._lock:
             current = self.get(rt, namespace, name)
-            if "json-patch" in content_type:
+            if media == "application/json-patch+json":
                 if not isinstance(patch, list):
                     raise bad_request("json patch must be a list of operations")
                 updated = json_patch(current, patch)
-            elif "merge-patch" in content_type:
+            elif media == "application/merge-patch+json":
                 updated = merge_patch(current, patch)
-            elif "strategic-merge-patch" in content_type:
+            elif media == "application/strategic-merge-patch+json":
                 updated = strategic_merge_patch(current, patch)
-            elif "apply-patch" in content_type:
+                # Top-level lists this kind declares without a patch strategy are replaced.
+                for field_name in _ATOMIC_LISTS.get(rt.kind, ()):
+                    if isinstance(patch, dict) and isinstance(patch.get(field_name), list):
+                        updated[field_name] = copy.deepcopy(patch[field_name])
+            elif media == "application/apply-patch+yaml":
                 raise ApiError(415, "UnsupportedMediaType", "server-side apply is not simulated")
             else:
                 raise ApiError(

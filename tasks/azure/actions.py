@@ -6,12 +6,10 @@ from collections.abc import Iterable
 from typing import Literal
 
 from model.errors import InputError
+from model.limits import MAX_CLIENT_TOKENS_PER_CR, MAX_REPOSITORIES_PER_SCOPE_MAP
 from model.names import validate_cr_name
 
 Mode = Literal["ReadOnly", "ReadWrite"]
-
-MAX_REPOSITORIES_PER_SCOPE_MAP = 500
-MAX_CLIENT_TOKENS_PER_CR = 20
 
 REPOSITORY_ACTIONS: dict[str, tuple[str, ...]] = {
     "ReadOnly": ("content/read", "metadata/read"),

@@ -7,13 +7,13 @@ separated, no trailing ``;``. The whole string is a secret: it is only ever a ``
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import SecretStr
 
 from model.errors import InputError
+from model.patterns import HOST_PORT, matches
 
 KEYS = (
     "ConnectedRegistryName",
@@ -23,8 +23,6 @@ KEYS = (
     "ParentEndpointProtocol",
 )
 Protocol = Literal["https", "http"]
-# A gateway endpoint is a host[:port], never a URL: the runtime adds the scheme from the protocol.
-_HOST_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$")
 
 
 @dataclass(frozen=True)
@@ -63,7 +61,7 @@ def build_sync_connection_string(
     for key, value in ((KEYS[0], connected_registry), (KEYS[1], sync_token)):
         if "=" in value:
             raise InputError(f"connection string field {key} must not contain '='.")
-    if not _HOST_RE.match(gateway_endpoint):
+    if not matches(HOST_PORT, gateway_endpoint):
         raise InputError(
             f"ParentGatewayEndpoint {gateway_endpoint!r} must be a host name (no scheme or path), "
             "e.g. contoso.eastus.data.azurecr.io."

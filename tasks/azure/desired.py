@@ -1,35 +1,42 @@
-"""Desired ARM bodies for scope maps, tokens and connected registries, and pure diffs (no I/O).
+"""Pure plans for the parent registry, scope maps, tokens, connected registries and passwords.
 
-Each ``diff_*`` takes the actual resource as a REST-shaped dict (or None when absent) and returns
-a :class:`Change`: the body to send, or None with the reason nothing needs doing. Conflicts that
-cannot be fixed by writing (immutable fields, resources acr-edge does not own) raise
-PermanentError naming the fix.
+Each ``plan_*`` takes the actual resource as a REST-shaped dict (or None when absent) and
+returns a :class:`model.plan.Change`: the step, the resource, the action and its reason, with
+the body to send as its payload (an :class:`ArmWrite`). A no-op says why. Conflicts that cannot
+be fixed by writing (immutable fields, resources acr-edge does not own) raise PermanentError
+naming the fix. No I/O here: the read and apply halves live in the per-resource modules
+(registry, scope_maps, tokens, connected_registry, passwords).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
+from model.azure import Slot
 from model.errors import InputError, PermanentError
-from model.names import name_from_id, same_id, validate_cr_name
+from model.names import name_from_id, same_id
+from model.plan import Change
 from tasks.azure import actions as act
 from tasks.azure.schedule import (
-    CONTINUOUS,
     parse_duration,
     validate_cron,
     validate_message_ttl,
     validate_sync_window,
 )
+from tasks.azure.spec import ConnectedRegistrySpec
 
 __all__ = [
     "CLIENT_MAP_MARKER",
-    "Change",
+    "ArmWrite",
     "ConnectedRegistrySpec",
-    "diff_client_token_ids",
-    "diff_connected_registry",
-    "diff_scope_map",
-    "diff_token",
+    "plan_client_token_ids",
+    "plan_connected_registry",
+    "plan_data_endpoint",
+    "plan_password",
+    "plan_revoke",
+    "plan_scope_map",
+    "plan_token",
     "sync_map_description",
     "validate_cron",
     "validate_message_ttl",
@@ -50,59 +57,58 @@ def client_map_description(name: str) -> str:
 
 
 @dataclass(frozen=True)
-class Change:
-    """What an ensure-step must do: ``op`` create/update with ``body``, or nothing and why."""
-
-    op: Literal["create", "update", "none"]
-    body: Json | None
-    reason: str
-
-    @classmethod
-    def none(cls, reason: str) -> Change:
-        return cls("none", None, reason)
-
-
-@dataclass(frozen=True)
-class ConnectedRegistrySpec:
-    """Desired settings of one connected registry; validated on construction."""
+class ArmWrite:
+    """A planned ARM write's payload: the resource's name and the body to PUT or PATCH."""
 
     name: str
-    mode: str = "ReadOnly"
-    sync_schedule: str = "30 * * * *"
-    sync_window: str | None = "PT1H"
-    message_ttl: str = "P2D"
-    log_level: str = "Information"
-    audit_log_status: str = "Disabled"
-    gc_enabled: bool = False
-    gc_schedule: str = "0 0 * * *"
-    client_token_ids: tuple[str, ...] = field(default_factory=tuple)
-    parent_id: str | None = None
+    body: Json = field(repr=False)
 
-    def __post_init__(self) -> None:
-        validate_cr_name(self.name)
-        object.__setattr__(self, "mode", act.normalize_mode(self.mode))
-        object.__setattr__(self, "sync_schedule", validate_cron(self.sync_schedule))
-        object.__setattr__(self, "gc_schedule", validate_cron(self.gc_schedule))
-        validate_message_ttl(self.message_ttl)
-        if self.sync_window is not None:
-            validate_sync_window(self.sync_window)
-        elif self.sync_schedule != CONTINUOUS:
-            raise InputError(
-                "a sync window is required when the sync schedule is not continuous "
-                f"({self.sync_schedule!r}).",
-                resource="sync_window",
-            )
-        if self.log_level not in ("Debug", "Information", "Warning", "Error", "None"):
-            raise InputError(f"log level {self.log_level!r} is invalid.", resource="log_level")
-        if self.audit_log_status not in ("Enabled", "Disabled"):
-            raise InputError(
-                f"audit log status {self.audit_log_status!r} is invalid.", resource="audit_log"
-            )
-        ids = tuple(dict.fromkeys(self.client_token_ids))
-        act.check_client_token_limit(len(ids), self.name)
-        for tid in ids:
-            name_from_id(tid, "tokens")
-        object.__setattr__(self, "client_token_ids", ids)
+
+# ---- the parent registry ------------------------------------------------------------------
+
+
+def plan_data_endpoint(registry: Json | None, *, name: str, enable: bool) -> Change:
+    """Preflight: the registry exists, is Premium, and has its dedicated data endpoint (which
+    is enabled here only when the caller allows it)."""
+    resource = f"registries/{name}"
+    if registry is None:
+        raise PermanentError(
+            "registry not found.",
+            resource=resource,
+            fix="check subscription, resource group and registry name in the ParentRegistry block.",
+        )
+    sku = str((registry.get("sku") or {}).get("name", ""))
+    if sku.lower() != "premium":
+        raise PermanentError(
+            f"connected registries need the Premium SKU; this registry is {sku or 'unknown'}.",
+            resource=resource,
+            fix=f"az acr update -n {name} --sku Premium",
+        )
+    props = registry.get("properties") or {}
+    hosts = list(props.get("dataEndpointHostNames") or [])
+    if props.get("dataEndpointEnabled"):
+        return Change.none(
+            "preflight-parent",
+            resource,
+            f"registry {name} is Premium with its dedicated data endpoint enabled",
+            login_server=str(props.get("loginServer") or ""),
+            data_endpoint_host_names=hosts,
+        )
+    if not enable:
+        raise PermanentError(
+            "the dedicated data endpoint is disabled; connected registries sync through it.",
+            resource=resource,
+            fix=f"az acr update -n {name} --data-endpoint-enabled true, or run with "
+            "enable_data_endpoint=True to let acr-edge enable it.",
+        )
+    return Change(
+        "preflight-parent",
+        resource,
+        "update",
+        f"registry {name}: enabling the dedicated data endpoint",
+        payload=ArmWrite(name, {"properties": {"dataEndpointEnabled": True}}),
+        shown={"login_server": str(props.get("loginServer") or "")},
+    )
 
 
 # ---- scope maps ---------------------------------------------------------------------------
@@ -112,29 +118,43 @@ def desired_scope_map(description: str, actions: list[str]) -> Json:
     return {"properties": {"description": description, "actions": list(actions)}}
 
 
-def diff_scope_map(actual: Json | None, desired: Json, *, name: str) -> Change:
+def plan_scope_map(actual: Json | None, desired: Json, *, step: str, name: str) -> Change:
     """Create when absent; update when actions differ; refuse a map acr-edge did not create."""
     want = desired["properties"]
+    resource = f"scopeMaps/{name}"
+    count = len(want["actions"])
     if actual is None:
-        return Change("create", desired, f"scope map {name} does not exist")
+        return Change(
+            step,
+            resource,
+            "create",
+            f"scope map {name} does not exist",
+            payload=ArmWrite(name, desired),
+            shown={"actions": count},
+        )
     props = actual.get("properties") or {}
     if props.get("type") == "SystemDefined" or props.get("description") != want["description"]:
         raise PermanentError(
             f"scope map {name} exists but was not created by acr-edge "
             f"(description {props.get('description')!r}); refusing to overwrite its actions.",
-            resource=f"scopeMaps/{name}",
+            resource=resource,
             fix="choose another connected registry / client token name, or delete or rename "
             "the existing scope map if it is unused.",
         )
     have = props.get("actions") or []
     if act.same_actions(have, want["actions"]):
-        return Change.none(f"scope map {name} already has its {len(want['actions'])} actions")
+        return Change.none(
+            step, resource, f"scope map {name} already has its {count} actions", actions=count
+        )
     added = len({a.lower() for a in want["actions"]} - {a.lower() for a in have})
     removed = len({a.lower() for a in have} - {a.lower() for a in want["actions"]})
     return Change(
+        step,
+        resource,
         "update",
-        {"properties": {"actions": list(want["actions"])}},
         f"scope map {name}: {added} actions to add, {removed} to remove",
+        payload=ArmWrite(name, {"properties": {"actions": list(want["actions"])}}),
+        shown={"actions": count},
     )
 
 
@@ -146,25 +166,36 @@ def desired_token(scope_map_id: str) -> Json:
     return {"properties": {"scopeMapId": scope_map_id, "status": "enabled"}}
 
 
-def diff_token(actual: Json | None, scope_map_id: str, *, name: str) -> Change:
+def plan_token(actual: Json | None, scope_map_id: str, *, step: str, name: str) -> Change:
+    resource = f"tokens/{name}"
     if actual is None:
-        return Change("create", desired_token(scope_map_id), f"token {name} does not exist")
+        return Change(
+            step,
+            resource,
+            "create",
+            f"token {name} does not exist",
+            payload=ArmWrite(name, desired_token(scope_map_id)),
+        )
     props = actual.get("properties") or {}
     if not same_id(props.get("scopeMapId"), scope_map_id):
         raise PermanentError(
             f"token {name} exists but uses scope map {props.get('scopeMapId')!r}, not "
             f"{scope_map_id}; acr-edge only manages tokens bound to its own scope maps.",
-            resource=f"tokens/{name}",
+            resource=resource,
             fix="choose another connected registry / client token name, or delete the token "
             "if it is unused.",
         )
     if str(props.get("status", "enabled")).lower() != "enabled":
         return Change(
+            step,
+            resource,
             "update",
-            {"properties": {"status": "enabled"}},
             f"token {name} is disabled; enabling it",
+            payload=ArmWrite(name, {"properties": {"status": "enabled"}}),
         )
-    return Change.none(f"token {name} already exists, enabled, bound to its scope map")
+    return Change.none(
+        step, resource, f"token {name} already exists, enabled, bound to its scope map"
+    )
 
 
 # ---- connected registry -------------------------------------------------------------------
@@ -210,18 +241,21 @@ def union_ids(current: list[str], extra: list[str]) -> list[str]:
     return merged
 
 
-def diff_connected_registry(
+def plan_connected_registry(
     actual: Json | None, spec: ConnectedRegistrySpec, sync_token_id: str
 ) -> Change:
     name = spec.name
+    step, resource = "connected-registry", f"connectedRegistries/{name}"
     if actual is None:
         return Change(
+            step,
+            resource,
             "create",
-            desired_connected_registry(spec, sync_token_id),
             f"connected registry {name} does not exist",
+            payload=ArmWrite(name, desired_connected_registry(spec, sync_token_id)),
+            shown={"mode": spec.mode},
         )
     props = actual.get("properties") or {}
-    resource = f"connectedRegistries/{name}"
     have_mode = act.normalize_mode(props.get("mode") or "ReadOnly")
     if have_mode != spec.mode:
         raise PermanentError(
@@ -247,6 +281,26 @@ def diff_connected_registry(
             resource=resource,
             fix="delete the connected registry and provision it again, or use a new name.",
         )
+    patch, reasons = _settings_patch(props, sync, spec)
+    if not patch:
+        return Change.none(
+            step,
+            resource,
+            f"connected registry {name} already matches its settings",
+            mode=spec.mode,
+        )
+    return Change(
+        step,
+        resource,
+        "update",
+        f"connected registry {name}: updating " + ", ".join(reasons),
+        payload=ArmWrite(name, {"properties": patch}),
+        shown={"mode": spec.mode},
+    )
+
+
+def _settings_patch(props: Json, sync: Json, spec: ConnectedRegistrySpec) -> tuple[Json, list[str]]:
+    """The PATCH body of the mutable settings that differ, and a word for each."""
     patch: Json = {}
     reasons: list[str] = []
     sync_patch: Json = {}
@@ -271,33 +325,91 @@ def diff_connected_registry(
     if bool(gc.get("enabled", False)) != spec.gc_enabled or gc.get("schedule") != spec.gc_schedule:
         patch["garbageCollection"] = want_gc
         reasons.append("garbage collection")
-    ids_change = diff_client_token_ids(
-        props.get("clientTokenIds") or [], list(spec.client_token_ids), name=name
-    )
-    if ids_change.body is not None:
-        patch["clientTokenIds"] = ids_change.body["properties"]["clientTokenIds"]
+    current = list(props.get("clientTokenIds") or [])
+    merged = union_ids(current, list(spec.client_token_ids))
+    if len(merged) != len(current):
+        act.check_client_token_limit(len(merged), spec.name)
+        patch["clientTokenIds"] = merged
         reasons.append("client tokens")
-    if not patch:
-        return Change.none(f"connected registry {name} already matches its settings")
-    return Change(
-        "update",
-        {"properties": patch},
-        f"connected registry {name}: updating " + ", ".join(reasons),
-    )
+    return patch, reasons
 
 
-def diff_client_token_ids(current: list[str], add: list[str], *, name: str) -> Change:
-    """Union ``add`` into the CR's clientTokenIds (full-list replace, others kept)."""
+def plan_client_token_ids(
+    actual: Json | None, add: list[str], *, name: str, absent_is_empty: bool = False
+) -> Change:
+    """Union ``add`` into the CR's clientTokenIds (full-list replace, others kept).
+
+    A connected registry that does not exist yet is an error, unless ``absent_is_empty``: a
+    dry run plans the attach against the registry the run would create (it has no ids yet).
+    """
+    step, resource = "attach-client-token", f"connectedRegistries/{name}"
+    if actual is None and not absent_is_empty:
+        raise PermanentError(
+            "connected registry not found; cannot attach a client token.",
+            resource=resource,
+            fix="run ensure_connected_registry first.",
+        )
+    current = list(((actual or {}).get("properties") or {}).get("clientTokenIds") or [])
+    tokens = [name_from_id(t, "tokens") for t in add]
     merged = union_ids(current, add)
     act.check_client_token_limit(len(merged), name)
     if len(merged) == len(current):
         return Change.none(
+            step,
+            resource,
             f"connected registry {name} already lists "
-            + (", ".join(name_from_id(t, "tokens") for t in add) or "no extra client tokens")
+            + (", ".join(tokens) or "no extra client tokens"),
+            token=", ".join(tokens),
         )
     new = [name_from_id(t, "tokens") for t in merged[len(current) :]]
     return Change(
+        step,
+        resource,
         "update",
-        {"properties": {"clientTokenIds": merged}},
         f"connected registry {name}: attaching client token(s) {', '.join(new)}",
+        payload=ArmWrite(name, {"properties": {"clientTokenIds": merged}}),
+        shown={"token": ", ".join(tokens)},
+    )
+
+
+# ---- passwords ----------------------------------------------------------------------------
+
+
+def password_entries(token: Json | None) -> list[Json]:
+    creds = ((token or {}).get("properties") or {}).get("credentials") or {}
+    return list(creds.get("passwords") or [])
+
+
+def plan_revoke(token: Json | None, slot: Slot, *, step: str, token_name: str) -> Change:
+    """PATCH the token's passwords to the slots to keep (the slot itself is left out)."""
+    resource = f"tokens/{token_name}/{slot}"
+    entries = password_entries(token)
+    if not any(str(p.get("name", "")).lower() == slot for p in entries):
+        return Change.none(step, resource, f"token {token_name} has no {slot}; nothing to revoke")
+    keep = [
+        {k: p[k] for k in ("name", "creationTime", "expiry") if p.get(k) is not None}
+        for p in entries
+        if str(p.get("name", "")).lower() != slot
+    ]
+    kept = [str(p["name"]) for p in keep]
+    return Change(
+        step,
+        resource,
+        "revoke",
+        f"token {token_name}: revoking {slot}, keeping {kept or 'no other slot'}",
+        payload=ArmWrite(token_name, {"properties": {"credentials": {"passwords": keep}}}),
+        shown={"kept": kept},
+    )
+
+
+def plan_password(step: str, token_name: str, slot: Slot, *, keep: bool, reason: str) -> Change:
+    """A credential decision (tasks.rotation) as a plan row: keep the slot, or generate it.
+
+    The row is metadata only (slot and why); the value exists only after the apply.
+    """
+    resource = f"tokens/{token_name}/{slot}"
+    if keep:
+        return Change.none(step, resource, reason, slot=slot)
+    return Change(
+        step, resource, "generate", reason, payload=(token_name, slot), shown={"slot": slot}
     )

@@ -3,32 +3,18 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from model.errors import InputError, classify
+from model.names import normalize_namespace
 
 if TYPE_CHECKING:
     from model.azure_context import AzureContext
 
 log = logging.getLogger("acr_edge.azure")
 
-# OCI repository name components: lowercase alphanumerics joined by separators, '/'-separated.
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_NAMESPACE_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
 CATALOG_PAGE_SIZE = 100
-
-
-def normalize_namespace(namespace: str) -> str:
-    ns = str(namespace).strip().strip("/")
-    if not _NAMESPACE_RE.match(ns):
-        raise InputError(
-            f"namespace {namespace!r} is not a repository path (lowercase components separated "
-            "by '/', e.g. 'samples' or 'team/app').",
-            resource="namespaces",
-        )
-    return ns
 
 
 def in_namespace(repository: str, namespace: str) -> bool:

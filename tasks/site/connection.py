@@ -13,29 +13,30 @@ import contextlib
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import yaml
 from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
 from pydantic import SecretStr
 
 from model.errors import PermanentError
+from model.retry import call_with_retry
+from model.site import SiteSettings
 from tasks.site.ssh import CommandRunner, SshSession
 
-if TYPE_CHECKING:
-    from blocks.edge_site import EdgeSite
-
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
 class SiteConnection:
     """What every site step receives: ``ssh`` for node commands/files, ``api`` for Kubernetes."""
 
-    site: EdgeSite
+    site: SiteSettings
     ssh: CommandRunner
     api: k8s.ApiClient
     recorded_host_key: str | None = None
@@ -58,6 +59,36 @@ class SiteConnection:
             with contextlib.suppress(Exception):
                 closer()
         self._closers.clear()
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """A definite API answer (404/409/422) that must reach the caller, not the retry loop."""
+
+    exc: ApiException
+
+
+def kube_call(fn: Callable[[], T], what: str, *, attempts: int = 4) -> T:
+    """One idempotent Kubernetes call, transient failures (timeouts, 429, 5xx, dropped
+    connections) retried by the one retry helper; ApiException 404/409/422 re-raised as is,
+    for the caller to read as an answer."""
+
+    def call() -> T | _Answer:
+        try:
+            return fn()
+        except ApiException as exc:
+            if exc.status in (404, 409, 422):
+                return _Answer(exc)
+            raise
+
+    result = call_with_retry(call, what=what, attempts=attempts, base_delay=0.3, max_delay=5)
+    if isinstance(result, _Answer):
+        raise result.exc
+    return result
+
+
+def api_status(exc: BaseException) -> int | None:
+    return exc.status if isinstance(exc, ApiException) else None
 
 
 class _SecretFiles:
@@ -196,7 +227,7 @@ def _server_address(text: str, *, resource: str) -> tuple[str, int]:
 
 
 @contextlib.contextmanager
-def open_site(site: EdgeSite, *, ssh: SshSession | None = None) -> Iterator[SiteConnection]:
+def open_site(site: SiteSettings, *, ssh: SshSession | None = None) -> Iterator[SiteConnection]:
     """Connect once; every step of the run reuses this. Closes SSH, tunnel and key files.
 
     After a trust-on-first-use connect, ``conn.recorded_host_key`` holds the new known_hosts

@@ -16,21 +16,17 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
+from model.errors import InputError
+from model.site import SyncCredentialRef
+from tasks.azure.connection_string import parse_sync_connection_string
+
 if TYPE_CHECKING:
-    from blocks.edge_site import EdgeSite
+    from model.site import SiteSettings
+
 
 META_KEY = "acrEdge"
 MASK = "***"
 _SECRET_KEYS = frozenset({"connectionString"})
-
-
-@dataclass(frozen=True)
-class SyncCredentialRef:
-    """Which sync-token password the connection string carries (never the password)."""
-
-    token: str
-    slot: str
-    created: str
 
 
 @dataclass(frozen=True)
@@ -58,7 +54,7 @@ def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def public_values(site: EdgeSite) -> dict[str, Any]:
+def public_values(site: SiteSettings) -> dict[str, Any]:
     """Every chart value except the connection string and the acr-edge metadata."""
     values: dict[str, Any] = {"httpEnabled": site.http_enabled}
     if site.service_cluster_ip:
@@ -74,12 +70,12 @@ def public_values(site: EdgeSite) -> dict[str, Any]:
     return _deep_merge(site.chart_values, values)
 
 
-def desired_values(site: EdgeSite, connection_string: SecretStr) -> dict[str, Any]:
+def desired_values(site: SiteSettings, connection_string: SecretStr) -> dict[str, Any]:
     """Every chart value except the acr-edge metadata."""
     return {**public_values(site), "connectionString": connection_string.get_secret_value()}
 
 
-def chart_of(site: EdgeSite) -> dict[str, Any]:
+def chart_of(site: SiteSettings) -> dict[str, Any]:
     """The chart the release should run (``helm upgrade --version``; not a chart value)."""
     return {"ref": site.chart_ref, "version": site.chart_version}
 
@@ -99,7 +95,7 @@ def digest(values: dict[str, Any], chart: dict[str, Any], sync_ref: SyncCredenti
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def desired_digest(site: EdgeSite, sync_ref: SyncCredentialRef) -> str:
+def desired_digest(site: SiteSettings, sync_ref: SyncCredentialRef) -> str:
     """The digest a release of ``site`` carrying ``sync_ref`` should record."""
     return digest(public_values(site), chart_of(site), sync_ref)
 
@@ -109,7 +105,7 @@ def _ref_dict(sync_ref: SyncCredentialRef) -> dict[str, str]:
 
 
 def chart_values(
-    site: EdgeSite, connection_string: SecretStr, sync_ref: SyncCredentialRef
+    site: SiteSettings, connection_string: SecretStr, sync_ref: SyncCredentialRef
 ) -> ChartValues:
     values = desired_values(site, connection_string)
     value_digest = desired_digest(site, sync_ref)
@@ -135,7 +131,7 @@ def recorded_sync_credential(release_values: Any) -> SyncCredentialRef | None:
     return SyncCredentialRef(token=str(token), slot=str(slot), created=str(created))
 
 
-def changed_settings(release_values: dict[str, Any] | None, site: EdgeSite) -> list[str]:
+def changed_settings(release_values: dict[str, Any] | None, site: SiteSettings) -> list[str]:
     """Dotted paths of the non-secret settings where the release differs from ``site``
     (``pvc.storageRequest``, ``chart.version``); safe to log."""
     recorded = release_values if isinstance(release_values, dict) else {}
@@ -200,3 +196,22 @@ def _diff(
             _diff(path, old.get(key), new.get(key), out, leaves=leaves)
     elif old != new:
         out.append((prefix, old, new))
+
+
+def kept_connection_string(values: Any, sync_ref: SyncCredentialRef | None) -> SecretStr | None:
+    """The connection string of a release's values, if it is the one ``sync_ref`` describes
+    (recorded with it, parses, names its token); None otherwise. Never echoes the text."""
+    if sync_ref is None or recorded_sync_credential(values) != sync_ref:
+        return None
+    raw = values.get("connectionString") if isinstance(values, dict) else None
+    if not isinstance(raw, str) or not raw:
+        return None
+    candidate = SecretStr(raw)
+    del raw
+    try:
+        settings = parse_sync_connection_string(candidate)
+    except InputError:
+        return None  # its text is never echoed: InputError names only the field
+    if settings.sync_token != sync_ref.token:
+        return None
+    return candidate

@@ -28,22 +28,9 @@ import yaml
 from pydantic import SecretStr
 
 from model.errors import PermanentError
+from model.site import NodeAuth
 
 _FIX = "repair registries.yaml on the node by hand (K3s would fail to start with it), then re-run"
-
-
-@dataclass(frozen=True)
-class NodeAuth:
-    """Client credentials for the node auth model (``configs.<host>.auth``).
-
-    ``slot``/``created`` say which token password this is; when given, the file records them
-    in its acr-edge header (see module doc) so later runs know which slot the node uses.
-    """
-
-    username: str
-    password: SecretStr
-    slot: str = ""
-    created: str = ""
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from model.errors import PermanentError, TransientError, classify, redact
 from model.retry import RetryPolicy, call_with_retry
 
 if TYPE_CHECKING:
-    from blocks.edge_site import EdgeSite
+    from model.site import SiteSettings
 
 log = logging.getLogger(__name__)
 
@@ -288,7 +288,7 @@ class SshSession:
         )
 
     @classmethod
-    def for_site(cls, site: EdgeSite) -> SshSession:
+    def for_site(cls, site: SiteSettings) -> SshSession:
         return cls.connect(
             host=site.ssh_host,
             port=site.ssh_port,
@@ -300,7 +300,8 @@ class SshSession:
             connect_timeout=site.connect_timeout,
             command_timeout=site.command_timeout,
             resource=site.resource,
-            policy=SSH_POLICY.replace(attempts=site.retry_attempts),
+            # EdgeSite.retry_attempts; plain-data settings without it keep the default.
+            policy=SSH_POLICY.replace(attempts=getattr(site, "retry_attempts", None)),
         )
 
     def __enter__(self) -> SshSession:

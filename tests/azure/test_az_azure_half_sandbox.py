@@ -14,9 +14,11 @@ from model import names
 from model.azure_context import AzureContext
 from model.errors import PermanentError
 from model.result import StepResult
-from tasks.azure import ops
+from tasks.azure import connected_registry as crs
+from tasks.azure import passwords, registry, scope_maps, tokens
 from tasks.azure.connection_string import build_sync_connection_string
-from tasks.azure.desired import ConnectedRegistrySpec
+from tasks.azure.repositories import list_repositories
+from tasks.azure.spec import ConnectedRegistrySpec
 
 
 def seed_three(sandbox: Any) -> str:
@@ -34,20 +36,20 @@ def azure_half(
     mode: str = "ReadOnly",
     generate: bool = True,
 ) -> tuple[list[StepResult], Any]:
-    repos = ops.list_repositories(ctx, namespaces)
+    repos = list_repositories(ctx, namespaces)
     client = names.client_token_name(cr)
-    ops.preflight_parent(
+    registry.preflight_parent(
         ctx, repositories=repos, client_token_count=1, enable_data_endpoint=enable_data_endpoint
     )
     results = [
-        ops.ensure_sync_scope_map(ctx, cr, repos, mode),
-        ops.ensure_sync_token(ctx, cr),
-        ops.ensure_connected_registry(ctx, ConnectedRegistrySpec(name=cr, mode=mode)),
-        ops.ensure_client_scope_map(ctx, client, repos),
-        ops.ensure_client_token(ctx, client, client),
-        ops.attach_client_token(ctx, cr, client),
+        scope_maps.ensure_sync_scope_map(ctx, cr, repos, mode),
+        tokens.ensure_sync_token(ctx, cr),
+        crs.ensure_connected_registry(ctx, ConnectedRegistrySpec(name=cr, mode=mode)),
+        scope_maps.ensure_client_scope_map(ctx, client, repos),
+        tokens.ensure_client_token(ctx, client, client),
+        crs.attach_client_token(ctx, cr, client),
     ]
-    password = ops.generate_password(ctx, cr, "password1") if generate else None
+    password = passwords.generate_password(ctx, cr, "password1") if generate else None
     return results, password
 
 
@@ -60,7 +62,7 @@ def test_new_connected_registry_then_converged_rerun(
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="acr_edge")
     ns = seed_three(sandbox)
-    assert ops.list_repositories(ctx, [ns]) == ["team3/a", "team3/b", "team3/c/d"]
+    assert list_repositories(ctx, [ns]) == ["team3/a", "team3/b", "team3/c/d"]
     internal.clear_requests()
     results, password = azure_half(ctx, "site01", [ns])
     assert [r.changed for r in results] == [True] * 6
@@ -81,7 +83,7 @@ def test_new_connected_registry_then_converged_rerun(
     sync_map = ctx.mgmt.scope_maps.get(ctx.resource_group, ctx.registry, "site01").as_dict()
     assert len(sync_map["properties"]["actions"]) == 3 * 2 + 4
     assert "repositories/team3x/e/content/read" not in sync_map["properties"]["actions"]
-    info = ops.read_connected_registry(ctx, "site01")
+    info = crs.read_connected_registry(ctx, "site01")
     assert info is not None
     assert (info.mode, info.sync_schedule, info.sync_window) == ("ReadOnly", "30 * * * *", "PT1H")
     assert info.client_token_ids == [ctx.token_id("site01-client")]
@@ -153,8 +155,8 @@ def test_transient_faults_converge_without_duplicates_or_burnt_slots(
         assert listed["scopeMaps"].count(cr) == listed["scopeMaps"].count(f"{cr}-client") == 1
         assert listed["tokens"].count(cr) == listed["tokens"].count(f"{cr}-client") == 1
         assert listed["connectedRegistries"].count(cr) == 1
-        assert [m.slot for m in ops.read_token_passwords(ctx, cr)] == ["password1"]
-        info = ops.read_connected_registry(ctx, cr)
+        assert [m.slot for m in passwords.read_token_passwords(ctx, cr)] == ["password1"]
+        info = crs.read_connected_registry(ctx, cr)
         assert info is not None and info.client_token_ids == [ctx.token_id(f"{cr}-client")]
     internal.clear_requests()
     for cr in sites:
@@ -168,7 +170,7 @@ def test_listing_reads_every_catalog_page(
     repos = [f"big/r{i:04d}" for i in range(1050)] + ["bigx/r0"]
     sandbox.azure.set_repositories(repos)
     internal.clear_requests()
-    assert ops.list_repositories(ctx, ["big"]) == sorted(repos[:-1])
+    assert list_repositories(ctx, ["big"]) == sorted(repos[:-1])
     pages = [
         r for r in internal.requests() if r["path"] == "/acr/v1/_catalog" and r["status"] == 200
     ]
@@ -180,7 +182,9 @@ def test_retry_after_is_honoured(sandbox: Any, ctx: AzureContext) -> None:
         "429", method="GET", path="/registries/contosoedge$", times=1, retry_after=1
     )
     start = time.monotonic()
-    ops.preflight_parent(ctx, repositories=["a"], client_token_count=1, enable_data_endpoint=True)
+    registry.preflight_parent(
+        ctx, repositories=["a"], client_token_count=1, enable_data_endpoint=True
+    )
     assert time.monotonic() - start >= 1.0  # base delay is 0.02 s: only Retry-After explains it
 
 
@@ -193,7 +197,7 @@ def test_lost_generate_response_regenerates_the_same_slot_only(
     # time the pipeline asks (one drop alone is retried by the pipeline: a poll is a read).
     sandbox.azure.add_fault(path="/operationResults/", sequence=["drop"] * ctx.retry_attempts)
     with caplog.at_level(logging.WARNING, logger="acr_edge.azure"):
-        password = ops.generate_password(ctx, "site03", "password1")
+        password = passwords.generate_password(ctx, "site03", "password1")
     assert "response was lost" in caplog.text
     posts = [
         r
@@ -201,8 +205,8 @@ def test_lost_generate_response_regenerates_the_same_slot_only(
         if r["method"] == "POST" and r["path"].endswith("/generateCredentials")
     ]
     assert len(posts) == 2
-    assert [m.slot for m in ops.read_token_passwords(ctx, "site03")] == ["password1"]
-    info = ops.read_connected_registry(ctx, "site03")
+    assert [m.slot for m in passwords.read_token_passwords(ctx, "site03")] == ["password1"]
+    info = crs.read_connected_registry(ctx, "site03")
     assert info is not None and info.gateway_endpoint
     cs = build_sync_connection_string(
         "site03", password.username, password.password, info.gateway_endpoint
@@ -213,11 +217,11 @@ def test_lost_generate_response_regenerates_the_same_slot_only(
 def test_revoke_keeps_the_other_slot(sandbox: Any, ctx: AzureContext) -> None:
     ns = seed_three(sandbox)
     azure_half(ctx, "site04", [ns])
-    ops.generate_password(ctx, "site04", "password2")
-    result = ops.revoke_password(ctx, "site04", "password1")
+    passwords.generate_password(ctx, "site04", "password2")
+    result = passwords.revoke_password(ctx, "site04", "password1")
     assert result.changed
-    assert [m.slot for m in ops.read_token_passwords(ctx, "site04")] == ["password2"]
-    assert not ops.revoke_password(ctx, "site04", "password1").changed
+    assert [m.slot for m in passwords.read_token_passwords(ctx, "site04")] == ["password2"]
+    assert not passwords.revoke_password(ctx, "site04", "password1").changed
 
 
 def test_mode_change_refused(sandbox: Any, internal: Internal, ctx: AzureContext) -> None:
@@ -225,7 +229,7 @@ def test_mode_change_refused(sandbox: Any, internal: Internal, ctx: AzureContext
     azure_half(ctx, "site05", [ns], generate=False)
     internal.clear_requests()
     with pytest.raises(PermanentError, match="mode cannot change"):
-        ops.ensure_connected_registry(ctx, ConnectedRegistrySpec(name="site05", mode="ReadWrite"))
+        crs.ensure_connected_registry(ctx, ConnectedRegistrySpec(name="site05", mode="ReadWrite"))
     assert _writes(internal) == []
 
 
@@ -239,36 +243,42 @@ def test_foreign_scope_map_refused(sandbox: Any, internal: Internal, ctx: AzureC
     ).result()
     internal.clear_requests()
     with pytest.raises(PermanentError, match="not created by acr-edge"):
-        ops.ensure_sync_scope_map(ctx, "site06", ops.list_repositories(ctx, [ns]), "ReadOnly")
+        scope_maps.ensure_sync_scope_map(ctx, "site06", list_repositories(ctx, [ns]), "ReadOnly")
     assert _writes(internal) == []
 
 
 def test_data_endpoint_disabled_is_a_clear_error(internal: Internal, ctx: AzureContext) -> None:
     internal.clear_requests()
     with pytest.raises(PermanentError) as exc:
-        ops.preflight_parent(
+        registry.preflight_parent(
             ctx, repositories=["a"], client_token_count=1, enable_data_endpoint=False
         )
     assert "--data-endpoint-enabled true" in str(exc.value)
     assert "enable_data_endpoint" in str(exc.value)
     assert _writes(internal) == []
-    info = ops.preflight_parent(
+    planned = registry.preflight_parent(
+        ctx, repositories=["a"], client_token_count=1, enable_data_endpoint=True, dry_run=True
+    )
+    assert planned.planned and planned.action == "update" and not planned.changed
+    assert _writes(internal) == []
+    info = registry.preflight_parent(
         ctx, repositories=["a"], client_token_count=1, enable_data_endpoint=True
     )
-    assert info.changed and info.data_endpoint_host_names
+    assert info.changed and info.details["data_endpoint_host_names"]
+    assert info.message == planned.message  # the plan row is the run row
 
 
 def test_limits_checked_before_any_call(internal: Internal, ctx: AzureContext) -> None:
     internal.clear_requests()
     with pytest.raises(PermanentError, match="500"):
-        ops.preflight_parent(
+        registry.preflight_parent(
             ctx,
             repositories=[f"r{i}" for i in range(501)],
             client_token_count=1,
             enable_data_endpoint=True,
         )
     with pytest.raises(PermanentError, match="20"):
-        ops.preflight_parent(
+        registry.preflight_parent(
             ctx, repositories=["a"], client_token_count=21, enable_data_endpoint=True
         )
     assert internal.requests() == []
@@ -280,7 +290,7 @@ def test_wrong_client_secret_fails_fast(sandbox: Any, internal: Internal) -> Non
     )
     start = time.monotonic()
     with pytest.raises(PermanentError) as exc:
-        ops.read_connected_registry(bad, "site07")
+        crs.read_connected_registry(bad, "site07")
     assert time.monotonic() - start < 3
     assert "not-the-secret" not in str(exc.value)
     token_posts = [r for r in internal.requests() if r["path"].endswith("/oauth2/v2.0/token")]

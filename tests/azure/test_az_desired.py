@@ -1,4 +1,4 @@
-"""Desired bodies and diffs: create / update / no-op with a reason / refuse with a fix."""
+"""Desired bodies and pure plans: create / update / no-op with a reason / refuse with a fix."""
 
 from __future__ import annotations
 
@@ -78,9 +78,9 @@ def _cr(**over: Any) -> dict[str, Any]:
 
 def test_cr_create_then_noop() -> None:
     spec = d.ConnectedRegistrySpec(name="site01")
-    assert d.diff_connected_registry(None, spec, TOKEN).op == "create"
-    change = d.diff_connected_registry(_cr(mode="readonly"), spec, TOKEN)
-    assert change.op == "none" and "already matches" in change.reason
+    assert d.plan_connected_registry(None, spec, TOKEN).action == "create"
+    change = d.plan_connected_registry(_cr(mode="readonly"), spec, TOKEN)
+    assert change.action == "none" and "already matches" in change.reason
 
 
 def test_cr_equivalent_durations_are_no_change() -> None:
@@ -89,23 +89,23 @@ def test_cr_equivalent_durations_are_no_change() -> None:
         messageTtl="P2DT0H", syncWindow="01:00:00"
     )
     assert (
-        d.diff_connected_registry(actual, d.ConnectedRegistrySpec(name="site01"), TOKEN).op
+        d.plan_connected_registry(actual, d.ConnectedRegistrySpec(name="site01"), TOKEN).action
         == "none"
     )
 
 
 def test_cr_update_patch_only_the_difference() -> None:
     spec = d.ConnectedRegistrySpec(name="site01", sync_schedule="0 * * * *", message_ttl="P3D")
-    change = d.diff_connected_registry(_cr(), spec, TOKEN)
-    assert change.op == "update"
-    assert change.body == {
+    change = d.plan_connected_registry(_cr(), spec, TOKEN)
+    assert change.action == "update"
+    assert change.payload.body == {
         "properties": {"syncProperties": {"schedule": "0 * * * *", "messageTtl": "P3D"}}
     }
 
 
 def test_cr_mode_is_immutable() -> None:
     with pytest.raises(PermanentError) as exc:
-        d.diff_connected_registry(
+        d.plan_connected_registry(
             _cr(), d.ConnectedRegistrySpec(name="site01", mode="ReadWrite"), TOKEN
         )
     assert "Fix:" in str(exc.value) and "connectedRegistries/site01" in str(exc.value)
@@ -114,29 +114,33 @@ def test_cr_mode_is_immutable() -> None:
 def test_cr_parent_and_token_are_immutable() -> None:
     spec = d.ConnectedRegistrySpec(name="site01", parent_id=f"{BASE}/connectedRegistries/up")
     with pytest.raises(PermanentError, match="parent"):
-        d.diff_connected_registry(_cr(), spec, TOKEN)
+        d.plan_connected_registry(_cr(), spec, TOKEN)
     with pytest.raises(PermanentError, match="token"):
-        d.diff_connected_registry(
+        d.plan_connected_registry(
             _cr(), d.ConnectedRegistrySpec(name="site01"), f"{BASE}/tokens/other"
         )
+
+
+def _ids(ids: list[str]) -> dict[str, Any]:
+    return {"properties": {"clientTokenIds": ids}}
 
 
 def test_client_token_ids_union_keeps_others() -> None:
     other = f"{BASE}/tokens/other-client"
     mine = f"{BASE}/tokens/site01-client"
-    change = d.diff_client_token_ids([other], [mine], name="site01")
-    assert change.body == {"properties": {"clientTokenIds": [other, mine]}}
-    again = d.diff_client_token_ids([other, mine.upper()], [mine], name="site01")
-    assert again.op == "none" and "site01-client" in again.reason
+    change = d.plan_client_token_ids(_ids([other]), [mine], name="site01")
+    assert change.payload.body == {"properties": {"clientTokenIds": [other, mine]}}
+    again = d.plan_client_token_ids(_ids([other, mine.upper()]), [mine], name="site01")
+    assert again.action == "none" and "site01-client" in again.reason
     with pytest.raises(InputError):
-        d.diff_client_token_ids(
-            [f"{BASE}/tokens/t{i:03d}" for i in range(20)], [mine], name="site01"
+        d.plan_client_token_ids(
+            _ids([f"{BASE}/tokens/t{i:03d}" for i in range(20)]), [mine], name="site01"
         )
 
 
 def test_scope_map_create_update_noop_and_ownership() -> None:
     want = d.desired_scope_map(d.sync_map_description("site01"), ["a/b", "c/d"])
-    assert d.diff_scope_map(None, want, name="site01").op == "create"
+    assert d.plan_scope_map(None, want, step="sync-scope-map", name="site01").action == "create"
     same = {
         "properties": {
             "description": d.sync_map_description("site01"),
@@ -144,28 +148,37 @@ def test_scope_map_create_update_noop_and_ownership() -> None:
             "type": "UserDefined",
         }
     }
-    change = d.diff_scope_map(same, want, name="site01")
-    assert change.op == "none" and change.reason == "scope map site01 already has its 2 actions"
+    change = d.plan_scope_map(same, want, step="sync-scope-map", name="site01")
+    assert change.action == "none" and change.reason == "scope map site01 already has its 2 actions"
     stale = {"properties": {"description": d.sync_map_description("site01"), "actions": ["a/b"]}}
-    upd = d.diff_scope_map(stale, want, name="site01")
-    assert upd.op == "update" and upd.body == {"properties": {"actions": ["a/b", "c/d"]}}
+    upd = d.plan_scope_map(stale, want, step="sync-scope-map", name="site01")
+    assert upd.action == "update" and upd.payload.body == {
+        "properties": {"actions": ["a/b", "c/d"]}
+    }
     foreign = {"properties": {"description": "hand made", "actions": ["a/b"]}}
     with pytest.raises(PermanentError, match="not created by acr-edge"):
-        d.diff_scope_map(foreign, want, name="site01")
+        d.plan_scope_map(foreign, want, step="sync-scope-map", name="site01")
     client_want = d.desired_scope_map(d.client_map_description("site01-client"), ["a/b"])
     assert d.CLIENT_MAP_MARKER in client_want["properties"]["description"]
 
 
-def test_token_diff() -> None:
-    assert d.diff_token(None, SM, name="site01").body == {
+def test_token_plan() -> None:
+    assert d.plan_token(None, SM, step="sync-token", name="site01").payload.body == {
         "properties": {"scopeMapId": SM, "status": "enabled"}
     }
     ok = {"properties": {"scopeMapId": SM.lower(), "status": "enabled"}}
-    assert d.diff_token(ok, SM, name="site01").op == "none"
+    assert d.plan_token(ok, SM, step="sync-token", name="site01").action == "none"
     disabled = {"properties": {"scopeMapId": SM, "status": "disabled"}}
-    assert d.diff_token(disabled, SM, name="site01").body == {"properties": {"status": "enabled"}}
+    assert d.plan_token(disabled, SM, step="sync-token", name="site01").payload.body == {
+        "properties": {"status": "enabled"}
+    }
     with pytest.raises(PermanentError, match="acr-edge only manages"):
-        d.diff_token({"properties": {"scopeMapId": f"{BASE}/scopeMaps/x"}}, SM, name="site01")
+        d.plan_token(
+            {"properties": {"scopeMapId": f"{BASE}/scopeMaps/x"}},
+            SM,
+            step="sync-token",
+            name="site01",
+        )
 
 
 @pytest.mark.parametrize(
@@ -205,3 +218,130 @@ def test_cron_ok(expr: str) -> None:
 def test_cron_refused(expr: str) -> None:
     with pytest.raises(InputError):
         d.validate_cron(expr)
+
+
+# ---- every plan names its step and resource, and a no-op says why -----------------------------
+
+
+def test_plans_carry_step_resource_action_and_reason() -> None:
+    spec = d.ConnectedRegistrySpec(name="site01")
+    created = d.plan_connected_registry(None, spec, TOKEN)
+    assert (created.step, created.resource, created.action) == (
+        "connected-registry",
+        "connectedRegistries/site01",
+        "create",
+    )
+    assert created.payload.name == "site01" and created.payload.body["properties"]["mode"]
+    assert created.row() == {
+        "step": "connected-registry",
+        "resource": "connectedRegistries/site01",
+        "action": "create",
+        "why": "connected registry site01 does not exist",
+    }
+    token = d.plan_token(None, SM, step="client-token", name="site01-client")
+    assert (token.step, token.resource) == ("client-token", "tokens/site01-client")
+    for noop in (
+        d.plan_connected_registry(_cr(), spec, TOKEN),
+        d.plan_token({"properties": {"scopeMapId": SM}}, SM, step="sync-token", name="site01"),
+    ):
+        assert noop.action == "none" and not noop.needed and noop.reason.strip()
+
+
+def test_attach_to_a_registry_that_does_not_exist_yet() -> None:
+    mine = f"{BASE}/tokens/site01-client"
+    with pytest.raises(PermanentError, match="connected registry not found"):
+        d.plan_client_token_ids(None, [mine], name="site01")
+    # A dry run plans the attach against the registry the run would create: same row as the
+    # real run, which attaches to the freshly created (empty) registry.
+    planned = d.plan_client_token_ids(None, [mine], name="site01", absent_is_empty=True)
+    real = d.plan_client_token_ids(_ids([]), [mine], name="site01")
+    assert planned.row() == real.row()
+    assert planned.action == "update" and planned.step == "attach-client-token"
+    assert planned.reason == "connected registry site01: attaching client token(s) site01-client"
+
+
+def _registry(sku: str = "Premium", enabled: bool = True) -> dict[str, Any]:
+    return {
+        "id": BASE,
+        "sku": {"name": sku},
+        "properties": {
+            "loginServer": "reg.azurecr.io",
+            "dataEndpointEnabled": enabled,
+            "dataEndpointHostNames": ["reg.eastus.data.azurecr.io"] if enabled else [],
+        },
+    }
+
+
+def test_preflight_plan() -> None:
+    ok = d.plan_data_endpoint(_registry(), name="reg", enable=False)
+    assert ok.action == "none" and ok.step == "preflight-parent"
+    assert ok.reason == "registry reg is Premium with its dedicated data endpoint enabled"
+    enable = d.plan_data_endpoint(_registry(enabled=False), name="reg", enable=True)
+    assert enable.action == "update" and enable.resource == "registries/reg"
+    assert enable.payload.body == {"properties": {"dataEndpointEnabled": True}}
+    with pytest.raises(PermanentError, match="--data-endpoint-enabled true"):
+        d.plan_data_endpoint(_registry(enabled=False), name="reg", enable=False)
+    with pytest.raises(PermanentError, match="Premium"):
+        d.plan_data_endpoint(_registry(sku="Standard"), name="reg", enable=True)
+    with pytest.raises(PermanentError, match="not found"):
+        d.plan_data_endpoint(None, name="reg", enable=True)
+
+
+def _token(*slots: str) -> dict[str, Any]:
+    return {
+        "properties": {
+            "scopeMapId": SM,
+            "credentials": {
+                "passwords": [
+                    {"name": s, "creationTime": "2026-01-01T00:00:00Z", "expiry": None}
+                    for s in slots
+                ]
+            },
+        }
+    }
+
+
+def test_revoke_plan_keeps_the_other_slot() -> None:
+    change = d.plan_revoke(
+        _token("password1", "password2"), "password1", step="revoke", token_name="site01"
+    )
+    assert change.action == "revoke" and change.resource == "tokens/site01/password1"
+    assert change.payload.body == {
+        "properties": {
+            "credentials": {
+                "passwords": [{"name": "password2", "creationTime": "2026-01-01T00:00:00Z"}]
+            }
+        }
+    }
+    assert "keeping ['password2']" in change.reason
+    gone = d.plan_revoke(
+        _token("password2"), "password1", step="sync-old-slot", token_name="site01"
+    )
+    assert gone.action == "none" and gone.step == "sync-old-slot"
+    assert gone.reason == "token site01 has no password1; nothing to revoke"
+
+
+def test_password_plan_is_metadata_only() -> None:
+    keep = d.plan_password(
+        "client-password",
+        "site01-client",
+        "password1",
+        keep=True,
+        reason="pull secrets hold the live password1",
+    )
+    assert keep.action == "none" and keep.payload is None
+    assert keep.reason == "pull secrets hold the live password1"
+    gen = d.plan_password(
+        "sync-credential", "site01", "password2", keep=False, reason="no recorded sync credential"
+    )
+    assert (gen.step, gen.resource, gen.action) == (
+        "sync-credential",
+        "tokens/site01/password2",
+        "generate",
+    )
+    assert dict(gen.shown) == {"slot": "password2"}  # no value exists at plan time
+
+
+def test_a_plan_without_a_reason_is_refused() -> None:
+    with pytest.raises(ValueError, match="needs a reason"):
+        d.plan_password("client-password", "site01-client", "password1", keep=True, reason=" ")

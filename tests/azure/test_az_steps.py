@@ -1,11 +1,13 @@
-"""Task wrappers: transient-only retries, never cached, secrets never persisted."""
+"""Task wrappers: no Prefect retries (the in-process policy is the one place), never cached,
+secrets never persisted, and every ensure-step takes ``dry_run``."""
 
 from __future__ import annotations
 
+import inspect
+
 from prefect.cache_policies import NO_CACHE
 
-from model.retry import retry_condition
-from tasks.azure import ops, steps
+from tasks.azure import steps
 
 STEPS = [
     "list_repositories",
@@ -18,22 +20,40 @@ STEPS = [
     "ensure_client_scope_map",
     "ensure_client_token",
     "attach_client_token",
+    "client_repositories",
     "revoke_password",
+    "generate_password",
+    "ensure_password",
+]
+WRITES = [
+    "preflight_parent",
+    "ensure_sync_scope_map",
+    "ensure_sync_token",
+    "ensure_connected_registry",
+    "ensure_client_scope_map",
+    "ensure_client_token",
+    "attach_client_token",
+    "revoke_password",
+    "ensure_password",
 ]
 
 
-def test_every_step_retries_transient_only_and_never_caches() -> None:
+def test_no_step_is_retried_by_prefect_or_cached() -> None:
     for name in STEPS:
         task = getattr(steps, name)
-        assert task.fn.__name__ == name and hasattr(ops, name)
-        assert task.retry_condition_fn is retry_condition, name
-        assert task.retries >= 1, name
+        assert task.fn.__name__ == name
+        assert task.retries == 0, name
         assert task.cache_policy is NO_CACHE, name
         assert "{" in task.task_run_name, name
 
 
-def test_generate_password_is_neither_persisted_nor_retried_by_prefect() -> None:
-    task = steps.generate_password
-    assert task.persist_result is False
-    assert task.cache_policy is NO_CACHE
-    assert task.retries == 0  # ops.generate_password retries itself, slot-aware
+def test_every_write_step_has_a_dry_run() -> None:
+    for name in WRITES:
+        param = inspect.signature(getattr(steps, name).fn).parameters.get("dry_run")
+        assert param is not None and param.kind is param.KEYWORD_ONLY, name
+        assert param.default is False, name
+
+
+def test_secret_returning_steps_are_never_persisted() -> None:
+    for name in ("generate_password", "ensure_password"):
+        assert getattr(steps, name).persist_result is False, name

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sandbox.blocks_registration import parent_block, site_block
+from acr_edge.sandbox_blocks import parent_block, site_block
 from sandbox.runner import RunningSandbox, start_sandbox
 
 NAMESPACES = ["samples"]

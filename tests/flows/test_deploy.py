@@ -213,7 +213,7 @@ def test_prefect_yaml_matches_the_python_definitions() -> None:
 
 @pytest.fixture(scope="module")
 def sandbox_blocks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    from sandbox.blocks_registration import register
+    from acr_edge.sandbox_blocks import register
     from sandbox.runner import start_sandbox
 
     running = start_sandbox(tmp_path_factory.mktemp("deploy-sandbox"), sites=1)

@@ -1,4 +1,4 @@
-"""sandbox.blocks_registration saves ordinary blocks that reach the sandbox over real HTTPS/SSH."""
+"""acr_edge.sandbox_blocks saves ordinary blocks that reach the sandbox over real HTTPS/SSH."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from acr_edge.sandbox_blocks import PARENT_BLOCK, register
 from blocks.edge_site import EdgeSite
 from blocks.parent_registry import ParentRegistry
-from sandbox.blocks_registration import PARENT_BLOCK, register
 from sandbox.runner import start_sandbox
 
 

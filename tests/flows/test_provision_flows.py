@@ -34,10 +34,10 @@ def test_dry_run_on_a_new_site_plans_everything_and_writes_nothing(fsb: FlowSand
         site, fsb.parent_block, ProvisionSpec(**spec(enable_data_endpoint=True, dry_run=True))
     )
     assert plan["outcome"] == "planned" and plan["writes"] == 0
-    changes = {a["resource"]: a["change"] for a in plan["arm"]}
+    changes = {a["step"]: (a["resource"], a["action"]) for a in plan["arm"]}
     cr = fsb.info["sites"][0]["name"]
-    assert changes[f"connectedRegistries/{cr}"] == "create"
-    assert changes[f"tokens/{cr}-client"] == "create"
+    assert changes["connected-registry"] == (f"connectedRegistries/{cr}", "create")
+    assert changes["client-token"] == (f"tokens/{cr}-client", "create")
     assert {s["action"] for s in plan["secrets"]} >= {"generate", "write"}
     assert fsb.arm_writes() == []
     # Only reads ran on the node (no helm upgrade, no file writes, no restart).
@@ -183,15 +183,17 @@ def test_dry_run_shows_chart_drift_while_the_sync_credential_is_kept(fsb: FlowSa
         block.save(site_name, overwrite=True)
 
     assert plan["outcome"] == "planned" and plan["writes"] == 0, plan
-    (action,) = plan["site_actions"]
-    assert action["action"] == "helm upgrade (values changed: pvc.storageRequest)", action
+    changes = [r for r in plan["node"] if r["action"] != "none" and r["step"] != "canary"]
+    (action,) = changes
+    assert (action["step"], action["action"]) == ("helm-release", "upgrade"), action
+    assert "values changed (pvc.storageRequest)" in action["why"], action
     assert "kept" in action["why"]
     diff = {row["path"]: row for row in plan["helm_values_diff"]}
     assert diff["pvc.storageRequest"]["planned"] == "30Gi", diff
     assert diff["pvc.storageRequest"]["now"] in (None, original), diff
     assert "connectionString" not in diff  # same credential: no secret change to show
     secrets = {s["secret"]: s["action"] for s in plan["secrets"]}
-    assert any(k.endswith("(sync)") and v == "keep" for k, v in secrets.items()), secrets
+    assert any(k.endswith("(sync)") and v == "none" for k, v in secrets.items()), secrets
     assert plan["planned_writes"] >= 1
     # 0 writes: no ARM write, no helm upgrade, no file write or restart on the node.
     assert fsb.arm_writes() == []
@@ -199,7 +201,7 @@ def test_dry_run_shows_chart_drift_while_the_sync_credential_is_kept(fsb: FlowSa
     new_commands = [str(c) for c in node.commands()[commands_before:]]
     assert not any(w in c for c in new_commands for w in ("upgrade", "restart", "cat >", "tee"))
     artifact: Any = Artifact.get(f"provision-plan-{cr}")
-    assert "helm upgrade (values changed: pvc.storageRequest)" in str(artifact.data)
+    assert "values changed (pvc.storageRequest)" in str(artifact.data)
     for secret in fsb.azure.secrets():
         assert secret not in str(plan) and secret not in str(artifact.data)
 
@@ -210,10 +212,10 @@ def test_trust_on_first_use_pins_the_key_in_the_block_and_then_refuses_another(
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+    from acr_edge.sandbox_blocks import site_block
     from blocks.edge_site import EdgeSite
     from flows.host_keys import fingerprint
     from model.errors import PermanentError
-    from sandbox.blocks_registration import site_block
     from tasks.site.connection import open_site
 
     info = fsb.info["sites"][0]

@@ -22,9 +22,9 @@ from flows.models import ProvisionSpec
 from flows.provision_site import provision_site
 from flows.rotate_client_token import FLOW, rotate_client_token
 from model.errors import InputError
-from tasks.site import ops
-from tasks.site.canary import canary_image
+from tasks.site import canary, helm_release, mirror, pull_secrets
 from tasks.site.connection import open_site
+from tasks.site.plans import canary_image
 
 pytestmark = pytest.mark.prefect
 
@@ -76,7 +76,7 @@ def token_passwords(fsb: FlowSandbox) -> dict[str, dict[str, Any]]:
 
 
 def pull_secret_slot(conn: Any, site: Any) -> tuple[str, str]:
-    meta = ops.read_pull_secrets(conn, [NS], site.pull_secret_name)[NS]
+    meta = pull_secrets.read_pull_secrets(conn, [NS], site.pull_secret_name)[NS]
     assert meta is not None
     return meta.slot, meta.created
 
@@ -113,7 +113,7 @@ def test_crash_after_each_step_then_rerun_converges_without_a_pull_gap(
 
     site: EdgeSite = EdgeSite.load(site_block_name)  # type: ignore[assignment]
     with open_site(site) as probe:
-        host = ops.registry_host(probe, site)
+        host = helm_release.registry_host(probe)
         image = canary_image(host, "samples/app0000")
         old_slot, _old_created = pull_secret_slot(probe, site)
         before = token_passwords(fsb)
@@ -129,7 +129,9 @@ def test_crash_after_each_step_then_rerun_converges_without_a_pull_gap(
             if flow != FLOW:
                 return
             seen.append(step)
-            pulled = ops.run_canary(probe, NS, image, site.pull_secret_name, timeout=30, poll=0.05)
+            pulled = canary.run_canary(
+                probe, NS, image, site.pull_secret_name, timeout=30, poll=0.05
+            )
             assert pulled.ok, f"pull with the workloads' secret failed after {step}: {pulled}"
             now = token_passwords(fsb)
             current_slot, _ = pull_secret_slot(probe, site)
@@ -158,7 +160,7 @@ def test_crash_after_each_step_then_rerun_converges_without_a_pull_gap(
         assert set(after) == {new_slot}, after  # old slot revoked, exactly one live
         assert after[new_slot]["creationTime"].startswith(new_created[:19])
         assert days_left(after[new_slot]) > lead
-        assert ops.run_canary(probe, NS, image, site.pull_secret_name, timeout=30).ok
+        assert canary.run_canary(probe, NS, image, site.pull_secret_name, timeout=30).ok
 
         # Converged: a further run with the same settings writes nothing.
         fsb.azure.clear_requests()
@@ -176,7 +178,7 @@ def test_force_rotates_a_fresh_site_and_revokes_the_old_slot_only_after_the_new_
     site_block_name = fsb.site_blocks[0]
     site: EdgeSite = EdgeSite.load(site_block_name)  # type: ignore[assignment]
     with open_site(site) as probe:
-        image = canary_image(ops.registry_host(probe, site), "samples/app0000")
+        image = canary_image(helm_release.registry_host(probe), "samples/app0000")
         old_slot, _ = pull_secret_slot(probe, site)
         before = token_passwords(fsb)
         assert set(before) == {old_slot}
@@ -192,7 +194,9 @@ def test_force_rotates_a_fresh_site_and_revokes_the_old_slot_only_after_the_new_
             slots = token_passwords(fsb)
             in_use, _ = pull_secret_slot(probe, site)
             timeline.append((step, set(slots), in_use))
-            pulled = ops.run_canary(probe, NS, image, site.pull_secret_name, timeout=30, poll=0.05)
+            pulled = canary.run_canary(
+                probe, NS, image, site.pull_secret_name, timeout=30, poll=0.05
+            )
             assert pulled.ok, f"pull with the workloads' secret failed after {step}: {pulled}"
             if step != "revoke":
                 assert slots[old_slot]["creationTime"] == before[old_slot]["creationTime"], step
@@ -254,12 +258,12 @@ def test_node_auth_model_provision_rotate_and_converge(fsb: FlowSandbox, node_si
         return {p["name"]: p for p in token["properties"]["credentials"]["passwords"]}
 
     with open_site(block) as probe:
-        host = ops.registry_host(probe, block)
+        host = helm_release.registry_host(probe)
         image = canary_image(host, "samples/app0000")
         auth = node_auth(host)
         assert auth["username"] == token_name and auth["password"] in fsb.azure.secrets()
         (old_slot,) = passwords()
-        no_secret = ops.run_canary(probe, NS, image, None, timeout=30, poll=0.05)
+        no_secret = canary.run_canary(probe, NS, image, None, timeout=30, poll=0.05)
         assert no_secret.ok, no_secret  # the node's credential alone pulls
 
         file_before = registries.read_text()
@@ -271,7 +275,7 @@ def test_node_auth_model_provision_rotate_and_converge(fsb: FlowSandbox, node_si
                 return
             timeline.append((step, set(passwords())))
             # Workloads relying on the node's credential keep pulling at every step.
-            pulled = ops.run_canary(probe, NS, image, None, timeout=30, poll=0.05)
+            pulled = canary.run_canary(probe, NS, image, None, timeout=30, poll=0.05)
             assert pulled.ok, f"node-credential pull failed after {step}: {pulled}"
 
         lead = math.ceil(days_left(passwords()[old_slot])) + 1
@@ -307,7 +311,7 @@ def test_node_auth_model_provision_rotate_and_converge(fsb: FlowSandbox, node_si
             p for p in registries.parent.iterdir() if p.name.startswith(f"{registries.name}.bak-")
         ]
         assert any(b.read_text() == file_before for b in backups), backups
-        assert ops.run_canary(probe, NS, image, None, timeout=30, poll=0.05).ok
+        assert canary.run_canary(probe, NS, image, None, timeout=30, poll=0.05).ok
 
         # Converged: neither flow writes anything, K3s is not restarted again.
         fsb.azure.clear_requests()
@@ -353,11 +357,11 @@ def test_node_model_crash_after_each_step_then_rerun_converges_without_a_pull_ga
         return {p["name"]: p for p in token["properties"]["credentials"]["passwords"]}
 
     with open_site(site) as probe:
-        host = ops.registry_host(probe, site)
+        host = helm_release.registry_host(probe)
         image = canary_image(host, "samples/app0000")
 
         def node_slot() -> tuple[str, str]:
-            record = ops.read_node_credential(probe, site, host)
+            record = mirror.read_node_credential(probe, host)
             assert record is not None and record.token == token_name
             return record.slot, record.created
 
@@ -373,9 +377,9 @@ def test_node_model_crash_after_each_step_then_rerun_converges_without_a_pull_ga
             nonlocal crashed
             if flow != FLOW or _site != info["name"]:
                 return
-            by_node = ops.run_canary(probe, NS, image, None, timeout=30, poll=0.05)
+            by_node = canary.run_canary(probe, NS, image, None, timeout=30, poll=0.05)
             assert by_node.ok, f"node-credential pull failed after {step}: {by_node}"
-            by_secret = ops.run_canary(
+            by_secret = canary.run_canary(
                 probe, NS, image, site.pull_secret_name, timeout=30, poll=0.05
             )
             assert by_secret.ok, f"pull-secret pull failed after {step}: {by_secret}"
@@ -411,7 +415,7 @@ def test_node_model_crash_after_each_step_then_rerun_converges_without_a_pull_ga
         assert set(after) == {new_slot}, after
         assert after[new_slot]["creationTime"].startswith(new_created[:19])
         assert days_left(after[new_slot]) > lead
-        assert ops.run_canary(probe, NS, image, None, timeout=30, poll=0.05).ok
+        assert canary.run_canary(probe, NS, image, None, timeout=30, poll=0.05).ok
 
         fsb.azure.clear_requests()
         restarts = fsb.site(1).restart_count

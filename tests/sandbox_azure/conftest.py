@@ -17,14 +17,16 @@ _names = itertools.count(1)
 
 @pytest.fixture(scope="session")
 def azure_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
-    """One sandbox (0 sites) shared by the session: tests use unique resource names."""
-    yield from azure_sandbox_fixture(tmp_path_factory)
+    """One sandbox (0 sites) shared by the session: tests use unique resource names.
+
+    Propagation 0: these tests are not about propagation (the ones that are set it)."""
+    yield from azure_sandbox_fixture(tmp_path_factory, propagation_delay=0)
 
 
 @pytest.fixture
 def fresh_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
     """A private sandbox for tests that change knobs, faults or the seed registry."""
-    yield from azure_sandbox_fixture(tmp_path_factory)
+    yield from azure_sandbox_fixture(tmp_path_factory, propagation_delay=0)
 
 
 @pytest.fixture

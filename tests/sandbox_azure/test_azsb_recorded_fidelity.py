@@ -2,8 +2,8 @@
 
 Sources: the CLI-REC flow of ``az acr connected-registry create``/``delete`` (spec §3), the
 409 ``AlreadyInUse`` recording and the anonymous catalog-paging recording in
-``/work/shared/contracts/recordings``. Each test pins status code, LRO headers (or their absence)
-and body shape, over raw HTTPS and through the real SDKs.
+``tests/contracts/recordings`` (copied from ``../shared/contracts``). Each test pins status
+code, LRO headers (or their absence) and body shape, over raw HTTPS and through the real SDKs.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from sandbox.azure import SeedConfig
 from sandbox.runner import RunningSandbox, start_sandbox
 from sandbox.testing import credential, mgmt_client
 
-RECORDINGS = Path("/work/shared/contracts/recordings")
+# copied from ../shared/contracts/recordings; absent = failure, never a skip
+RECORDINGS = Path(__file__).resolve().parents[1] / "contracts" / "recordings"
 CONFLICT = RECORDINGS / "test_cli_mgmt_containerregistry_registry.test_scope_maps_and_tokens.yaml"
 PAGING = RECORDINGS / (
     "test_anon_access.pyTestContainerRegistryClienttest_list_repository_names_by_page.json"
@@ -312,7 +313,10 @@ def test_force_async_makes_every_write_an_lro(fresh_sandbox: RunningSandbox) -> 
 # -- errors ---------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not CONFLICT.exists(), reason="shared recordings not present")
+def test_recordings_are_present() -> None:
+    assert CONFLICT.is_file() and PAGING.is_file(), "tests/contracts/recordings lacks a file"
+
+
 def test_registry_name_taken_replays_the_409_recording(tmp_path: Path) -> None:
     interaction = yaml.safe_load(CONFLICT.read_text())["interactions"][0]
     request, response = interaction["request"], interaction["response"]
@@ -366,7 +370,6 @@ def anon_registry(tmp_path: Path) -> Any:
         yield running
 
 
-@pytest.mark.skipif(not PAGING.exists(), reason="shared recordings not present")
 def test_catalog_paging_replays_the_recording(anon_registry: RunningSandbox) -> None:
     info = anon_registry.info
     session = _session(info)

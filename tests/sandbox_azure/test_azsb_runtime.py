@@ -113,16 +113,17 @@ def test_activation_failures_are_reported_in_status_details(site: Provisioned) -
     internal = Internal(site.sb.info)
     password = site.password(site.sync)
     bad = internal.post("/runtime/activate", {"connection_string": site.connection_string("x")})
-    assert bad.json()["ok"] is False and bad.json()["code"] == "UnauthorizedSyncToken"
+    # the service's vocabulary (crstate), not codes of the sandbox's own
+    assert bad.json()["ok"] is False and bad.json()["code"] == "SYNC_TOKEN_INVALID"
     cr = site.get()
     assert cr.connection_state == "Offline"
     detail = cr.status_details[0]
-    assert detail.type == "Sync" and detail.code == "UnauthorizedSyncToken"
+    assert detail.type == "Sync" and detail.code == "SYNC_TOKEN_INVALID"
     assert detail.correlation_id and detail.timestamp
     wrong_gw = site.connection_string(password, gateway="other.eastus.data.azurecr.io")
     assert (
         internal.post("/runtime/activate", {"connection_string": wrong_gw}).json()["code"]
-        == "ParentGatewayEndpointMismatch"
+        == "PARENT_UNREACHABLE"
     )
     # regenerating the slot invalidates the old value
     site.password(site.sync)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import paramiko
 import pytest
@@ -16,6 +17,17 @@ from tasks.site.ssh import SshSession
 
 def _reason(exc: ApiException) -> str:
     return str(json.loads(exc.body)["reason"])
+
+
+def _deployment(name: str, pod_spec: dict[str, Any]) -> dict[str, Any]:
+    labels = {"app": name}
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        },
+    }
 
 
 def test_direct_crud_statuses_and_conflicts(site: SimulatedSite) -> None:
@@ -91,19 +103,83 @@ def test_direct_crud_statuses_and_conflicts(site: SimulatedSite) -> None:
 
     apps = client.AppsV1Api(api)
     apps.create_namespaced_deployment(
-        "conreg",
-        {
-            "metadata": {"name": "web"},
-            "spec": {
-                "selector": {"matchLabels": {"app": "web"}},
-                "template": {
-                    "metadata": {"labels": {"app": "web"}},
-                    "spec": {"containers": [{"name": "c", "image": "nginx"}]},
-                },
-            },
-        },
+        "conreg", _deployment("web", {"containers": [{"name": "c", "image": "nginx"}]})
     )
     assert apps.read_namespaced_deployment("web", "conreg").metadata.generation == 1
+
+
+SMP = "application/strategic-merge-patch+json"
+MERGE = "application/merge-patch+json"
+
+
+def test_strategic_merge_patches_merge_lists_by_their_merge_key(site: SimulatedSite) -> None:
+    """A dict patch from the kubernetes client is sent as a strategic merge patch; the API
+    server merges patchStrategy=merge lists by key (JSON merge patch would replace them)."""
+    api = kube_client(site.info)
+    core = client.CoreV1Api(api)
+    apps = client.AppsV1Api(api)
+    core.create_namespace({"metadata": {"name": "smp"}})
+
+    def sa_secrets() -> list[str]:
+        sa = core.read_namespaced_service_account("default", "smp")
+        return [ref.name for ref in sa.secrets or []]
+
+    # ServiceAccount.secrets: patchStrategy=merge, patchMergeKey=name.
+    core.patch_namespaced_service_account("default", "smp", {"secrets": [{"name": "a"}]})
+    core.patch_namespaced_service_account(
+        "default", "smp", {"secrets": [{"name": "b"}]}, _content_type=SMP
+    )
+    assert sa_secrets() == ["a", "b"]
+    core.patch_namespaced_service_account("default", "smp", {"secrets": [{"name": "b"}]})
+    assert sa_secrets() == ["a", "b"]  # the default content type for a dict is strategic too
+    core.patch_namespaced_service_account(
+        "default", "smp", {"secrets": [{"$patch": "delete", "name": "a"}]}
+    )
+    assert sa_secrets() == ["b"]
+    core.patch_namespaced_service_account(
+        "default", "smp", {"secrets": [{"name": "c"}]}, _content_type=MERGE
+    )
+    assert sa_secrets() == ["c"]  # JSON merge patch replaces lists
+
+    # ServiceAccount.imagePullSecrets has no patch strategy in Kubernetes: replaced, even by a
+    # strategic merge patch (PodSpec.imagePullSecrets, by contrast, merges by name).
+    for name in ("w", "x"):
+        core.patch_namespaced_service_account(
+            "default", "smp", {"imagePullSecrets": [{"name": name}]}, _content_type=SMP
+        )
+    sa = core.read_namespaced_service_account("default", "smp")
+    assert [ref.name for ref in sa.image_pull_secrets] == ["x"]
+
+    # Containers merge by name, and a container's own fields merge too.
+    pod_spec = {
+        "containers": [
+            {"name": "app", "image": "nginx:1", "ports": [{"containerPort": 80}]},
+            {"name": "side", "image": "busybox"},
+        ],
+        "imagePullSecrets": [{"name": "p1"}],
+    }
+    apps.create_namespaced_deployment("smp", _deployment("web", pod_spec))
+    patch = {
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [{"name": "app", "image": "nginx:2"}],
+                    "imagePullSecrets": [{"name": "p2"}],
+                }
+            }
+        }
+    }
+    apps.patch_namespaced_deployment("web", "smp", patch, _content_type=SMP)
+    pod = apps.read_namespaced_deployment("web", "smp").spec.template.spec
+    assert [(c.name, c.image) for c in pod.containers] == [
+        ("app", "nginx:2"),
+        ("side", "busybox"),
+    ]
+    assert pod.containers[0].ports[0].container_port == 80
+    assert [ref.name for ref in pod.image_pull_secrets] == ["p1", "p2"]
+    apps.patch_namespaced_deployment("web", "smp", patch, _content_type=MERGE)
+    pod = apps.read_namespaced_deployment("web", "smp").spec.template.spec
+    assert [c.name for c in pod.containers] == ["app"]
 
 
 def test_anonymous_client_gets_401(site: SimulatedSite) -> None:

@@ -7,8 +7,8 @@ import json
 from pydantic import SecretStr
 
 from blocks.edge_site import EdgeSite
+from model.site import SyncCredentialRef
 from tasks.site.helm_values import (
-    SyncCredentialRef,
     changed_settings,
     chart_values,
     desired_digest,
@@ -107,7 +107,7 @@ def test_masking_and_plan_diff_never_show_the_connection_string() -> None:
 
 
 def test_kept_connection_string_is_reused_only_when_it_is_the_recorded_one() -> None:
-    from tasks.site.ops import _kept_connection_string
+    from tasks.site.helm_values import kept_connection_string as _kept_connection_string
 
     release = chart_values(_site(), CS, REF).values
     kept = _kept_connection_string(release, REF)

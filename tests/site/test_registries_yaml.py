@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from model.errors import PermanentError
-from tasks.site.registries_yaml import NodeAuth, NodeCredential, merge, node_credential, parse
+from model.site import NodeAuth
+from tasks.site.registries_yaml import NodeCredential, merge, node_credential, parse
 
 GOLDEN = Path(__file__).parent / "golden"
 HOST = "10.43.0.10:80"

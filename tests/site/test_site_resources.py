@@ -1,10 +1,11 @@
-"""Site ops against a simulated K3s site (SSH, Kubernetes API through the tunnel, helm, K3s
-restart, kubelet) and the Azure sandbox driven with the real Azure SDK for the credentials."""
+"""The site resource modules against a simulated K3s site (SSH, Kubernetes API through the
+tunnel, helm, K3s restart, kubelet) and the Azure sandbox driven with the real Azure SDK for
+the credentials."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,12 +14,11 @@ import pytest
 from pydantic import SecretStr
 
 from blocks.edge_site import EdgeSite
-from model.errors import PermanentError
-from tasks.site import ops
+from model.errors import PermanentError, TransientError
+from model.result import StepResult
+from model.site import NodeAuth, PullSecretMeta, SyncCredentialRef
+from tasks.site import canary, helm_release, mirror, namespace, pull_secrets
 from tasks.site.connection import SiteConnection, open_site
-from tasks.site.helm_values import SyncCredentialRef
-from tasks.site.ops import PullSecretMeta
-from tasks.site.registries_yaml import NodeAuth
 
 REPO = "edge/app"
 APP_NAMESPACES = ["default", "apps"]
@@ -37,7 +37,8 @@ class AzureCreds:
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from sandbox.runner import start_sandbox
 
-    running = start_sandbox(tmp_path_factory.mktemp("sbx"), sites=2)
+    # not about propagation: one-shot canaries (provision's canary waits; tests/flows cover it)
+    running = start_sandbox(tmp_path_factory.mktemp("sbx"), sites=2, propagation_delay=0)
     running.azure.add_repositories([REPO, "other/thing"])
     try:
         yield running
@@ -47,34 +48,35 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 def _azure_half(sandbox: Any, cr: str) -> AzureCreds:
     """The Azure steps with the real SDK against the sandbox, as provision-site runs them."""
+    from acr_edge.sandbox_blocks import parent_block
     from model import names
-    from sandbox.blocks_registration import parent_block
-    from tasks.azure import ops as az
+    from tasks.azure import connected_registry as crs
+    from tasks.azure import passwords, registry, scope_maps, tokens
     from tasks.azure.connection_string import build_sync_connection_string
-    from tasks.azure.desired import ConnectedRegistrySpec
+    from tasks.azure.spec import ConnectedRegistrySpec
 
     info = sandbox.info
     parent = parent_block(info)
     ctx = parent.azure_context(polling_interval=0, retry_base_delay=0.02, retry_max_delay=1.0)
     try:
         repos = [REPO]
-        az.preflight_parent(
+        registry.preflight_parent(
             ctx, repositories=repos, client_token_count=1, enable_data_endpoint=True
         )
-        az.ensure_sync_scope_map(ctx, cr, repos, "ReadOnly")
-        az.ensure_sync_token(ctx, cr)
-        az.ensure_connected_registry(ctx, ConnectedRegistrySpec(name=cr, mode="ReadOnly"))
+        scope_maps.ensure_sync_scope_map(ctx, cr, repos, "ReadOnly")
+        tokens.ensure_sync_token(ctx, cr)
+        crs.ensure_connected_registry(ctx, ConnectedRegistrySpec(name=cr, mode="ReadOnly"))
         client = names.client_token_name(cr)
-        az.ensure_client_scope_map(ctx, client, repos)
-        az.ensure_client_token(ctx, client, client)
-        az.attach_client_token(ctx, cr, client)
-        sync = az.generate_password(ctx, cr, "password1")
-        cr_info = az.read_connected_registry(ctx, cr)
+        scope_maps.ensure_client_scope_map(ctx, client, repos)
+        tokens.ensure_client_token(ctx, client, client)
+        crs.attach_client_token(ctx, cr, client)
+        sync = passwords.generate_password(ctx, cr, "password1")
+        cr_info = crs.read_connected_registry(ctx, cr)
         assert cr_info is not None and cr_info.gateway_endpoint
         cs = build_sync_connection_string(
             cr, sync.username, sync.password, cr_info.gateway_endpoint
         )
-        pw = az.generate_password(ctx, client, "password1")
+        pw = passwords.generate_password(ctx, client, "password1")
     finally:
         ctx.close()
     created = pw.meta.creation_time.isoformat() if pw.meta.creation_time else ""
@@ -110,30 +112,80 @@ def _site_block(info: dict[str, Any], name: str, **over: Any) -> EdgeSite:
     return EdgeSite(**args)
 
 
+def _row(result: StepResult) -> tuple[str, str, str, str]:
+    return (result.step, result.resource, result.action, result.message)
+
+
+def _planned_then_applied(
+    dry: Callable[[], StepResult], real: Callable[[], StepResult], plans: list[Any]
+) -> StepResult:
+    """The dry run of a step, then the step: the plan's row must be the run's row."""
+    planned = dry()
+    # A no-op is the same result in both runs (model.plan.converge returns it before the
+    # dry-run check); anything else is planned, not applied.
+    assert planned.planned or planned.action == "none", planned
+    assert planned.writes == 0 and planned.message, planned
+    result = real()
+    assert not result.planned
+    plans.append((_row(planned), _row(result)))
+    return result
+
+
 def _provision(conn: SiteConnection, site: EdgeSite, creds: AzureCreds) -> dict[str, Any]:
-    """The site half of provision-site, in flow order."""
-    out: dict[str, Any] = {}
-    out["namespace"] = ops.ensure_namespace(conn, site.namespace)
-    out["helm"] = ops.helm_install(conn, site, creds.connection_string, sync_ref=creds.sync_ref)
-    ops.wait_deployment_ready(conn, site.namespace, site.release_name, site.ready_timeout)
-    host = ops.registry_host(conn, site)
-    out["host"] = host
-    out["registries"] = ops.ensure_registries_yaml(conn, site, host)
-    if out["registries"].changed:
-        ops.restart_distribution(conn, site)
-    ops.verify_hosts_toml(conn, site, host)
-    out["pull_secrets"] = ops.ensure_pull_secrets(
-        conn,
-        site.app_namespaces,
-        site.pull_secret_name,
-        host,
-        creds.client_user,
-        creds.client_password,
-        creds.client_meta,
-        patch_default_service_account=True,
+    """The site half of provision-site, in flow order, each step planned (dry run) first."""
+    out: dict[str, Any] = {"plans": []}
+    both = out["plans"]
+
+    def step(fn: Callable[..., StepResult], *args: Any, **kw: Any) -> StepResult:
+        return _planned_then_applied(
+            lambda: fn(*args, **kw, dry_run=True), lambda: fn(*args, **kw), both
+        )
+
+    out["namespace"] = step(namespace.ensure_namespace, conn, site.namespace)
+    out["helm"] = _planned_then_applied(
+        # The dry run has no connection string: the plan does not need one.
+        lambda: helm_release.ensure_helm_release(conn, creds.sync_ref, None, dry_run=True),
+        lambda: helm_release.ensure_helm_release(conn, creds.sync_ref, creds.connection_string),
+        both,
     )
-    out["canary"] = ops.run_canary(
-        conn, "apps", f"{host}/{REPO}:1.0", site.pull_secret_name, timeout=20
+    helm_release.wait_deployment_ready(conn)
+    host = helm_release.registry_host(conn)
+    out["host"] = host
+    out["registries"] = step(mirror.ensure_registries_yaml, conn, host)
+    changed = out["registries"].changed
+    out["restart"] = step(mirror.ensure_restart, conn, host, file_changed=changed)
+    mirror.verify_hosts_toml(conn, host)
+    out["pull_secrets"] = _planned_then_applied(
+        lambda: pull_secrets.ensure_pull_secrets(
+            conn,
+            site.app_namespaces,
+            site.pull_secret_name,
+            host,
+            creds.client_user,
+            None,  # a dry run holds no secret
+            creds.client_meta,
+            patch_default_service_account=True,
+            dry_run=True,
+        ),
+        lambda: pull_secrets.ensure_pull_secrets(
+            conn,
+            site.app_namespaces,
+            site.pull_secret_name,
+            host,
+            creds.client_user,
+            creds.client_password,
+            creds.client_meta,
+            patch_default_service_account=True,
+        ),
+        both,
+    )
+    out["canary"] = step(
+        canary.ensure_canary,
+        conn,
+        "apps",
+        f"{host}/{REPO}:1.0",
+        site.pull_secret_name,
+        deadline_seconds=20,
     )
     return out
 
@@ -156,9 +208,12 @@ def test_fresh_site_then_converged_rerun(sandbox: Any) -> None:
         versions = _secret_versions(conn, site.pull_secret_name)
         sa = conn.core.read_namespaced_service_account("default", "apps")
         pods = conn.core.list_namespaced_pod("apps").items
+    for planned, applied in first["plans"]:
+        assert planned == applied  # the dry run lists what the run then does, word for word
     assert first["namespace"].changed and first["helm"].changed
     assert first["registries"].changed and first["pull_secrets"].changed
-    assert first["canary"].ok, first["canary"].reason
+    assert first["restart"].changed and first["restart"].action == "restart"
+    assert first["canary"].action == "pull" and "pulled" in first["canary"].details["result"]
     assert not pods, "the canary pod is always deleted"
     assert [r.name for r in sa.image_pull_secrets or []] == [site.pull_secret_name]
     host = first["host"]
@@ -173,10 +228,12 @@ def test_fresh_site_then_converged_rerun(sandbox: Any) -> None:
     with open_site(site) as conn:
         second = _provision(conn, site, creds)
         assert _secret_versions(conn, site.pull_secret_name) == versions
-    assert second["canary"].ok, second["canary"].reason
-    for step in ("namespace", "helm", "registries", "pull_secrets"):
+    assert "pulled" in second["canary"].details["result"]
+    for planned, applied in second["plans"]:
+        assert planned == applied
+    for step in ("namespace", "helm", "registries", "restart", "pull_secrets"):
         assert not second[step].changed, second[step]
-        assert second[step].writes == 0
+        assert second[step].writes == 0 and second[step].action == "none"
         assert second[step].message  # every no-op says why
     assert "already has these values" in second["helm"].message
     assert node.restart_count == 1
@@ -209,7 +266,7 @@ def test_unparsable_registries_yaml_is_left_alone(sandbox: Any) -> None:
     path.write_bytes(broken)
     restarts = node.restart_count
     with open_site(site) as conn, pytest.raises(PermanentError) as err:
-        ops.ensure_registries_yaml(conn, site, "10.43.0.10:80")
+        mirror.ensure_registries_yaml(conn, "10.43.0.10:80")
     assert "does not parse" in str(err.value) and str(path) in str(err.value)
     assert path.read_bytes() == broken
     assert [p.name for p in path.parent.iterdir() if ".bak-" in p.name] == []
@@ -224,8 +281,8 @@ def test_registries_yaml_backup_and_fix(sandbox: Any) -> None:
     original = b'mirrors:\n  "10.43.0.10:80":\n    endpoint: ["https://10.43.0.10:80"]\n'
     path.write_bytes(original)
     with open_site(site) as conn:
-        result = ops.ensure_registries_yaml(conn, site, "10.43.0.10:80")
-        again = ops.ensure_registries_yaml(conn, site, "10.43.0.10:80")
+        result = mirror.ensure_registries_yaml(conn, "10.43.0.10:80")
+        again = mirror.ensure_registries_yaml(conn, "10.43.0.10:80")
     assert result.changed and result.writes == 2 and "fixes" in result.message
     backup = Path(result.details["backup"])
     assert backup.read_bytes() == original
@@ -236,10 +293,10 @@ def test_canary_reports_the_kubelet_reason(sandbox: Any) -> None:
     node = sandbox.sites[0]
     site = _site_block(node.info, "siteoneedge")
     with open_site(site) as conn:
-        host = ops.registry_host(conn, site)
+        host = helm_release.registry_host(conn)
         # "apps" has the pull secret on its default service account; this namespace has none.
-        ops.ensure_namespace(conn, "nocreds")
-        result = ops.run_canary(conn, "nocreds", f"{host}/{REPO}:1.0", None, timeout=20)
+        namespace.ensure_namespace(conn, "nocreds")
+        result = canary.run_canary(conn, "nocreds", f"{host}/{REPO}:1.0", None, timeout=20)
         assert not conn.core.list_namespaced_pod("nocreds").items
     assert not result.ok
     assert "ErrImagePull" in result.reason or "ImagePullBackOff" in result.reason
@@ -265,7 +322,9 @@ def test_read_pull_secrets_reports_metadata_only(sandbox: Any) -> None:
     node = sandbox.sites[0]
     site = _site_block(node.info, "siteoneedge")
     with open_site(site) as conn:
-        metas = ops.read_pull_secrets(conn, [*APP_NAMESPACES, "nocreds"], site.pull_secret_name)
+        metas = pull_secrets.read_pull_secrets(
+            conn, [*APP_NAMESPACES, "nocreds"], site.pull_secret_name
+        )
     assert metas["nocreds"] is None
     meta = metas["apps"]
     assert meta is not None and meta.token == "siteoneedge-client"
@@ -281,7 +340,7 @@ def test_sudo_site_survives_a_dropped_connection_and_records_first_key(sandbox: 
     node.knobs.ssh.drop_next = 1  # the first TCP connection is cut: a transient, retried
     with open_site(site) as conn:
         assert conn.recorded_host_key == info["known_hosts"]
-        result = ops.ensure_registries_yaml(conn, site, "10.43.0.20:80")
+        result = mirror.ensure_registries_yaml(conn, "10.43.0.20:80")
         assert conn.core.read_namespace("default").metadata.name == "default"  # type: ignore[union-attr]
     assert site.known_hosts == [info["known_hosts"]]  # the caller saves the block
     assert result.changed and result.writes == 1  # no backup of a file that did not exist
@@ -304,26 +363,32 @@ def test_node_auth_model_pulls_without_pull_secret(sandbox: Any) -> None:
     meta = creds.client_meta
     auth = NodeAuth(creds.client_user, creds.client_password, meta.slot, meta.created)
     with open_site(site) as conn:
-        ops.ensure_namespace(conn, site.namespace)
-        ops.helm_install(conn, site, creds.connection_string, sync_ref=creds.sync_ref)
-        ops.wait_deployment_ready(conn, site.namespace, site.release_name, 20)
-        host = ops.registry_host(conn, site)
-        first = ops.ensure_registries_yaml(conn, site, host, auth)
-        assert first.changed
+        namespace.ensure_namespace(conn, site.namespace)
+        helm_release.ensure_helm_release(conn, creds.sync_ref, creds.connection_string)
+        helm_release.wait_deployment_ready(conn, 20)
+        host = helm_release.registry_host(conn)
+        # Dry run of the node model: no password, the slot the node should hold instead.
+        planned = mirror.ensure_registries_yaml(conn, host, node_ref=meta, dry_run=True)
+        first = mirror.ensure_registries_yaml(conn, host, auth)
+        assert first.changed and _row(planned) == _row(first), (planned, first)
         # The file records which slot it holds, written with the credential (no value).
-        assert ops.read_node_credential(conn, site, host) == meta
+        assert mirror.read_node_credential(conn, host) == meta
+        # Its dry run now: the file's own value stands in for the slot it records.
+        again = mirror.ensure_registries_yaml(conn, host, node_ref=meta, dry_run=True)
+        assert again.action == "none", again
         # A run that died between the write and the restart: the re-run sees the file right
-        # but not loaded, and says a restart is pending.
-        pending = ops.ensure_registries_yaml(conn, site, host, auth)
-        assert not pending.changed and pending.details.get("restart_pending") is True, pending
-        ops.restart_distribution(conn, site)
-        ops.verify_hosts_toml(conn, site, host)
-        settled = ops.ensure_registries_yaml(conn, site, host, auth)
-        assert not settled.changed and not settled.details.get("restart_pending"), settled
-        assert meta.slot in settled.message
-        ops.ensure_namespace(conn, "nodeauth")
-        canary = ops.run_canary(conn, "nodeauth", f"{host}/{REPO}:1.0", None, timeout=20)
-    assert canary.ok, canary.reason
+        # but not loaded, and plans the restart as pending.
+        pending = mirror.ensure_registries_yaml(conn, host, auth)
+        assert not pending.changed, pending
+        restart = mirror.ensure_restart(conn, host, file_changed=False, dry_run=True)
+        assert restart.action == "restart" and "restart pending" in restart.message, restart
+        assert mirror.ensure_restart(conn, host, file_changed=False).changed
+        settled = mirror.ensure_registries_yaml(conn, host, auth)
+        assert not settled.changed and meta.slot in settled.message, settled
+        assert mirror.ensure_restart(conn, host, file_changed=False).action == "none"
+        namespace.ensure_namespace(conn, "nodeauth")
+        pulled = canary.run_canary(conn, "nodeauth", f"{host}/{REPO}:1.0", None, timeout=20)
+    assert pulled.ok, pulled.reason
     assert creds.client_password.get_secret_value() not in Path(info["command_log"]).read_text()
 
 
@@ -353,3 +418,69 @@ def test_openssh_forward_carries_the_kubernetes_client(sandbox: Any, sshd: Any) 
         assert conn.api.configuration.host != f"https://127.0.0.1:{info['kube_api_port']}"
         names = {ns.metadata.name for ns in conn.core.list_namespace().items}  # type: ignore[union-attr]
     assert {"default", "kube-system"} <= names
+
+
+def _systemctl_restarts(node: Any, *, at_least: int = 0) -> int:
+    """``systemctl restart`` lines in the node's command log. A command is logged when it
+    ends, and a timed-out restart goes on in the simulator: wait for it (and K3s) first."""
+    import time
+
+    deadline = time.monotonic() + 30
+    while True:
+        count = sum("systemctl restart" in c for c in node_cmds(node))
+        if (count >= at_least and node.k3s.state == "active") or time.monotonic() > deadline:
+            return count
+        time.sleep(0.1)
+
+
+def test_a_slow_node_is_restarted_exactly_once_per_changed_file(sandbox: Any) -> None:
+    """Issue 7 item 2: the restart and the wait after it are never retried, however slow."""
+    node = sandbox.sites[1]
+    info = node.info
+    knobs = node.knobs
+    path = Path(info["registries_path"])
+    path.unlink(missing_ok=True)
+    try:
+        # Slow but within the deadline: one restart, the wait rides it out.
+        knobs.restart_time = 2.0
+        site = _site_block(info, "sitetwoedge", restart_timeout=30)
+        with open_site(site) as conn:
+            before = _systemctl_restarts(node)
+            wrote = mirror.ensure_registries_yaml(conn, "10.43.0.31:80")
+            assert wrote.changed
+            result = mirror.ensure_restart(conn, "10.43.0.31:80", file_changed=wrote.changed)
+            assert result.changed and result.writes == 1, result
+            assert _systemctl_restarts(node, at_least=before + 1) == before + 1
+            # Loaded now: a re-run plans no restart.
+            assert mirror.ensure_restart(conn, "10.43.0.31:80", file_changed=False).action == (
+                "none"
+            )
+            assert _systemctl_restarts(node) == before + 1
+
+        # The restart itself outlasts the deadline (the SSH command times out).
+        knobs.restart_time = 4.0
+        site = _site_block(info, "sitetwoedge", restart_timeout=1.5)
+        with open_site(site) as conn:
+            before = _systemctl_restarts(node)
+            wrote = mirror.ensure_registries_yaml(conn, "10.43.0.32:80")
+            assert wrote.changed
+            with pytest.raises(TransientError):
+                mirror.ensure_restart(conn, "10.43.0.32:80", file_changed=True)
+            assert _systemctl_restarts(node, at_least=before + 1) == before + 1
+
+        # The restart returns but the API stays unavailable: the node wait times out.
+        knobs.restart_time = 0.1
+        site = _site_block(info, "sitetwoedge", restart_timeout=3)
+        with open_site(site) as conn:
+            before = _systemctl_restarts(node)
+            wrote = mirror.ensure_registries_yaml(conn, "10.43.0.33:80")
+            assert wrote.changed
+            knobs.api_unavailable = True
+            with pytest.raises(TransientError) as err:
+                mirror.ensure_restart(conn, "10.43.0.33:80", file_changed=True)
+            assert "not ready" in str(err.value)
+            assert _systemctl_restarts(node, at_least=before + 1) == before + 1
+    finally:
+        knobs.api_unavailable = False
+        knobs.restart_time = 0.2
+        _systemctl_restarts(node)  # let a timed-out restart end before the next test

@@ -1,0 +1,57 @@
+"""Tokens: the sync token and the client token, each bound to acr-edge's own scope map.
+
+Tokens are created without passwords (as the az CLI does); passwords are a separate,
+slot-aware step (:mod:`tasks.azure.passwords`).
+"""
+
+from __future__ import annotations
+
+from model import names
+from model.azure_context import AzureContext
+from model.plan import Change, converge
+from model.result import StepResult
+from tasks.azure.arm import Json, get_or_none, policy, rg, write_once
+from tasks.azure.desired import ArmWrite, plan_token
+
+
+def read_token(ctx: AzureContext, name: str) -> Json | None:
+    return get_or_none(lambda: ctx.mgmt.tokens.get(*rg(ctx), name), f"tokens/{name}")
+
+
+def apply_token(ctx: AzureContext, change: Change) -> StepResult:
+    write: ArmWrite = change.payload
+    tokens = ctx.mgmt.tokens
+    start = tokens.begin_create if change.action == "create" else tokens.begin_update
+    write_once(lambda: start(*rg(ctx), write.name, write.body))
+    return StepResult.from_change(change, writes=1, id=ctx.token_id(write.name))
+
+
+def _ensure(
+    ctx: AzureContext, step: str, name: str, scope_map_name: str, dry_run: bool
+) -> StepResult:
+    names.validate_token_name(name)
+    names.validate_scope_map_name(scope_map_name)
+    scope_map_id = ctx.scope_map_id(scope_map_name)
+    return converge(
+        lambda: read_token(ctx, name),
+        lambda actual: plan_token(actual, scope_map_id, step=step, name=name),
+        lambda change: apply_token(ctx, change),
+        dry_run=dry_run,
+        policy=policy(ctx),
+    )
+
+
+def ensure_sync_token(ctx: AzureContext, cr_name: str, *, dry_run: bool = False) -> StepResult:
+    return _ensure(
+        ctx,
+        "sync-token",
+        names.sync_token_name(cr_name),
+        names.sync_scope_map_name(cr_name),
+        dry_run,
+    )
+
+
+def ensure_client_token(
+    ctx: AzureContext, name: str, scope_map_name: str, *, dry_run: bool = False
+) -> StepResult:
+    return _ensure(ctx, "client-token", name, scope_map_name, dry_run)

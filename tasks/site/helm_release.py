@@ -1,0 +1,253 @@
+"""The connected registry's Helm release: one reader, the install/upgrade, readiness, service.
+
+:func:`read_helm_release` is the one read of the release, shared by provision, rotation,
+status and the dry run: status, recorded digest and sync credential, masked values, and
+whether the connection string it holds can be re-used. The connection string itself never
+leaves this module: it travels to helm on stdin, read back only for a settings-only upgrade.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+from pydantic import SecretStr
+
+from model.errors import PermanentError, TransientError, classify, redact
+from model.plan import Change, converge
+from model.result import StepResult
+from model.site import ReleaseFact, SiteCheck, SyncCredentialRef
+from tasks.site import helm_values, plans
+from tasks.site.connection import SiteConnection, api_status, kube_call
+
+_TRANSIENT_HELM = re.compile(
+    r"connection refused|timed? ?out|unreachable|503|502|504|i/o timeout|EOF|"
+    r"TLS handshake|another operation .* is in progress",
+    re.IGNORECASE,
+)
+
+
+def _helm(
+    conn: SiteConnection,
+    args: Sequence[str],
+    *,
+    stdin: SecretStr | None = None,
+    timeout: float | None = None,
+    secrets: Sequence[str] = (),
+) -> tuple[int, str, str]:
+    site = conn.site
+    # helm reads the node's admin kubeconfig (root-only on K3s), so it runs like the other
+    # privileged commands; KUBECONFIG is passed as an argument of `env`, not a secret.
+    argv = ["env", f"KUBECONFIG={site.kubeconfig_path}", "helm", *args]
+    result = conn.ssh.run(argv, stdin=stdin, sudo=site.sudo, timeout=timeout)
+    return result.exit_status, result.stdout, redact(result.error_text(), secrets)
+
+
+def _helm_error(resource: str, what: str, stderr: str) -> Exception:
+    if _TRANSIENT_HELM.search(stderr):
+        return TransientError(f"{resource}: {what} failed: {stderr}")
+    return PermanentError(f"{what} failed: {stderr}", resource=resource)
+
+
+def _release_query(conn: SiteConnection, *verb: str) -> str | None:
+    """stdout of ``helm <verb> <release> -n <ns> -o json``; None when there is no release."""
+    site = conn.site
+    rc, out, err = _helm(
+        conn,
+        [*verb, site.release_name, "-n", site.namespace, "-o", "json"],
+        timeout=site.command_timeout,
+    )
+    if rc != 0:
+        if "not found" in err.lower():
+            return None
+        raise _helm_error(plans.release_resource(site), f"helm {' '.join(verb)}", err)
+    return out
+
+
+def _release_values(conn: SiteConnection) -> Any:
+    """``helm get values -o json`` parsed; None without a release or JSON. Holds the
+    connection string: callers keep what they need and drop the rest unlogged."""
+    out = _release_query(conn, "get", "values")
+    try:
+        return json.loads(out or "null")
+    except ValueError:
+        return None
+
+
+def read_helm_release(conn: SiteConnection) -> ReleaseFact:
+    """The release as it is: status, recorded digest and sync credential, masked values."""
+    out = _release_query(conn, "status")
+    if out is None:
+        return ReleaseFact(status=None)
+    try:
+        status = str(json.loads(out).get("info", {}).get("status") or "unknown")
+    except (ValueError, AttributeError):
+        raise PermanentError(
+            "helm status printed no JSON", resource=plans.release_resource(conn.site)
+        ) from None
+    values = _release_values(conn)
+    ref = helm_values.recorded_sync_credential(values)
+    record = values if isinstance(values, dict) else None
+    fact = ReleaseFact(
+        status=status,
+        digest=helm_values.recorded_digest(record),
+        sync_ref=ref,
+        credential_reusable=helm_values.kept_connection_string(values, ref) is not None,
+        values=helm_values.masked(record) if record is not None else None,
+    )
+    del values, record  # they hold the connection string
+    return fact
+
+
+def apply_helm_release(conn: SiteConnection, change: Change) -> StepResult:
+    """`helm upgrade --install` with the planned values on stdin."""
+    site = conn.site
+    payload: plans.HelmPayload = change.payload
+    connection_string = payload.connection_string
+    if connection_string is None:  # settings-only upgrade: the release's own string, again
+        # (the plan only leaves it None for the kept credential or for a dry run, never applied)
+        connection_string = helm_values.kept_connection_string(
+            _release_values(conn), payload.sync_ref
+        )
+        if connection_string is None:
+            raise PermanentError(
+                "the release's connection string could not be read back for the upgrade",
+                resource=change.resource,
+                fix="re-run provision-site: it generates a fresh sync password then",
+            )
+    desired = helm_values.chart_values(site, connection_string, payload.sync_ref)
+    args = [
+        "upgrade",
+        "--install",
+        site.release_name,
+        site.chart_ref,
+        "-n",
+        site.namespace,
+        "--create-namespace",
+        "-f",
+        "-",
+        "--timeout",
+        f"{int(site.helm_timeout)}s",
+    ]
+    if site.chart_version:
+        args += ["--version", site.chart_version]
+    rc, _, err = _helm(
+        conn,
+        args,
+        stdin=desired.to_yaml_stdin(),
+        timeout=site.helm_timeout + 30,
+        secrets=[connection_string.get_secret_value()],
+    )
+    del connection_string
+    if rc != 0:
+        raise _helm_error(change.resource, "helm upgrade --install", err)
+    return StepResult.from_change(change, writes=1, digest=desired.digest)
+
+
+def ensure_helm_release(
+    conn: SiteConnection,
+    sync_ref: SyncCredentialRef,
+    connection_string: SecretStr | None,
+    *,
+    dry_run: bool = False,
+) -> StepResult:
+    """Install/upgrade the release to the site's values carrying ``sync_ref``; no-op when the
+    recorded digest matches. ``connection_string`` None keeps the release's own (a
+    settings-only upgrade); a dry run passes None or a placeholder and writes nothing."""
+    return converge(
+        lambda: read_helm_release(conn),
+        lambda fact: plans.plan_helm_release(fact, conn.site, sync_ref, connection_string),
+        lambda change: apply_helm_release(conn, change),
+        dry_run=dry_run,
+    )
+
+
+def release_status(conn: SiteConnection) -> SiteCheck:
+    """site-status's release check, from the one reader."""
+    try:
+        fact = read_helm_release(conn)
+    except PermanentError as exc:
+        return SiteCheck(False, str(exc))
+    return plans.release_check(fact, conn.site.release_name)
+
+
+def _deployment_state(dep: Any) -> tuple[bool, str]:
+    want = dep.spec.replicas if dep.spec and dep.spec.replicas is not None else 1
+    st = dep.status
+    ready = (st.ready_replicas or 0) if st else 0
+    observed = (st.observed_generation or 0) if st else 0
+    generation = (dep.metadata.generation or 0) if dep.metadata else 0
+    if ready >= want and observed >= generation:
+        return True, f"{ready}/{want} pods ready"
+    conditions = (st.conditions or []) if st else []
+    text = "; ".join(f"{c.type}={c.status} {c.message or ''}".strip() for c in conditions)
+    return False, text or f"{ready}/{want} pods ready"
+
+
+def deployment_ready(conn: SiteConnection) -> SiteCheck:
+    """Whether the release's deployment has its pods ready (one read)."""
+    site = conn.site
+    resource = f"{conn.resource}: deployment {site.namespace}/{site.release_name}"
+    try:
+        dep = kube_call(
+            lambda: conn.apps.read_namespaced_deployment(site.release_name, site.namespace),
+            resource,
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            return SiteCheck(False, f"deployment {site.namespace}/{site.release_name} not found")
+        raise classify(exc, resource=resource) from None
+    return SiteCheck(*_deployment_state(dep))
+
+
+def wait_deployment_ready(
+    conn: SiteConnection, timeout: float | None = None, *, poll: float = 0.25
+) -> None:
+    """Wait (to its own deadline, default the site's ``ready_timeout``) for the release's
+    deployment to be rolled out and ready; TransientError when the deadline passes."""
+    site = conn.site
+    timeout = site.ready_timeout if timeout is None else timeout
+    resource = f"{conn.resource}: deployment {site.namespace}/{site.release_name}"
+    deadline = time.monotonic() + timeout
+    last = "not found"
+    while True:
+        try:
+            dep = conn.apps.read_namespaced_deployment(site.release_name, site.namespace)
+            ok, last = _deployment_state(dep)
+            if ok:
+                return
+        except Exception as exc:
+            if api_status(exc) == 404:
+                last = "not found"
+            else:
+                err = classify(exc, resource=resource)
+                if not isinstance(err, TransientError):
+                    raise err from None
+                last = str(err)
+        if time.monotonic() >= deadline:
+            raise TransientError(f"{resource} not ready after {timeout:.0f}s: {last}")
+        time.sleep(poll)
+
+
+def registry_host(conn: SiteConnection) -> str:
+    """``"<clusterIP>:<port>"``: the name pods and the mirror use for the connected registry."""
+    site = conn.site
+    resource = f"{conn.resource}: service {site.namespace}/{site.release_name}"
+    try:
+        svc = kube_call(
+            lambda: conn.core.read_namespaced_service(site.release_name, site.namespace),
+            resource,
+        )
+    except ApiException as exc:
+        raise classify(exc, resource=resource, fix="is the Helm release installed?") from None
+    ip = svc.spec.cluster_ip if svc.spec else None
+    if not ip or ip == "None":
+        raise PermanentError("service has no cluster IP", resource=resource)
+    wanted = 80 if site.http_enabled else 443
+    ports = [p.port for p in (svc.spec.ports or [])] if svc.spec else []
+    port = wanted if wanted in ports or not ports else ports[0]
+    return f"{ip}:{port}"

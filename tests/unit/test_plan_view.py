@@ -1,0 +1,72 @@
+"""flows.plan renders the steps' rows; it decides nothing (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flows.plan import PROVISIONAL, ProvisionPlan, helm_rows, mask_registries_yaml
+
+
+def _row(step: str, action: str, why: str, resource: str = "r") -> dict[str, Any]:
+    return {
+        "step": step,
+        "resource": resource,
+        "action": action,
+        "changed": False,
+        "writes": 0,
+        "planned": True,
+        "message": why,
+    }
+
+
+def test_rows_are_grouped_and_counted() -> None:
+    rows = [
+        _row("list-repositories", "none", "3 repositories under samples"),
+        _row("connected-registry", "create", "connected registry s1 does not exist"),
+        _row("sync-credential", "generate", "no sync credential recorded", "tokens/s1/password1"),
+        _row("helm-release", "install", "install release cr"),
+        _row("registries-yaml", "write", "mirror: add once the release exists"),
+        _row("canary", "pull", "pull x in apps"),
+        _row("client-password", "none", "pull secrets hold password1", "tokens/s1-c/password1"),
+    ]
+    details: list[dict[str, Any]] = [{} for _ in rows]
+    details[4] = {PROVISIONAL: "the Helm release's service"}
+    plan = ProvisionPlan("s1", rows, details)
+    assert plan.writes == 4  # the canary is a check, the client password is kept
+    assert [a["step"] for a in plan.arm] == ["connected-registry"]
+    assert [n["step"] for n in plan.node] == ["helm-release", "registries-yaml", "canary"]
+    assert plan.secrets == [
+        {
+            "secret": "tokens/s1/password1 (sync)",
+            "action": "generate",
+            "detail": "no sync credential recorded",
+        },
+        {
+            "secret": "helm release connectionString",
+            "action": "replace",
+            "detail": "a new connection string carrying tokens/s1/password1",
+        },
+        {
+            "secret": "tokens/s1-c/password1 (client)",
+            "action": "none",
+            "detail": "pull secrets hold password1",
+        },
+    ]
+    assert plan.notes == [
+        "list-repositories: 3 repositories under samples",
+        "registries-yaml: planned from the facts available (the Helm release's service)",
+    ]
+    text = plan.markdown()
+    assert "| connected-registry | r | create | connected registry s1 does not exist |" in text
+    assert plan.summary()["planned_writes"] == 4 and plan.summary()["writes"] == 0
+
+
+def test_registries_yaml_is_masked_before_any_diff() -> None:
+    text = "configs:\n  h:\n    auth:\n      username: u\n      password: s3cret\n"
+    masked = mask_registries_yaml(text)
+    assert "s3cret" not in masked and "password: ***" in masked and "auth:\n" in masked
+
+
+def test_helm_rows_show_leaves() -> None:
+    rows = helm_rows([("pvc", None, {"storageRequest": "30Gi"})])
+    assert rows == [{"path": "pvc.storageRequest", "now": None, "planned": "30Gi"}]
