@@ -111,6 +111,7 @@ def restart_pending(conn: SiteConnection, host: str) -> bool:
             ["find", site.registries_path, "-newer", hosts, "-print"],
             sudo=site.sudo,
             timeout=site.command_timeout,
+            idempotent=True,
         )
         if result.exit_status != 0:
             if "no such file" in result.stderr.lower():
@@ -157,9 +158,19 @@ def restart_distribution(conn: SiteConnection) -> None:
     site = conn.site
     resource = f"{conn.resource}: {site.service_name}"
     started = time.monotonic()
-    result = conn.ssh.run(
-        ["systemctl", "restart", site.service_name], sudo=site.sudo, timeout=site.restart_timeout
-    )
+    try:
+        result = conn.ssh.run(
+            ["systemctl", "restart", site.service_name],
+            sudo=site.sudo,
+            timeout=site.restart_timeout,
+        )
+    except TransientError as exc:
+        # The connection dropped under the command: it may well have run. Not a second
+        # restart: wait for the nodes as after any restart; verify_hosts_toml then shows
+        # whether K3s loaded the file (a later run's restart_pending does too).
+        log.warning("%s: %s; waiting for the nodes instead of restarting again", resource, exc)
+        wait_nodes_ready(conn, max(1.0, site.restart_timeout - (time.monotonic() - started)))
+        return
     if result.exit_status != 0:
         raise PermanentError(
             f"systemctl restart {site.service_name} failed: {result.error_text()}",

@@ -76,18 +76,6 @@ def test_provision_converges_in_one_run_under_transient_faults(
     _converges_in_one_run(box, rate, under_commands=False)
 
 
-# What the site steps still need for SSH drops under commands (tasks/site, not the retry
-# layer): their read-only commands (helm status / get values, find -newer) must say
-# run(..., idempotent=True), and a restart whose connection dropped must wait and re-check
-# (restart_pending) instead of failing its once-only converge. Strict: this fails loudly as
-# soon as those land, so the marker goes.
-_PENDING_SITE_STEPS = pytest.mark.xfail(
-    strict=True,
-    reason="site steps: reads not yet run(idempotent=True); a dropped restart fails the run",
-)
-
-
-@_PENDING_SITE_STEPS
 @pytest.mark.parametrize("rate", sorted(ATTEMPTS))
 def test_provision_converges_in_one_run_when_ssh_drops_under_commands(
     box: FlowSandbox, rate: float

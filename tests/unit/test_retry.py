@@ -100,7 +100,7 @@ def sb(sandbox: RunningSandbox) -> Iterator[RunningSandbox]:
 
 
 def _block(sb: RunningSandbox, **fields: Any) -> Any:
-    from sandbox.blocks_registration import parent_block
+    from acr_edge.sandbox_blocks import parent_block
 
     block = parent_block(sb.info)
     for name, value in {"retry_base_delay": 0.01, "retry_max_delay": 0.05, **fields}.items():
