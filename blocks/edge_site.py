@@ -134,6 +134,13 @@ class EdgeSite(Block):
     ready_timeout: float = Field(default=300.0, gt=0)
     restart_timeout: float = Field(default=180.0, gt=0)
     canary_timeout: float = Field(default=120.0, gt=0)
+    retry_attempts: int = Field(
+        default=6,
+        ge=1,
+        le=50,
+        description="Attempts (first try included) per SSH connect and per idempotent node "
+        "read when the connection drops or times out.",
+    )
 
     @model_validator(mode="before")
     @classmethod

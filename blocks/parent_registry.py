@@ -16,7 +16,7 @@ from pydantic import ConfigDict, Field, SecretStr, field_validator, model_valida
 
 from model import names
 from model.errors import InputError, PermanentError
-from model.retry import call_with_retry
+from model.retry import RetryPolicy, call_with_retry
 
 if TYPE_CHECKING:
     from azure.containerregistry import ContainerRegistryClient
@@ -111,6 +111,22 @@ class ParentRegistry(Block):
         description="ARM token audience; derived from arm_endpoint for known clouds, else the "
         "endpoint itself.",
     )
+    retry_attempts: int = Field(
+        default=6,
+        ge=1,
+        le=50,
+        description="Attempts per Azure request (first try included) on transient failures "
+        "(429, 5xx, dropped connections), and per re-read-before-rewrite of a write.",
+    )
+    retry_base_delay: float = Field(
+        default=0.5, ge=0, le=60, description="First retry's wait in seconds; doubles after."
+    )
+    retry_max_delay: float = Field(
+        default=30.0,
+        ge=0,
+        le=600,
+        description="Cap on any one retry's wait, a server's Retry-After included.",
+    )
 
     @field_validator("subscription_id", "resource_group", "registry_name")
     @classmethod
@@ -202,7 +218,7 @@ class ParentRegistry(Block):
             return str(audiences[0])
 
         try:
-            audience = call_with_retry(fetch, what=url, attempts=3)
+            audience = call_with_retry(fetch, what=url, policy=self.retry_policy)
         except PermanentError as exc:
             raise PermanentError(
                 f"cannot discover the ARM token audience: {exc}",
@@ -221,14 +237,32 @@ class ParentRegistry(Block):
         host = (urlparse(self.authority_host).hostname or "").lower()
         return host not in KNOWN_AUTHORITIES
 
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The one retry policy every Azure client of this registry is built with."""
+        return RetryPolicy(
+            attempts=self.retry_attempts,
+            base_delay=self.retry_base_delay,
+            max_delay=self.retry_max_delay,
+        )
+
     def _tls_kwargs(self) -> dict[str, Any]:
         # An explicit path wins over REQUESTS_CA_BUNDLE, which this kind of machine exports.
         return {"connection_verify": self.ca_bundle_path} if self.ca_bundle_path else {}
 
     # ---- clients --------------------------------------------------------------------------
 
-    def credential(self) -> TokenCredential:
+    def credential(self, *, policy: RetryPolicy | None = None) -> TokenCredential:
+        """Entra ID credential. A service principal's token requests go through
+        :class:`WriteSafeRetryPolicy` (a token POST is safe to repeat: azure-identity marks it
+        so per call). ``auth=default`` keeps azure-identity's own policies: its managed-
+        identity (IMDS) credential brings a retry policy of its own that must not be replaced.
+        """
+        from functools import partial
+
         from azure.identity import ClientSecretCredential, DefaultAzureCredential
+
+        from blocks.azure_pipeline import WriteSafeRetryPolicy
 
         common: dict[str, Any] = {
             "authority": self.authority_host,
@@ -238,7 +272,11 @@ class ParentRegistry(Block):
         if self.auth == "service-principal":
             assert self.tenant_id and self.client_id and self.client_secret  # validated
             return ClientSecretCredential(
-                self.tenant_id, self.client_id, self.client_secret.get_secret_value(), **common
+                self.tenant_id,
+                self.client_id,
+                self.client_secret.get_secret_value(),
+                retry_policy_class=partial(WriteSafeRetryPolicy, policy or self.retry_policy),
+                **common,
             )
         if self.client_id:
             common["managed_identity_client_id"] = self.client_id
@@ -252,36 +290,43 @@ class ParentRegistry(Block):
         credential: TokenCredential | None = None,
         polling_interval: float = 1.0,
         transport: Any = None,
+        policy: RetryPolicy | None = None,
     ) -> ContainerRegistryManagementClient:
         """``transport`` is for custom HTTP stacks (and tests that record the poller's waits)."""
         from azure.mgmt.containerregistry import ContainerRegistryManagementClient
 
-        from tasks.azure.polling import honour_zero_retry_after
+        from blocks.azure_pipeline import WriteSafeRetryPolicy, honour_zero_retry_after
 
         extra: dict[str, Any] = {"transport": transport} if transport is not None else {}
+        policy = policy or self.retry_policy
         return ContainerRegistryManagementClient(
-            credential or self.credential(),
+            credential or self.credential(policy=policy),
             self.subscription_id,
             base_url=self.arm_endpoint,
             credential_scopes=[self.arm_scope],
             api_version=api_version or ARM_API_VERSION,
             polling_interval=polling_interval,
-            retry_total=0,  # acr-edge's call_with_retry is the policy that applies
+            # Per request, writes only when the server provably did not act (azure_pipeline).
+            retry_policy=WriteSafeRetryPolicy(policy),
             raw_response_hook=honour_zero_retry_after,
             **self._tls_kwargs(),
             **extra,
         )
 
     def catalog_client(
-        self, *, credential: TokenCredential | None = None
+        self, *, credential: TokenCredential | None = None, policy: RetryPolicy | None = None
     ) -> ContainerRegistryClient:
         from azure.containerregistry import ContainerRegistryClient
 
+        from blocks.azure_pipeline import WriteSafeRetryPolicy, token_exchange
+
+        policy = policy or self.retry_policy
         return ContainerRegistryClient(
             self.catalog_endpoint,
-            credential or self.credential(),
+            credential or self.credential(policy=policy),
             audience=CATALOG_AUDIENCE,
-            retry_total=0,
+            # Each catalog page is retried on its own; so are the token exchanges it needs.
+            retry_policy=WriteSafeRetryPolicy(policy, replay_safe=token_exchange),
             **self._tls_kwargs(),
         )
 
@@ -289,26 +334,35 @@ class ParentRegistry(Block):
         self,
         *,
         polling_interval: float = 1.0,
-        retry_attempts: int = 6,
-        retry_base_delay: float = 0.5,
-        retry_max_delay: float = 30.0,
+        retry_attempts: int | None = None,
+        retry_base_delay: float | None = None,
+        retry_max_delay: float | None = None,
     ) -> AzureContext:
+        """Every client of one run, built with one credential and one retry policy (the
+        block's ``retry_*`` fields; the keyword arguments override them for this run)."""
         from model.azure_context import AzureContext
 
-        credential = self.credential()  # one credential: its token cache serves every client
+        policy = self.retry_policy.replace(
+            attempts=retry_attempts, base_delay=retry_base_delay, max_delay=retry_max_delay
+        )
+        # One credential: its token cache serves every client.
+        credential = self.credential(policy=policy)
         return AzureContext(
-            mgmt=self.management_client(credential=credential, polling_interval=polling_interval),
+            mgmt=self.management_client(
+                credential=credential, polling_interval=polling_interval, policy=policy
+            ),
             cr_mgmt=self.management_client(
                 credential=credential,
                 api_version=self.connected_registry_api_version,
                 polling_interval=polling_interval,
+                policy=policy,
             ),
-            catalog=self.catalog_client(credential=credential),
+            catalog=self.catalog_client(credential=credential, policy=policy),
             subscription_id=self.subscription_id,
             resource_group=self.resource_group,
             registry=self.registry_name,
             cr_api_version=self.connected_registry_api_version,
-            retry_attempts=retry_attempts,
-            retry_base_delay=retry_base_delay,
-            retry_max_delay=retry_max_delay,
+            retry_attempts=policy.attempts,
+            retry_base_delay=policy.base_delay,
+            retry_max_delay=policy.max_delay,
         )

@@ -82,7 +82,7 @@ def provision_site(site_block: str, parent_block: str, spec: ProvisionSpec) -> d
     plan = ProvisionPlan(inputs.site.name, report.rows, report.details)
     outcome = "failed"
     try:
-        with site_lock(inputs.site.name):
+        with site_lock(inputs.parent, inputs.site.name):
             ctx = inputs.parent.azure_context()
             try:
                 _provision(ctx, inputs, spec, cr_spec, report, plan)

@@ -66,7 +66,7 @@ def rotate_client_token(
     report = RunReport(FLOW, inputs.site.name)
     outcome = "failed"
     try:
-        with site_lock(inputs.site.name):
+        with site_lock(inputs.parent, inputs.site.name):
             ctx = inputs.parent.azure_context()
             try:
                 with open_site(inputs.site) as conn:

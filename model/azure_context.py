@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from model import names
+from model.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from azure.containerregistry import ContainerRegistryClient
@@ -28,17 +29,19 @@ class AzureContext:
     resource_group: str
     registry: str
     cr_api_version: str = "2026-01-01-preview"
-    # Our retry policy (call_with_retry) is the one that applies; the SDK's is turned off.
+    # The retry policy the clients' pipelines were built with (ParentRegistry.retry_policy);
+    # write loops (converge, password generation) wait with the same one.
     retry_attempts: int = 6
     retry_base_delay: float = 0.5
     retry_max_delay: float = 30.0
 
-    def retry_kwargs(self) -> dict[str, Any]:
-        return {
-            "attempts": self.retry_attempts,
-            "base_delay": self.retry_base_delay,
-            "max_delay": self.retry_max_delay,
-        }
+    @property
+    def policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            attempts=self.retry_attempts,
+            base_delay=self.retry_base_delay,
+            max_delay=self.retry_max_delay,
+        )
 
     @property
     def registry_id(self) -> str:

@@ -6,8 +6,10 @@ Every I/O wrapper converts what its client raised with :func:`classify`, so the 
 
 from __future__ import annotations
 
+import email.utils
 import socket
 import ssl
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -47,6 +49,23 @@ class InputError(PermanentError):
     """Bad input, refused before any side effect."""
 
 
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date); None when
+    absent or unreadable. A date in the past is 0."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
 def _http_status_and_retry_after(exc: BaseException) -> tuple[int | None, float | None]:
     status = getattr(exc, "status_code", None)
     if status is None:
@@ -59,8 +78,6 @@ def _http_status_and_retry_after(exc: BaseException) -> tuple[int | None, float 
     if headers is not None:
         try:
             raw = headers.get("Retry-After") or headers.get("retry-after")
-            from model.retry import parse_retry_after
-
             retry_after = parse_retry_after(raw)
         except AttributeError:
             retry_after = None
@@ -136,6 +153,16 @@ def classify(exc: BaseException, *, resource: str = "", fix: str = "") -> AcrEdg
             )
     except ImportError:  # pragma: no cover
         pass
+    # Plain HTTP reads (cloud metadata discovery) go through requests; matched by class name
+    # so that this module does not import it (pure modules import this one).
+    requests_kinds = {c.__name__ for c in type(exc).__mro__ if c.__module__.startswith("requests")}
+    if "HTTPError" in requests_kinds:
+        status, retry_after = _http_status_and_retry_after(exc)
+        if status in TRANSIENT_HTTP:
+            return TransientError(f"{resource}: HTTP {status}: {text}", retry_after=retry_after)
+        return PermanentError(f"HTTP {status}: {text}", resource=resource, fix=fix)
+    if requests_kinds & {"ConnectionError", "Timeout"}:
+        return TransientError(f"{resource}: connection problem: {text}")
     try:
         import urllib3.exceptions as u3
 

@@ -12,7 +12,12 @@ from sandbox.sites.site import SimulatedSite, SiteKnobs
 from sandbox.sites.ssh_server import SshKnobs
 from sandbox.sites.tools import ControlChannel
 
-_SSH_KNOBS = {"ssh_latency": "latency", "drop_next": "drop_next", "drop_rate": "drop_rate"}
+_SSH_KNOBS = {
+    "ssh_latency": "latency",
+    "drop_next": "drop_next",
+    "drop_rate": "drop_rate",
+    "drop_exec_rate": "drop_exec_rate",
+}
 
 
 def _knobs(values: dict[str, Any]) -> SiteKnobs:
@@ -34,8 +39,8 @@ def start_sites(
 
     ``azure_info`` carries the Azure sandbox's ``internal_endpoint``, ``internal_key`` and
     ``ca_bundle``; ``azure`` overrides the link (tests). Knobs: ``ssh_latency``, ``drop_next``,
-    ``drop_rate``, ``restart_time``, ``pod_ready_time``, ``pull_time``, ``pull_backoff``,
-    ``pod_run_time``, ``api_unavailable``; each site gets its own copy.
+    ``drop_rate``, ``drop_exec_rate``, ``restart_time``, ``pod_ready_time``, ``pull_time``,
+    ``pull_backoff``, ``pod_run_time``, ``api_unavailable``; each site gets its own copy.
     """
     if count < 0:
         raise ValueError("count must be >= 0")

@@ -2,7 +2,10 @@
 direct-tcpip to loopback (so a client can tunnel to the node's Kubernetes API).
 
 Every exec is appended to the node's command log (time, command, exit status; never stdin).
-Knobs: latency per exec, drop the next N connections, drop a fraction of connections.
+Knobs: latency per exec, drop the next N connections, drop a fraction of connections, drop
+the connection under a fraction of commands after they ran (before their exit status is sent:
+the client cannot tell whether the command happened). Drops draw from the node's own RNG,
+seeded with ``NodeSsh.reseed(seed)`` for repeatable fault runs.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ class SshKnobs:
     latency: float = 0.0  # seconds added before each exec starts
     drop_next: int = 0  # abort the next N connections right after TCP accept
     drop_rate: float = 0.0  # abort this fraction of connections
+    drop_exec_rate: float = 0.0  # abort the connection after this fraction of commands ran
 
 
 @dataclass
@@ -46,7 +50,9 @@ class _Server(asyncssh.SSHServer):
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self._node.connections += 1
         knobs = self._node.knobs
-        drop = knobs.drop_next > 0 or (knobs.drop_rate and random.random() < knobs.drop_rate)
+        drop = knobs.drop_next > 0 or (
+            knobs.drop_rate and self._node.rng.random() < knobs.drop_rate
+        )
         if drop:
             knobs.drop_next = max(0, knobs.drop_next - 1)
             self._node.dropped += 1
@@ -79,7 +85,9 @@ class NodeSsh:
         self.port = 0
         self.connections = 0
         self.dropped = 0
+        self.exec_dropped = 0
         self.execs = 0
+        self.rng = random.Random()
         self._acceptor: asyncssh.SSHAcceptor | None = None
 
     async def start(self) -> int:
@@ -97,6 +105,10 @@ class NodeSsh:
         )
         self.port = self._acceptor.get_port()
         return self.port
+
+    def reseed(self, seed: int) -> None:
+        """Make the drop knobs repeatable."""
+        self.rng = random.Random(seed)
 
     async def stop(self) -> None:
         if self._acceptor is not None:
@@ -145,6 +157,11 @@ class NodeSsh:
             rc = rc if rc >= 0 else 128 - rc
         finally:
             self._log(command, rc, time.monotonic() - started)
+        rate = self.knobs.drop_exec_rate
+        if rate and self.rng.random() < rate:
+            self.exec_dropped += 1
+            process.get_extra_info("connection").abort()
+            return
         with contextlib.suppress(Exception):
             process.exit(rc)
 

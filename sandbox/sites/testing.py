@@ -1,18 +1,15 @@
 """Helpers for tests that drive simulated sites with the real clients (paramiko, kubernetes).
 
 ``ssh_client(info)`` pins the node's host key (RejectPolicy); ``run(...)`` execs with stdin;
-``kube_client(info)`` talks to the API directly, ``kube_client_via_ssh(ssh, info)`` through an
-SSH direct-tcpip forward; ``provision_connected_registry(...)`` creates, through the ARM SDK
-against the Azure sandbox, what a site needs for a working connection string and client token.
+``kube_client(info)`` talks to the API directly (tests that tunnel it over SSH use
+production's port forward, ``tasks.site.ssh``: the sandbox imports no production code and keeps
+no copy of it); ``provision_connected_registry(...)`` creates, through the ARM SDK against the
+Azure sandbox, what a site needs for a working connection string and client token.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
-import select
-import socket
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,59 +46,6 @@ def run(
     return out.channel.recv_exit_status(), stdout, stderr
 
 
-class SshForward:
-    """A local listener whose connections are carried over SSH direct-tcpip to the node."""
-
-    def __init__(self, transport: paramiko.Transport, host: str, port: int) -> None:
-        self._transport = transport
-        self._target = (host, port)
-        self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(16)
-        self.port = self._sock.getsockname()[1]
-        self._closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while not self._closed:
-            try:
-                conn, peer = self._sock.accept()
-            except OSError:
-                return
-            try:
-                chan = self._transport.open_channel("direct-tcpip", self._target, peer)
-            except (paramiko.SSHException, OSError):
-                conn.close()
-                continue
-            threading.Thread(target=self._pump, args=(conn, chan), daemon=True).start()
-
-    @staticmethod
-    def _pump(conn: socket.socket, chan: paramiko.Channel) -> None:
-        try:
-            while True:
-                ready, _, _ = select.select([conn, chan], [], [], 1)  # type: ignore[type-var]
-                if conn in ready:
-                    data = conn.recv(65536)
-                    if not data:
-                        break
-                    chan.sendall(data)
-                if chan in ready:
-                    data = chan.recv(65536)
-                    if not data:
-                        break
-                    conn.sendall(data)
-        except OSError:
-            pass
-        finally:
-            chan.close()
-            conn.close()
-
-    def close(self) -> None:
-        self._closed = True
-        with contextlib.suppress(OSError):
-            self._sock.close()
-
-
 def kubeconfig(info: dict[str, Any]) -> dict[str, Any]:
     with open(info["kubeconfig_path"]) as fh:
         loaded: dict[str, Any] = yaml.safe_load(fh)
@@ -116,13 +60,6 @@ def kube_client(info: dict[str, Any], *, host: str | None = None) -> Any:
     if host:
         api.configuration.host = host
     return api
-
-
-def kube_client_via_ssh(ssh: paramiko.SSHClient, info: dict[str, Any]) -> tuple[Any, SshForward]:
-    transport = ssh.get_transport()
-    assert transport is not None
-    forward = SshForward(transport, "127.0.0.1", int(info["kube_api_port"]))
-    return kube_client(info, host=f"https://127.0.0.1:{forward.port}"), forward
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,8 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from model.errors import InputError
+from model.errors import InputError, classify
 from model.names import normalize_namespace
-from model.retry import call_with_retry
 
 if TYPE_CHECKING:
     from model.azure_context import AzureContext
@@ -54,16 +53,19 @@ def match_namespaces(
 def list_repositories(
     ctx: AzureContext, namespaces: Iterable[str], *, allow_empty: bool = False
 ) -> list[str]:
-    """Every repository under ``namespaces``, reading all catalog pages."""
+    """Every repository under ``namespaces``, reading all catalog pages.
+
+    Each page is one request, retried on its own by the client's pipeline (the block's
+    WriteSafeRetryPolicy): a failed page is asked again, the pages already read are kept.
+    """
     wanted = [normalize_namespace(n) for n in namespaces]  # refuse bad input before any call
-
-    def read_all() -> list[str]:
-        pages = ctx.catalog.list_repository_names(results_per_page=CATALOG_PAGE_SIZE)
-        return list(pages)
-
-    every = call_with_retry(
-        read_all, what=f"registries/{ctx.registry}/catalog", **ctx.retry_kwargs()
-    )
+    try:
+        every = list(ctx.catalog.list_repository_names(results_per_page=CATALOG_PAGE_SIZE))
+    except Exception as exc:
+        err = classify(exc, resource=f"registries/{ctx.registry}/catalog")
+        if err is exc:
+            raise
+        raise err from exc
     result = match_namespaces(every, wanted, allow_empty=allow_empty)
     log.info("catalog: %d repositories, %d under %s", len(every), len(result), ", ".join(wanted))
     return result

@@ -233,9 +233,7 @@ def open_site(site: SiteSettings, *, ssh: SshSession | None = None) -> Iterator[
     After a trust-on-first-use connect, ``conn.recorded_host_key`` holds the new known_hosts
     line and ``site.known_hosts`` has it appended: the caller saves the block.
     """
-    # ssh.py (another module's owner) still names the block type; the protocol has every
-    # attribute for_site reads.
-    session = ssh or SshSession.for_site(site)  # type: ignore[arg-type]
+    session = ssh or SshSession.for_site(site)
     files = _SecretFiles()
     api: k8s.ApiClient | None = None
     try:

@@ -38,12 +38,13 @@ def _helm(
     stdin: SecretStr | None = None,
     timeout: float | None = None,
     secrets: Sequence[str] = (),
+    idempotent: bool = False,
 ) -> tuple[int, str, str]:
     site = conn.site
     # helm reads the node's admin kubeconfig (root-only on K3s), so it runs like the other
     # privileged commands; KUBECONFIG is passed as an argument of `env`, not a secret.
     argv = ["env", f"KUBECONFIG={site.kubeconfig_path}", "helm", *args]
-    result = conn.ssh.run(argv, stdin=stdin, sudo=site.sudo, timeout=timeout)
+    result = conn.ssh.run(argv, stdin=stdin, sudo=site.sudo, timeout=timeout, idempotent=idempotent)
     return result.exit_status, result.stdout, redact(result.error_text(), secrets)
 
 
@@ -60,6 +61,7 @@ def _release_query(conn: SiteConnection, *verb: str) -> str | None:
         conn,
         [*verb, site.release_name, "-n", site.namespace, "-o", "json"],
         timeout=site.command_timeout,
+        idempotent=True,  # a read: re-run after a dropped connection
     )
     if rc != 0:
         if "not found" in err.lower():

@@ -111,6 +111,7 @@ def restart_pending(conn: SiteConnection, host: str) -> bool:
             ["find", site.registries_path, "-newer", hosts, "-print"],
             sudo=site.sudo,
             timeout=site.command_timeout,
+            idempotent=True,
         )
         if result.exit_status != 0:
             if "no such file" in result.stderr.lower():
@@ -125,7 +126,13 @@ def restart_pending(conn: SiteConnection, host: str) -> bool:
 
 
 def apply_restart(conn: SiteConnection, host: str, change: Change) -> StepResult:
-    restart_distribution(conn)
+    if not restart_distribution(conn) and restart_pending(conn, host):
+        # The connection dropped before the restart command could run: K3s has not
+        # regenerated hosts.toml since the file was written. A later run restarts it.
+        raise TransientError(
+            f"{conn.resource}: {conn.site.service_name} restart not confirmed after a dropped "
+            "SSH connection; the next run restarts it"
+        )
     verify_hosts_toml(conn, host)
     return StepResult.from_change(change, writes=1)
 
@@ -152,14 +159,26 @@ def ensure_restart(
     )
 
 
-def restart_distribution(conn: SiteConnection) -> None:
-    """``systemctl restart`` K3s/RKE2 once, then wait (bounded) for the API and every node."""
+def restart_distribution(conn: SiteConnection) -> bool:
+    """``systemctl restart`` K3s/RKE2 once, then wait (bounded) for the API and every node.
+
+    False when the SSH connection dropped under the command (whether it ran is unknown)."""
     site = conn.site
     resource = f"{conn.resource}: {site.service_name}"
     started = time.monotonic()
-    result = conn.ssh.run(
-        ["systemctl", "restart", site.service_name], sudo=site.sudo, timeout=site.restart_timeout
-    )
+    try:
+        result = conn.ssh.run(
+            ["systemctl", "restart", site.service_name],
+            sudo=site.sudo,
+            timeout=site.restart_timeout,
+        )
+    except TransientError as exc:
+        # The connection dropped under the command: it may well have run. Not a second
+        # restart: wait for the nodes as after any restart; verify_hosts_toml then shows
+        # whether K3s loaded the file (a later run's restart_pending does too).
+        log.warning("%s: %s; waiting for the nodes instead of restarting again", resource, exc)
+        wait_nodes_ready(conn, max(1.0, site.restart_timeout - (time.monotonic() - started)))
+        return False
     if result.exit_status != 0:
         raise PermanentError(
             f"systemctl restart {site.service_name} failed: {result.error_text()}",
@@ -169,6 +188,7 @@ def restart_distribution(conn: SiteConnection) -> None:
         )
     remaining = max(1.0, site.restart_timeout - (time.monotonic() - started))
     wait_nodes_ready(conn, remaining)
+    return True
 
 
 def wait_nodes_ready(conn: SiteConnection, timeout: float, *, poll: float = 0.25) -> None:

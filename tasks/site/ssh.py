@@ -2,6 +2,13 @@
 
 `SshSession` is the one implementation of the `CommandRunner` seam; unit tests can hand the
 site ops any other runner without patching paramiko.
+
+A connection that drops (EOF, reset, a dead transport) is a TransientError saying so
+("SSH connection to host:port dropped ..."), never a failed command. The session reconnects
+on its next use, pinned to the same host key (the recorded one after trust on first use).
+Idempotent reads (``read_file``, ``run(..., idempotent=True)``) are retried through
+:func:`model.retry.call_with_retry`; a command that writes is not re-run blindly: its step's
+``converge`` reads again and decides.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -24,14 +31,19 @@ from paramiko.hostkeys import HostKeyEntry
 from pydantic import SecretStr
 
 from model.errors import PermanentError, TransientError, classify, redact
-from model.retry import call_with_retry
+from model.retry import RetryPolicy, call_with_retry
 
 if TYPE_CHECKING:
-    from blocks.edge_site import EdgeSite
+    from model.site import SiteSettings
 
 log = logging.getLogger(__name__)
 
 _MISSING_EXIT = 44  # our "file does not exist" signal from the sudo read helper
+# paramiko closes a channel before it marks its transport inactive: how long a command that
+# ended without an exit status waits to see whether the connection went with it.
+_DEATH_GRACE = 1.0
+# A node is one hop away: short waits; a site block may raise the attempts (retry_attempts).
+SSH_POLICY = RetryPolicy(attempts=4, base_delay=0.3, max_delay=5.0)
 _KEY_TYPES: tuple[type[paramiko.PKey], ...] = (
     paramiko.Ed25519Key,
     paramiko.ECDSAKey,
@@ -85,6 +97,7 @@ class CommandRunner(Protocol):
         stdin: bytes | SecretStr | None = None,
         sudo: bool = False,
         timeout: float | None = None,
+        idempotent: bool = False,
     ) -> CommandResult: ...
 
     def read_file(self, path: str, *, sudo: bool = False) -> bytes | None: ...
@@ -161,11 +174,20 @@ class SshSession:
         resource: str,
         command_timeout: float = 120.0,
         recorded_host_key: str | None = None,
+        address: tuple[str, int] | None = None,
+        reconnect: Callable[[], paramiko.SSHClient] | None = None,
+        policy: RetryPolicy = SSH_POLICY,
     ) -> None:
         self._client = client
         self.resource = resource
         self.command_timeout = command_timeout
         self.recorded_host_key = recorded_host_key
+        self.address = address or _peer(client)
+        self.policy = policy
+        self.reconnects = 0
+        self._reconnect = reconnect
+        self._lock = threading.Lock()
+        self._closed = False
         self._forwards: list[_Forward] = []
         self._sftp: paramiko.SFTPClient | None = None
 
@@ -185,9 +207,12 @@ class SshSession:
         connect_timeout: float = 10.0,
         command_timeout: float = 120.0,
         keepalive: int = 15,
-        attempts: int = 4,
+        attempts: int | None = None,
         resource: str | None = None,
+        policy: RetryPolicy | None = None,
     ) -> SshSession:
+        """Connect (retrying transient failures with ``policy``; ``attempts`` overrides its
+        attempts); the session keeps what it needs to reconnect to the same pinned key."""
         resource = resource or f"ssh {user}@{host}:{port}"
         pkey = load_private_key(private_key, passphrase, resource=resource)
         entries = known_host_entries(known_hosts)
@@ -199,15 +224,15 @@ class SshSession:
                 "site block, or enable trust_on_first_use once",
             )
 
-        def attempt() -> SshSession:
+        recorder = _RecordFirstKey() if not entries else None
+
+        def open_client(pinned: Sequence[HostKeyEntry], tofu: _RecordFirstKey | None) -> Any:
             client = paramiko.SSHClient()
             host_keys = client.get_host_keys()
-            for entry in entries:
+            for entry in pinned:
                 for name in entry.hostnames:
                     host_keys.add(name, entry.key.get_name(), entry.key)
-            policy: paramiko.MissingHostKeyPolicy
-            recorder = _RecordFirstKey() if not entries else None
-            policy = recorder if recorder is not None else paramiko.RejectPolicy()
+            policy: paramiko.MissingHostKeyPolicy = tofu or paramiko.RejectPolicy()
             client.set_missing_host_key_policy(policy)
             try:
                 client.connect(
@@ -234,17 +259,36 @@ class SshSession:
             transport = client.get_transport()
             if transport is not None:
                 transport.set_keepalive(keepalive)
-            return cls(
-                client,
-                resource=resource,
-                command_timeout=command_timeout,
-                recorded_host_key=recorder.line if recorder else None,
-            )
+            return client
 
-        return call_with_retry(attempt, what=resource, attempts=attempts, base_delay=0.3)
+        def reconnect() -> paramiko.SSHClient:
+            # The key seen first stays the pinned one: a reconnect never trusts on first use.
+            pinned = entries or known_host_entries(
+                [recorder.line] if recorder and recorder.line else []
+            )
+            if not pinned:  # pragma: no cover - a connected session always has a key
+                raise PermanentError("no host key to pin the reconnection to", resource=resource)
+            client: paramiko.SSHClient = call_with_retry(
+                lambda: open_client(pinned, None), what=resource, policy=retry
+            )
+            return client
+
+        retry = (policy or SSH_POLICY).replace(attempts=attempts)
+        client = call_with_retry(
+            lambda: open_client(entries, recorder), what=resource, policy=retry
+        )
+        return cls(
+            client,
+            resource=resource,
+            command_timeout=command_timeout,
+            recorded_host_key=recorder.line if recorder else None,
+            address=(host, port),
+            reconnect=reconnect,
+            policy=retry,
+        )
 
     @classmethod
-    def for_site(cls, site: EdgeSite) -> SshSession:
+    def for_site(cls, site: SiteSettings) -> SshSession:
         return cls.connect(
             host=site.ssh_host,
             port=site.ssh_port,
@@ -256,6 +300,8 @@ class SshSession:
             connect_timeout=site.connect_timeout,
             command_timeout=site.command_timeout,
             resource=site.resource,
+            # EdgeSite.retry_attempts; plain-data settings without it keep the default.
+            policy=SSH_POLICY.replace(attempts=getattr(site, "retry_attempts", None)),
         )
 
     def __enter__(self) -> SshSession:
@@ -265,9 +311,8 @@ class SshSession:
         self.close()
 
     def close(self) -> None:
-        for fwd in self._forwards:
-            fwd.close()
-        self._forwards.clear()
+        self._closed = True
+        self.close_forwards()
         if self._sftp is not None:
             with contextlib.suppress(Exception):
                 self._sftp.close()
@@ -276,10 +321,42 @@ class SshSession:
 
     @property
     def transport(self) -> paramiko.Transport:
+        """The live transport; after a drop, a new connection (same pinned host key)."""
         transport = self._client.get_transport()
-        if transport is None or not transport.is_active():
+        if transport is not None and transport.is_active():
+            return transport
+        if self._closed or self._reconnect is None:
             raise TransientError(f"{self.resource}: SSH connection is closed")
-        return transport
+        with self._lock:  # forwards' threads and the caller may notice the drop together
+            transport = self._client.get_transport()
+            if transport is None or not transport.is_active():
+                log.warning("%s: SSH connection lost; reconnecting", self.resource)
+                stale, self._sftp = self._sftp, None
+                with contextlib.suppress(Exception):
+                    if stale is not None:
+                        stale.close()
+                with contextlib.suppress(Exception):
+                    self._client.close()
+                self._client = self._reconnect()
+                self.reconnects += 1
+                transport = self._client.get_transport()
+            if transport is None or not transport.is_active():  # pragma: no cover
+                raise TransientError(f"{self.resource}: SSH connection is closed")
+            return transport
+
+    def _alive(self) -> bool:
+        transport = self._client.get_transport()
+        return transport is not None and transport.is_active()
+
+    def dropped(self, doing: str, detail: object = "") -> TransientError:
+        """The error for a connection lost while ``doing`` something: says so, and how the
+        run recovers (reads are retried; a write's step reads again before writing again)."""
+        host, port = self.address
+        why = f" ({detail})" if str(detail) else ""
+        return TransientError(
+            f"{self.resource}: SSH connection to {host}:{port} dropped while {doing}{why}; "
+            "the session reconnects on its next use"
+        )
 
     # -- commands ---------------------------------------------------------------------------
 
@@ -290,12 +367,31 @@ class SshSession:
         stdin: bytes | SecretStr | None = None,
         sudo: bool = False,
         timeout: float | None = None,
+        idempotent: bool = False,
     ) -> CommandResult:
         """Run one command; stdout, stderr and exit status come back apart.
 
         Secrets go ONLY through ``stdin`` (a SecretStr): argv is visible to every local user
-        of the node in /proc and to sshd's logs.
+        of the node in /proc and to sshd's logs. A dropped connection raises
+        :meth:`dropped`; with ``idempotent=True`` (a read-only command) the command is run
+        again on a new connection, as the retry policy allows.
         """
+        if idempotent:
+            return call_with_retry(
+                lambda: self._run_once(cmd, stdin=stdin, sudo=sudo, timeout=timeout),
+                what=self.resource,
+                policy=self.policy,
+            )
+        return self._run_once(cmd, stdin=stdin, sudo=sudo, timeout=timeout)
+
+    def _run_once(
+        self,
+        cmd: Sequence[str] | str,
+        *,
+        stdin: bytes | SecretStr | None,
+        sudo: bool,
+        timeout: float | None,
+    ) -> CommandResult:
         line = sudo_prefix(cmd) if sudo else (cmd if isinstance(cmd, str) else shlex.join(cmd))
         secrets: tuple[str, ...] = ()
         data: bytes | None
@@ -307,12 +403,21 @@ class SshSession:
             data = stdin
         limit = timeout if timeout is not None else self.command_timeout
         log.debug("%s: run %s (stdin %s bytes)", self.resource, line, len(data or b""))
+        doing = f"running `{_short(line)}`"
         try:
             out, err, status = self._exec(line, data, limit)
         except TransientError:
             raise
+        except (EOFError, OSError, paramiko.SSHException) as exc:
+            if not self._alive() or isinstance(exc, EOFError | ConnectionError):
+                raise self.dropped(doing, _detail(exc)) from None
+            raise classify(exc, resource=self.resource) from None
         except Exception as exc:
             raise classify(exc, resource=self.resource) from None
+        if status == -1 and self._died_within(_DEATH_GRACE):
+            # The channel closed without an exit status because the connection went: whether
+            # the command ran is unknown, so it is not a failed command.
+            raise self.dropped(doing, "no exit status")
         return CommandResult(
             stdout=out.decode(errors="replace"),
             stderr=err.decode(errors="replace"),
@@ -320,6 +425,14 @@ class SshSession:
             command=line,
             _secrets=tuple(s for s in secrets if len(s) >= 4),
         )
+
+    def _died_within(self, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while self._alive():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+        return True
 
     def _exec(self, line: str, data: bytes | None, limit: float) -> tuple[bytes, bytes, int]:
         deadline = time.monotonic() + limit
@@ -359,15 +472,29 @@ class SshSession:
     # -- files ------------------------------------------------------------------------------
 
     def sftp(self) -> paramiko.SFTPClient:
+        if self._sftp is not None and not self._alive():
+            self._sftp = None  # it died with the connection it ran on
         if self._sftp is None:
+            transport = self.transport  # reconnects after a drop
             try:
-                self._sftp = self._client.open_sftp()
+                self._sftp = paramiko.SFTPClient.from_transport(transport)
+            except (EOFError, paramiko.SSHException, OSError) as exc:
+                if not self._alive() or isinstance(exc, EOFError):
+                    raise self.dropped("opening SFTP", _detail(exc)) from None
+                raise classify(exc, resource=self.resource) from None
             except Exception as exc:
                 raise classify(exc, resource=self.resource) from None
+            if self._sftp is None:  # pragma: no cover - paramiko returns None only on failure
+                raise self.dropped("opening SFTP")
         return self._sftp
 
     def read_file(self, path: str, *, sudo: bool = False) -> bytes | None:
-        """File content, or None when it does not exist."""
+        """File content, or None when it does not exist. A read: retried after a drop."""
+        return call_with_retry(
+            lambda: self._read_once(path, sudo=sudo), what=self.resource, policy=self.policy
+        )
+
+    def _read_once(self, path: str, *, sudo: bool) -> bytes | None:
         if sudo:
             script = f'if [ -e "$1" ]; then exec cat -- "$1"; else exit {_MISSING_EXIT}; fi'
             result = self.run(["sh", "-c", script, "sh", path], sudo=True)
@@ -386,7 +513,9 @@ class SshSession:
                 resource=self.resource,
                 fix="set sudo: true on the site block or grant the SSH user read access",
             ) from None
-        except OSError as exc:
+        except (EOFError, paramiko.SSHException, OSError) as exc:
+            if not self._alive() or isinstance(exc, EOFError):
+                raise self.dropped(f"reading {path}", _detail(exc)) from None
             raise classify(exc, resource=f"{self.resource}: {path}") from None
         return buf.getvalue()
 
@@ -429,7 +558,10 @@ class SshSession:
                 resource=self.resource,
                 fix="set sudo: true on the site block or grant the SSH user write access",
             ) from None
-        except OSError as exc:
+        except (EOFError, paramiko.SSHException, OSError) as exc:
+            if not self._alive() or isinstance(exc, EOFError):
+                # Whether the rename landed is unknown: the step reads the file again.
+                raise self.dropped(f"writing {path}", _detail(exc)) from None
             self._discard(tmp)
             raise classify(exc, resource=f"{self.resource}: {path}") from None
 
@@ -444,6 +576,30 @@ class SshSession:
         fwd = _Forward(self, remote_host, remote_port)
         self._forwards.append(fwd)
         return fwd.local_port
+
+    def close_forwards(self) -> None:
+        """Stop every forward's listener (the SSH connection stays open)."""
+        for fwd in self._forwards:
+            fwd.close()
+        self._forwards.clear()
+
+
+def _peer(client: paramiko.SSHClient) -> tuple[str, int]:
+    transport = client.get_transport()
+    try:
+        host, port = transport.getpeername()[:2] if transport is not None else ("?", 0)
+    except OSError:
+        host, port = "?", 0
+    return str(host), int(port)
+
+
+def _short(line: str, limit: int = 80) -> str:
+    # Command lines carry no secrets (those travel on stdin); this keeps messages readable.
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _detail(exc: BaseException) -> str:
+    return str(exc).strip() or type(exc).__name__
 
 
 _SUDO_FIX = "allow the SSH user passwordless sudo (sudo -n) for this command, or log in as root"

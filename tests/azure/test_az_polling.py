@@ -7,7 +7,7 @@ from typing import Any
 from azure.core.pipeline.transport import RequestsTransport
 from azure_sandbox_helpers import block_for
 
-from tasks.azure.polling import ZERO_RETRY_AFTER_SECONDS
+from blocks.azure_pipeline import ZERO_RETRY_AFTER_SECONDS
 
 
 class RecordingTransport(RequestsTransport):

@@ -11,7 +11,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from sandbox.sites import SimulatedSite
-from sandbox.sites.testing import kube_client, kube_client_via_ssh
+from sandbox.sites.testing import kube_client
+from tasks.site.ssh import SshSession
 
 
 def _reason(exc: ApiException) -> str:
@@ -192,12 +193,15 @@ def test_anonymous_client_gets_401(site: SimulatedSite) -> None:
 
 
 def test_through_ssh_direct_tcpip_forward(ssh: paramiko.SSHClient, site: SimulatedSite) -> None:
-    api, forward = kube_client_via_ssh(ssh, site.info)
+    # Production's one port-forward pump carries the API (the sandbox has no copy of it).
+    session = SshSession(ssh, resource=f"site {site.name}")
+    port = session.forward("127.0.0.1", int(site.info["kube_api_port"]))
     try:
+        api = kube_client(site.info, host=f"https://127.0.0.1:{port}")
         names = [n.metadata.name for n in client.CoreV1Api(api).list_namespace().items]
         assert {"default", "kube-system"} <= set(names)
     finally:
-        forward.close()
+        session.close_forwards()
 
 
 def test_api_unavailable_knob_answers_503(site: SimulatedSite) -> None:

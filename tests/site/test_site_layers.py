@@ -25,13 +25,7 @@ def _imports(path: Path) -> set[str]:
 
 
 def _site_modules() -> list[object]:
-    # ssh.py is another change's (it still names the block type for its own signature): strict
-    # xfail, so the day it is retyped this test says to drop the mark.
-    ssh = pytest.mark.xfail(strict=True, reason="ssh.py is retyped in its own change")
-    return [
-        pytest.param(p, id=p.name, marks=[ssh] if p.name == "ssh.py" else [])
-        for p in sorted(SITE.glob("*.py"))
-    ]
+    return [pytest.param(p, id=p.name) for p in sorted(SITE.glob("*.py"))]
 
 
 @pytest.mark.parametrize("path", _site_modules())

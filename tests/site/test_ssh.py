@@ -265,3 +265,71 @@ def test_forward_ends_quietly_when_the_ssh_transport_is_dead(sshd) -> None:  # t
         relay.close()
         echo.server.close()
     assert escaped == []
+
+
+# -- dropped connections ----------------------------------------------------------------------
+
+# Kills the sshd process serving this connection: the link drops while the command runs.
+_DROP = 'kill -9 "$PPID"'
+
+
+def test_dropped_connection_during_a_write_is_transient_and_not_rerun(  # type: ignore[no-untyped-def]
+    sshd, session: SshSession, tmp_path: Path
+) -> None:
+    counter = tmp_path / "writes"
+    with pytest.raises(TransientError) as info:
+        session.run(f"echo x >> {counter}; {_DROP}; sleep 5")
+    text = str(info.value)
+    assert f"SSH connection to 127.0.0.1:{sshd.port} dropped" in text
+    assert "failed (exit" not in text  # not reported as a failed command
+    assert counter.read_text() == "x\n"  # ran once: a write is not replayed blindly
+    # The next use reconnects (same pinned key) and works.
+    assert session.run(["cat", str(counter)]).stdout == "x\n"
+    assert session.reconnects == 1
+
+
+def test_idempotent_read_is_retried_on_a_new_connection(  # type: ignore[no-untyped-def]
+    session: SshSession, tmp_path: Path
+) -> None:
+    flag = tmp_path / "dropped-once"
+    result = session.run(
+        f"if [ ! -e {flag} ]; then touch {flag}; {_DROP}; sleep 5; fi; echo fine",
+        idempotent=True,
+    )
+    assert result.stdout == "fine\n" and session.reconnects == 1
+
+
+def test_read_file_after_a_drop_reconnects(session: SshSession, tmp_path: Path) -> None:
+    target = tmp_path / "f.txt"
+    target.write_text("content")
+    assert session.read_file(str(target)) == b"content"  # opens SFTP on this connection
+    with pytest.raises(TransientError, match="dropped"):
+        session.run(_DROP)
+    assert session.read_file(str(target)) == b"content"
+    assert session.read_file(str(target), sudo=True) == b"content"
+    assert session.reconnects == 1
+
+
+def test_reconnect_after_trust_on_first_use_pins_the_recorded_key(  # type: ignore[no-untyped-def]
+    sshd, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    with _connect(sshd, known_hosts=[], trust_on_first_use=True) as s:
+        assert s.recorded_host_key == sshd.known_hosts_line
+        with pytest.raises(TransientError, match="dropped"):
+            s.run(_DROP)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            assert s.run(["true"]).ok
+        assert s.reconnects == 1
+        assert "trust on first use" not in caplog.text  # pinned, not trusted again
+        assert s.recorded_host_key == sshd.known_hosts_line
+
+
+def test_closed_session_does_not_reconnect(sshd) -> None:  # type: ignore[no-untyped-def]
+    s = _connect(sshd)
+    s.close()
+    with pytest.raises(TransientError, match="closed"):
+        s.run(["true"])
+    assert s.reconnects == 0

@@ -71,6 +71,25 @@ def test_client_errors_by_kind() -> None:
     assert isinstance(classify(ValueError("bug")), PermanentError)
 
 
+def test_plain_requests_errors_by_status() -> None:
+    import requests
+
+    def failed(status: int, retry_after: str | None = None) -> requests.HTTPError:
+        response = requests.Response()
+        response.status_code = status
+        if retry_after is not None:
+            response.headers["Retry-After"] = retry_after
+        return requests.HTTPError(f"{status} error", response=response)
+
+    for status in (429, 500, 503):
+        assert isinstance(classify(failed(status)), TransientError), status
+    throttled = classify(failed(429, "4"))
+    assert isinstance(throttled, TransientError) and throttled.retry_after == 4.0
+    assert isinstance(classify(failed(404), resource="metadata"), PermanentError)
+    assert isinstance(classify(requests.ConnectionError("aborted")), TransientError)
+    assert isinstance(classify(requests.Timeout("slow")), TransientError)
+
+
 def test_ssh_host_key_problems_are_permanent_with_a_fix() -> None:
     key = paramiko.RSAKey.generate(1024)
     err = classify(paramiko.BadHostKeyException("node", key, key), resource="site01")
