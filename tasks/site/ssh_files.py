@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable
 
 import paramiko
 from pydantic import SecretStr
@@ -34,6 +34,8 @@ class RemoteFiles:
     resource: str
     policy: RetryPolicy
     _sftp: paramiko.SFTPClient | None
+    # The session's own command runner (SshSession.run; the CommandRunner seam's signature).
+    run: Callable[..., CommandResult]
 
     @property
     def transport(self) -> paramiko.Transport:
@@ -43,17 +45,6 @@ class RemoteFiles:
         raise NotImplementedError
 
     def dropped(self, doing: str, detail: object = "") -> TransientError:
-        raise NotImplementedError
-
-    def run(
-        self,
-        cmd: Sequence[str] | str,
-        *,
-        stdin: bytes | SecretStr | None = None,
-        sudo: bool = False,
-        timeout: float | None = None,
-        idempotent: bool = False,
-    ) -> CommandResult:
         raise NotImplementedError
 
     def sftp(self) -> paramiko.SFTPClient:
