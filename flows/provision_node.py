@@ -26,7 +26,7 @@ from model.site import NodeAuth, PullSecretMeta, ReleaseFact, SyncCredentialRef
 from tasks import rotation
 from tasks.azure import steps as az
 from tasks.azure.connection_string import build_sync_connection_string
-from tasks.azure.desired import plan_password
+from tasks.azure.password_plans import plan_password
 from tasks.site import helm_values
 from tasks.site import steps as st
 from tasks.site.connection import SiteConnection

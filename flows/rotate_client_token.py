@@ -1,6 +1,6 @@
 """rotate-client-token: move a site's pull secrets to a fresh client-token password, safely.
 
-The state machine is :func:`tasks.rotation.plan_rotation`; it is re-derived from ARM and the
+The state machine is :func:`tasks.rotation_plan.plan_rotation`; it is re-derived from ARM and the
 cluster on every run, so a crash at any step is finished by the next run. Order:
 generate the unused slot → canary with the NEW password (retried until propagated) → (node
 model: registries.yaml + restart, then a pull with no pull secret) → write the pull secrets →
@@ -26,7 +26,7 @@ from model.azure_context import AzureContext
 from model.errors import PermanentError
 from model.result import StepResult
 from model.site import NodeAuth, PullSecretMeta
-from tasks import rotation
+from tasks import rotation, rotation_plan
 from tasks.azure import steps as az
 from tasks.site import steps as st
 from tasks.site.connection import SiteConnection, open_site
@@ -115,7 +115,7 @@ def _rotate(
         consumers[rotation.NODE_CONSUMER] = st.read_node_credential_task(conn, host)
     refs = rotation.refs_of(consumers, token)
     now = datetime.now(UTC)
-    plan = rotation.plan_rotation(passwords, refs, now, life.lead, force=force)
+    plan = rotation_plan.plan_rotation(passwords, refs, now, life.lead, force=force)
     report.note("plan", f"tokens/{token}", f"{plan.action}: {plan.reason}")
     reached("planned")
     if plan.action == "noop":

@@ -15,9 +15,9 @@ these functions decide, deterministically and without I/O:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal, Protocol
+from typing import Protocol
 
 # The one slot type (model.azure), re-exported for the callers of these decisions.
 from model.azure import SLOTS as SLOTS
@@ -91,14 +91,14 @@ def as_slot(name: str) -> Slot:
 
 def created_text(value: datetime | None) -> str:
     """How a creation time is recorded in annotations and release metadata."""
-    return "" if value is None else _utc(value).isoformat()
+    return "" if value is None else utc(value).isoformat()
 
 
 def parse_created(text: str | None) -> datetime | None:
     if not text:
         return None
     try:
-        return _utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+        return utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
     except ValueError:
         return None
 
@@ -134,12 +134,12 @@ def other_slot(slot: Slot) -> Slot:
     return "password2" if slot == "password1" else "password1"
 
 
-def _utc(value: datetime) -> datetime:
+def utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _utc_opt(value: datetime | None) -> datetime | None:
-    return None if value is None else _utc(value)
+    return None if value is None else utc(value)
 
 
 def normalise_passwords(passwords: Iterable[PasswordLike]) -> dict[Slot, PasswordState]:
@@ -151,13 +151,13 @@ def normalise_passwords(passwords: Iterable[PasswordLike]) -> dict[Slot, Passwor
 
 
 def is_live(p: PasswordState, now: datetime) -> bool:
-    return p.expiry is None or _utc(p.expiry) > _utc(now)
+    return p.expiry is None or utc(p.expiry) > utc(now)
 
 
 def same_instant(a: datetime | None, b: datetime | None) -> bool:
     if a is None or b is None:
         return a is None and b is None
-    return abs(_utc(a) - _utc(b)) <= _SAME_INSTANT
+    return abs(utc(a) - utc(b)) <= _SAME_INSTANT
 
 
 def ref_is_valid(
@@ -177,7 +177,7 @@ def ref_is_valid(
     return same_instant(current.creation_time, ref.creation_time)
 
 
-def _older_first_key(p: PasswordState) -> tuple[int, datetime]:
+def older_first_key(p: PasswordState) -> tuple[int, datetime]:
     created = p.creation_time or datetime.min.replace(tzinfo=UTC)
     return (0, created) if p.creation_time is None else (1, created)
 
@@ -204,7 +204,7 @@ def choose_slot(
     unused = [s for s in free if s not in state or not is_live(state[s], now)]
     if unused:
         return unused[0]
-    return min((state[s] for s in free), key=lambda p: (_older_first_key(p), p.slot)).slot
+    return min((state[s] for s in free), key=lambda p: (older_first_key(p), p.slot)).slot
 
 
 # ---------------------------------------------------------------------------------------------
@@ -250,7 +250,7 @@ def validate_lifetime(
 
 def expiry_for(now: datetime, lifetime_days: float) -> datetime:
     # Whole seconds: ARM stores second precision, and equality checks compare what it echoes.
-    return (_utc(now) + timedelta(days=lifetime_days)).replace(microsecond=0)
+    return (utc(now) + timedelta(days=lifetime_days)).replace(microsecond=0)
 
 
 def is_due(p: PasswordState, now: datetime, lead: timedelta) -> bool:
@@ -258,178 +258,7 @@ def is_due(p: PasswordState, now: datetime, lead: timedelta) -> bool:
     an unbounded credential on an edge node is exactly what rotation exists to end."""
     if p.expiry is None:
         return True
-    return _utc(p.expiry) - _utc(now) <= lead
-
-
-# ---------------------------------------------------------------------------------------------
-# Client-token rotation plan
-
-Action = Literal["noop", "rotate", "resume", "adopt", "finish", "repair"]
-
-
-@dataclass(frozen=True)
-class RotationPlan:
-    """What a rotation run does. Steps run in this order, each only when its flag says so:
-
-    generate ``target`` → canary with the new password → adopt (write pull secrets) →
-    canary with the pull secret → revoke ``revoke``.
-    """
-
-    action: Action
-    target: Slot | None
-    generate: bool
-    adopt: bool
-    revoke: Slot | None
-    reason: str
-    # Namespaces whose pull secret already carries the target credential: a source of its value
-    # when it must be adopted without regenerating (an interrupted adoption).
-    value_sources: tuple[str, ...] = field(default_factory=tuple)
-
-    @property
-    def writes(self) -> bool:
-        return self.generate or self.adopt or self.revoke is not None
-
-
-def _regenerate(action: Action, target: Slot, *, revoke: Slot | None, reason: str) -> RotationPlan:
-    """A plan that generates ``target`` and, once proven, adopts it everywhere."""
-    return RotationPlan(
-        action=action, target=target, generate=True, adopt=True, revoke=revoke, reason=reason
-    )
-
-
-def plan_rotation(
-    passwords: Iterable[PasswordLike],
-    consumers: Mapping[str, CredentialRefLike | None],
-    now: datetime,
-    lead: timedelta,
-    *,
-    force: bool = False,
-) -> RotationPlan:
-    """Decide the next rotation action from metadata only.
-
-    ``force`` (a leaked or suspect password) rotates now whatever the expiry: the slot in use
-    is treated as due, through the same generate → prove → adopt → revoke steps. It is refused
-    only while pull secrets are split between both slots (an interrupted adoption): any slot it
-    could regenerate is then one that workloads use.
-
-    ``consumers`` maps each namespace to the credential its pull secret records (None: no pull
-    secret) and, in the node auth model, :data:`NODE_CONSUMER` to the credential the node's
-    registries.yaml records: a slot the node uses is never regenerated either. The rules, in
-    order:
-
-    - Consumers hold valid credentials of both slots (adoption was interrupted): adopt the newer
-      slot everywhere, reading its value from a namespace that has it. Never regenerate.
-    - No consumer holds a valid credential: pulls already fail; generate the chosen slot.
-    - All valid consumers on slot S, and the other slot is live and *newer* than S: a rotation
-      stopped before adoption. Its value is lost (never persisted), so regenerate that slot
-      (S untouched) and carry on.
-    - The other slot is live and *older* (adoption done, revoke pending): canary and revoke it.
-    - S is due: rotate into the other slot.
-    - Otherwise nothing to do.
-    """
-    state = normalise_passwords(passwords)
-    now = _utc(now)
-    valid: dict[str, Slot] = {}
-    for ns, ref in consumers.items():
-        if ref is not None and ref_is_valid(ref, state, now):
-            valid[ns] = as_slot(ref.slot)
-    stale = sorted(ns for ns in consumers if ns not in valid)
-    in_use = set(valid.values())
-
-    if force and len(in_use) == 2:
-        holders = ", ".join(f"{ns}: {slot}" for ns, slot in sorted(valid.items()))
-        raise InputError(
-            "force refused: an interrupted rotation is switching pull secrets between slots "
-            f"({holders}); both slots are in use by workloads, so regenerating either now "
-            "would break pulls",
-            fix="re-run rotate-client-token without force to finish that rotation (it revokes "
-            "the older slot), then force again if the new password is also suspect.",
-        )
-    if len(in_use) == 2:
-        newer = newest_slot(state, in_use)
-        return RotationPlan(
-            action="adopt",
-            target=newer,
-            generate=False,
-            adopt=True,
-            revoke=other_slot(newer),
-            reason=f"pull secrets are split between both slots (interrupted adoption); "
-            f"finishing the switch to {newer}",
-            value_sources=tuple(sorted(ns for ns, s in valid.items() if s == newer)),
-        )
-    if not in_use:
-        target = choose_slot(state.values(), (), now)
-        leftover = state.get(other_slot(target))
-        return _regenerate(
-            "repair",
-            target,
-            # No consumer relies on the other slot either; a live value nobody tracks is a leak.
-            revoke=other_slot(target) if leftover is not None and is_live(leftover, now) else None,
-            reason="no pull secret holds a valid client password"
-            + (f" ({', '.join(stale)})" if stale else "")
-            + f"; generating {target}",
-        )
-
-    (current,) = in_use
-    other = other_slot(current)
-    cur = state[current]
-    oth = state.get(other)
-    other_live = oth is not None and is_live(oth, now)
-    if other_live and oth is not None and _older_first_key(oth) > _older_first_key(cur):
-        return _regenerate(
-            "resume",
-            other,
-            revoke=current,
-            reason=f"{other} is newer than the {current} in use but not adopted: an earlier "
-            f"rotation stopped before switching; regenerating {other} ({current} untouched)",
-        )
-    if force:
-        return _regenerate(
-            "rotate",
-            other,
-            revoke=current,
-            reason=f"forced rotation (leaked or suspect password): regenerating the unused "
-            f"{other}; {current} stays valid until {other} is proven, then it is revoked",
-        )
-    if stale:
-        # Some namespaces miss the live credential; the value is in the others' pull secrets.
-        return RotationPlan(
-            action="adopt",
-            target=current,
-            generate=False,
-            adopt=True,
-            revoke=other if other_live else None,
-            reason=f"pull secrets in {', '.join(stale)} do not hold the live {current}; "
-            "copying it there",
-            value_sources=tuple(sorted(valid)),
-        )
-    if is_due(cur, now, lead):
-        return _regenerate(
-            "rotate",
-            other,
-            revoke=current,
-            reason=f"{current} is due (expires {cur.expiry}, lead {lead.days} d); "
-            f"regenerating the unused {other}",
-        )
-    if other_live:
-        return RotationPlan(
-            action="finish",
-            target=current,
-            generate=False,
-            adopt=False,
-            revoke=other,
-            reason=f"every pull secret holds {current}; the older {other} is still live and "
-            "unused, so it is revoked after a canary",
-        )
-    return RotationPlan(
-        action="noop",
-        target=current,
-        generate=False,
-        adopt=False,
-        revoke=None,
-        reason=f"every pull secret holds {current}, which expires {cur.expiry} "
-        f"(more than {lead.days} d away); the other slot is empty",
-    )
+    return utc(p.expiry) - utc(now) <= lead
 
 
 # ---------------------------------------------------------------------------------------------
@@ -526,10 +355,10 @@ def decide_client_password(
 
 
 def newest_slot(state: Mapping[Slot, PasswordState], slots: Iterable[Slot]) -> Slot:
-    return max((state[s] for s in slots), key=lambda p: (_older_first_key(p), p.slot)).slot
+    return max((state[s] for s in slots), key=lambda p: (older_first_key(p), p.slot)).slot
 
 
 def days_until(expiry: datetime | None, now: datetime) -> float | None:
     if expiry is None:
         return None
-    return round((_utc(expiry) - _utc(now)).total_seconds() / 86400, 2)
+    return round((utc(expiry) - utc(now)).total_seconds() / 86400, 2)

@@ -9,6 +9,7 @@ cannot show is checked here.
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 import pytest
 
@@ -24,3 +25,20 @@ def test_step_tasks_carry_no_tags(module: str) -> None:
     assert len(tasks) > 5
     tagged = {t.name: sorted(t.tags) for t in tasks if t.tags}
     assert not tagged, f"{module} tasks carry tags {tagged}"
+
+
+PRODUCTION = ("acr_edge", "blocks", "model", "tasks", "flows", "deployments")
+MAX_LINES = 400
+
+
+def test_no_production_module_over_400_lines() -> None:
+    """Small modules named for what they handle: a module past the limit holds two things."""
+    root = Path(__file__).resolve().parents[1]
+    files = [p for pkg in PRODUCTION for p in sorted((root / pkg).rglob("*.py"))]
+    assert len(files) > 40
+    long = {
+        str(p.relative_to(root)): n
+        for p in files
+        if (n := len(p.read_text().splitlines())) > MAX_LINES
+    }
+    assert not long, f"over {MAX_LINES} lines: {long}"

@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from model.azure import Slot
 from model.errors import InputError, PermanentError
 from model.names import name_from_id, same_id
 from model.plan import Change
@@ -33,8 +32,6 @@ __all__ = [
     "plan_client_token_ids",
     "plan_connected_registry",
     "plan_data_endpoint",
-    "plan_password",
-    "plan_revoke",
     "plan_scope_map",
     "plan_token",
     "sync_map_description",
@@ -369,47 +366,4 @@ def plan_client_token_ids(
         f"connected registry {name}: attaching client token(s) {', '.join(new)}",
         payload=ArmWrite(name, {"properties": {"clientTokenIds": merged}}),
         shown={"token": ", ".join(tokens)},
-    )
-
-
-# ---- passwords ----------------------------------------------------------------------------
-
-
-def password_entries(token: Json | None) -> list[Json]:
-    creds = ((token or {}).get("properties") or {}).get("credentials") or {}
-    return list(creds.get("passwords") or [])
-
-
-def plan_revoke(token: Json | None, slot: Slot, *, step: str, token_name: str) -> Change:
-    """PATCH the token's passwords to the slots to keep (the slot itself is left out)."""
-    resource = f"tokens/{token_name}/{slot}"
-    entries = password_entries(token)
-    if not any(str(p.get("name", "")).lower() == slot for p in entries):
-        return Change.none(step, resource, f"token {token_name} has no {slot}; nothing to revoke")
-    keep = [
-        {k: p[k] for k in ("name", "creationTime", "expiry") if p.get(k) is not None}
-        for p in entries
-        if str(p.get("name", "")).lower() != slot
-    ]
-    kept = [str(p["name"]) for p in keep]
-    return Change(
-        step,
-        resource,
-        "revoke",
-        f"token {token_name}: revoking {slot}, keeping {kept or 'no other slot'}",
-        payload=ArmWrite(token_name, {"properties": {"credentials": {"passwords": keep}}}),
-        shown={"kept": kept},
-    )
-
-
-def plan_password(step: str, token_name: str, slot: Slot, *, keep: bool, reason: str) -> Change:
-    """A credential decision (tasks.rotation) as a plan row: keep the slot, or generate it.
-
-    The row is metadata only (slot and why); the value exists only after the apply.
-    """
-    resource = f"tokens/{token_name}/{slot}"
-    if keep:
-        return Change.none(step, resource, reason, slot=slot)
-    return Change(
-        step, resource, "generate", reason, payload=(token_name, slot), shown={"slot": slot}
     )

@@ -22,7 +22,8 @@ from model.plan import Change, converge
 from model.result import StepResult
 from model.retry import delay_for
 from tasks.azure.arm import Json, parse_time, policy, rest, rg, write_once
-from tasks.azure.desired import ArmWrite, password_entries, plan_revoke
+from tasks.azure.desired import ArmWrite
+from tasks.azure.password_plans import password_entries, plan_revoke
 from tasks.azure.tokens import read_token
 
 log = logging.getLogger("acr_edge.azure")

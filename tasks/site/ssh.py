@@ -14,157 +14,40 @@ Idempotent reads (``read_file``, ``run(..., idempotent=True)``) are retried thro
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 import select
 import shlex
-import socket
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import paramiko
 from paramiko.hostkeys import HostKeyEntry
 from pydantic import SecretStr
 
-from model.errors import PermanentError, TransientError, classify, redact
+from model.errors import PermanentError, TransientError, classify
 from model.retry import RetryPolicy, call_with_retry
+from tasks.site.commands import CommandResult, CommandRunner, short, sudo_prefix
+from tasks.site.ssh_files import RemoteFiles, error_detail
+from tasks.site.ssh_forward import Forward
+from tasks.site.ssh_keys import RecordFirstKey, known_host_entries, load_private_key
 
 if TYPE_CHECKING:
     from model.site import SiteSettings
 
+__all__ = ["SSH_POLICY", "CommandResult", "CommandRunner", "SshSession"]
+
 log = logging.getLogger(__name__)
 
-_MISSING_EXIT = 44  # our "file does not exist" signal from the sudo read helper
 # paramiko closes a channel before it marks its transport inactive: how long a command that
 # ended without an exit status waits to see whether the connection went with it.
 _DEATH_GRACE = 1.0
 # A node is one hop away: short waits; a site block may raise the attempts (retry_attempts).
 SSH_POLICY = RetryPolicy(attempts=4, base_delay=0.3, max_delay=5.0)
-_KEY_TYPES: tuple[type[paramiko.PKey], ...] = (
-    paramiko.Ed25519Key,
-    paramiko.ECDSAKey,
-    paramiko.RSAKey,
-)
 
 
-@dataclass(frozen=True)
-class CommandResult:
-    """What one remote command produced; ``repr`` shows sizes only (output may hold secrets)."""
-
-    stdout: str
-    stderr: str
-    exit_status: int
-    command: str = ""
-    _secrets: tuple[str, ...] = field(default=(), repr=False, compare=False)
-
-    def __repr__(self) -> str:
-        return (
-            f"CommandResult(exit_status={self.exit_status}, stdout={len(self.stdout)} chars, "
-            f"stderr={len(self.stderr)} chars)"
-        )
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_status == 0
-
-    def error_text(self, limit: int = 600) -> str:
-        """stderr (else stdout) tail with every known secret redacted."""
-        text = (self.stderr.strip() or self.stdout.strip())[-limit:]
-        return redact(text, self._secrets)
-
-    def check(self, what: str, *, fix: str = "") -> CommandResult:
-        if self.exit_status != 0:
-            raise PermanentError(
-                f"{what} failed (exit {self.exit_status}): {self.error_text()}",
-                resource=what,
-                fix=fix,
-            )
-        return self
-
-
-@runtime_checkable
-class CommandRunner(Protocol):
-    """The seam the site ops use for node commands and files."""
-
-    def run(
-        self,
-        cmd: Sequence[str] | str,
-        *,
-        stdin: bytes | SecretStr | None = None,
-        sudo: bool = False,
-        timeout: float | None = None,
-        idempotent: bool = False,
-    ) -> CommandResult: ...
-
-    def read_file(self, path: str, *, sudo: bool = False) -> bytes | None: ...
-
-    def write_file(
-        self, path: str, data: bytes | SecretStr, *, mode: int = 0o600, sudo: bool = False
-    ) -> None: ...
-
-
-def load_private_key(
-    key: SecretStr, passphrase: SecretStr | None, *, resource: str
-) -> paramiko.PKey:
-    """Parse an OpenSSH/PEM private key held in memory (never written to disk)."""
-    text = key.get_secret_value()
-    password = passphrase.get_secret_value() if passphrase else None
-    for key_type in _KEY_TYPES:
-        try:
-            return key_type.from_private_key(io.StringIO(text), password=password)
-        except paramiko.PasswordRequiredException:
-            raise PermanentError(
-                "the SSH private key is encrypted and no passphrase was given",
-                resource=resource,
-                fix="set ssh_key_passphrase on the site block",
-            ) from None
-        except (paramiko.SSHException, ValueError, TypeError, IndexError):
-            continue
-    raise PermanentError(
-        "ssh_private_key is not a readable Ed25519/ECDSA/RSA private key (or the passphrase "
-        "is wrong)",
-        resource=resource,
-        fix="store the OpenSSH private key text in the site block",
-    )
-
-
-def known_host_entries(lines: Iterable[str]) -> list[HostKeyEntry]:
-    entries = []
-    for line in lines:
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        entry = HostKeyEntry.from_line(line)
-        if entry is not None and entry.key is not None:
-            entries.append(entry)
-    return entries
-
-
-class _RecordFirstKey(paramiko.MissingHostKeyPolicy):
-    """Trust on first use: accept the unknown key and remember its known_hosts line."""
-
-    def __init__(self) -> None:
-        self.line: str | None = None
-
-    def missing_host_key(
-        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
-    ) -> None:
-        self.line = f"{hostname} {key.get_name()} {key.get_base64()}"
-        log.warning("trust on first use: recorded host key %s for %s", key.get_name(), hostname)
-
-
-def sudo_prefix(cmd: Sequence[str] | str) -> str:
-    """`sudo -n --` never prompts (no tty); a shell string runs under `sh -c`."""
-    if isinstance(cmd, str):
-        return "sudo -n -- sh -c " + shlex.quote(cmd)
-    return "sudo -n -- " + shlex.join(cmd)
-
-
-class SshSession:
+class SshSession(RemoteFiles):
     """One SSH connection to a node, reused by every step of a flow run."""
 
     def __init__(
@@ -188,7 +71,7 @@ class SshSession:
         self._reconnect = reconnect
         self._lock = threading.Lock()
         self._closed = False
-        self._forwards: list[_Forward] = []
+        self._forwards: list[Forward] = []
         self._sftp: paramiko.SFTPClient | None = None
 
     # -- connecting -------------------------------------------------------------------------
@@ -224,9 +107,9 @@ class SshSession:
                 "site block, or enable trust_on_first_use once",
             )
 
-        recorder = _RecordFirstKey() if not entries else None
+        recorder = RecordFirstKey() if not entries else None
 
-        def open_client(pinned: Sequence[HostKeyEntry], tofu: _RecordFirstKey | None) -> Any:
+        def open_client(pinned: Sequence[HostKeyEntry], tofu: RecordFirstKey | None) -> Any:
             client = paramiko.SSHClient()
             host_keys = client.get_host_keys()
             for entry in pinned:
@@ -403,14 +286,14 @@ class SshSession:
             data = stdin
         limit = timeout if timeout is not None else self.command_timeout
         log.debug("%s: run %s (stdin %s bytes)", self.resource, line, len(data or b""))
-        doing = f"running `{_short(line)}`"
+        doing = f"running `{short(line)}`"
         try:
             out, err, status = self._exec(line, data, limit)
         except TransientError:
             raise
         except (EOFError, OSError, paramiko.SSHException) as exc:
             if not self._alive() or isinstance(exc, EOFError | ConnectionError):
-                raise self.dropped(doing, _detail(exc)) from None
+                raise self.dropped(doing, error_detail(exc)) from None
             raise classify(exc, resource=self.resource) from None
         except Exception as exc:
             raise classify(exc, resource=self.resource) from None
@@ -469,111 +352,11 @@ class SshSession:
         finally:
             chan.close()
 
-    # -- files ------------------------------------------------------------------------------
-
-    def sftp(self) -> paramiko.SFTPClient:
-        if self._sftp is not None and not self._alive():
-            self._sftp = None  # it died with the connection it ran on
-        if self._sftp is None:
-            transport = self.transport  # reconnects after a drop
-            try:
-                self._sftp = paramiko.SFTPClient.from_transport(transport)
-            except (EOFError, paramiko.SSHException, OSError) as exc:
-                if not self._alive() or isinstance(exc, EOFError):
-                    raise self.dropped("opening SFTP", _detail(exc)) from None
-                raise classify(exc, resource=self.resource) from None
-            except Exception as exc:
-                raise classify(exc, resource=self.resource) from None
-            if self._sftp is None:  # pragma: no cover - paramiko returns None only on failure
-                raise self.dropped("opening SFTP")
-        return self._sftp
-
-    def read_file(self, path: str, *, sudo: bool = False) -> bytes | None:
-        """File content, or None when it does not exist. A read: retried after a drop."""
-        return call_with_retry(
-            lambda: self._read_once(path, sudo=sudo), what=self.resource, policy=self.policy
-        )
-
-    def _read_once(self, path: str, *, sudo: bool) -> bytes | None:
-        if sudo:
-            script = f'if [ -e "$1" ]; then exec cat -- "$1"; else exit {_MISSING_EXIT}; fi'
-            result = self.run(["sh", "-c", script, "sh", path], sudo=True)
-            if result.exit_status == _MISSING_EXIT:
-                return None
-            result.check(f"{self.resource}: read {path}", fix=_SUDO_FIX)
-            return result.stdout.encode()
-        buf = io.BytesIO()
-        try:
-            self.sftp().getfo(path, buf)
-        except FileNotFoundError:
-            return None
-        except PermissionError:
-            raise PermanentError(
-                f"permission denied reading {path}",
-                resource=self.resource,
-                fix="set sudo: true on the site block or grant the SSH user read access",
-            ) from None
-        except (EOFError, paramiko.SSHException, OSError) as exc:
-            if not self._alive() or isinstance(exc, EOFError):
-                raise self.dropped(f"reading {path}", _detail(exc)) from None
-            raise classify(exc, resource=f"{self.resource}: {path}") from None
-        return buf.getvalue()
-
-    def write_file(
-        self, path: str, data: bytes | SecretStr, *, mode: int = 0o600, sudo: bool = False
-    ) -> None:
-        """Atomic replace: temp file beside the target, mode set before content, rename."""
-        payload = data.get_secret_value().encode() if isinstance(data, SecretStr) else data
-        directory, _, base = path.rpartition("/")
-        tmp = f"{directory}/.{base}.acr-edge-{uuid.uuid4().hex[:8]}.tmp"
-        if sudo:
-            script = (
-                'umask 077; cat > "$1" && chmod "$3" "$1" && mv -f -- "$1" "$2" '
-                '|| { rc=$?; rm -f -- "$1"; exit $rc; }'
-            )
-            result = self.run(
-                ["sh", "-c", script, "sh", tmp, path, f"{mode:o}"],
-                stdin=SecretStr(payload.decode()) if isinstance(data, SecretStr) else payload,
-                sudo=True,
-            )
-            result.check(f"{self.resource}: write {path}", fix=_SUDO_FIX)
-            return
-        sftp = self.sftp()
-        try:
-            with sftp.open(tmp, "wb") as handle:
-                handle.chmod(mode)  # before the content lands, so it is never world-readable
-                handle.write(payload)
-                handle.flush()
-            sftp.posix_rename(tmp, path)  # plain rename() fails onto an existing file
-        except FileNotFoundError:
-            raise PermanentError(
-                f"cannot write {path}: its directory does not exist",
-                resource=self.resource,
-                fix="check the path on the site block (distribution and *_path fields)",
-            ) from None
-        except PermissionError:
-            self._discard(tmp)
-            raise PermanentError(
-                f"permission denied writing {path}",
-                resource=self.resource,
-                fix="set sudo: true on the site block or grant the SSH user write access",
-            ) from None
-        except (EOFError, paramiko.SSHException, OSError) as exc:
-            if not self._alive() or isinstance(exc, EOFError):
-                # Whether the rename landed is unknown: the step reads the file again.
-                raise self.dropped(f"writing {path}", _detail(exc)) from None
-            self._discard(tmp)
-            raise classify(exc, resource=f"{self.resource}: {path}") from None
-
-    def _discard(self, tmp: str) -> None:
-        with contextlib.suppress(OSError):
-            self.sftp().remove(tmp)
-
     # -- port forwarding --------------------------------------------------------------------
 
     def forward(self, remote_host: str, remote_port: int) -> int:
         """Listen on 127.0.0.1:<free port>; each connection becomes a direct-tcpip channel."""
-        fwd = _Forward(self, remote_host, remote_port)
+        fwd = Forward(self, remote_host, remote_port)
         self._forwards.append(fwd)
         return fwd.local_port
 
@@ -591,90 +374,3 @@ def _peer(client: paramiko.SSHClient) -> tuple[str, int]:
     except OSError:
         host, port = "?", 0
     return str(host), int(port)
-
-
-def _short(line: str, limit: int = 80) -> str:
-    # Command lines carry no secrets (those travel on stdin); this keeps messages readable.
-    return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
-def _detail(exc: BaseException) -> str:
-    return str(exc).strip() or type(exc).__name__
-
-
-_SUDO_FIX = "allow the SSH user passwordless sudo (sudo -n) for this command, or log in as root"
-
-
-class _Forward:
-    def __init__(self, session: SshSession, remote_host: str, remote_port: int) -> None:
-        self._session = session
-        self._target = (remote_host, remote_port)
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(16)
-        self.local_port: int = self._listener.getsockname()[1]
-        self._closed = threading.Event()
-        self._thread = threading.Thread(
-            target=self._accept_loop, name=f"ssh-forward-{self.local_port}", daemon=True
-        )
-        self._thread.start()
-
-    def _accept_loop(self) -> None:
-        while not self._closed.is_set():
-            try:
-                conn, peer = self._listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._pump, args=(conn, peer), daemon=True).start()
-
-    def _pump(self, conn: socket.socket, peer: tuple[str, int]) -> None:
-        try:
-            chan = self._session.transport.open_channel(
-                "direct-tcpip", self._target, peer, timeout=self._session.command_timeout
-            )
-        except Exception as exc:
-            log.warning("%s: forward to %s failed: %s", self._session.resource, self._target, exc)
-            conn.close()
-            return
-        try:
-            while not self._closed.is_set():
-                waitables: list[Any] = [conn, chan]
-                readable, _, _ = select.select(waitables, [], [], 0.5)
-                if conn in readable:
-                    data = conn.recv(65536)
-                    if not data:
-                        break
-                    chan.sendall(data)
-                if chan in readable:
-                    data = chan.recv(65536)
-                    if not data:
-                        break
-                    conn.sendall(data)
-        except (OSError, EOFError):
-            # The local client or the SSH link went away (paramiko reports a dead transport
-            # socket as EOFError): either way this forwarded connection is over.
-            pass
-        finally:
-            self._close_channel(chan)
-            conn.close()
-
-    def _close_channel(self, chan: paramiko.Channel) -> None:
-        """Close ``chan``; on a transport that is already dead that is a no-op, not an error.
-
-        Closing sends CHANNEL_CLOSE; when the transport's socket is gone that write raises
-        EOFError (or OSError) although nothing is left to tell the server.
-        """
-        try:
-            chan.close()
-        except (EOFError, OSError) as exc:
-            log.debug(
-                "%s: forward channel closed on a dead transport (%s)",
-                self._session.resource,
-                type(exc).__name__,
-            )
-
-    def close(self) -> None:
-        self._closed.set()
-        with contextlib.suppress(OSError):
-            self._listener.close()

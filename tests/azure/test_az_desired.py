@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from model.errors import InputError, PermanentError
 from tasks.azure import desired as d
+from tasks.azure import password_plans as pp
 from tasks.azure.schedule import format_duration, parse_duration
 
 BASE = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/reg"
@@ -302,7 +303,7 @@ def _token(*slots: str) -> dict[str, Any]:
 
 
 def test_revoke_plan_keeps_the_other_slot() -> None:
-    change = d.plan_revoke(
+    change = pp.plan_revoke(
         _token("password1", "password2"), "password1", step="revoke", token_name="site01"
     )
     assert change.action == "revoke" and change.resource == "tokens/site01/password1"
@@ -314,7 +315,7 @@ def test_revoke_plan_keeps_the_other_slot() -> None:
         }
     }
     assert "keeping ['password2']" in change.reason
-    gone = d.plan_revoke(
+    gone = pp.plan_revoke(
         _token("password2"), "password1", step="sync-old-slot", token_name="site01"
     )
     assert gone.action == "none" and gone.step == "sync-old-slot"
@@ -322,7 +323,7 @@ def test_revoke_plan_keeps_the_other_slot() -> None:
 
 
 def test_password_plan_is_metadata_only() -> None:
-    keep = d.plan_password(
+    keep = pp.plan_password(
         "client-password",
         "site01-client",
         "password1",
@@ -331,7 +332,7 @@ def test_password_plan_is_metadata_only() -> None:
     )
     assert keep.action == "none" and keep.payload is None
     assert keep.reason == "pull secrets hold the live password1"
-    gen = d.plan_password(
+    gen = pp.plan_password(
         "sync-credential", "site01", "password2", keep=False, reason="no recorded sync credential"
     )
     assert (gen.step, gen.resource, gen.action) == (
@@ -344,4 +345,4 @@ def test_password_plan_is_metadata_only() -> None:
 
 def test_a_plan_without_a_reason_is_refused() -> None:
     with pytest.raises(ValueError, match="needs a reason"):
-        d.plan_password("client-password", "site01-client", "password1", keep=True, reason=" ")
+        pp.plan_password("client-password", "site01-client", "password1", keep=True, reason=" ")

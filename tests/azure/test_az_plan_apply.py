@@ -17,7 +17,7 @@ from model.plan import Change, converge
 from model.result import StepResult
 from tasks.azure import connected_registry as crs
 from tasks.azure import passwords, registry, scope_maps, tokens
-from tasks.azure.desired import plan_password
+from tasks.azure.password_plans import plan_password
 from tasks.azure.repositories import list_repositories
 from tasks.azure.spec import ConnectedRegistrySpec
 

@@ -68,13 +68,3 @@ def test_site_step_tasks_carry_no_prefect_retries() -> None:
     retried = {t.name: t.retries for t in tasks if t.retries}
     assert not retried, retried
     assert not [t.name for t in tasks if t.retry_condition_fn is not None]
-
-
-def test_no_site_module_over_400_lines() -> None:
-    # ssh.py belongs to another change (issue 7 item 6: one port-forward pump).
-    long = {
-        p.name: n
-        for p in SITE.glob("*.py")
-        if p.name != "ssh.py" and (n := len(p.read_text().splitlines())) > 400
-    }
-    assert not long, long

@@ -19,11 +19,11 @@ from tasks.rotation import (
     decide_sync_credential,
     expiry_for,
     is_due,
-    plan_rotation,
     preferred_source,
     refs_of,
     validate_lifetime,
 )
+from tasks.rotation_plan import plan_rotation
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 LEAD = timedelta(days=14)

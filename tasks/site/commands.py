@@ -1,0 +1,82 @@
+"""What a node command returns and the seam site I/O uses to run commands and move files."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from pydantic import SecretStr
+
+from model.errors import PermanentError, redact
+
+SUDO_FIX = "allow the SSH user passwordless sudo (sudo -n) for this command, or log in as root"
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What one remote command produced; ``repr`` shows sizes only (output may hold secrets)."""
+
+    stdout: str
+    stderr: str
+    exit_status: int
+    command: str = ""
+    _secrets: tuple[str, ...] = field(default=(), repr=False, compare=False)
+
+    def __repr__(self) -> str:
+        return (
+            f"CommandResult(exit_status={self.exit_status}, stdout={len(self.stdout)} chars, "
+            f"stderr={len(self.stderr)} chars)"
+        )
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+    def error_text(self, limit: int = 600) -> str:
+        """stderr (else stdout) tail with every known secret redacted."""
+        text = (self.stderr.strip() or self.stdout.strip())[-limit:]
+        return redact(text, self._secrets)
+
+    def check(self, what: str, *, fix: str = "") -> CommandResult:
+        if self.exit_status != 0:
+            raise PermanentError(
+                f"{what} failed (exit {self.exit_status}): {self.error_text()}",
+                resource=what,
+                fix=fix,
+            )
+        return self
+
+
+@runtime_checkable
+class CommandRunner(Protocol):
+    """The seam the site ops use for node commands and files."""
+
+    def run(
+        self,
+        cmd: Sequence[str] | str,
+        *,
+        stdin: bytes | SecretStr | None = None,
+        sudo: bool = False,
+        timeout: float | None = None,
+        idempotent: bool = False,
+    ) -> CommandResult: ...
+
+    def read_file(self, path: str, *, sudo: bool = False) -> bytes | None: ...
+
+    def write_file(
+        self, path: str, data: bytes | SecretStr, *, mode: int = 0o600, sudo: bool = False
+    ) -> None: ...
+
+
+def sudo_prefix(cmd: Sequence[str] | str) -> str:
+    """`sudo -n --` never prompts (no tty); a shell string runs under `sh -c`."""
+    if isinstance(cmd, str):
+        return "sudo -n -- sh -c " + shlex.quote(cmd)
+    return "sudo -n -- " + shlex.join(cmd)
+
+
+def short(line: str, limit: int = 80) -> str:
+    # Command lines carry no secrets (those travel on stdin); this keeps messages readable.
+    return line if len(line) <= limit else line[: limit - 3] + "..."
