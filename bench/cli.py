@@ -247,7 +247,9 @@ def run_bench(
         if sandbox_in_process:
             from sandbox.runner import start_sandbox
 
-            running = start_sandbox(state_dir, sites=sites)
+            running = start_sandbox(
+                state_dir, sites=sites, propagation_delay=model.propagation_ms / 1000.0
+            )
         else:
             running = SandboxProcess(state_dir, sites, model)
         sandbox_start = time.monotonic() - t0
@@ -325,6 +327,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ssh-rtt-ms", type=float, default=0.0)
     p.add_argument("--pod-ready-ms", type=float, default=0.0)
     p.add_argument("--k3s-restart-ms", type=float, default=0.0)
+    p.add_argument(
+        "--propagation-ms",
+        type=float,
+        default=0.0,
+        help="time a new password takes to reach the connected registry (sandbox default 3000)",
+    )
     p.add_argument("--state-dir", type=Path, help="keep the sandbox files here")
     p.add_argument(
         "--sandbox-in-process",
@@ -346,6 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ssh_rtt_ms=args.ssh_rtt_ms,
             pod_ready_ms=args.pod_ready_ms,
             k3s_restart_ms=args.k3s_restart_ms,
+            propagation_ms=args.propagation_ms,
         )
     except ValueError as exc:
         print(f"acr-edge bench: {exc}", file=sys.stderr)

@@ -22,6 +22,8 @@ class LatencyModel:
     ssh_rtt_ms: float = 0.0  # added to every SSH command (and kube API call via the tunnel)
     pod_ready_ms: float = 0.0  # a pod's time from created to Ready
     k3s_restart_ms: float = 0.0  # time K3s is down during a restart
+    # A new password's time to reach the connected registry (the canary waits it out).
+    propagation_ms: float = 0.0
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():

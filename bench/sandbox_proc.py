@@ -32,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ssh-rtt-ms", type=float, default=0.0)
     p.add_argument("--pod-ready-ms", type=float, default=0.0)
     p.add_argument("--k3s-restart-ms", type=float, default=0.0)
+    p.add_argument("--propagation-ms", type=float, default=0.0)
     return p
 
 
@@ -40,7 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sandbox.runner import start_sandbox
 
     t0 = time.monotonic()
-    running = start_sandbox(args.state_dir, sites=args.sites)
+    running = start_sandbox(
+        args.state_dir, sites=args.sites, propagation_delay=args.propagation_ms / 1000.0
+    )
     try:
         for site in running.sites:
             site.knobs.ssh.latency = args.ssh_rtt_ms / 1000.0
@@ -76,6 +79,8 @@ class SandboxProcess:
             str(model.pod_ready_ms),
             "--k3s-restart-ms",
             str(model.k3s_restart_ms),
+            "--propagation-ms",
+            str(model.propagation_ms),
         ]
         self.log_path = state_dir / "sandbox-process.log"
         state_dir.mkdir(parents=True, exist_ok=True)

@@ -177,10 +177,12 @@ def node_side(
             else None
         )
         node_ref = meta if node and dry else None
-        mirror = done(st.ensure_registries_yaml_task(conn, host, auth, node_ref, dry_run=dry))
+        mirror = done(
+            st.ensure_registries_yaml_task(conn, host, auth, node_ref=node_ref, dry_run=dry)
+        )
         plan.registries_diff = str(mirror.details.get("diff") or "")
         file_changed = mirror.changed or (mirror.planned and mirror.action != "none")
-        done(st.ensure_restart_task(conn, host, file_changed, dry_run=dry))
+        done(st.ensure_restart_task(conn, host, file_changed=file_changed, dry_run=dry))
     if meta is not None:
         done(
             st.ensure_pull_secrets_task(
@@ -199,7 +201,12 @@ def node_side(
     namespace = inputs.app_namespaces[0]
     image = canary_image(host or UNKNOWN_HOST, repos[0]) if repos else None
     canary = st.ensure_canary_task(
-        conn, namespace, image, site.pull_secret_name, site.canary_timeout, dry_run=dry
+        conn,
+        namespace,
+        image,
+        site.pull_secret_name,
+        deadline_seconds=site.canary_timeout,
+        dry_run=dry,
     )
     if host is None and image is not None:
         canary = StepResult.of_plan(
@@ -255,5 +262,7 @@ def _client_credential(
     assert holder_meta is not None
     if dry or host is None:
         return token, None, holder_meta
-    username, password = st.read_consumer_password_task(conn, source, host, decision.slot, FLOW)
+    username, password = st.read_consumer_password_task(
+        conn, source, host, decision.slot, rerun=FLOW
+    )
     return username, password, holder_meta

@@ -152,7 +152,9 @@ def _rotate(
         reached("generated")
     elif plan.adopt:
         source = rotation.preferred_source(plan.value_sources)
-        username, password = st.read_consumer_password_task(conn, source, host, plan.target, FLOW)
+        username, password = st.read_consumer_password_task(
+            conn, source, host, plan.target, rerun=FLOW
+        )
         meta = consumers.get(source)  # a value source is a consumer with a valid record
         report.note(
             "recover",
@@ -165,7 +167,11 @@ def _rotate(
         scratch = f"{site.pull_secret_name}{SCRATCH_SUFFIX}"
         st.ensure_pull_secrets_task(conn, [canary_ns], scratch, host, username, password, meta)
         proven = st.canary_until_propagated_task(
-            conn, canary_ns, image, scratch, float(life.propagation.total_seconds())
+            conn,
+            canary_ns,
+            image,
+            scratch,
+            deadline_seconds=float(life.propagation.total_seconds()),
         )
         st.delete_secret_task(conn, canary_ns, scratch)
         report.note("canary-new", f"{canary_ns}/{image}", f"new password pulls: {proven.reason}")
@@ -178,7 +184,7 @@ def _rotate(
             node_auth = NodeAuth(username, password, meta.slot, meta.created)
             mirror = st.ensure_registries_yaml_task(conn, host, node_auth)
             report.step("registries-yaml", mirror)
-            report.step("restart", st.ensure_restart_task(conn, host, mirror.changed))
+            report.step("restart", st.ensure_restart_task(conn, host, file_changed=mirror.changed))
             reached("registries-yaml")
             node_pull = st.run_canary_task(conn, canary_ns, image, None, site.canary_timeout)
             if not node_pull.ok:
@@ -210,7 +216,11 @@ def _rotate(
         del password
 
     verified = st.canary_until_propagated_task(
-        conn, canary_ns, image, site.pull_secret_name, float(life.propagation.total_seconds())
+        conn,
+        canary_ns,
+        image,
+        site.pull_secret_name,
+        deadline_seconds=float(life.propagation.total_seconds()),
     )
     report.note("canary", f"{canary_ns}/{image}", f"pull secret pulls: {verified.reason}")
     reached("verified")
