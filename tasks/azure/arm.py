@@ -20,7 +20,8 @@ from azure.core.rest import HttpRequest
 
 from model.azure_context import AzureContext
 from model.errors import TRANSIENT_HTTP, PermanentError, classify
-from model.retry import RetryPolicy
+from model.plan import Change
+from tasks.azure.desired import ArmWrite
 
 Json = dict[str, Any]
 
@@ -136,13 +137,12 @@ def raw_get(ctx: AzureContext, path: str, api_version: str, resource: str) -> Js
     return dict(data) if isinstance(data, dict) else {}
 
 
-def policy(ctx: AzureContext) -> RetryPolicy:
-    """The re-read-before-rewrite budget of ``converge`` for this context."""
-    return RetryPolicy(
-        attempts=ctx.retry_attempts,
-        base_delay=ctx.retry_base_delay,
-        max_delay=ctx.retry_max_delay,
-    )
+def create_or_update(ctx: AzureContext, operations: Any, change: Change) -> None:
+    """The planned write of a registry child resource (scope map, token, connected registry):
+    ``begin_create`` for a create, else ``begin_update``, with the plan's body."""
+    write: ArmWrite = change.payload
+    start = operations.begin_create if change.action == "create" else operations.begin_update
+    write_once(lambda: start(*rg(ctx), write.name, write.body))
 
 
 def rg(ctx: AzureContext) -> tuple[str, str]:

@@ -8,8 +8,8 @@ from model.azure_context import AzureContext
 from model.plan import Change, converge
 from model.result import StepResult
 from tasks.azure import actions as act
-from tasks.azure.arm import Json, get_or_none, parse_time, policy, raw_get, rg, write_once
-from tasks.azure.desired import ArmWrite, plan_client_token_ids, plan_connected_registry
+from tasks.azure.arm import Json, create_or_update, get_or_none, parse_time, raw_get, rg
+from tasks.azure.desired import plan_client_token_ids, plan_connected_registry
 from tasks.azure.spec import ConnectedRegistrySpec
 
 
@@ -21,11 +21,10 @@ def read_connected_registry_raw(ctx: AzureContext, name: str) -> Json | None:
 
 
 def apply_connected_registry(ctx: AzureContext, change: Change) -> StepResult:
-    write: ArmWrite = change.payload
-    crs = ctx.cr_mgmt.connected_registries
-    start = crs.begin_create if change.action == "create" else crs.begin_update
-    write_once(lambda: start(*rg(ctx), write.name, write.body))
-    return StepResult.from_change(change, writes=1, id=ctx.connected_registry_id(write.name))
+    create_or_update(ctx, ctx.cr_mgmt.connected_registries, change)
+    return StepResult.from_change(
+        change, writes=1, id=ctx.connected_registry_id(change.payload.name)
+    )
 
 
 def ensure_connected_registry(
@@ -37,7 +36,7 @@ def ensure_connected_registry(
         lambda actual: plan_connected_registry(actual, spec, token_id),
         lambda change: apply_connected_registry(ctx, change),
         dry_run=dry_run,
-        policy=policy(ctx),
+        policy=ctx.policy,
     )
 
 
@@ -59,7 +58,7 @@ def attach_client_token(
         ),
         lambda change: apply_connected_registry(ctx, change),
         dry_run=dry_run,
-        policy=policy(ctx),
+        policy=ctx.policy,
     )
 
 

@@ -21,7 +21,7 @@ from model.errors import PermanentError, TransientError, classify
 from model.plan import Change, converge
 from model.result import StepResult
 from model.retry import delay_for
-from tasks.azure.arm import Json, parse_time, policy, rest, rg, write_once
+from tasks.azure.arm import Json, parse_time, rest, rg, write_once
 from tasks.azure.desired import ArmWrite
 from tasks.azure.password_plans import password_entries, plan_revoke
 from tasks.azure.tokens import read_token
@@ -88,7 +88,7 @@ def generate_password(
     body: Json = {"tokenId": ctx.token_id(token_name), "name": slot_}
     if expiry is not None:
         body["expiry"] = expiry.isoformat()
-    retry = policy(ctx)
+    retry = ctx.policy
     before = _creation_time(read_token_passwords(ctx, token_name), slot_)
     result: Json | None = None
     for attempt in range(retry.attempts):
@@ -171,5 +171,5 @@ def revoke_password(
         lambda token: plan_revoke(token, slot_, step=step, token_name=token_name),
         lambda change: apply_revoke(ctx, change),
         dry_run=dry_run,
-        policy=policy(ctx),
+        policy=ctx.policy,
     )

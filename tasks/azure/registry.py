@@ -18,7 +18,7 @@ from model.errors import PermanentError
 from model.plan import Change, converge
 from model.result import StepResult
 from tasks.azure import actions as act
-from tasks.azure.arm import Json, get_or_none, policy, raw_get, rg, write_once
+from tasks.azure.arm import Json, get_or_none, raw_get, rg, write_once
 from tasks.azure.desired import ArmWrite, plan_data_endpoint
 
 
@@ -139,5 +139,5 @@ def preflight_parent(
         lambda reg: plan_data_endpoint(reg, name=ctx.registry, enable=enable_data_endpoint),
         lambda change: apply_registry(ctx, change),
         dry_run=dry_run,
-        policy=policy(ctx),
+        policy=ctx.policy,
     )

@@ -9,9 +9,8 @@ from model.azure_context import AzureContext
 from model.plan import Change, converge
 from model.result import StepResult
 from tasks.azure import actions as act
-from tasks.azure.arm import Json, get_or_none, policy, rg, write_once
+from tasks.azure.arm import Json, create_or_update, get_or_none, rg
 from tasks.azure.desired import (
-    ArmWrite,
     client_map_description,
     desired_scope_map,
     plan_scope_map,
@@ -24,11 +23,8 @@ def read_scope_map(ctx: AzureContext, name: str) -> Json | None:
 
 
 def apply_scope_map(ctx: AzureContext, change: Change) -> StepResult:
-    write: ArmWrite = change.payload
-    sm = ctx.mgmt.scope_maps
-    start = sm.begin_create if change.action == "create" else sm.begin_update
-    write_once(lambda: start(*rg(ctx), write.name, write.body))
-    return StepResult.from_change(change, writes=1, id=ctx.scope_map_id(write.name))
+    create_or_update(ctx, ctx.mgmt.scope_maps, change)
+    return StepResult.from_change(change, writes=1, id=ctx.scope_map_id(change.payload.name))
 
 
 def _ensure(ctx: AzureContext, step: str, name: str, desired: Json, dry_run: bool) -> StepResult:
@@ -37,7 +33,7 @@ def _ensure(ctx: AzureContext, step: str, name: str, desired: Json, dry_run: boo
         lambda actual: plan_scope_map(actual, desired, step=step, name=name),
         lambda change: apply_scope_map(ctx, change),
         dry_run=dry_run,
-        policy=policy(ctx),
+        policy=ctx.policy,
     )
 
 

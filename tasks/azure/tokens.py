@@ -10,8 +10,8 @@ from model import names
 from model.azure_context import AzureContext
 from model.plan import Change, converge
 from model.result import StepResult
-from tasks.azure.arm import Json, get_or_none, policy, rg, write_once
-from tasks.azure.desired import ArmWrite, plan_token
+from tasks.azure.arm import Json, create_or_update, get_or_none, rg
+from tasks.azure.desired import plan_token
 
 
 def read_token(ctx: AzureContext, name: str) -> Json | None:
@@ -19,11 +19,8 @@ def read_token(ctx: AzureContext, name: str) -> Json | None:
 
 
 def apply_token(ctx: AzureContext, change: Change) -> StepResult:
-    write: ArmWrite = change.payload
-    tokens = ctx.mgmt.tokens
-    start = tokens.begin_create if change.action == "create" else tokens.begin_update
-    write_once(lambda: start(*rg(ctx), write.name, write.body))
-    return StepResult.from_change(change, writes=1, id=ctx.token_id(write.name))
+    create_or_update(ctx, ctx.mgmt.tokens, change)
+    return StepResult.from_change(change, writes=1, id=ctx.token_id(change.payload.name))
 
 
 def _ensure(
@@ -37,7 +34,7 @@ def _ensure(
         lambda actual: plan_token(actual, scope_map_id, step=step, name=name),
         lambda change: apply_token(ctx, change),
         dry_run=dry_run,
-        policy=policy(ctx),
+        policy=ctx.policy,
     )
 
 
