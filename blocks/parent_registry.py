@@ -362,7 +362,5 @@ class ParentRegistry(Block):
             resource_group=self.resource_group,
             registry=self.registry_name,
             cr_api_version=self.connected_registry_api_version,
-            retry_attempts=policy.attempts,
-            retry_base_delay=policy.base_delay,
-            retry_max_delay=policy.max_delay,
+            policy=policy,
         )

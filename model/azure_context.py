@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from model import names
-from model.retry import RetryPolicy
+from model.retry import DEFAULT_POLICY, RetryPolicy
 
 if TYPE_CHECKING:
     from azure.containerregistry import ContainerRegistryClient
@@ -31,17 +31,7 @@ class AzureContext:
     cr_api_version: str = "2026-01-01-preview"
     # The retry policy the clients' pipelines were built with (ParentRegistry.retry_policy);
     # write loops (converge, password generation) wait with the same one.
-    retry_attempts: int = 6
-    retry_base_delay: float = 0.5
-    retry_max_delay: float = 30.0
-
-    @property
-    def policy(self) -> RetryPolicy:
-        return RetryPolicy(
-            attempts=self.retry_attempts,
-            base_delay=self.retry_base_delay,
-            max_delay=self.retry_max_delay,
-        )
+    policy: RetryPolicy = DEFAULT_POLICY
 
     @property
     def registry_id(self) -> str:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sandbox.azure.http import Response
+from sandbox.azure.rule_list import RuleList
 
 KINDS = ("429", "500", "503", "drop", "ok")
 
@@ -84,26 +85,16 @@ def fault_response(kind: str, retry_after: float) -> Response:
 
 
 @dataclass
-class FaultTable:
+class FaultTable(RuleList[FaultRule]):
     seed: int = 0
-    rules: list[FaultRule] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self._rng = random.Random(self.seed)
-        self._lock = threading.Lock()
 
     def reseed(self, seed: int) -> None:
         with self._lock:
             self._rng = random.Random(seed)
-
-    def add(self, rule: FaultRule) -> FaultRule:
-        with self._lock:
-            self.rules.append(rule)
-        return rule
-
-    def clear(self) -> None:
-        with self._lock:
-            self.rules.clear()
 
     def pick(self, method: str, path: str) -> Response | None:
         with self._lock:

@@ -11,9 +11,10 @@ failure can be reported the way ARM reports failed operations.
 from __future__ import annotations
 
 import re
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from sandbox.azure.rule_list import RuleList
 
 OUTCOMES = ("Failed", "Canceled")
 _ASCII_IGNORECASE = re.IGNORECASE | re.ASCII
@@ -70,21 +71,7 @@ class LroOutcome:
 
 
 @dataclass
-class LroOutcomes:
-    rules: list[LroOutcome] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self._lock = threading.Lock()
-
-    def add(self, rule: LroOutcome) -> LroOutcome:
-        with self._lock:
-            self.rules.append(rule)
-        return rule
-
-    def clear(self) -> None:
-        with self._lock:
-            self.rules.clear()
-
+class LroOutcomes(RuleList[LroOutcome]):
     def peek(self, method: str, path: str) -> LroOutcome | None:
         with self._lock:
             return next((r for r in self.rules if r.matches(method, path)), None)

@@ -195,7 +195,7 @@ def test_lost_generate_response_regenerates_the_same_slot_only(
     azure_half(ctx, "site03", [ns], generate=False)
     # The POST is accepted (server regenerates) but the poll for its result is dropped, every
     # time the pipeline asks (one drop alone is retried by the pipeline: a poll is a read).
-    sandbox.azure.add_fault(path="/operationResults/", sequence=["drop"] * ctx.retry_attempts)
+    sandbox.azure.add_fault(path="/operationResults/", sequence=["drop"] * ctx.policy.attempts)
     with caplog.at_level(logging.WARNING, logger="acr_edge.azure"):
         password = passwords.generate_password(ctx, "site03", "password1")
     assert "response was lost" in caplog.text
