@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from azure.core.pipeline.transport import RequestsTransport
+
 from sandbox.azure import SeedConfig
 from sandbox.runner import RunningSandbox, start_sandbox
 
@@ -74,3 +76,14 @@ def registry_client(info: dict[str, Any], **kwargs: Any) -> Any:
         connection_verify=info["ca_bundle"],
         **kwargs,
     )
+
+
+class RecordingTransport(RequestsTransport):
+    """The real requests transport; only its sleeps (retry and polling waits) are recorded."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.sleeps: list[float] = []
+
+    def sleep(self, duration: float) -> None:
+        self.sleeps.append(duration)

@@ -4,21 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from azure.core.pipeline.transport import RequestsTransport
 from azure_sandbox_helpers import block_for
 
 from blocks.azure_pipeline import ZERO_RETRY_AFTER_SECONDS
-
-
-class RecordingTransport(RequestsTransport):
-    """The real requests transport; only its sleeps (the poller's waits) are recorded."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.sleeps: list[float] = []
-
-    def sleep(self, duration: float) -> None:
-        self.sleeps.append(duration)
+from sandbox.testing import RecordingTransport
 
 
 def _create_token(sandbox: Any, *, retry_after: int) -> list[float]:

@@ -13,12 +13,11 @@ from typing import Any
 
 import pytest
 from azure.core.exceptions import HttpResponseError, ServiceResponseError
-from azure.core.pipeline.transport import RequestsTransport
 
 from model.errors import TransientError, classify, parse_retry_after
 from model.retry import RetryPolicy, call_with_retry, delay_for
 from sandbox.runner import RunningSandbox
-from sandbox.testing import azure_sandbox_fixture
+from sandbox.testing import RecordingTransport, azure_sandbox_fixture
 
 POLICY = RetryPolicy(attempts=5, base_delay=0.1, max_delay=2.0, jitter=0.0)
 
@@ -74,17 +73,6 @@ def test_policy_refuses_nonsense() -> None:
 
 
 # -- the Azure pipeline: per request, writes only when the server did not act ----------------
-
-
-class RecordingTransport(RequestsTransport):
-    """The real requests transport; only the retry policy's sleeps are recorded."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.sleeps: list[float] = []
-
-    def sleep(self, duration: float) -> None:
-        self.sleeps.append(duration)
 
 
 @pytest.fixture(scope="module")
