@@ -257,11 +257,14 @@ def test_fresh_site_then_converged_rerun(sandbox: Any) -> None:
         assert secret not in log_text
 
 
-def test_unparsable_registries_yaml_is_left_alone(sandbox: Any) -> None:
+def _second_node(sandbox: Any) -> tuple[Any, Any, Path]:
+    """The second simulated node, its site block and its registries.yaml path."""
     node = sandbox.sites[1]
-    info = node.info
-    site = _site_block(info, "sitetwoedge")
-    path = Path(info["registries_path"])
+    return node, _site_block(node.info, "sitetwoedge"), Path(node.info["registries_path"])
+
+
+def test_unparsable_registries_yaml_is_left_alone(sandbox: Any) -> None:
+    node, site, path = _second_node(sandbox)
     broken = b"mirrors:\n  docker.io:\n    endpoint: [\n# half-edited by hand\n"
     path.write_bytes(broken)
     restarts = node.restart_count
@@ -274,10 +277,7 @@ def test_unparsable_registries_yaml_is_left_alone(sandbox: Any) -> None:
 
 
 def test_registries_yaml_backup_and_fix(sandbox: Any) -> None:
-    node = sandbox.sites[1]
-    info = node.info
-    site = _site_block(info, "sitetwoedge")
-    path = Path(info["registries_path"])
+    _, site, path = _second_node(sandbox)
     original = b'mirrors:\n  "10.43.0.10:80":\n    endpoint: ["https://10.43.0.10:80"]\n'
     path.write_bytes(original)
     with open_site(site) as conn:
