@@ -20,6 +20,10 @@ from urllib.parse import urlsplit
 
 import yaml
 from kubernetes import client as k8s
+
+# Imported here, not on first use: the client loads its API classes lazily, and CoreV1Api alone
+# costs seconds to import (once per process, not inside a site's first step).
+from kubernetes.client import AppsV1Api, CoreV1Api
 from kubernetes.client.exceptions import ApiException
 from pydantic import SecretStr
 
@@ -43,12 +47,12 @@ class SiteConnection:
     _closers: list[Any] = field(default_factory=list, repr=False)
 
     @property
-    def core(self) -> k8s.CoreV1Api:
-        return k8s.CoreV1Api(self.api)
+    def core(self) -> CoreV1Api:
+        return CoreV1Api(self.api)
 
     @property
-    def apps(self) -> k8s.AppsV1Api:
-        return k8s.AppsV1Api(self.api)
+    def apps(self) -> AppsV1Api:
+        return AppsV1Api(self.api)
 
     @property
     def resource(self) -> str:
