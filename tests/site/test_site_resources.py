@@ -155,28 +155,23 @@ def _provision(conn: SiteConnection, site: EdgeSite, creds: AzureCreds) -> dict[
     changed = out["registries"].changed
     out["restart"] = step(mirror.ensure_restart, conn, host, file_changed=changed)
     mirror.verify_hosts_toml(conn, host)
+
+    def secrets(password: Any, *, dry_run: bool = False) -> StepResult:
+        return pull_secrets.ensure_pull_secrets(
+            conn,
+            site.app_namespaces,
+            site.pull_secret_name,
+            host,
+            creds.client_user,
+            password,
+            creds.client_meta,
+            patch_default_service_account=True,
+            dry_run=dry_run,
+        )
+
     out["pull_secrets"] = _planned_then_applied(
-        lambda: pull_secrets.ensure_pull_secrets(
-            conn,
-            site.app_namespaces,
-            site.pull_secret_name,
-            host,
-            creds.client_user,
-            None,  # a dry run holds no secret
-            creds.client_meta,
-            patch_default_service_account=True,
-            dry_run=True,
-        ),
-        lambda: pull_secrets.ensure_pull_secrets(
-            conn,
-            site.app_namespaces,
-            site.pull_secret_name,
-            host,
-            creds.client_user,
-            creds.client_password,
-            creds.client_meta,
-            patch_default_service_account=True,
-        ),
+        lambda: secrets(None, dry_run=True),  # a dry run holds no secret
+        lambda: secrets(creds.client_password),
         both,
     )
     out["canary"] = step(
