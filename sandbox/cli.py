@@ -22,6 +22,12 @@ def _parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="start the Azure + K3s-site emulator and write sandbox.json")
     up.add_argument("--state-dir", type=Path, required=True)
     up.add_argument("--sites", type=int, default=0)
+    up.add_argument(
+        "--nodes-per-site",
+        type=int,
+        default=1,
+        help="nodes per simulated site: node 1 the K3s server, the rest agents (default 1)",
+    )
     up.add_argument("--port", type=int, default=0)
     up.add_argument("--repos", type=int, default=None, help="number of seeded repositories")
     up.add_argument(
@@ -58,9 +64,13 @@ def main(
     if args.propagation_delay < 0:
         print("--propagation-delay must be >= 0")
         return 2
+    if not 1 <= args.nodes_per_site <= 254:
+        print("--nodes-per-site must be between 1 and 254")
+        return 2
     running = start_sandbox(
         args.state_dir,
         sites=args.sites,
+        nodes_per_site=args.nodes_per_site,
         seed=seed,
         port=args.port,
         propagation_delay=args.propagation_delay,

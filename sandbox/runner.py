@@ -53,9 +53,15 @@ def write_sandbox_json(state_dir: Path, info: dict[str, Any]) -> Path:
 
 
 def start_sandbox(
-    state_dir: Path, *, sites: int = 0, seed: SeedConfig | None = None, **knobs: Any
+    state_dir: Path,
+    *,
+    sites: int = 0,
+    seed: SeedConfig | None = None,
+    nodes_per_site: int = 1,
+    **knobs: Any,
 ) -> RunningSandbox:
-    """Start the Azure sandbox, then ``sites`` simulated K3s sites; write ``sandbox.json``.
+    """Start the Azure sandbox, then ``sites`` simulated K3s sites of ``nodes_per_site`` nodes
+    each; write ``sandbox.json`` (``sites[]`` = node 1's keys plus ``nodes[]``).
 
     ``knobs`` go to :class:`sandbox.azure.AzureSandbox` (``port``, ``fault_seed``, ``latency``,
     ``lro_polls``, ``lro_seconds``, ``retry_after``, ``propagation_delay``, ...).
@@ -63,6 +69,8 @@ def start_sandbox(
     client tokens take time to reach a connected registry live, so callers (the demo, `sandbox
     up`) wait as they would there; tests that are not about propagation pass 0.
     """
+    if not 1 <= nodes_per_site <= 254:
+        raise ValueError("nodes_per_site must be between 1 and 254")
     knobs.setdefault("propagation_delay", DEFAULT_PROPAGATION_DELAY)
     state_dir = Path(state_dir).resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -73,7 +81,9 @@ def start_sandbox(
         if sites:
             from sandbox.sites import start_sites  # type: ignore[attr-defined,unused-ignore]
 
-            running.sites = list(start_sites(sites, state_dir, running.info))
+            running.sites = list(
+                start_sites(sites, state_dir, running.info, nodes_per_site=nodes_per_site)
+            )
             running.info["sites"] = [site.info for site in running.sites]
         write_sandbox_json(state_dir, running.info)
     except BaseException:

@@ -26,6 +26,9 @@ class LoopThread:
         asyncio.set_event_loop(self.loop)
         self.loop.run_forever()
 
+    def on_loop(self) -> bool:
+        return threading.current_thread() is self._thread
+
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = 60) -> T:
         """Run ``coro`` on the loop from another thread and wait for its result."""
         if threading.current_thread() is self._thread:

@@ -1,4 +1,4 @@
-"""Start N simulated nodes on one shared loop and one shared tool control channel."""
+"""Start N simulated sites (K nodes each) on one shared loop and one tool control channel."""
 
 from __future__ import annotations
 
@@ -33,9 +33,11 @@ def start_sites(
     *,
     azure: AzureLink | None = None,
     name_prefix: str = "site",
+    nodes_per_site: int = 1,
     **knobs: Any,
 ) -> list[SimulatedSite]:
-    """Start ``count`` nodes named ``site1..siteN`` under ``state_dir/sites/<name>``.
+    """Start ``count`` sites named ``site1..siteN`` under ``state_dir/sites/<name>``, each a
+    cluster of ``nodes_per_site`` nodes (node 1 the server, the rest agents).
 
     ``azure_info`` carries the Azure sandbox's ``internal_endpoint``, ``internal_key`` and
     ``ca_bundle``; ``azure`` overrides the link (tests). Knobs: ``ssh_latency``, ``drop_next``,
@@ -44,6 +46,8 @@ def start_sites(
     """
     if count < 0:
         raise ValueError("count must be >= 0")
+    if not 1 <= nodes_per_site <= 254:
+        raise ValueError("nodes_per_site must be between 1 and 254")
     link = azure if azure is not None else HttpAzureLink.from_info(azure_info)
     loop = LoopThread()
     control = ControlChannel()
@@ -58,6 +62,8 @@ def start_sites(
                 loop,
                 control,
                 _knobs(knobs),
+                index=i,
+                nodes=nodes_per_site,
             )
             for i in range(1, count + 1)
         ]
@@ -67,7 +73,7 @@ def start_sites(
         async def start_all() -> None:
             await asyncio.gather(*(site.start() for site in sites))
 
-        loop.run(start_all(), timeout=max(60, count))
+        loop.run(start_all(), timeout=max(60, count * nodes_per_site))
     finally:
         loop.release()
     return sites

@@ -1,17 +1,14 @@
-"""Pure: what K3s does with registries.yaml at start — validate it, render containerd hosts.toml.
+"""Pure: what K3s does with registries.yaml at start — decode it as wharfie's types.
 
-Mirrors K3s's own rules (k3s-io/k3s pkg/agent/containerd getHostConfigs + HostsTomlTemplate):
-endpoints without a scheme are https (http for localhost/127.0.0.1), an empty path becomes /v2,
-another path sets override_path, the default upstream endpoint is the ``server`` line, and a
-mirror with neither endpoints nor config gets no file. A file that does not parse, or has a
-shape K3s cannot unmarshal, fails the start.
+A file that does not parse, or has a shape K3s cannot unmarshal, fails the start. The hosts.toml
+K3s renders from the decoded file is ``k3s_hosts``; a config entry keeps whether ``auth`` and
+``tls`` were given at all (wharfie's pointers), which decides whether K3s writes a file.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import yaml
 
@@ -39,12 +36,26 @@ class Tls:
     insecure_skip_verify: bool = False
 
 
+@dataclass(frozen=True)
+class RegistryConfig:
+    auth: Auth | None = None  # None: no ``auth`` key (or null), as wharfie's *AuthConfig
+    tls: Tls | None = None
+
+
 @dataclass
 class Registries:
     mirrors: dict[str, list[str]] = field(default_factory=dict)
     rewrites: dict[str, dict[str, str]] = field(default_factory=dict)
-    auths: dict[str, Auth] = field(default_factory=dict)
-    tls: dict[str, Tls] = field(default_factory=dict)
+    configs: dict[str, RegistryConfig] = field(default_factory=dict)
+
+    @property
+    def auths(self) -> dict[str, Auth]:
+        """Credentials by host, as K3s puts them into containerd's config.toml at start."""
+        return {h: c.auth for h, c in self.configs.items() if c.auth is not None}
+
+    @property
+    def tls(self) -> dict[str, Tls]:
+        return {h: c.tls for h, c in self.configs.items() if c.tls is not None}
 
 
 def _mapping(value: Any, where: str) -> dict[str, Any]:
@@ -92,122 +103,30 @@ def parse_registries(text: str) -> Registries:
         top.get("configs"), "map[string]registries.RegistryConfig"
     ).items():
         config = _mapping(config, f"registries.RegistryConfig ({host})")
-        auth = _mapping(config.get("auth"), f"registries.AuthConfig ({host})")
-        if auth:
-            result.auths[host] = Auth(
+        auth = tls = None
+        if config.get("auth") is not None:
+            raw = _mapping(config["auth"], f"registries.AuthConfig ({host})")
+            auth = Auth(
                 **{
-                    k: _string(auth.get(k), f"configs.{host}.auth.{k}")
+                    k: _string(raw.get(k), f"configs.{host}.auth.{k}")
                     for k in ("username", "password", "auth", "identitytoken")
                 }
             )
-        tls = _mapping(config.get("tls"), f"registries.TLSConfig ({host})")
-        if tls:
-            skip = tls.get("insecure_skip_verify", False)
+        if config.get("tls") is not None:
+            raw = _mapping(config["tls"], f"registries.TLSConfig ({host})")
+            skip = raw.get("insecure_skip_verify", False)
+            if skip is None:
+                skip = False
             if not isinstance(skip, bool):
                 raise RegistriesError(
                     f"yaml: unmarshal errors: cannot unmarshal into bool "
                     f"(configs.{host}.tls.insecure_skip_verify)"
                 )
-            result.tls[host] = Tls(
-                ca_file=_string(tls.get("ca_file"), "ca_file"),
-                cert_file=_string(tls.get("cert_file"), "cert_file"),
-                key_file=_string(tls.get("key_file"), "key_file"),
+            tls = Tls(
+                ca_file=_string(raw.get("ca_file"), "ca_file"),
+                cert_file=_string(raw.get("cert_file"), "cert_file"),
+                key_file=_string(raw.get("key_file"), "key_file"),
                 insecure_skip_verify=skip,
             )
+        result.configs[host] = RegistryConfig(auth=auth, tls=tls)
     return result
-
-
-def normalize_endpoint(endpoint: str) -> tuple[str, bool]:
-    """(URL with scheme and path, override_path) as K3s writes it into hosts.toml."""
-    raw = endpoint.strip()
-    if "://" not in raw:
-        host = raw.split("/")[0].split(":")[0]
-        scheme = "http" if host in ("localhost", "127.0.0.1") else "https"
-        raw = f"{scheme}://{raw}"
-    parts = urlsplit(raw)
-    if not parts.netloc or parts.scheme not in ("http", "https"):
-        raise RegistriesError(f"invalid mirror endpoint {endpoint!r}")
-    path = parts.path.rstrip("/")
-    if not path:
-        return f"{parts.scheme}://{parts.netloc}/v2", False
-    return f"{parts.scheme}://{parts.netloc}{path}", path != "/v2"
-
-
-def default_endpoint(host: str) -> str:
-    if host == "docker.io":
-        return "https://registry-1.docker.io/v2"
-    return f"https://{host}/v2"
-
-
-def host_dir_name(host: str) -> str:
-    return "_default" if host == "*" else host
-
-
-def _tls_lines(tls: Tls | None, indent: str) -> list[str]:
-    if tls is None:
-        return []
-    lines = []
-    if tls.ca_file:
-        lines.append(f'{indent}ca = ["{tls.ca_file}"]')
-    if tls.cert_file or tls.key_file:
-        lines.append(f'{indent}client = [["{tls.cert_file}", "{tls.key_file}"]]')
-    if tls.insecure_skip_verify:
-        lines.append(f"{indent}skip_verify = true")
-    return lines
-
-
-def render_hosts(reg: Registries) -> dict[str, str]:
-    """Directory name under certs.d -> hosts.toml text, for every host K3s writes a file for."""
-    files: dict[str, str] = {}
-    hosts = list(reg.mirrors) + [h for h in {**reg.auths, **reg.tls} if h not in reg.mirrors]
-    for host in hosts:
-        default = None if host == "*" else default_endpoint(host)
-        endpoints: list[tuple[str, bool]] = []
-        for endpoint in reg.mirrors.get(host, []):
-            if endpoint.strip() in (host, "") and host != "*":
-                continue
-            url, override = normalize_endpoint(endpoint)
-            if url == default or any(url == e for e, _ in endpoints):
-                continue
-            endpoints.append((url, override))
-        has_config = host in reg.auths or host in reg.tls
-        if not endpoints and not has_config:
-            continue
-        lines = [GENERATED_MARK]
-        if default:
-            lines.append(f'server = "{default}"')
-            lines.append('capabilities = ["pull", "resolve"]')
-            lines += _tls_lines(reg.tls.get(host), "")
-        lines.append("")
-        for url, override in endpoints:
-            lines.append(f'[host."{url}"]')
-            lines.append('  capabilities = ["pull", "resolve"]')
-            if override:
-                lines.append("  override_path = true")
-            lines += _tls_lines(reg.tls.get(urlsplit(url).netloc), "  ")
-            rewrites = reg.rewrites.get(host)
-            if rewrites:
-                lines.append(f'  [host."{url}".rewrite]')
-                lines += [f'    "{k}" = "{v}"' for k, v in rewrites.items()]
-            lines.append("")
-        files[host_dir_name(host)] = "\n".join(lines)
-    return files
-
-
-@dataclass(frozen=True)
-class HostsToml:
-    server: str
-    hosts: tuple[str, ...]
-
-
-def parse_hosts_toml(text: str) -> HostsToml:
-    """The routing containerd reads from a hosts.toml: the server and the [host."..."] order."""
-    server = ""
-    hosts: list[str] = []
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped.startswith("server") and "=" in stripped:
-            server = stripped.split("=", 1)[1].strip().strip('"')
-        elif stripped.startswith('[host."') and not stripped.endswith(".rewrite]"):
-            hosts.append(stripped[len('[host."') : stripped.rindex('"')])
-    return HostsToml(server=server, hosts=tuple(hosts))

@@ -1,8 +1,11 @@
-"""The K3s service of a node: systemctl restart/start/stop/is-active/status.
+"""The K3s service of one node: systemctl restart/start/stop/is-active/status.
 
-A restart takes the API down for the restart-time knob, re-reads registries.yaml (a file K3s
-cannot load fails the restart and the API stays down until a good restart), regenerates
-``certs.d/<host>/hosts.toml`` and removes host dirs it generated before and no longer wants.
+The server's unit is ``k3s`` (or ``rke2-server``), an agent's ``k3s-agent`` (or ``rke2-agent``);
+the other units are not installed there. A restart calls ``down`` (the server: API down and the
+node NotReady; an agent: only its node NotReady), waits the restart-time knob, re-reads
+registries.yaml and regenerates ``certs.d`` as K3s does (``k3s_hosts``), then calls ``up``. A
+file K3s cannot decode, or a failure the ``fail_restart`` knob injects, fails the restart: the
+service stays ``failed`` and ``up`` is not called until a good restart.
 """
 
 from __future__ import annotations
@@ -14,18 +17,20 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sandbox.sites.k3s_registries import (
-    GENERATED_MARK,
-    HostsToml,
-    Registries,
-    RegistriesError,
-    parse_hosts_toml,
-    parse_registries,
-    render_hosts,
-)
+from sandbox.sites.k3s_hosts import HEADER, render_hosts
+from sandbox.sites.k3s_registries import Registries, RegistriesError, parse_registries
 from sandbox.sites.tool_result import ToolResult
 
-UNITS = {"k3s": "Lightweight Kubernetes", "rke2-server": "Rancher Kubernetes Engine v2 (server)"}
+UNITS = {
+    "server": {
+        "k3s": ("Lightweight Kubernetes", "/usr/local/bin/k3s server"),
+        "rke2-server": ("Rancher Kubernetes Engine v2 (server)", "/usr/local/bin/rke2 server"),
+    },
+    "agent": {
+        "k3s-agent": ("Lightweight Kubernetes", "/usr/local/bin/k3s agent"),
+        "rke2-agent": ("Rancher Kubernetes Engine v2 (agent)", "/usr/local/bin/rke2 agent"),
+    },
+}
 
 
 class K3sService:
@@ -38,20 +43,25 @@ class K3sService:
         api_down: Callable[[], Awaitable[None]],
         api_up: Callable[[], Awaitable[None]],
         restart_time: Callable[[], float],
+        role: str = "server",
+        fail_restart: Callable[[], bool] = lambda: False,
     ) -> None:
         self.registries_path = registries_path
         self.hosts_dir = hosts_dir
         self.command_log = command_log
+        self.role = role
+        self.units = UNITS[role]
         self._api_down = api_down
         self._api_up = api_up
         self._restart_time = restart_time
+        self._fail_restart = fail_restart
         self.state = "active"
         self.since = datetime.now(UTC)
         self.restarts = 0
         self.failed_restarts = 0
         self.last_error = ""
         self.registries = Registries()
-        self.hosts: dict[str, HostsToml] = {}
+        self.rendered: dict[str, str] = {}  # certs.d dir -> hosts.toml written at the last start
         self._lock = asyncio.Lock()
 
     async def systemctl(self, argv: list[str]) -> ToolResult:
@@ -64,7 +74,7 @@ class K3sService:
         if not units:
             return ToolResult.fail(f"Too few arguments for {verb}.")
         unit = units[0]
-        if unit not in UNITS:
+        if unit not in self.units:
             if verb in ("is-active",):
                 return ToolResult("inactive\n", exit=3)
             return ToolResult.fail(
@@ -73,6 +83,8 @@ class K3sService:
             )
         if verb in ("restart", "start", "reload-or-restart", "try-restart"):
             if verb == "start" and self.state == "active":
+                return ToolResult()
+            if verb == "try-restart" and self.state != "active":
                 return ToolResult()
             return await self.restart(unit)
         if verb == "stop":
@@ -96,24 +108,30 @@ class K3sService:
             "failed": "failed (Result: exit-code)",
             "inactive": "inactive (dead)",
         }
+        description, command = self.units[unit]
         text = (
-            f"● {unit}.service - {UNITS[unit]}\n"
+            f"● {unit}.service - {description}\n"
             f"     Loaded: loaded (/etc/systemd/system/{unit}.service; enabled; preset: enabled)\n"
             f"     Active: {running[self.state]} since "
             f"{self.since.strftime('%a %Y-%m-%d %H:%M:%S UTC')}\n"
         )
         if self.state == "failed" and self.last_error:
-            text += "    Process: ExecStart=/usr/local/bin/k3s server (code=exited, status=1)\n"
+            text += f"    Process: ExecStart={command} (code=exited, status=1)\n"
             text += f'\nlevel=fatal msg="{self.last_error}"\n'
         return ToolResult(text, exit=0 if self.state == "active" else 3)
 
-    async def restart(self, unit: str = "k3s") -> ToolResult:
+    async def restart(self, unit: str = "") -> ToolResult:
+        unit = unit or next(iter(self.units))
         async with self._lock:
             self.restarts += 1
             self.state = "activating"
             await self._api_down()
             await asyncio.sleep(self._restart_time())
             try:
+                if self._fail_restart():
+                    raise RegistriesError(
+                        f"{self.role}: failed to start (the sandbox's fail_restart knob)"
+                    )
                 registries = self._load()
                 files = render_hosts(registries)
             except RegistriesError as exc:
@@ -129,7 +147,7 @@ class K3sService:
                 )
             self._write_hosts(files)
             self.registries = registries
-            self.hosts = {name: parse_hosts_toml(text) for name, text in files.items()}
+            self.rendered = files
             self.last_error = ""
             await self._api_up()
             self.state = "active"
@@ -145,15 +163,22 @@ class K3sService:
         return parse_registries(text)
 
     def _write_hosts(self, files: dict[str, str]) -> None:
+        """cleanContainerdHosts then writeContainerdHosts: a dir K3s is about to write is
+        replaced whatever it holds; another goes only when its hosts.toml's first line is K3s's
+        header (a file without a newline is kept, as Go's ReadString fails on it)."""
         self.hosts_dir.mkdir(parents=True, exist_ok=True)
+        for name in files:
+            shutil.rmtree(self.hosts_dir / name, ignore_errors=True)
         for entry in self.hosts_dir.iterdir():
             toml = entry / "hosts.toml"
-            if entry.name in files or not toml.is_file():
+            if not entry.is_dir() or not toml.is_file():
                 continue
-            if toml.read_text().startswith(GENERATED_MARK):
+            with toml.open("rb") as fh:
+                first = fh.readline()
+            if first.endswith(b"\n") and first == HEADER.encode():
                 shutil.rmtree(entry)
         for name, text in files.items():
-            (self.hosts_dir / name).mkdir(parents=True, exist_ok=True)
+            (self.hosts_dir / name).mkdir(mode=0o700, parents=True, exist_ok=True)
             (self.hosts_dir / name / "hosts.toml").write_text(text)
 
     def _log(self, *, ok: bool, unit: str) -> None:

@@ -114,20 +114,27 @@ class KubeStore:
                 },
             },
         )
-        self.create(RT["Node"], "", self._node_object())
+        self.add_node(self.node_name, "127.0.0.1", server=True, index=1)
 
-    def _node_object(self) -> Obj:
+    def add_node(self, name: str, internal_ip: str, *, server: bool, index: int) -> None:
+        """Register a node as K3s does when its kubelet first posts its status."""
+        self.create(RT["Node"], "", self._node_object(name, internal_ip, server, index))
+
+    def _node_object(self, name: str, internal_ip: str, server: bool, index: int) -> Obj:
+        labels = {
+            "kubernetes.io/hostname": name,
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": "amd64",
+            "beta.kubernetes.io/os": "linux",
+            "beta.kubernetes.io/arch": "amd64",
+            "node.kubernetes.io/instance-type": "k3s",
+        }
+        if server:
+            labels["node-role.kubernetes.io/control-plane"] = "true"
+            labels["node-role.kubernetes.io/master"] = "true"
         return {
-            "metadata": {
-                "name": self.node_name,
-                "labels": {
-                    "kubernetes.io/hostname": self.node_name,
-                    "kubernetes.io/os": "linux",
-                    "node-role.kubernetes.io/control-plane": "true",
-                    "node.kubernetes.io/instance-type": "k3s",
-                },
-            },
-            "spec": {"podCIDR": "10.42.0.0/24"},
+            "metadata": {"name": name, "labels": labels},
+            "spec": {"podCIDR": f"10.42.{index - 1}.0/24"},
             "status": {
                 "conditions": [self.ready_condition(True)],
                 "nodeInfo": {
@@ -143,8 +150,8 @@ class KubeStore:
                     "operatingSystem": "linux",
                 },
                 "addresses": [
-                    {"type": "InternalIP", "address": "127.0.0.1"},
-                    {"type": "Hostname", "address": self.node_name},
+                    {"type": "InternalIP", "address": internal_ip},
+                    {"type": "Hostname", "address": name},
                 ],
             },
         }

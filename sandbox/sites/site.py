@@ -1,10 +1,18 @@
-"""One simulated K3s node: SSH server, node files, Kubernetes API, helm, runtime, K3s service."""
+"""One simulated K3s site: a cluster of nodes with one Kubernetes API, helm and runtime.
+
+Node 1 (``site.nodes[0]``, named like the site) is the server and holds the API on 127.0.0.1;
+nodes 2.. are agents named ``<site>-n<k>`` on their own loopback InternalIP
+``127.<1 + i//256>.<i%256>.<k>`` (site index i from 1) with the same SSH port as node 1.
+``site.root``, ``site.ssh``, ``site.k3s``, ``site.kubelet``, ``site.registries_path`` ... are
+node 1's, as they were when a site was one node.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import random
 import secrets
 import ssl
 from dataclasses import dataclass, field
@@ -18,24 +26,30 @@ from sandbox.sites.aio import LoopThread
 from sandbox.sites.azure_link import AzureLink
 from sandbox.sites.helm_sim import HelmSimulator
 from sandbox.sites.httpd import HttpServer
-from sandbox.sites.k3s_service import K3sService
 from sandbox.sites.kube_http import KubeApi
-from sandbox.sites.kube_objects import BY_KIND, BY_PATH, ApiError
+from sandbox.sites.kube_objects import BY_PATH, ApiError
 from sandbox.sites.kube_store import KubeStore
+from sandbox.sites.node import SSH_USER, NodeKnobs, SimulatedNode
 from sandbox.sites.runtime import ConnectedRegistryRuntime, DeploymentController
-from sandbox.sites.ssh_server import NodeSsh, SshConfig, SshKnobs
+from sandbox.sites.scheduler import Scheduler
+from sandbox.sites.ssh_server import SshKnobs
 from sandbox.sites.tool_result import ToolResult
-from sandbox.sites.tools import CONTROL_ENV, TOKEN_ENV, ControlChannel, write_tools
+from sandbox.sites.tools import ControlChannel
 
-SSH_USER = "edge"
+__all__ = ["SSH_USER", "SimulatedSite", "SiteKnobs", "agent_address"]
+_PORT_ATTEMPTS = 8
 
 
 @dataclass
 class SiteKnobs:
-    """Test knobs; change them on a live site (``site.knobs.restart_time = 2``)."""
+    """Test knobs; change them on a live site (``site.knobs.restart_time = 2``).
+
+    ``ssh`` is node 1's; the timings apply to every node. Per-node failure knobs are
+    ``site.nodes[k].knobs`` (``NodeKnobs``).
+    """
 
     ssh: SshKnobs = field(default_factory=SshKnobs)
-    restart_time: float = 0.2  # API down this long on each K3s restart
+    restart_time: float = 0.2  # API down (server) / node NotReady (agent) this long per restart
     pod_ready_time: float = 0.2  # runtime/deployment pods become Ready after this
     pull_time: float = 0.1  # an image pull takes this long
     pull_backoff: float = 0.5  # first retry delay after a failed pull (doubles, max 8x)
@@ -43,8 +57,13 @@ class SiteKnobs:
     api_unavailable: bool = False  # API answers 503 (listener stays up)
 
 
+def agent_address(site_index: int, node_index: int) -> str:
+    """The loopback InternalIP of agent ``node_index`` (>= 2) of site ``site_index`` (>= 1)."""
+    return f"127.{1 + site_index // 256}.{site_index % 256}.{node_index}"
+
+
 class SimulatedSite:
-    """A node; ``info`` is its ``sites`` entry of sandbox.json."""
+    """A cluster; ``info`` is its ``sites`` entry of sandbox.json (node 1's keys + ``nodes``)."""
 
     def __init__(
         self,
@@ -54,23 +73,22 @@ class SimulatedSite:
         loop: LoopThread,
         control: ControlChannel,
         knobs: SiteKnobs | None = None,
+        *,
+        index: int = 1,
+        nodes: int = 1,
     ) -> None:
+        if nodes < 1 or nodes > 254:
+            raise ValueError("nodes per site must be between 1 and 254")
         self.name = name
+        self.index = index
         self.knobs = knobs or SiteKnobs()
-        self._loop = loop
-        self._control = control
+        self.loop = loop
+        self.control = control
         self.dir = base_dir
-        self.root = base_dir / "root"
-        self.bin_dir = base_dir / "bin"
-        self.home = base_dir / "home"
-        self.command_log = base_dir / "commands.log"
         self.private_key_path = base_dir / "id_ed25519"
-        self.registries_path = self.root / "etc/rancher/k3s/registries.yaml"
-        self.kubeconfig_path = self.root / "etc/rancher/k3s/k3s.yaml"
-        self.hosts_dir = self.root / "var/lib/rancher/k3s/agent/etc/containerd/certs.d"
+        self.kubeconfig_path = base_dir / "root/etc/rancher/k3s/k3s.yaml"
         self._token = secrets.token_urlsafe(24)
         self.tls = keys.NodeTls.generate()
-        self.host_key = keys.new_ssh_key()
         self.client_key = keys.new_ssh_key()
         self.store = KubeStore(name, self.tls.ca.cert_pem.bytes().decode())
         self.api = KubeApi(
@@ -81,28 +99,50 @@ class SimulatedSite:
             self.store, azure, name, lambda: self.knobs.pod_ready_time
         )
         self.helm = HelmSimulator(self.store, self.runtime)
-        self.k3s = K3sService(
-            registries_path=self.registries_path,
-            hosts_dir=self.hosts_dir,
-            command_log=self.command_log,
-            api_down=self._api_down,
-            api_up=self._api_up,
-            restart_time=lambda: self.knobs.restart_time,
-        )
-        self.ssh = NodeSsh(
-            SshConfig(
-                user=SSH_USER,
-                host_key=self.host_key,
-                client_key=self.client_key,
-                root=self.root,
-                command_log=self.command_log,
-                env=self._exec_env,
-            ),
-            self.knobs.ssh,
-        )
-        self.kubelet: Any = None
         self.azure = azure
+        self.nodes: list[SimulatedNode] = [
+            SimulatedNode(self, 1, "127.0.0.1", base_dir, NodeKnobs(self.knobs.ssh))
+        ]
+        for k in range(2, nodes + 1):
+            node_name = f"{name}-n{k}"
+            self.nodes.append(
+                SimulatedNode(
+                    self, k, agent_address(index, k), base_dir / "nodes" / node_name, NodeKnobs()
+                )
+            )
+        for node in self.nodes[1:]:
+            self.store.add_node(node.name, node.internal_ip, server=False, index=node.index)
+        self.scheduler: Scheduler | None = None
         self.info: dict[str, Any] = {}
+
+    # --- nodes -----------------------------------------------------------------------------------
+
+    @property
+    def server(self) -> SimulatedNode:
+        return self.nodes[0]
+
+    @property
+    def node_names(self) -> list[str]:
+        return [n.name for n in self.nodes]
+
+    def node(self, name: str) -> SimulatedNode:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(f"{self.name} has no node {name!r} (nodes: {', '.join(self.node_names)})")
+
+    # node 1's parts under the names a one-node site had
+    root = property(lambda self: self.server.root)
+    bin_dir = property(lambda self: self.server.bin_dir)
+    home = property(lambda self: self.server.home)
+    command_log = property(lambda self: self.server.command_log)
+    registries_path = property(lambda self: self.server.registries_path)
+    hosts_dir = property(lambda self: self.server.hosts_dir)
+    host_key = property(lambda self: self.server.host_key)
+    k3s = property(lambda self: self.server.k3s)
+    ssh = property(lambda self: self.server.ssh)
+    kubelet = property(lambda self: self.server.kubelet)
+    _loop = property(lambda self: self.loop)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -114,98 +154,78 @@ class SimulatedSite:
         ctx.verify_mode = ssl.CERT_OPTIONAL
         return ctx
 
-    def _write_files(self) -> None:
-        for path in (self.root / "etc/rancher/k3s", self.hosts_dir, self.bin_dir, self.home):
-            path.mkdir(parents=True, exist_ok=True)
-        write_tools(self.bin_dir)
-        keys.write_private_key(self.private_key_path, self.client_key)
-        (self.dir / "id_ed25519.pub").write_text(keys.public_line(self.client_key) + "\n")
-        self.command_log.touch()
+    async def _start_ssh(self) -> None:
+        """Node 1 on an ephemeral port P, then every agent on its own address with the same P
+        (a port taken on an agent's address means a new P for all)."""
+        for attempt in range(_PORT_ATTEMPTS):
+            for node in self.nodes:
+                node.ssh.port = 0
+            port = await self.server.ssh.start()
+            try:
+                for node in self.nodes[1:]:
+                    node.ssh.port = port
+                    await node.ssh.start()
+                return
+            except OSError:
+                for node in self.nodes:
+                    await node.ssh.stop()
+                if attempt == _PORT_ATTEMPTS - 1:
+                    raise
 
     async def start(self) -> None:
-        from sandbox.sites.kubelet import Kubelet
-
-        self._write_files()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        keys.write_private_key(self.private_key_path, self.client_key)
+        (self.dir / "id_ed25519.pub").write_text(keys.public_line(self.client_key) + "\n")
         loop = asyncio.get_running_loop()
         DeploymentController(self.store, loop, lambda: self.knobs.pod_ready_time)
-        self.kubelet = Kubelet(self, loop)
+        self.scheduler = Scheduler(self, loop)
+        for node in self.nodes:
+            node.write_files()
         await self.api_server.start()
-        await self.ssh.start()
-        self._control.register(self._token, self._tool)
+        await self._start_ssh()
+        for node in self.nodes:
+            await node.start(loop)
         server = f"https://127.0.0.1:{self.api_server.port}"
         fd = os.open(self.kubeconfig_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             yaml.safe_dump(self.tls.kubeconfig(server), fh, sort_keys=False)
+        described = [node.describe() for node in self.nodes]
+        first = described[0]
         self.info = {
-            "name": self.name,
-            "ssh_host": "127.0.0.1",
-            "ssh_port": self.ssh.port,
-            "ssh_user": SSH_USER,
-            "private_key_path": str(self.private_key_path),
-            "known_hosts": keys.known_hosts_line("127.0.0.1", self.ssh.port, self.host_key),
-            "root": str(self.root),
-            "registries_path": str(self.registries_path),
-            "kubeconfig_path": str(self.kubeconfig_path),
-            "hosts_dir": str(self.hosts_dir),
+            **{k: first[k] for k in ("name", "ssh_host", "ssh_port", "ssh_user")},
+            "private_key_path": first["private_key_path"],
+            "known_hosts": first["known_hosts"],
+            "root": first["root"],
+            "registries_path": first["registries_path"],
+            "kubeconfig_path": first["kubeconfig_path"],
+            "hosts_dir": first["hosts_dir"],
             "kube_api_host": "127.0.0.1",
             "kube_api_port": self.api_server.port,
-            "command_log": str(self.command_log),
+            "command_log": first["command_log"],
+            "nodes": described,
         }
 
     async def _stop(self) -> None:
-        self._control.unregister(self._token)
-        if self.kubelet is not None:
-            self.kubelet.stop()
-        await self.ssh.stop()
+        if self.scheduler is not None:
+            self.scheduler.stopped = True
+        for node in self.nodes:
+            await node.stop()
         await self.api_server.stop()
 
     def stop(self) -> None:
-        """Stop this node's servers (idempotent); the shared loop ends with its last node."""
+        """Stop this site's servers (idempotent); the shared loop ends with its last site."""
         if self.info.get("stopped"):
             return
-        self._loop.run(self._stop())
+        self.loop.run(self._stop())
         self.info["stopped"] = True
-        self._loop.release()
+        self.loop.release()
 
-    # --- API availability during K3s restarts ---------------------------------------------------
+    # --- the server's tools (helm and kubectl run against the API on node 1) ---------------------
 
-    async def _api_down(self) -> None:
-        await self.api_server.stop()
-        self.store.mutate(BY_KIND["Node"], "", self.name, self._set_ready(False))
-
-    async def _api_up(self) -> None:
-        self.store.mutate(BY_KIND["Node"], "", self.name, self._set_ready(True))
-        await self.api_server.start()
-
-    def _set_ready(self, ready: bool) -> Any:
-        def apply(node: dict[str, Any]) -> None:
-            node["status"]["conditions"] = [self.store.ready_condition(ready)]
-
-        return apply
-
-    # --- exec environment and tools ------------------------------------------------------------
-
-    def _exec_env(self) -> dict[str, str]:
-        return {
-            "PATH": f"{self.bin_dir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            "HOME": str(self.home),
-            "USER": SSH_USER,
-            "LOGNAME": SSH_USER,
-            "SHELL": "/bin/sh",
-            "LANG": "C.UTF-8",
-            "KUBECONFIG": str(self.kubeconfig_path),
-            CONTROL_ENV: self._control.url,
-            TOKEN_ENV: self._token,
-        }
-
-    async def _tool(self, tool: str, argv: list[str], stdin: bytes, cwd: str) -> ToolResult:
+    async def server_tool(self, tool: str, argv: list[str], stdin: bytes, cwd: str) -> ToolResult:
         if tool == "helm":
             return await self.helm.run(argv, stdin, cwd)
-        if tool == "systemctl":
-            return await self.k3s.systemctl(argv)
         if tool == "k3s":
-            if argv[:1] in (["--version"], ["-v"], ["version"]):
-                return ToolResult("k3s version v1.31.4+k3s1 (a3fa0dd3)\ngo version go1.22.9\n")
             if argv[:1] == ["kubectl"]:
                 return self._kubectl(argv[1:])
             return ToolResult.fail(f"k3s: {' '.join(argv[:1])} is not simulated")
@@ -217,7 +237,7 @@ class SimulatedSite:
         """``kubectl get KIND [NAME] [-n NS | -A] [-o json|name]`` and ``kubectl version``."""
         if argv[:1] == ["version"]:
             return ToolResult("Client Version: v1.31.4+k3s1\nServer Version: v1.31.4+k3s1\n")
-        if self.k3s.state != "active":
+        if self.server.k3s.state != "active":
             return ToolResult.fail(
                 f"The connection to the server 127.0.0.1:{self.api_server.port} was refused - "
                 "did you specify the right host or port?"
@@ -275,23 +295,34 @@ class SimulatedSite:
         return ToolResult("NAME\n" + "".join(f"{o['metadata']['name']}\n" for o in objs))
 
     def _pod_log(self, namespace: str, name: str) -> str:
-        if self.kubelet is None:
-            return ""
-        return str(self.kubelet.log(namespace, name))
+        pod = self.store.find(BY_PATH[("", "v1", "pods")], namespace, name)
+        bound = ((pod or {}).get("spec") or {}).get("nodeName")
+        for node in self.nodes:
+            if node.name == bound and node.kubelet is not None:
+                return str(node.kubelet.log(namespace, name))
+        return ""
 
     # --- state for tests ------------------------------------------------------------------------
 
     @property
     def restart_count(self) -> int:
-        return self.k3s.restarts
+        return self.server.k3s.restarts
 
     def helm_revision(self, namespace: str, release: str) -> int:
         return self.helm.revision(namespace, release)
 
     def commands(self) -> list[dict[str, Any]]:
-        """The command log, one dict per line (execs and K3s restart events)."""
-        return [json.loads(line) for line in self.command_log.read_text().splitlines() if line]
+        """Node 1's command log, one dict per line (execs and K3s restart events)."""
+        return self.server.commands()
 
     def call(self, coro: Any, timeout: float = 60) -> Any:
         """Run a coroutine on the sites' loop (for tests that poke the simulator directly)."""
-        return self._loop.run(coro, timeout)
+        return self.loop.run(coro, timeout)
+
+    def reseed(self, seed: int) -> None:
+        """Make SSH drops and pod placement repeatable."""
+        rng = random.Random(seed)
+        for node in self.nodes:
+            node.ssh.reseed(rng.randrange(2**32))
+        if self.scheduler is not None:
+            self.scheduler.rng.seed(rng.randrange(2**32))

@@ -1,11 +1,13 @@
 """A node's SSH server (asyncssh): exec in a real /bin/sh, SFTP on the real filesystem, and
-direct-tcpip to loopback (so a client can tunnel to the node's Kubernetes API).
+direct-tcpip where the node allows it (the server node: any loopback address, so it is the jump
+host to the agents and the tunnel to the Kubernetes API; an agent: nowhere).
 
 Every exec is appended to the node's command log (time, command, exit status; never stdin).
 Knobs: latency per exec, drop the next N connections, drop a fraction of connections, drop
 the connection under a fraction of commands after they ran (before their exit status is sent:
 the client cannot tell whether the command happened). Drops draw from the node's own RNG,
-seeded with ``NodeSsh.reseed(seed)`` for repeatable fault runs.
+seeded with ``NodeSsh.reseed(seed)`` for repeatable fault runs. ``unreachable`` (the node's
+knob): "close" accepts TCP and closes before the SSH banner, "refuse" closes the listener.
 """
 
 from __future__ import annotations
@@ -25,6 +27,14 @@ import asyncssh
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
+def is_loopback(host: str) -> bool:
+    return host in LOOPBACK or (host.startswith("127.") and host.count(".") == 3)
+
+
+def _loopback_only(host: str, port: int) -> bool:
+    return is_loopback(host)
+
+
 @dataclass
 class SshKnobs:
     latency: float = 0.0  # seconds added before each exec starts
@@ -41,6 +51,10 @@ class SshConfig:
     root: Path
     command_log: Path
     env: Callable[[], dict[str, str]]
+    bind_host: str = "127.0.0.1"
+    # direct-tcpip destinations this node forwards to (the sandbox never forwards off-machine)
+    forward: Callable[[str, int], bool] = _loopback_only
+    unreachable: Callable[[], str] = lambda: ""  # "", "close" or "refuse"
 
 
 class _Server(asyncssh.SSHServer):
@@ -50,6 +64,10 @@ class _Server(asyncssh.SSHServer):
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self._node.connections += 1
         knobs = self._node.knobs
+        if self._node.config.unreachable():
+            self._node.dropped += 1
+            conn.abort()
+            return
         drop = knobs.drop_next > 0 or (
             knobs.drop_rate and self._node.rng.random() < knobs.drop_rate
         )
@@ -74,8 +92,7 @@ class _Server(asyncssh.SSHServer):
     def connection_requested(
         self, dest_host: str, dest_port: int, orig_host: str, orig_port: int
     ) -> bool:
-        # Only the node's own loopback services: the sandbox never forwards off the machine.
-        return dest_host in LOOPBACK
+        return self._node.config.forward(dest_host, dest_port)
 
 
 class NodeSsh:
@@ -93,7 +110,7 @@ class NodeSsh:
     async def start(self) -> int:
         self._acceptor = await asyncssh.create_server(
             lambda: _Server(self),
-            "127.0.0.1",
+            self.config.bind_host,
             self.port,
             server_host_keys=[self.config.host_key],
             process_factory=self._process,
@@ -105,6 +122,13 @@ class NodeSsh:
         )
         self.port = self._acceptor.get_port()
         return self.port
+
+    async def set_listening(self, listening: bool) -> None:
+        """Open or close the listener on the same address and port (the "refuse" knob)."""
+        if listening and self._acceptor is None:
+            await self.start()
+        elif not listening:
+            await self.stop()
 
     def reseed(self, seed: int) -> None:
         """Make the drop knobs repeatable."""
