@@ -64,3 +64,13 @@ def ssh(site: SimulatedSite) -> Iterator[paramiko.SSHClient]:
 @pytest.fixture
 def cr_name() -> str:
     return f"edgecr{next(_names):03d}"
+
+
+@pytest.fixture
+def cluster(azure: RunningSandbox, tmp_path: Path) -> Iterator[SimulatedSite]:
+    """A site of three nodes: the server site1 and the agents site1-n2, site1-n3."""
+    (site,) = start_sites(1, tmp_path, azure.info, nodes_per_site=3, **FAST)
+    try:
+        yield site
+    finally:
+        site.stop()

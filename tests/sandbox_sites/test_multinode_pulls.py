@@ -1,0 +1,256 @@
+"""Pods on a three-node site: scheduling by nodeSelector, each node's containerd reading its own
+certs.d at every pull, and the per-node knobs (unreachable, fail_restart, fail_pulls)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import time
+from typing import Any
+
+import paramiko
+import pytest
+from kubernetes import client
+
+from sandbox.sites import SimulatedSite
+from sandbox.sites.testing import kube_client, provision_connected_registry, run, ssh_client
+
+CHART = "oci://mcr.microsoft.com/acr/connected-registry/chart"
+HELM = f"helm upgrade --install cr {CHART} -n conreg --create-namespace -f - --wait --timeout 5s"
+IMAGE = "10.43.7.7:80/edge/app1:v1"
+HAND_WRITTEN = '[host."http://10.43.7.7:80"]\n  capabilities = ["pull", "resolve"]\n'
+
+
+def wait(predicate: Any, timeout: float = 10) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError("condition not reached")
+
+
+def install(site: SimulatedSite, mgmt: Any, azure: Any, name: str) -> Any:
+    """A connected registry on 10.43.7.7:80 and a pull secret ``creds`` for it."""
+    reg = provision_connected_registry(mgmt, azure.info, name, ["edge/app1"])
+    values = (
+        f"connectionString: {reg.connection_string}\nhttpEnabled: true\n"
+        "service:\n  clusterIP: 10.43.7.7\npvc:\n  storageClassName: local-path\n"
+    ).encode()
+    ssh = ssh_client(site.info)
+    try:
+        rc, _, err = run(ssh, HELM, stdin=values)
+        assert rc == 0, err
+    finally:
+        ssh.close()
+    core = client.CoreV1Api(kube_client(site.info))
+    auth = base64.b64encode(f"{reg.client_username}:{reg.client_password}".encode()).decode()
+    core.create_namespaced_secret(
+        "conreg",
+        {
+            "metadata": {"name": "creds"},
+            "type": "kubernetes.io/dockerconfigjson",
+            "stringData": {
+                ".dockerconfigjson": json.dumps({"auths": {"10.43.7.7:80": {"auth": auth}}})
+            },
+        },
+    )
+    return core
+
+
+def pod(core: Any, name: str, node: str | None = None, **spec: Any) -> None:
+    body: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "imagePullSecrets": [{"name": "creds"}],
+        "containers": [{"name": "canary", "image": IMAGE}],
+        **spec,
+    }
+    if node:
+        body["nodeSelector"] = {"kubernetes.io/hostname": node}
+    core.create_namespaced_pod("conreg", {"metadata": {"name": name}, "spec": body})
+
+
+def settled(core: Any, name: str) -> Any:
+    def check() -> Any:
+        p = core.read_namespaced_pod(name, "conreg")
+        statuses = p.status.container_statuses or []
+        waiting = statuses and statuses[0].state.waiting
+        if p.status.phase == "Succeeded" or (
+            waiting and waiting.reason in ("ErrImagePull", "ImagePullBackOff")
+        ):
+            return p
+        return None
+
+    return wait(check)
+
+
+def message(p: Any) -> str:
+    return str(p.status.container_statuses[0].state.waiting.message)
+
+
+def test_hand_written_hosts_toml_takes_effect_at_the_next_pull_on_that_node_only(
+    cluster: SimulatedSite, mgmt: Any, azure: Any, cr_name: str
+) -> None:
+    core = install(cluster, mgmt, azure, cr_name)
+    pod(core, "before", "site1-n2")
+    before = settled(core, "before")
+    assert before.spec.node_name == "site1-n2"
+    assert before.status.host_ip == "127.1.1.2"
+    assert "HTTP response to HTTPS client" in message(before)
+
+    n2 = cluster.node("site1-n2")
+    (n2.hosts_dir / "10.43.7.7:80").mkdir(parents=True)
+    (n2.hosts_dir / "10.43.7.7:80/hosts.toml").write_text(HAND_WRITTEN)
+    pod(core, "after", "site1-n2")
+    after = settled(core, "after")
+    assert after.status.phase == "Succeeded" and after.spec.node_name == "site1-n2"
+    assert [n.restart_count for n in cluster.nodes] == [0, 0, 0]  # no K3s restart anywhere
+
+    pod(core, "elsewhere", "site1-n3")  # node 3 has no such file: its pull still fails
+    elsewhere = settled(core, "elsewhere")
+    assert elsewhere.spec.node_name == "site1-n3"
+    assert "HTTP response to HTTPS client" in message(elsewhere)
+    assert [p[1] for p in n2.kubelet.pulls] == [False, True]  # type: ignore[union-attr]
+
+    # a hosts.toml containerd cannot decode fails that node's pulls
+    (n2.hosts_dir / "10.43.7.7:80/hosts.toml").write_text("[host\n")
+    pod(core, "broken", "site1-n2")
+    assert "failed to decode hosts.toml" in message(settled(core, "broken"))
+
+
+def test_k3s_start_regenerates_only_its_own_files_and_credentials_come_from_its_start(
+    cluster: SimulatedSite, mgmt: Any, azure: Any, cr_name: str
+) -> None:
+    core = install(cluster, mgmt, azure, cr_name)
+    n3 = cluster.node("site1-n3")
+    mine = n3.hosts_dir / "10.43.7.7:80"
+    mine.mkdir(parents=True)
+    (mine / "hosts.toml").write_text("# File generated by k3s. DO NOT EDIT.\n" + HAND_WRITTEN)
+    kept = n3.hosts_dir / "other.example"
+    kept.mkdir()
+    (kept / "hosts.toml").write_text(HAND_WRITTEN)
+    ssh = ssh_client(n3.info)
+    try:
+        assert run(ssh, "sudo systemctl restart k3s-agent")[0] == 0
+    finally:
+        ssh.close()
+    assert sorted(p.name for p in n3.hosts_dir.iterdir()) == ["other.example"]  # header: K3s's
+    pod(core, "gone", "site1-n3")
+    assert "HTTP response to HTTPS client" in message(settled(core, "gone"))
+
+
+def test_pods_without_a_selector_run_on_a_ready_node_and_wait_for_a_match(
+    cluster: SimulatedSite, mgmt: Any, azure: Any, cr_name: str
+) -> None:
+    core = install(cluster, mgmt, azure, cr_name)
+    for node in cluster.nodes[1:]:
+        node.knobs.fail_restart = 1
+        ssh = ssh_client(node.info)
+        try:
+            assert run(ssh, "sudo systemctl restart k3s-agent")[0] != 0
+        finally:
+            ssh.close()
+    for i in range(4):
+        pod(core, f"any{i}")
+        assert settled(core, f"any{i}").spec.node_name == "site1"  # the only Ready node
+
+    core.create_namespaced_pod(
+        "conreg",
+        {
+            "metadata": {"name": "waiting"},
+            "spec": {
+                "restartPolicy": "Never",
+                "imagePullSecrets": [{"name": "creds"}],
+                "nodeSelector": {"zone": "north"},
+                "containers": [{"name": "canary", "image": IMAGE}],
+            },
+        },
+    )
+    p = wait(lambda: (x := core.read_namespaced_pod("waiting", "conreg")).status.conditions and x)
+    assert p.status.phase == "Pending" and p.spec.node_name is None
+    assert p.status.conditions[0].reason == "Unschedulable"
+    events = core.list_namespaced_event("conreg", field_selector="involvedObject.name=waiting")
+    assert [e.reason for e in events.items] == ["FailedScheduling"]
+    assert "didn't match Pod's node affinity/selector" in events.items[0].message
+    # labelling a NotReady agent is not enough; once it is Ready the pod is bound there
+    core.patch_node("site1-n2", {"metadata": {"labels": {"zone": "north"}}})
+    time.sleep(0.2)
+    assert core.read_namespaced_pod("waiting", "conreg").spec.node_name is None
+    n2 = cluster.node("site1-n2")
+    ssh = ssh_client(n2.info)
+    try:
+        assert run(ssh, "sudo systemctl restart k3s-agent")[0] == 0
+    finally:
+        ssh.close()
+    assert settled(core, "waiting").spec.node_name == "site1-n2"
+
+
+def test_fail_pulls_fails_pulls_on_that_node_only(
+    cluster: SimulatedSite, mgmt: Any, azure: Any, cr_name: str
+) -> None:
+    core = install(cluster, mgmt, azure, cr_name)
+    for node in cluster.nodes[1:]:
+        (node.hosts_dir / "10.43.7.7:80").mkdir(parents=True)
+        (node.hosts_dir / "10.43.7.7:80/hosts.toml").write_text(HAND_WRITTEN)
+    cluster.node("site1-n3").knobs.fail_pulls = True
+    pod(core, "ok", "site1-n2")
+    pod(core, "failing", "site1-n3")
+    assert settled(core, "ok").status.phase == "Succeeded"
+    assert "fail_pulls knob on site1-n3" in message(settled(core, "failing"))
+
+
+def test_fail_restart_fails_the_next_n_restarts_of_that_node(cluster: SimulatedSite) -> None:
+    core = client.CoreV1Api(kube_client(cluster.info))
+    node = cluster.node("site1-n2")
+    node.knobs.fail_restart = 2
+    ssh = ssh_client(node.info)
+    try:
+        codes = [run(ssh, "sudo systemctl restart k3s-agent")[0] for _ in range(3)]
+    finally:
+        ssh.close()
+    assert codes[0] != 0 and codes[1] != 0 and codes[2] == 0
+    assert node.knobs.fail_restart == 0 and node.k3s.failed_restarts == 2
+    assert core.list_node().items  # the API never went down for an agent
+    # on the server a failed restart keeps the API down until a good one
+    cluster.server.knobs.fail_restart = 1
+    ssh = ssh_client(cluster.info)
+    try:
+        assert run(ssh, "sudo systemctl restart k3s")[0] != 0
+        with pytest.raises(Exception):  # noqa: B017 (urllib3 gives up one way or another)
+            core.list_node(_request_timeout=2)
+        assert run(ssh, "sudo systemctl restart k3s")[0] == 0
+    finally:
+        ssh.close()
+    assert core.list_node().items
+
+
+@pytest.mark.parametrize("mode", ["close", True])
+def test_unreachable_close_accepts_tcp_and_ends_before_the_banner(
+    cluster: SimulatedSite, mode: Any
+) -> None:
+    node = cluster.node("site1-n3")
+    node.knobs.unreachable = mode
+    with socket.create_connection((node.internal_ip, node.ssh.port), timeout=5) as sock:
+        assert sock.recv(64) == b""  # closed, no "SSH-2.0-" banner
+    with pytest.raises((paramiko.SSHException, EOFError, OSError)):
+        ssh_client(node.info, timeout=5)
+    assert ssh_client(cluster.info).close() is None  # the other nodes still answer
+    node.knobs.unreachable = False
+    ssh_client(node.info).close()
+
+
+def test_unreachable_refuse_closes_the_listener_until_reset(cluster: SimulatedSite) -> None:
+    node = cluster.node("site1-n2")
+    node.knobs.unreachable = "refuse"
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((node.internal_ip, node.ssh.port), timeout=5)
+    node.knobs.unreachable = ""
+    client_ = ssh_client(node.info)
+    try:
+        assert run(client_, "true")[0] == 0
+    finally:
+        client_.close()
+    with pytest.raises(ValueError):
+        node.knobs.unreachable = "sometimes"
