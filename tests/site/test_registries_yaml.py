@@ -87,9 +87,9 @@ def test_node_auth_replaces_password_and_result_repr_hides_it() -> None:
     ("text", "message"),
     [
         ("mirrors: [docker.io]\n", "line 1: mirrors is a list where K3s needs a mapping"),
-        ("mirrors:\n  docker.io: http://x\n", "line 2: mirrors.'docker.io' is a single value"),
+        ("mirrors:\n  docker.io: http://x\n", "line 2: mirrors.<host> is a single value"),
         ("mirrors:\n  docker.io:\n    endpoint: http://x\n", "endpoint is a single value"),
-        ("configs:\n  a.b:\n    auth: [u, p]\n", "configs.'a.b'.auth is a list"),
+        ("configs:\n  a.b:\n    auth: [u, p]\n", "configs.<host>.auth is a list"),
         ("configs: 3\n", "configs is a single value where K3s needs a mapping"),
         ("- mirrors\n", "the top level is a list"),
         ("mirrors:\n  docker.io:\n    endpoint: [\n", "is not valid YAML (line 4"),
@@ -98,7 +98,10 @@ def test_node_auth_replaces_password_and_result_repr_hides_it() -> None:
         # Leaf types: yaml.v2 fails the whole file, so K3s does not start.
         ('configs:\n  a.b:\n    tls:\n      insecure_skip_verify: "true"\n', "needs true or false"),
         ("configs:\n  a.b:\n    tls: {insecure_skip_verify: 1}\n", "needs true or false"),
-        ("mirrors:\n  a.b:\n    rewrite:\n      x: [y]\n", "'x' is a list where K3s needs text"),
+        (
+            "mirrors:\n  a.b:\n    rewrite:\n      x: [y]\n",
+            "<host> is a list where K3s",
+        ),
         ("mirrors:\n  a.b:\n    endpoint:\n    - {url: x}\n", "endpoint[0] is a mapping"),
         ("configs:\n  a.b:\n    auth: {username: [u]}\n", "auth.username is a list"),
     ],
