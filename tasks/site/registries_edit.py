@@ -17,7 +17,10 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
+
+from model.errors import PermanentError
 
 _DOC_START = re.compile(r"---[ \t]*(#.*)?")
 KEEP, SET, DROP = "keep", "set", "drop"
@@ -100,13 +103,29 @@ def _key(parent: CommentedMap, name: str) -> Any:
 
 
 def edit(
-    text: str, host: str, endpoint: str | None, auth: str, username: str, password: str
+    text: str,
+    host: str,
+    endpoint: str | None,
+    auth: str,
+    username: str,
+    password: str,
+    *,
+    path: str = "registries.yaml",
 ) -> str:
     """``text`` with ``mirrors.<host>.endpoint`` = [endpoint] (None: keep) and
     ``configs.<host>.auth`` set (SET, with username/password), removed (DROP) or kept."""
     prefix, body = _split_document_start(text)
     yaml = _yaml(body)
-    data = yaml.load(body)
+    try:
+        data = yaml.load(body)
+    except YAMLError:
+        # Decoded fine as K3s reads it, but ruamel's (YAML 1.2) parser disagrees: never guess.
+        raise PermanentError(
+            f"{path}: acr-edge's round-trip editor cannot read this file (K3s can); "
+            "it is left as it is",
+            resource=path,
+            fix="simplify the YAML of the file (anchors, tags, odd quoting), then re-run",
+        ) from None
     fresh = data is None
     if fresh:
         data = CommentedMap()

@@ -202,6 +202,7 @@ def merge(
         action,
         auth.username if auth else "",
         auth.password.get_secret_value() if auth else "",
+        path=path,
     )
     after_text = "".join(header_line(wanted[h]) + "\n" for h in sorted(wanted)) + body
     after = decode(after_text, path)
