@@ -116,9 +116,9 @@ def compose(text: str, path: str = "registries.yaml") -> Any:
         mark = exc.problem_mark or exc.context_mark
         where = f" (line {mark.line + 1} column {mark.column + 1})" if mark else ""
         problem = _no_quotes(str(exc.problem or exc.context or "syntax error"))
-        raise refusal(path, f"is not valid YAML{where}: {problem}") from None
+        raise refusal(path, f"does not parse as YAML{where}: {problem}") from None
     except (yaml.YAMLError, RecursionError) as exc:
-        raise refusal(path, f"is not valid YAML ({type(exc).__name__})") from None
+        raise refusal(path, f"does not parse as YAML ({type(exc).__name__})") from None
     finally:
         if loader is not None:
             loader.dispose()

@@ -92,8 +92,8 @@ def test_node_auth_replaces_password_and_result_repr_hides_it() -> None:
         ("configs:\n  a.b:\n    auth: [u, p]\n", "configs.<host>.auth is a list"),
         ("configs: 3\n", "configs is a single value where K3s needs a mapping"),
         ("- mirrors\n", "the top level is a list"),
-        ("mirrors:\n  docker.io:\n    endpoint: [\n", "is not valid YAML (line 4"),
-        ("mirrors: {a: 1}: 2\n", "is not valid YAML (line 1"),
+        ("mirrors:\n  docker.io:\n    endpoint: [\n", "does not parse as YAML (line 4"),
+        ("mirrors: {a: 1}: 2\n", "does not parse as YAML (line 1"),
         ('{"configs": {"a.b": {"auth": {"password": "\\ud800\\udc00"}}}}', "surrogate"),
         # Leaf types: yaml.v2 fails the whole file, so K3s does not start.
         ('configs:\n  a.b:\n    tls:\n      insecure_skip_verify: "true"\n', "needs true or false"),
@@ -111,7 +111,7 @@ def test_refuses_what_k3s_rejects(text: str, message: str) -> None:
         merge(text, HOST)
     assert message in str(info.value)
     assert "Fix:" in str(info.value)
-    if "is not valid" not in message and "surrogate" not in message:
+    if "does not parse" not in message and "surrogate" not in message:
         assert "K3s would refuse this file" in str(info.value)
 
 
