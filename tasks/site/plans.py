@@ -21,7 +21,7 @@ from model.errors import AcrEdgeError, PermanentError
 from model.plan import Change
 from model.site import NodeAuth, PullSecretMeta, ReleaseFact, SiteCheck, SiteSettings
 from model.site import SyncCredentialRef as SyncRef
-from tasks.site import helm_values, registries_yaml
+from tasks.site import helm_values, registries_decode, registries_yaml
 
 DOCKERCONFIG = "kubernetes.io/dockerconfigjson"
 ANNOTATION_TOKEN = "acr-edge.io/token"
@@ -135,6 +135,10 @@ def plan_registries_yaml(
     password: give ``node_ref`` (which slot the node should hold) instead of ``auth``; when
     the file already records that slot its own value stands in, else a placeholder (the file
     then changes either way, and the reason names the slot, not the value).
+
+    ``shown`` (never the payload) says what the apply needs beyond the write: ``auth_changed``
+    (K3s loads credentials only at start: restart) and ``hosts_toml``, the file K3s would render
+    for ``host`` (no credentials in it), to write for a change containerd picks up without one.
     """
     text = None if current is None else current.get_secret_value()
     if auth is None and node_ref is not None:
@@ -142,14 +146,22 @@ def plan_registries_yaml(
     merged = registries_yaml.merge(text, host, auth, path=path)  # refuses a bad file untouched
     del text
     if not merged.changed:
-        return Change.none("registries-yaml", resource, merged.reason, path=path)
+        return Change.none(
+            "registries-yaml", resource, merged.reason, path=path, hosts_toml=merged.hosts_toml
+        )
     return Change(
         "registries-yaml",
         resource,
         "write",
         merged.reason,
         payload=merged.content,
-        shown={"path": path, "replaces": current is not None},
+        shown={
+            "path": path,
+            "replaces": current is not None,
+            "mirror_changed": merged.mirror_changed,
+            "auth_changed": merged.auth_changed,
+            "hosts_toml": merged.hosts_toml,
+        },
     )
 
 
@@ -167,21 +179,17 @@ def _stand_in_auth(text: str | None, host: str, ref: PullSecretMeta, path: str) 
 
 
 def node_password(text: str | None, host: str, *, path: str) -> tuple[str, SecretStr] | None:
-    """(username, password) of ``configs.<host>.auth`` in a registries.yaml text."""
+    """(username, password) of ``configs.<host>.auth`` as K3s reads the registries.yaml text."""
     if text is None:
         return None
-    data = registries_yaml.parse(text, path=path)
-    configs = data.get("configs")
-    config = configs.get(host) if isinstance(configs, dict) else None
-    auth = config.get("auth") if isinstance(config, dict) else None
-    del data, configs, config
-    if not isinstance(auth, dict):
+    config = registries_decode.decode(text, path).config(host)
+    auth = config.auth if config else None
+    del config
+    if auth is None or not auth.password:
         return None
-    username, password = auth.get("username"), auth.get("password")
+    found = auth.username, SecretStr(auth.password)
     del auth
-    if not isinstance(username, str) or not isinstance(password, str) or not password:
-        return None
-    return username, SecretStr(password)
+    return found
 
 
 def plan_restart(
@@ -206,12 +214,10 @@ def mirror_check(current: SecretStr | None, host: str, *, path: str) -> SiteChec
     if current is None:
         return SiteCheck(False, f"{path} missing")
     try:
-        data = registries_yaml.parse(current.get_secret_value(), path=path)
+        mirror = registries_decode.decode(current.get_secret_value(), path).mirror(host)
     except AcrEdgeError as exc:
         return SiteCheck(False, str(exc))
-    mirror = (data.get("mirrors") or {}).get(host) or {}
-    endpoints = [str(e) for e in mirror.get("endpoint") or []]
-    del data  # may hold node-auth passwords
+    endpoints = list(mirror.endpoints or ()) if mirror else []
     want = registries_yaml.mirror_endpoint(host)
     if want in endpoints:
         return SiteCheck(True, f"mirror {host} -> {want}")

@@ -1,4 +1,5 @@
-"""registries.yaml merge: golden files for each shape K3s accepts, refusals, idempotence."""
+"""registries.yaml merge: golden files for each shape K3s accepts, refusals, idempotence, and
+that everything the operator wrote survives the edit."""
 
 from __future__ import annotations
 
@@ -14,13 +15,14 @@ from pydantic import SecretStr
 
 from model.errors import PermanentError
 from model.site import NodeAuth
+from tasks.site.registries_decode import Auth, Mirror, decode
 from tasks.site.registries_yaml import NodeCredential, merge, node_credential, parse
 
 GOLDEN = Path(__file__).parent / "golden"
 HOST = "10.43.0.10:80"
 CASES = sorted(p.name.removesuffix(".in.yaml") for p in GOLDEN.glob("*.in.yaml"))
 # Files whose content already means the desired state: they must not be rewritten.
-UNCHANGED = {"quoted_same_host_correct"}
+UNCHANGED = {"quoted_same_host_correct", "pull_secret_keeps_foreign_auth"}
 
 
 HEADER_AUTH = NodeAuth(
@@ -84,17 +86,24 @@ def test_node_auth_replaces_password_and_result_repr_hides_it() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("mirrors: [docker.io]\n", "'mirrors' is not a mapping"),
-        ("mirrors:\n  docker.io: http://x\n", "mirrors.docker.io is not a mapping"),
-        ("mirrors:\n  docker.io:\n    endpoint: http://x\n", "endpoint is not a list"),
-        ("configs:\n  a.b:\n    auth: [u, p]\n", "configs.a.b.auth is not a mapping"),
-        ("configs: 3\n", "'configs' is not a mapping"),
-        ("- mirrors\n", "top level is not a mapping"),
-        ("mirrors:\n  a.b: {}\n  a.b: {}\n", "duplicate key 'a.b'"),
-        ("mirrors:\n  docker.io:\n    endpoint: [\n", "does not parse"),
-        ("mirrors: {a: 1}: 2\n", "does not parse"),
-        ("a: 1\n---\nb: 2\n", "several YAML documents"),
+        ("mirrors: [docker.io]\n", "line 1: mirrors is a list where K3s needs a mapping"),
+        ("mirrors:\n  docker.io: http://x\n", "line 2: mirrors.<host> is a single value"),
+        ("mirrors:\n  docker.io:\n    endpoint: http://x\n", "endpoint is a single value"),
+        ("configs:\n  a.b:\n    auth: [u, p]\n", "configs.<host>.auth is a list"),
+        ("configs: 3\n", "configs is a single value where K3s needs a mapping"),
+        ("- mirrors\n", "the top level is a list"),
+        ("mirrors:\n  docker.io:\n    endpoint: [\n", "does not parse as YAML (line 4"),
+        ("mirrors: {a: 1}: 2\n", "does not parse as YAML (line 1"),
         ('{"configs": {"a.b": {"auth": {"password": "\\ud800\\udc00"}}}}', "surrogate"),
+        # Leaf types: yaml.v2 fails the whole file, so K3s does not start.
+        ('configs:\n  a.b:\n    tls:\n      insecure_skip_verify: "true"\n', "needs true or false"),
+        ("configs:\n  a.b:\n    tls: {insecure_skip_verify: 1}\n", "needs true or false"),
+        (
+            "mirrors:\n  a.b:\n    rewrite:\n      x: [y]\n",
+            "<host> is a list where K3s",
+        ),
+        ("mirrors:\n  a.b:\n    endpoint:\n    - {url: x}\n", "endpoint[0] is a mapping"),
+        ("configs:\n  a.b:\n    auth: {username: [u]}\n", "auth.username is a list"),
     ],
 )
 def test_refuses_what_k3s_rejects(text: str, message: str) -> None:
@@ -102,6 +111,8 @@ def test_refuses_what_k3s_rejects(text: str, message: str) -> None:
         merge(text, HOST)
     assert message in str(info.value)
     assert "Fix:" in str(info.value)
+    if "does not parse" not in message and "surrogate" not in message:
+        assert "K3s would refuse this file" in str(info.value)
 
 
 def test_parse_error_does_not_echo_file_content() -> None:
@@ -160,14 +171,14 @@ def test_merge_is_idempotent_and_keeps_other_entries(
     second = merge(out, host, auth)
     assert second.changed is False
     assert second.content.get_secret_value() == out
-    merged = parse(out)
-    assert merged["mirrors"][host]["endpoint"] == [f"http://{host}"]
-    for other, mirror in (data.get("mirrors") or {}).items():
+    before, merged = decode(source), decode(out)
+    assert merged.mirror(host) == Mirror((f"http://{host}",), None)
+    for other in before.mirrors or {}:
         if other != host:
-            assert merged["mirrors"][other] == mirror
-    for other, config in (data.get("configs") or {}).items():
+            assert merged.mirror(other) == before.mirror(other)
+    for other in before.configs or {}:
         if other != host:
-            assert merged["configs"][other] == config
+            assert merged.config(other) == before.config(other)
 
 
 # -- the node credential header (node auth model) ---------------------------------------------
@@ -246,3 +257,97 @@ def test_hand_edited_header_is_ignored_and_replaced_at_the_next_write(
     fixed = merge(edited, HOST, HEADER_AUTH)
     assert fixed.changed
     assert fixed.content.get_secret_value() == out
+
+
+# -- what the operator wrote survives (round trip) ---------------------------------------------
+
+OPERATOR = """\
+# Site 12 mirrors -- ask ops@example before editing
+x-tls: &corp-tls
+    ca_file: "/etc/ssl/corp-ca.pem" # the corporate root
+mirrors:
+    docker.io:                      # Docker Hub through the corp cache
+        endpoint:
+            - 'https://cache.corp.example'
+configs:
+    cache.corp.example:
+        tls: *corp-tls
+    registry.corp.example:
+        auth: {username: "corp-puller", password: "corp-password"}
+"""
+
+
+def test_comments_anchors_quoting_and_indentation_are_kept() -> None:
+    result = merge(OPERATOR, HOST)
+    out = result.content.get_secret_value()
+    assert result.changed and result.mirror_changed and not result.auth_changed
+    # Everything the operator wrote is still there, byte for byte; ours follows docker.io.
+    at = OPERATOR.index("configs:")
+    ours = f'    "{HOST}":\n        endpoint:\n            - "http://{HOST}"\n'
+    assert out == OPERATOR[:at] + ours + OPERATOR[at:]
+    assert decode(out).config("cache.corp.example") == decode(OPERATOR).config("cache.corp.example")
+
+
+def test_our_own_output_merged_again_is_byte_identical() -> None:
+    for auth in (None, HEADER_AUTH):
+        out = merge(OPERATOR, HOST, auth).content.get_secret_value()
+        again = merge(out, HOST, auth)
+        assert not again.changed and again.content.get_secret_value() == out
+        assert not again.mirror_changed and not again.auth_changed
+
+
+def test_rancher_one_line_json_stays_one_line() -> None:
+    source = '{"mirrors":{"docker.io":{"endpoint":["https://mirror.gcr.io"]}}}\n'
+    out = merge(source, HOST, NodeAuth("client-token", SecretStr("pw"))).content
+    text = out.get_secret_value()
+    assert text.count("\n") == 1 and text.startswith('{"mirrors": {"docker.io"')
+    assert '"username": "client-token"' in text and '"password": "pw"' in text
+    assert parse(text)["configs"][HOST]["auth"]["password"] == "pw"
+
+
+def test_document_start_and_comments_above_it_are_kept() -> None:
+    source = "# managed by hand\n---\n# mirrors below\nmirrors: {}\n"
+    out = merge(source, HOST).content.get_secret_value()
+    assert out.startswith("# managed by hand\n---\n# mirrors below\nmirrors:")
+
+
+def test_another_owners_auth_is_kept_in_the_pull_secret_model() -> None:
+    source = (
+        f'mirrors:\n  "{HOST}":\n    endpoint: ["http://{HOST}"]\n'
+        f'configs:\n  "{HOST}":\n    auth: {{username: ops, password: ops-pw}}\n'
+    )
+    result = merge(source, HOST)
+    assert not result.changed and result.content.get_secret_value() == source
+    # The same entry written by acr-edge (its header says so) is removed, with a restart.
+    ours = merge(None, HOST, HEADER_AUTH).content.get_secret_value()
+    dropped = merge(ours, HOST)
+    assert dropped.changed and dropped.auth_changed and not dropped.mirror_changed
+    assert decode(dropped.content.get_secret_value()).config(HOST) is None
+
+
+def test_a_shared_anchor_is_copied_not_edited() -> None:
+    source = (
+        f'base: &m\n  endpoint: [https://a.example]\nmirrors:\n  docker.io: *m\n  "{HOST}": *m\n'
+    )
+    out = merge(source, HOST).content.get_secret_value()
+    assert decode(out).mirror("docker.io") == Mirror(("https://a.example",), None)
+    assert decode(out).mirror(HOST) == Mirror((f"http://{HOST}",), None)
+    assert "base: &m" in out and "docker.io: *m" in out
+
+
+def test_flags_and_hosts_toml_say_whether_a_restart_is_needed() -> None:
+    mirror_only = merge("mirrors: {}\n", HOST)
+    assert (mirror_only.mirror_changed, mirror_only.auth_changed) == (True, False)
+    assert mirror_only.hosts_toml is not None
+    assert f'[host."http://{HOST}/v2"]' in mirror_only.hosts_toml
+    text = mirror_only.content.get_secret_value()
+    credential = merge(text, HOST, NodeAuth("client-token", SecretStr("pw")))
+    assert (credential.mirror_changed, credential.auth_changed) == (False, True)
+    assert credential.hosts_toml == mirror_only.hosts_toml  # credentials never reach hosts.toml
+    assert "pw" not in (credential.hosts_toml or "")
+
+
+def test_node_auth_keeps_other_auth_fields_out() -> None:
+    source = f'configs:\n  "{HOST}":\n    auth:\n      auth: dXNlcjpwdw==\n      username: x\n'
+    out = merge(source, HOST, NodeAuth("client-token", SecretStr("pw"))).content
+    assert decode(out.get_secret_value()).config(HOST).auth == Auth("client-token", "pw")  # type: ignore[union-attr]
