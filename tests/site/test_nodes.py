@@ -352,3 +352,43 @@ def test_node_fact_roles_addresses_and_readiness() -> None:
     assert node_fact(_node("u1", {}, [], "Unknown")).ready is False
     bare = k8s.V1Node(metadata=k8s.V1ObjectMeta(name="b1"))
     assert node_fact(bare) == NodeFact("b1", "agent", "", False)
+
+
+# -- pinning the recorded lines in the block ------------------------------------------------------
+
+
+def test_pin_host_keys_saves_every_node_line_in_one_save(
+    sshd: Any, node_b: NodeB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import prefect
+
+    from flows import host_keys
+    from flows.inputs import SiteInputs
+    from flows.report import RunReport
+
+    stored = _block(sshd, trust_on_first_use=True)
+    saves: list[EdgeSite] = []
+    monkeypatch.setattr(EdgeSite, "load", classmethod(lambda cls, name: stored))
+    monkeypatch.setattr(EdgeSite, "save", lambda self, name, overwrite: saves.append(self))
+    monkeypatch.setattr(prefect, "get_run_logger", lambda: __import__("logging").getLogger("t"))
+    inputs = SiteInputs("plant01-site", "parent", stored, None, "plant01", "c", [])  # type: ignore[arg-type]
+    report = RunReport("provision-site", "plant01")
+    a_key = sshd.known_hosts_line.split(maxsplit=1)[1]
+    lines = [node_b.line, f"[localhost]:{sshd.port} {a_key}", node_b.line]
+    host_keys.pin_host_keys(inputs, lines, report)
+    (saved,) = saves  # one save for every line
+    assert saved.known_hosts == [sshd.known_hosts_line, lines[0], lines[1]]
+    assert saved.trust_on_first_use is False
+    messages = [row["message"] for row in report.rows]
+    _, fp_b = host_keys.fingerprint(node_b.line)
+    assert (
+        messages[0]
+        == f"pinned host key ssh-ed25519 {fp_b} for 127.0.0.2:{node_b.port} in block plant01-site"
+    )
+    assert f"for localhost:{sshd.port}" in messages[1] and len(messages) == 2
+    assert [row["writes"] for row in report.rows] == [1, 0]
+    host_keys.pin_host_keys(inputs, [], report)
+    assert len(saves) == 1  # nothing recorded, nothing saved
+    # The single-line form still works (the site's own key).
+    host_keys.pin_site_host_key(inputs, node_b.line, report)
+    assert len(saves) == 2 and saves[1].known_hosts.count(node_b.line) == 1
