@@ -1,4 +1,4 @@
-"""The `EdgeSite` block: how to reach one edge K3s/RKE2 node and how to deploy onto it."""
+"""The `EdgeSite` block: how to reach an edge K3s/RKE2 cluster's nodes and deploy onto it."""
 
 from __future__ import annotations
 
@@ -9,6 +9,13 @@ from typing import Any, ClassVar, Literal
 from prefect.blocks.core import Block
 from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from blocks.edge_node import (
+    NodeOverride,
+    check_known_hosts,
+    check_node_overrides,
+    check_ssh_host,
+    check_unit_name,
+)
 from model import names
 from model.errors import InputError
 
@@ -18,12 +25,14 @@ DISTRIBUTION_DEFAULTS: dict[str, dict[str, str]] = {
         "registries_path": "/etc/rancher/k3s/registries.yaml",
         "kubeconfig_path": "/etc/rancher/k3s/k3s.yaml",
         "service_name": "k3s",
+        "agent_service_name": "k3s-agent",
         "hosts_dir": "/var/lib/rancher/k3s/agent/etc/containerd/certs.d",
     },
     "rke2": {
         "registries_path": "/etc/rancher/rke2/registries.yaml",
         "kubeconfig_path": "/etc/rancher/rke2/rke2.yaml",
         "service_name": "rke2-server",
+        "agent_service_name": "rke2-agent",
         "hosts_dir": "/var/lib/rancher/rke2/agent/etc/containerd/certs.d",
     },
 }
@@ -61,11 +70,14 @@ def _walk_keys(value: Any, prefix: str = "") -> list[str]:
 
 
 class EdgeSite(Block):
-    """One edge node running K3s or RKE2 that hosts a connected registry.
+    """One edge K3s or RKE2 cluster that hosts a connected registry.
 
-    Reached over SSH with a pinned host key; the Kubernetes API is reached either through an SSH
-    port forward using the node's own kubeconfig (``kube_access="ssh-tunnel"``, default) or with
-    a kubeconfig stored on the block (``kube_access="kubeconfig"``).
+    ``ssh_host`` is one server of the cluster, reached over SSH with a pinned host key. Every
+    node the Kubernetes API lists is reached at its InternalIP with the site's SSH settings
+    (``nodes`` overrides host, port, user and pinned key per node), through the ``ssh_host``
+    session as a jump host when ``ssh_jump`` is on. The Kubernetes API is reached either through
+    an SSH port forward using the node's own kubeconfig (``kube_access="ssh-tunnel"``, default)
+    or with a kubeconfig stored on the block (``kube_access="kubeconfig"``).
 
     ``auth_model`` decides where the client-token credentials for image pulls live:
 
@@ -90,7 +102,7 @@ class EdgeSite(Block):
 
     _block_type_slug: ClassVar[str] = "edge-site"
     _block_type_name: ClassVar[str] = "Edge Site"
-    _description: ClassVar[str] = "An edge K3s/RKE2 node hosting an ACR connected registry."
+    _description: ClassVar[str] = "An edge K3s/RKE2 cluster hosting an ACR connected registry."
 
     name: str = Field(description="Connected registry name (lowercase alphanumeric, 5-50).")
     ssh_host: str
@@ -109,7 +121,14 @@ class EdgeSite(Block):
     distribution: Literal["k3s", "rke2"] = "k3s"
     registries_path: str = ""
     kubeconfig_path: str = ""
-    service_name: str = ""
+    service_name: str = Field(
+        default="", description="Service restarted on servers (k3s / rke2-server by default)."
+    )
+    agent_service_name: str = Field(
+        default="",
+        title="Agent service name",
+        description="Service restarted on agent nodes (k3s-agent / rke2-agent by default).",
+    )
     hosts_dir: str = ""
     kube_access: Literal["ssh-tunnel", "kubeconfig"] = "ssh-tunnel"
     kubeconfig: SecretStr | None = None
@@ -134,6 +153,30 @@ class EdgeSite(Block):
     ready_timeout: float = Field(default=300.0, gt=0)
     restart_timeout: float = Field(default=180.0, gt=0)
     canary_timeout: float = Field(default=120.0, gt=0)
+    nodes: list[NodeOverride] = Field(
+        default_factory=list,
+        title="Node overrides",
+        description="Per node (by name): SSH host, port, user or pinned host key where they "
+        "differ from the site's; every other node is reached at its InternalIP.",
+    )
+    ssh_jump: bool = Field(
+        default=True,
+        title="Jump through ssh_host",
+        description="Reach the other nodes through the ssh_host session as a jump host "
+        "(ProxyJump; each hop's host key pinned). Off: connect to each node directly.",
+    )
+    node_order: Literal["agents-first", "servers-first"] = Field(
+        default="agents-first",
+        title="Node order",
+        description="Which nodes converge first, one at a time (each role by name).",
+    )
+    restart_policy: Literal["auto", "always", "never"] = Field(
+        default="auto",
+        title="Restart policy",
+        description="auto: restart K3s only when containerd cannot pick the change up "
+        "(node credentials); always: restart on every change; never: write and report "
+        "'restart pending'.",
+    )
     retry_attempts: int = Field(
         default=6,
         ge=1,
@@ -165,9 +208,7 @@ class EdgeSite(Block):
     @field_validator("ssh_host")
     @classmethod
     def _check_host(cls, value: str) -> str:
-        if not value or any(c.isspace() for c in value) or value.startswith("-"):
-            raise ValueError("ssh_host must be a host name or IP address without spaces")
-        return value
+        return check_ssh_host(value)
 
     @field_validator("ssh_user")
     @classmethod
@@ -177,21 +218,17 @@ class EdgeSite(Block):
     @field_validator("known_hosts")
     @classmethod
     def _check_known_hosts(cls, value: list[str]) -> list[str]:
-        from paramiko.hostkeys import HostKeyEntry
+        return check_known_hosts(value)
 
-        cleaned = []
-        for i, line in enumerate(value):
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            try:
-                entry = HostKeyEntry.from_line(line)
-            except Exception as exc:  # paramiko raises several types for bad base64
-                raise ValueError(f"known_hosts[{i}] is not a known_hosts line: {exc}") from None
-            if entry is None:
-                raise ValueError(f"known_hosts[{i}] is not a known_hosts line")
-            cleaned.append(line)
-        return cleaned
+    @field_validator("service_name", "agent_service_name")
+    @classmethod
+    def _check_service(cls, value: str, info: Any) -> str:
+        return check_unit_name(value, info.field_name)
+
+    @field_validator("nodes")
+    @classmethod
+    def _check_nodes(cls, value: list[NodeOverride]) -> list[NodeOverride]:
+        return check_node_overrides(value)
 
     @field_validator("namespace", "app_namespaces", "release_name", "pull_secret_name")
     @classmethod

@@ -4,6 +4,9 @@
 pinned key, and reports it as ``conn.recorded_host_key`` (a known_hosts line: public data).
 The flow then saves the block with that line in ``known_hosts`` and ``trust_on_first_use`` off,
 so every later connection verifies against it and a changed key is refused.
+
+A cluster's nodes are pinned the same way: each node's line (``open_nodes`` records one per
+node it trusted on first use) goes into the block's ``known_hosts``, all of them in one save.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from model.errors import PermanentError
@@ -34,42 +38,75 @@ def fingerprint(known_hosts_line: str) -> tuple[str, str]:
     return parts[1], f"SHA256:{digest}"
 
 
-def pinned_copy(site: EdgeSite, line: str) -> EdgeSite:
-    """The block with ``line`` pinned and trust on first use off (pure; the caller saves)."""
+def pinned_copy(site: EdgeSite, line: str | Sequence[str]) -> EdgeSite:
+    """The block with ``line`` (one known_hosts line or several) pinned and trust on first use
+    off (pure; the caller saves)."""
     known = list(site.known_hosts)
-    if line not in known:
-        known.append(line)
+    for each in [line] if isinstance(line, str) else line:
+        if each not in known:
+            known.append(each)
     return site.model_copy(update={"known_hosts": known, "trust_on_first_use": False})
 
 
-def pin_host_key(block_name: str, line: str) -> str:
-    """Save block ``block_name`` with the key accepted on first use pinned; returns the message
-    to log (type and fingerprint of the public key only)."""
+def _host(line: str) -> str:
+    """The host a known_hosts line names, as ``host:port`` (a hashed name stays hashed)."""
+    name = line.split()[0].split(",")[0]
+    if name.startswith("[") and "]:" in name:
+        host, _, port = name[1:].partition("]:")
+        return f"{host}:{port}"
+    return name if name.startswith("|") else f"{name}:22"
+
+
+def pin_host_keys_in_block(block_name: str, lines: Sequence[str]) -> list[str]:
+    """Save block ``block_name`` once with every line accepted on first use pinned; returns a
+    message per line to log (host, type and fingerprint of the public key only)."""
     from blocks.edge_site import EdgeSite
 
-    key_type, fp = fingerprint(line)
+    prints = [fingerprint(line) for line in lines]  # refuses a malformed line before saving
     # Re-read the stored block so that only these two fields change, whatever the run did to
     # its in-memory copy.
     try:
         stored = EdgeSite.load(block_name)
     except ValueError:
+        keys = ", ".join(f"{t} {fp}" for t, fp in prints)
         raise PermanentError(
-            f"cannot re-read block {block_name!r} to pin the host key {key_type} {fp}",
+            f"cannot re-read block {block_name!r} to pin the host keys {keys}",
             resource=f"block {block_name}",
-            fix="add the node's known_hosts line to the block and turn trust_on_first_use off",
+            fix="add the nodes' known_hosts lines to the block and turn trust_on_first_use off",
         ) from None
-    updated = pinned_copy(stored, line)  # type: ignore[arg-type]
+    updated = pinned_copy(stored, lines)  # type: ignore[arg-type]
     updated.save(block_name, overwrite=True)
-    return (
-        f"pinned host key {key_type} {fp} for {updated.ssh_host}:{updated.ssh_port} "
-        f"in block {block_name}"
-    )
+    return [
+        f"pinned host key {key_type} {fp} for {_host(line)} in block {block_name}"
+        for line, (key_type, fp) in zip(lines, prints, strict=True)
+    ]
+
+
+def pin_host_key(block_name: str, line: str) -> str:
+    """Save block ``block_name`` with the key accepted on first use pinned; returns the message
+    to log (type and fingerprint of the public key only)."""
+    return pin_host_keys_in_block(block_name, [line])[0]
 
 
 def pin_site_host_key(inputs: SiteInputs, line: str, report: RunReport) -> None:
     """Pin the key a trust-on-first-use connect accepted; log and report it (public key only)."""
+
+    pin_host_keys(inputs, [line], report)
+
+
+def pin_host_keys(inputs: SiteInputs, lines: Sequence[str], report: RunReport) -> None:
+    """Pin every line recorded on first use (the site's and its nodes'), in one block save;
+    log and report each (public keys only). Nothing to pin: no save."""
     from prefect import get_run_logger
 
-    message = pin_host_key(inputs.site_block, line)
-    get_run_logger().info("%s", message)
-    report.note("host-key", f"block {inputs.site_block}", message, changed=True, writes=1)
+    unique = list(dict.fromkeys(lines))
+    if not unique:
+        return
+    messages = pin_host_keys_in_block(inputs.site_block, unique)
+    logger = get_run_logger()
+    for i, message in enumerate(messages):
+        logger.info("%s", message)
+        # One save for all: the row of the first line carries the write.
+        report.note(
+            "host-key", f"block {inputs.site_block}", message, changed=True, writes=int(i == 0)
+        )

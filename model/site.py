@@ -8,10 +8,26 @@ produce them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pydantic import SecretStr
+
+
+class NodeOverrideSettings(Protocol):
+    """How one node is reached where it differs from the site's defaults (by node name)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def ssh_host(self) -> str | None: ...
+    @property
+    def ssh_port(self) -> int | None: ...
+    @property
+    def ssh_user(self) -> str | None: ...
+    @property
+    def known_hosts(self) -> list[str]: ...
 
 
 class SiteSettings(Protocol):
@@ -48,6 +64,18 @@ class SiteSettings(Protocol):
     def connect_timeout(self) -> float: ...
     @property
     def command_timeout(self) -> float: ...
+
+    # the cluster's nodes
+    @property
+    def nodes(self) -> Sequence[NodeOverrideSettings]: ...
+    @property
+    def ssh_jump(self) -> bool: ...
+    @property
+    def node_order(self) -> str: ...
+    @property
+    def restart_policy(self) -> str: ...
+    @property
+    def agent_service_name(self) -> str: ...
 
     # node paths and service
     @property
@@ -102,6 +130,44 @@ class SiteSettings(Protocol):
     def auth_model(self) -> str: ...
     @property
     def canary_timeout(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class NodeFact:
+    """One node of the cluster as the Kubernetes API lists it (no secret).
+
+    ``role`` is ``"server"`` when the node carries the control-plane or master role label,
+    else ``"agent"``; ``labels`` are sorted (key, value) pairs so that facts compare equal.
+    """
+
+    name: str
+    role: str
+    internal_ip: str
+    ready: bool
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class NodeTarget:
+    """How acr-edge reaches one node: an SSH endpoint, the service to restart on it, and
+    whether the SSH connection goes through the site's session as a jump host.
+
+    ``known_hosts`` are the node's own pinned lines from its override (the site's list is
+    searched as well).
+    """
+
+    name: str
+    role: str
+    host: str
+    port: int
+    user: str
+    service: str
+    via_jump: bool = False
+    known_hosts: tuple[str, ...] = ()
+
+    @property
+    def resource(self) -> str:
+        return f"node {self.name} ({self.user}@{self.host}:{self.port})"
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from pydantic import SecretStr
 
 from model.errors import PermanentError
 from model.retry import call_with_retry
-from model.site import SiteSettings
+from model.site import NodeTarget, SiteSettings
 from tasks.site.ssh import CommandRunner, SshSession
 
 log = logging.getLogger(__name__)
@@ -38,13 +38,32 @@ T = TypeVar("T")
 
 @dataclass
 class SiteConnection:
-    """What every site step receives: ``ssh`` for node commands/files, ``api`` for Kubernetes."""
+    """What every site step receives: ``ssh`` for node commands/files, ``api`` for Kubernetes.
+
+    ``node`` is None for the site's own connection (to ``ssh_host``); a connection to one node
+    of the cluster (:meth:`for_node`) shares the site's API client and has its own ``ssh``.
+    """
 
     site: SiteSettings
     ssh: CommandRunner
     api: k8s.ApiClient
     recorded_host_key: str | None = None
+    node: NodeTarget | None = None
     _closers: list[Any] = field(default_factory=list, repr=False)
+
+    @property
+    def service(self) -> str:
+        """The K3s/RKE2 unit on this connection's node (a server's for the site's own)."""
+        return self.node.service if self.node is not None else self.site.service_name
+
+    def for_node(
+        self, target: NodeTarget, ssh: CommandRunner, *, recorded_host_key: str | None = None
+    ) -> SiteConnection:
+        """The connection to ``target`` over ``ssh``: same site and API, named after the node.
+        Closing it closes nothing shared (the caller registers what it opened)."""
+        return SiteConnection(
+            site=self.site, ssh=ssh, api=self.api, recorded_host_key=recorded_host_key, node=target
+        )
 
     @property
     def core(self) -> CoreV1Api:
@@ -56,7 +75,7 @@ class SiteConnection:
 
     @property
     def resource(self) -> str:
-        return self.site.resource
+        return self.node.resource if self.node is not None else self.site.resource
 
     def close(self) -> None:
         for closer in reversed(self._closers):
@@ -240,6 +259,7 @@ def open_site(site: SiteSettings, *, ssh: SshSession | None = None) -> Iterator[
     session = ssh or SshSession.for_site(site)
     files = _SecretFiles()
     api: k8s.ApiClient | None = None
+    conn: SiteConnection | None = None
     try:
         if session.recorded_host_key and session.recorded_host_key not in site.known_hosts:
             site.known_hosts.append(session.recorded_host_key)
@@ -271,6 +291,8 @@ def open_site(site: SiteSettings, *, ssh: SshSession | None = None) -> Iterator[
         conn._closers.extend([session.close, files.close, api.close])
         yield conn
     finally:
+        if conn is not None:  # also closes what was opened on it since (open_nodes)
+            conn.close()
         if api is not None:
             with contextlib.suppress(Exception):
                 api.close()

@@ -6,6 +6,8 @@ site ops any other runner without patching paramiko.
 A connection that drops (EOF, reset, a dead transport) is a TransientError saying so
 ("SSH connection to host:port dropped ..."), never a failed command. The session reconnects
 on its next use, pinned to the same host key (the recorded one after trust on first use).
+A session through a jump host (ProxyJump, :mod:`tasks.site.ssh_jump`) reconnects through the
+jump, which itself reconnects to its own pinned key when it has dropped.
 Idempotent reads (``read_file``, ``run(..., idempotent=True)``) are retried through
 :func:`model.retry.call_with_retry`; a command that writes is not re-run blindly: its step's
 ``converge`` reads again and decides.
@@ -28,9 +30,11 @@ from pydantic import SecretStr
 
 from model.errors import PermanentError, TransientError, classify
 from model.retry import RetryPolicy, call_with_retry
+from tasks.site import ssh_keys
 from tasks.site.commands import CommandResult, CommandRunner, short, sudo_prefix
 from tasks.site.ssh_files import RemoteFiles, error_detail
 from tasks.site.ssh_forward import Forward
+from tasks.site.ssh_jump import jump_channel
 from tasks.site.ssh_keys import RecordFirstKey, known_host_entries, load_private_key
 
 if TYPE_CHECKING:
@@ -60,6 +64,7 @@ class SshSession(RemoteFiles):
         address: tuple[str, int] | None = None,
         reconnect: Callable[[], paramiko.SSHClient] | None = None,
         policy: RetryPolicy = SSH_POLICY,
+        jump: SshSession | None = None,
     ) -> None:
         self._client = client
         self.resource = resource
@@ -68,6 +73,7 @@ class SshSession(RemoteFiles):
         self.address = address or _peer(client)
         self.policy = policy
         self.reconnects = 0
+        self.jump = jump
         self._reconnect = reconnect
         self._lock = threading.Lock()
         self._closed = False
@@ -93,9 +99,14 @@ class SshSession(RemoteFiles):
         attempts: int | None = None,
         resource: str | None = None,
         policy: RetryPolicy | None = None,
+        jump: SshSession | None = None,
     ) -> SshSession:
         """Connect (retrying transient failures with ``policy``; ``attempts`` overrides its
-        attempts); the session keeps what it needs to reconnect to the same pinned key."""
+        attempts); the session keeps what it needs to reconnect to the same pinned key.
+
+        ``jump``: reach ``host:port`` (as the jump host sees it) through that session, this
+        hop's key pinned like any other. Trust on first use applies when no line pins
+        ``host:port`` (lines for other nodes do not)."""
         resource = resource or f"ssh {user}@{host}:{port}"
         pkey = load_private_key(private_key, passphrase, resource=resource)
         entries = known_host_entries(known_hosts)
@@ -107,20 +118,20 @@ class SshSession(RemoteFiles):
                 "site block, or enable trust_on_first_use once",
             )
 
-        recorder = RecordFirstKey() if not entries else None
+        first_use = trust_on_first_use and not ssh_keys.pins_host(entries, host, port)
+        recorder = RecordFirstKey() if first_use else None
 
         def open_client(pinned: Sequence[HostKeyEntry], tofu: RecordFirstKey | None) -> Any:
             client = paramiko.SSHClient()
-            host_keys = client.get_host_keys()
-            for entry in pinned:
-                for name in entry.hostnames:
-                    host_keys.add(name, entry.key.get_name(), entry.key)
+            ssh_keys.add_entries(client.get_host_keys(), pinned)
             policy: paramiko.MissingHostKeyPolicy = tofu or paramiko.RejectPolicy()
             client.set_missing_host_key_policy(policy)
+            sock = None if jump is None else jump_channel(jump, host, port, connect_timeout)
             try:
                 client.connect(
                     host,
                     port=port,
+                    sock=sock,
                     username=user,
                     pkey=pkey,
                     look_for_keys=False,
@@ -135,6 +146,9 @@ class SshSession(RemoteFiles):
                 raise TransientError(f"{resource}: cannot connect: {exc}") from None
             except Exception as exc:
                 client.close()
+                if sock is not None:
+                    with contextlib.suppress(Exception):
+                        sock.close()
                 err = classify(exc, resource=resource)
                 if err is exc:
                     raise
@@ -146,7 +160,7 @@ class SshSession(RemoteFiles):
 
         def reconnect() -> paramiko.SSHClient:
             # The key seen first stays the pinned one: a reconnect never trusts on first use.
-            pinned = entries or known_host_entries(
+            pinned = entries + known_host_entries(
                 [recorder.line] if recorder and recorder.line else []
             )
             if not pinned:  # pragma: no cover - a connected session always has a key
@@ -168,7 +182,13 @@ class SshSession(RemoteFiles):
             address=(host, port),
             reconnect=reconnect,
             policy=retry,
+            jump=jump,
         )
+
+    @classmethod
+    def through(cls, jump: SshSession, *, host: str, port: int, **kwargs: Any) -> SshSession:
+        """:meth:`connect` to ``host:port`` with ``jump`` as the jump host."""
+        return cls.connect(host=host, port=port, jump=jump, **kwargs)
 
     @classmethod
     def for_site(cls, site: SiteSettings) -> SshSession:

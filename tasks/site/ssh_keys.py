@@ -58,6 +58,25 @@ def known_host_entries(lines: Iterable[str]) -> list[HostKeyEntry]:
     return entries
 
 
+def add_entries(host_keys: paramiko.HostKeys, entries: Iterable[HostKeyEntry]) -> None:
+    for entry in entries:
+        for name in entry.hostnames:
+            host_keys.add(name, entry.key.get_name(), entry.key)
+
+
+def known_hosts_name(host: str, port: int) -> str:
+    """The name a known_hosts line gives ``host:port`` (as ssh and paramiko look it up)."""
+    return host if port == 22 else f"[{host}]:{port}"
+
+
+def pins_host(entries: Iterable[HostKeyEntry], host: str, port: int) -> bool:
+    """Whether any line pins a key for ``host:port`` (hashed names included): lines for other
+    nodes of the same site do not count, so trust on first use stays per node."""
+    keys = paramiko.HostKeys()
+    add_entries(keys, entries)
+    return keys.lookup(known_hosts_name(host, port)) is not None
+
+
 class RecordFirstKey(paramiko.MissingHostKeyPolicy):
     """Trust on first use: accept the unknown key and remember its known_hosts line."""
 

@@ -59,6 +59,20 @@ def test_distribution_sets_path_defaults_and_paths_stay_overridable() -> None:
         ("chart_values", {"service": {"clusterIP": "10.43.0.9"}}, "dedicated block field"),
         ("kube_access", "kubeconfig", "needs the kubeconfig"),
         ("connect_timeout", 0, "connect_timeout"),
+        ("nodes", [{"name": "Agent_1"}], "not a Kubernetes node name"),
+        ("nodes", [{"name": "a1"}, {"name": "a1", "ssh_port": 22}], "node a1 is given twice"),
+        ("nodes", [{"name": "a1", "ssh_port": 70000}], "nodes.0.ssh_port"),
+        ("nodes", [{"name": "a1", "ssh_port": "x"}], "nodes.0.ssh_port"),
+        ("nodes", [{"name": "a1", "ssh_host": "bad host"}], "ssh_host"),
+        ("nodes", [{"name": "a1", "ssh_user": "Root;rm"}], "nodes.0.ssh_user"),
+        ("nodes", [{"name": "a1", "known_hosts": ["nope"]}], "not a known_hosts line"),
+        ("nodes", [{"name": "a1", "sshhost": "10.0.0.9"}], "nodes.0.sshhost"),
+        ("nodes", "a1", "nodes"),
+        ("ssh_jump", "maybe", "ssh_jump"),
+        ("node_order", "random", "node_order"),
+        ("restart_policy", "sometimes", "restart_policy"),
+        ("agent_service_name", "k3s agent; reboot", "not a systemd unit name"),
+        ("service_name", "-k3s", "not a systemd unit name"),
     ],
 )
 def test_bad_input_is_refused_naming_the_field(field: str, value: Any, message: str) -> None:
@@ -91,3 +105,61 @@ def test_known_hosts_and_block_schema() -> None:
         "kubeconfig",
     }
     assert EdgeSite.get_block_type_slug() == "edge-site"
+
+
+def test_node_fields_defaults_and_distribution() -> None:
+    k3s = _site()
+    assert (k3s.nodes, k3s.ssh_jump, k3s.node_order, k3s.restart_policy) == (
+        [],
+        True,
+        "agents-first",
+        "auto",
+    )
+    assert (k3s.service_name, k3s.agent_service_name) == ("k3s", "k3s-agent")
+    rke2 = _site(distribution="rke2")
+    assert (rke2.service_name, rke2.agent_service_name) == ("rke2-server", "rke2-agent")
+    assert _site(distribution="rke2", agent_service_name="rke2-node").agent_service_name == (
+        "rke2-node"
+    )
+
+
+def test_node_overrides_parse_and_survive_a_round_trip() -> None:
+    site = _site(
+        nodes=[
+            {"name": "agent-1", "ssh_port": 2200, "known_hosts": [KNOWN, "# c"]},
+            {"name": "agent-2.plant", "ssh_host": "10.0.0.9", "ssh_user": "ops"},
+        ],
+        node_order="servers-first",
+        restart_policy="never",
+        ssh_jump=False,
+    )
+    one, two = site.nodes
+    assert (one.name, one.ssh_host, one.ssh_port, one.ssh_user) == ("agent-1", None, 2200, None)
+    assert one.known_hosts == [KNOWN]
+    assert (two.ssh_host, two.ssh_user, two.known_hosts) == ("10.0.0.9", "ops", [])
+    # What the block stores is what it loads (Prefect saves the model's dump).
+    again = EdgeSite(**(site.model_dump() | {"ssh_private_key": KEY}))
+    assert again.nodes == site.nodes and again.restart_policy == "never"
+
+
+def test_node_fields_have_titles_and_descriptions_in_the_schema() -> None:
+    schema = EdgeSite._to_block_schema().fields
+    props = schema["properties"]
+    for name in ("nodes", "ssh_jump", "node_order", "restart_policy", "agent_service_name"):
+        assert props[name].get("title") and props[name].get("description"), name
+    override = schema["definitions"]["NodeOverride"]["properties"]
+    assert set(override) == {"name", "ssh_host", "ssh_port", "ssh_user", "known_hosts"}
+    for name, field in override.items():
+        assert field.get("title") and field.get("description"), name
+
+
+def test_bad_node_input_is_a_validation_error_never_a_traceback_of_another_type() -> None:
+    # Bad base64 makes paramiko raise binascii/SSHException inside: it must surface as the
+    # field's validation error, naming the override.
+    bad_key = "[10.0.0.9]:22 ssh-ed25519 AAAA!!notbase64"
+    with pytest.raises(ValidationError) as info:
+        _site(nodes=[{"name": "a1", "known_hosts": [bad_key]}])
+    assert "nodes.0.known_hosts" in str(info.value)
+    with pytest.raises(ValidationError) as info:
+        _site(nodes=[None])
+    assert "nodes.0" in str(info.value)
