@@ -40,6 +40,9 @@ class SiteReport:
     provision: str = "not run"
     # Writes made by provisioning the site a second time: the idempotence proof, must be 0.
     rerun_writes: int | None = None
+    # One entry per node: name, role, mirror, hosts_toml, canary_pull, restarted.
+    nodes: list[dict[str, Any]] = field(default_factory=list)
+    restarted: dict[str, bool] = field(default_factory=dict, repr=False)
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -50,6 +53,11 @@ class SiteReport:
             and self.activation == "Active"
             and self.canary_pull == "ok"
             and self.rerun_writes == 0
+            and bool(self.nodes)
+            and all(
+                n["mirror"] == "ok" and n["hosts_toml"] == "ok" and n["canary_pull"] == "ok"
+                for n in self.nodes
+            )
         )
 
 
@@ -89,9 +97,20 @@ def _apply_status(report: SiteReport, facts: dict[str, Any]) -> None:
         report.canary_pull = "ok" if canary.get("status") == "ok" else str(canary.get("value"))
     slots = facts.get("client_password_in_use") or []
     report.client_password_slot = ",".join(str(s) for s in slots) or None
+    report.nodes = [
+        {
+            "name": n["name"],
+            "role": n["role"],
+            "mirror": n["mirror"],
+            "hosts_toml": n["hosts_toml"],
+            "canary_pull": n["canary_pull"],
+            "restarted": report.restarted.get(n["name"], False),
+        }
+        for n in facts.get("nodes") or []
+    ]
 
 
-def run_demo(state_dir: Path, *, sites: int = 2) -> DemoReport:
+def run_demo(state_dir: Path, *, sites: int = 2, nodes_per_site: int = 1) -> DemoReport:
     from acr_edge.local_prefect import prefect_api, quiet_runs
     from acr_edge.sandbox_blocks import PARENT_BLOCK, register, site_block_name
     from flows.models import ProvisionSpec
@@ -106,8 +125,10 @@ def run_demo(state_dir: Path, *, sites: int = 2) -> DemoReport:
     with prefect_api() as api, quiet_runs():
         where = "private Prefect server" if api.own else f"Prefect UI: {api.ui_url}"
         print(f"[demo] Prefect API {api.url} ({where})")
-        print(f"[demo] starting sandbox with {sites} sites in {state_dir}")
-        running = start_sandbox(state_dir, sites=sites)
+        print(
+            f"[demo] starting sandbox with {sites} sites of {nodes_per_site} node(s) in {state_dir}"
+        )
+        running = start_sandbox(state_dir, sites=sites, nodes_per_site=nodes_per_site)
         try:
             info = running.info
             blocks = register(info)
@@ -136,6 +157,9 @@ def run_demo(state_dir: Path, *, sites: int = 2) -> DemoReport:
                 rep.provision = "ok" if err is None else "failed"
                 if err:
                     rep.errors.append(f"provision: {err}")
+                else:
+                    for row in state.result().get("nodes") or []:
+                        rep.restarted[row["name"]] = bool(row.get("restarted"))
             specs = {rep.block: spec_for(index) for index, rep in enumerate(reports, 1)}
             rotated = reports[ROTATED_SITE_INDEX - 1]
             if not rotated.errors:
@@ -168,6 +192,11 @@ def run_demo(state_dir: Path, *, sites: int = 2) -> DemoReport:
                     rep.rerun_writes = int(state.result()["writes"])
                     if rep.rerun_writes:
                         rep.errors.append(f"re-provision wrote {rep.rerun_writes} time(s)")
+                    again = [
+                        r["name"] for r in state.result().get("nodes") or [] if r.get("restarted")
+                    ]
+                    if again:
+                        rep.errors.append(f"re-provision restarted {', '.join(again)}")
             for rep in reports:
                 print(f"[demo] site-status {rep.block} ...")
                 state = site_status(
@@ -204,6 +233,12 @@ def render(report: DemoReport) -> str:
             + ("  (rotated)" if s.rotated else "")
             + (f"  re-run writes: {s.rerun_writes}" if s.rerun_writes is not None else "")
         )
+        for n in s.nodes:
+            lines.append(
+                f"        node {n['name']:<10} {n['role']:<6} mirror: {n['mirror']}  "
+                f"hosts.toml: {n['hosts_toml']}  canary: {n['canary_pull']}"
+                + ("  (restarted)" if n["restarted"] else "")
+            )
         lines.extend(f"        {e}" for e in s.errors)
     lines.extend(f"  error: {e}" for e in report.errors)
     return "\n".join(lines)
@@ -218,6 +253,12 @@ def _parser() -> argparse.ArgumentParser:
         help="keep the sandbox's files here (sandbox.json, node roots, command logs)",
     )
     p.add_argument("--sites", type=int, default=2, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--nodes-per-site",
+        type=int,
+        default=1,
+        help="nodes per simulated site: node 1 a server, the rest agents (default 1)",
+    )
     return p
 
 
@@ -226,12 +267,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.sites < 1:
         print("acr-edge demo: --sites must be >= 1", file=sys.stderr)
         return 2
+    if not 1 <= args.nodes_per_site <= 16:
+        print("acr-edge demo: --nodes-per-site must be between 1 and 16", file=sys.stderr)
+        return 2
     isolate_prefect_home()
     keep = args.state_dir is not None
     state_dir = args.state_dir or Path(tempfile.mkdtemp(prefix="acr-edge-demo-"))
     state_dir.mkdir(parents=True, exist_ok=True)
     try:
-        report = run_demo(state_dir.resolve(), sites=args.sites)
+        report = run_demo(state_dir.resolve(), sites=args.sites, nodes_per_site=args.nodes_per_site)
     finally:
         if not keep:
             shutil.rmtree(state_dir, ignore_errors=True)

@@ -55,15 +55,29 @@ def site_block(site: dict[str, Any]) -> Any:
     from blocks.edge_site import EdgeSite
 
     known_hosts = site["known_hosts"]
+    pinned = [known_hosts] if isinstance(known_hosts, str) else list(known_hosts)
+    # Every node's own host key, pinned as the operator would after verifying it.
+    for node in site.get("nodes") or []:
+        line = node.get("known_hosts")
+        for entry in [line] if isinstance(line, str) else list(line or []):
+            if entry and entry not in pinned:
+                pinned.append(entry)
     fields: dict[str, Any] = {
         key: site[key] for key in _PASSTHROUGH_SITE_FIELDS if site.get(key) is not None
     }
+    if len(site.get("nodes") or []) > 1:
+        # One block names the same file on every node; each simulated node has its own root
+        # (its commands' and SFTP's working directory), so the paths are given relative to it.
+        root = Path(site["root"])
+        for key in ("registries_path", "kubeconfig_path", "hosts_dir"):
+            if key in fields and Path(fields[key]).is_relative_to(root):
+                fields[key] = str(Path(fields[key]).relative_to(root))
     return EdgeSite(
         name=site["name"],
         ssh_host=site["ssh_host"],
         ssh_port=int(site["ssh_port"]),
         ssh_private_key=SecretStr(Path(site["private_key_path"]).read_text()),
-        known_hosts=[known_hosts] if isinstance(known_hosts, str) else list(known_hosts),
+        known_hosts=pinned,
         app_namespaces=list(site.get("app_namespaces") or APP_NAMESPACES),
         tags=["sandbox"],
         **fields,

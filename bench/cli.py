@@ -87,9 +87,11 @@ def arm_counts(internal: Internal) -> dict[str, int]:
 def ssh_command_count(info: dict[str, Any]) -> int:
     total = 0
     for site in info["sites"]:
-        log = Path(site["command_log"])
-        if log.exists():
-            total += sum(1 for line in log.read_text().splitlines() if line.strip())
+        logs = {site["command_log"], *(n["command_log"] for n in site.get("nodes") or [])}
+        for name in logs:
+            log = Path(name)
+            if log.exists():
+                total += sum(1 for line in log.read_text().splitlines() if line.strip())
     return total
 
 
@@ -235,6 +237,7 @@ def run_bench(
     state_dir: Path,
     *,
     sandbox_in_process: bool = False,
+    nodes_per_site: int = 1,
 ) -> dict[str, Any]:
     from acr_edge.local_prefect import prefect_api, quiet_runs
     from acr_edge.sandbox_blocks import PARENT_BLOCK, register
@@ -248,10 +251,13 @@ def run_bench(
             from sandbox.runner import start_sandbox
 
             running = start_sandbox(
-                state_dir, sites=sites, propagation_delay=model.propagation_ms / 1000.0
+                state_dir,
+                sites=sites,
+                nodes_per_site=nodes_per_site,
+                propagation_delay=model.propagation_ms / 1000.0,
             )
         else:
-            running = SandboxProcess(state_dir, sites, model)
+            running = SandboxProcess(state_dir, sites, model, nodes_per_site=nodes_per_site)
         sandbox_start = time.monotonic() - t0
         try:
             info = running.info
@@ -287,6 +293,7 @@ def run_bench(
     peak_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return {
         "sites": sites,
+        "nodes_per_site": nodes_per_site,
         "max_concurrency": concurrency,
         "driver": "provision-site flow runs in-process (threads), Prefect API "
         + ("private server" if api.own else api.url),
@@ -321,6 +328,7 @@ def run_bench(
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="acr-edge bench", description=__doc__)
     p.add_argument("--sites", type=int, default=1, help="number of simulated sites")
+    p.add_argument("--nodes-per-site", type=int, default=1, help="nodes per site (node 1 a server)")
     p.add_argument("--max-concurrency", type=int, default=10, help="sites provisioned at once")
     p.add_argument("--arm-latency-ms", type=float, default=0.0)
     p.add_argument("--lro-ms", type=float, default=0.0)
@@ -344,8 +352,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    if args.sites < 1 or args.max_concurrency < 1:
-        print("acr-edge bench: --sites and --max-concurrency must be >= 1", file=sys.stderr)
+    if args.sites < 1 or args.max_concurrency < 1 or args.nodes_per_site < 1:
+        print(
+            "acr-edge bench: --sites, --nodes-per-site and --max-concurrency must be >= 1",
+            file=sys.stderr,
+        )
         return 2
     try:
         model = LatencyModel(
@@ -368,6 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.max_concurrency,
         state_dir.resolve(),
         sandbox_in_process=args.sandbox_in_process,
+        nodes_per_site=args.nodes_per_site,
     )
     print(json.dumps(result, indent=2))
     return 0 if result["ok"] else 1

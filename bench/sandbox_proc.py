@@ -29,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench.sandbox_proc")
     p.add_argument("--state-dir", type=Path, required=True)
     p.add_argument("--sites", type=int, required=True)
+    p.add_argument("--nodes-per-site", type=int, default=1)
     p.add_argument("--ssh-rtt-ms", type=float, default=0.0)
     p.add_argument("--pod-ready-ms", type=float, default=0.0)
     p.add_argument("--k3s-restart-ms", type=float, default=0.0)
@@ -42,10 +43,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     t0 = time.monotonic()
     running = start_sandbox(
-        args.state_dir, sites=args.sites, propagation_delay=args.propagation_ms / 1000.0
+        args.state_dir,
+        sites=args.sites,
+        nodes_per_site=args.nodes_per_site,
+        propagation_delay=args.propagation_ms / 1000.0,
     )
     try:
         for site in running.sites:
+            for node in site.nodes:
+                node.knobs.ssh.latency = args.ssh_rtt_ms / 1000.0
             site.knobs.ssh.latency = args.ssh_rtt_ms / 1000.0
             site.knobs.pod_ready_time = args.pod_ready_ms / 1000.0
             site.knobs.restart_time = args.k3s_restart_ms / 1000.0
@@ -64,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 class SandboxProcess:
     """Start the child, wait until it is ready; `.info` is its sandbox.json; `.stop()` ends it."""
 
-    def __init__(self, state_dir: Path, sites: int, model: Any) -> None:
+    def __init__(self, state_dir: Path, sites: int, model: Any, *, nodes_per_site: int = 1) -> None:
         cmd = [
             sys.executable,
             "-m",
@@ -73,6 +79,8 @@ class SandboxProcess:
             str(state_dir),
             "--sites",
             str(sites),
+            "--nodes-per-site",
+            str(nodes_per_site),
             "--ssh-rtt-ms",
             str(model.ssh_rtt_ms),
             "--pod-ready-ms",

@@ -89,6 +89,13 @@ class ProvisionSpec(BaseModel):
         description="Enable the parent registry's dedicated data endpoint if it is off "
         "(otherwise preflight refuses).",
     )
+    nodes: str = Field(
+        default="all",
+        title="Nodes",
+        pattern=r"^(all|[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?=[-A-Za-z0-9_.]{0,63})$",
+        description="Which nodes of the site get the mirror: 'all' (default) or one label "
+        "selector 'key=value', e.g. 'node-role.kubernetes.io/control-plane=true'.",
+    )
     dry_run: bool = Field(
         default=False,
         description="Plan only: report ARM, registries.yaml, Helm and secret changes; write "

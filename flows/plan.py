@@ -31,7 +31,7 @@ ARM_STEPS = (
     "client-token",
     "attach-client-token",
 )
-NODE_STEPS = ("namespace", "helm-release", "registries-yaml", "restart", "canary")
+NODE_STEPS = ("namespace", "helm-release", "node-mirror", "registries-yaml", "restart", "canary")
 SECRET_STEPS = {
     "sync-credential": "sync",
     "client-password": "client",
@@ -105,6 +105,8 @@ class ProvisionPlan:
     details: list[dict[str, Any]] = field(default_factory=list)
     registries_diff: str = ""
     helm: list[dict[str, Any]] = field(default_factory=list)
+    # One row per node of the rollout (name, role, action, restarted, canary, why).
+    nodes: list[dict[str, Any]] = field(default_factory=list)
 
     def _of(self, steps: Any) -> list[dict[str, str]]:
         return [_row(r) for r in self.rows if r["step"] in steps]
@@ -170,6 +172,7 @@ class ProvisionPlan:
             "secrets": self.secrets,
             "registries_yaml_diff": self.registries_diff,
             "helm_values_diff": self.helm,
+            "nodes": self.nodes,
             "notes": self.notes,
         }
 

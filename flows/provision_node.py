@@ -1,5 +1,5 @@
 """provision-site's node half: the sync credential and Helm release, then the client
-credential, registries.yaml (+ restart), pull secrets and the canary.
+credential, pull secrets, every node's mirror (one node at a time, proven) and the canary.
 
 The same code for the real run and the dry run (``dry``): every step is called with
 ``dry_run``; in a dry run the secret steps are metadata rows only (no value is generated or
@@ -15,8 +15,10 @@ from datetime import UTC, datetime
 from prefect import get_run_logger
 from pydantic import SecretStr
 
+from flows import node_rollout
 from flows.inputs import SiteInputs
 from flows.models import ProvisionSpec
+from flows.node_rollout import SiteNodes
 from flows.plan import MASK, PROVISIONAL, ProvisionPlan, helm_rows
 from model.azure import ConnectedRegistryInfo, PasswordMeta
 from model.azure_context import AzureContext
@@ -30,6 +32,7 @@ from tasks.azure.password_plans import plan_password
 from tasks.site import helm_values
 from tasks.site import steps as st
 from tasks.site.connection import SiteConnection
+from tasks.site.node_mirror_plan import Proof
 from tasks.site.plans import canary_image
 
 FLOW = "provision-site"
@@ -138,6 +141,7 @@ def _retire_old_sync_slot(
 def node_side(
     ctx: AzureContext,
     conn: SiteConnection,
+    nodes: SiteNodes,
     inputs: SiteInputs,
     spec: ProvisionSpec,
     repos: list[str],
@@ -145,44 +149,11 @@ def node_side(
     plan: ProvisionPlan,
     done: Done,
 ) -> None:
-    """Client credential, registries.yaml (+ restart), pull secrets, canary."""
+    """Client credential, pull secrets, then every node (one at a time, proven), then the
+    site's canary."""
     site, dry = inputs.site, spec.dry_run
     username, password, meta = _client_credential(ctx, conn, inputs, spec, host, done)
     node = site.auth_model == "node"
-    if host is None:  # dry run of a new site: no service, so no mirror address yet
-        waits = "the Helm release's service"
-        done(
-            StepResult.of_plan(
-                provisional(
-                    "registries-yaml",
-                    f"{conn.resource}: {site.registries_path}",
-                    "write",
-                    "mirror for the connected registry service: add once the release exists",
-                    waits,
-                )
-            )
-        )
-        # A new file always needs the one restart; the row is the one the run reports.
-        restart = Change(
-            "restart",
-            f"{conn.resource}: {site.service_name}",
-            "restart",
-            f"{site.registries_path} changed: restart {site.service_name}",
-        )
-        done(StepResult.of_plan(restart))
-    else:
-        auth = (
-            NodeAuth(username, password, meta.slot, meta.created)
-            if node and password is not None and meta is not None
-            else None
-        )
-        node_ref = meta if node and dry else None
-        mirror = done(
-            st.ensure_registries_yaml_task(conn, host, auth, node_ref=node_ref, dry_run=dry)
-        )
-        plan.registries_diff = str(mirror.details.get("diff") or "")
-        file_changed = mirror.changed or (mirror.planned and mirror.action != "none")
-        done(st.ensure_restart_task(conn, host, file_changed=file_changed, dry_run=dry))
     if meta is not None:
         done(
             st.ensure_pull_secrets_task(
@@ -197,14 +168,43 @@ def node_side(
                 dry_run=dry,
             )
         )
-    del password
     namespace = inputs.app_namespaces[0]
     image = canary_image(host or UNKNOWN_HOST, repos[0]) if repos else None
+    pull_secret = site.pull_secret_name
+    if host is None:  # dry run of a new site: no service, so no mirror address yet
+        for target in nodes.targets:
+            done(
+                StepResult.of_plan(
+                    provisional(
+                        "node-mirror",
+                        f"node {target.name}: {site.registries_path}",
+                        "write",
+                        "mirror for the connected registry service: add once the release "
+                        "exists, with hosts.toml (no restart), then a canary pinned to the node",
+                        "the Helm release's service",
+                    )
+                )
+            )
+    else:
+        auth = (
+            NodeAuth(username, password, meta.slot, meta.created)
+            if node and password is not None and meta is not None
+            else None
+        )
+        proof = Proof(namespace, image, pull_secret, site.canary_timeout)
+        results = node_rollout.roll_out(
+            nodes, host, auth, proof, done, node_ref=meta if node and dry else None, dry_run=dry
+        )
+        plan.nodes = node_rollout.node_rows(nodes, results)
+        plan.registries_diff = next(
+            (str(r.details.get("diff")) for r in results if r.details.get("diff")), ""
+        )
+    del password
     canary = st.ensure_canary_task(
         conn,
         namespace,
         image,
-        site.pull_secret_name,
+        pull_secret,
         deadline_seconds=site.canary_timeout,
         dry_run=dry,
     )

@@ -10,19 +10,22 @@ depends on a resource the run would create is planned from the facts available.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
 from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows import checkpoints
-from flows.host_keys import fingerprint, pin_site_host_key
+from flows import checkpoints, node_rollout
+from flows.host_keys import fingerprint, pin_host_keys
 from flows.inputs import SiteInputs, load_site_inputs
 from flows.locks import site_lock
 from flows.models import ProvisionSpec
+from flows.node_rollout import SiteNodes
 from flows.plan import ProvisionPlan
 from flows.provision_node import FLOW, Done, node_side, sync_side
 from flows.report import RunReport, artifact_key
@@ -110,7 +113,7 @@ def provision_site(site_block: str, parent_block: str, spec: ProvisionSpec) -> d
         logger.info("%s: planned %d change(s), wrote nothing", inputs.site.name, plan.writes)
         return plan.summary()
     logger.info("%s: %s with %d write(s)", inputs.site.name, outcome, report.writes)
-    return report.summary(outcome=outcome)
+    return report.summary(outcome=outcome, nodes=plan.nodes)
 
 
 def _provision(
@@ -129,45 +132,72 @@ def _provision(
         return result
 
     with ExitStack() as stack:
-        # The node side needs nothing from Azure until the connection string exists: connect,
-        # plan/create the namespace and read the release while ARM is worked on.
+        # The node side needs nothing from Azure until the connection string exists: connect
+        # to every node and check its files while ARM is read. Nothing is written anywhere
+        # (ARM or node) until every node is reached, its host key verified and every input
+        # checked: `ready` is that barrier.
         conn_f = st.open_site_task.submit(stack, site)
-        ns_f = st.ensure_namespace_task.submit(conn_f, site.namespace, dry_run=dry)  # type: ignore[call-overload]
+        nodes_f = preflight_nodes_task.submit(stack, conn_f, spec.nodes)  # type: ignore[call-overload]
         release_f = st.read_helm_release_task.submit(conn_f)  # type: ignore[call-overload]
+
+        def ready() -> SiteNodes:
+            wait([conn_f, nodes_f, release_f])
+            site_nodes: SiteNodes = nodes_f.result()
+            return site_nodes
+
         try:
-            repos, info, sync_passwords = _azure_side(ctx, inputs, spec, cr_spec, report, done)
+            repos, info, sync_passwords = _azure_side(
+                ctx, inputs, spec, cr_spec, report, done, ready
+            )
         except BaseException:
             # Never close the connection under a running node step: let them finish first.
-            wait([conn_f, ns_f, release_f])
-            key = conn_f.result().recorded_host_key if conn_f.state.is_completed() else None
-            if key:  # the key was accepted: pin it even though this run fails
-                _host_key(inputs, key, report, dry)
+            wait([conn_f, nodes_f, release_f])
+            keys = _recorded(conn_f, nodes_f)
+            if keys:  # the keys were accepted: pin them even though this run fails
+                _host_keys(inputs, keys, report, dry)
             raise
         conn: SiteConnection = conn_f.result()
-        if conn.recorded_host_key:
-            _host_key(inputs, conn.recorded_host_key, report, dry)
-        done(ns_f.result())
+        site_nodes = ready()
+        keys = _recorded(conn_f, nodes_f)
+        if keys:
+            _host_keys(inputs, keys, report, dry)
+        done(st.ensure_namespace_task(conn, site.namespace, dry_run=dry))
         release: ReleaseFact = release_f.result()
         sync_side(ctx, conn, inputs, info, sync_passwords, release, dry, plan, done)
         # Before the release exists (dry run of a new site) its service has no address yet.
         host = None if dry and not release.exists else st.registry_host_task(conn)
-        node_side(ctx, conn, inputs, spec, repos, host, plan, done)
+        node_side(ctx, conn, site_nodes, inputs, spec, repos, host, plan, done)
 
 
-def _host_key(inputs: SiteInputs, line: str, report: RunReport, dry: bool) -> None:
+@task(name="preflight-nodes", cache_policy=NO_CACHE, persist_result=False)
+def preflight_nodes_task(stack: ExitStack, conn: SiteConnection, selector: str) -> SiteNodes:
+    return node_rollout.preflight(stack, conn, selector)
+
+
+def _recorded(conn_f: Any, nodes_f: Any) -> list[str]:
+    """Host-key lines accepted on first use by this run (site connection and nodes)."""
+    keys: list[str] = []
+    if conn_f.state.is_completed() and conn_f.result().recorded_host_key:
+        keys.append(conn_f.result().recorded_host_key)
+    if nodes_f.state.is_completed():
+        keys += [k for k in nodes_f.result().recorded_host_keys if k not in keys]
+    return keys
+
+
+def _host_keys(inputs: SiteInputs, lines: list[str], report: RunReport, dry: bool) -> None:
     if not dry:
-        pin_site_host_key(inputs, line, report)
+        pin_host_keys(inputs, lines, report)
         return
-    key_type, fp = fingerprint(line)
-    site = inputs.site
-    report.note(
-        "host-key",
-        f"block {inputs.site_block}",
-        f"host key {key_type} {fp} of {site.ssh_host}:{site.ssh_port} accepted on first use; "
-        f"the real run pins it in block {inputs.site_block} (not saved: dry run)",
-        action="write",
-        planned=True,
-    )
+    for line in lines:
+        key_type, fp = fingerprint(line)
+        report.note(
+            "host-key",
+            f"block {inputs.site_block}",
+            f"host key {key_type} {fp} of {line.split()[0]} accepted on first use; "
+            f"the real run pins it in block {inputs.site_block} (not saved: dry run)",
+            action="write",
+            planned=True,
+        )
 
 
 def _azure_side(
@@ -177,6 +207,7 @@ def _azure_side(
     cr_spec: ConnectedRegistrySpec,
     report: RunReport,
     done: Done,
+    ready: Callable[[], object],
 ) -> tuple[list[str], ConnectedRegistryInfo | None, list[PasswordMeta]]:
     """Repositories, preflight, then the sync chain (scope map, token, connected registry) beside
     the client scope map and token; the client token attached; then reads."""
@@ -192,6 +223,7 @@ def _azure_side(
         f"registries/{ctx.registry}",
         f"{len(repos)} repositories under {', '.join(spec.namespaces)}",
     )
+    ready()  # every node reached and checked before the first write (preflight may write)
     done(
         az.preflight_parent(
             ctx,

@@ -6,13 +6,14 @@ run fails when the site is unhealthy, so schedules and automations see it.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
-from flows import health
+from flows import health, node_rollout
 from flows.inputs import load_site_inputs
 from flows.report import artifact_key
 from model.errors import AcrEdgeError, PermanentError
@@ -20,7 +21,7 @@ from tasks import rotation
 from tasks.azure import steps as az
 from tasks.azure.schedule import parse_duration
 from tasks.site import steps as st
-from tasks.site.connection import open_site
+from tasks.site.connection import SiteConnection, open_site
 from tasks.site.plans import canary_image
 
 FLOW = "site-status"
@@ -107,17 +108,14 @@ def site_status(
             )
             if release.ok:
                 host = st.registry_host_task(conn)
-                for name, fact in (
-                    ("mirror", st.mirror_configured_task(conn, host)),
-                    ("hosts.toml", st.hosts_toml_task(conn, host)),
-                ):
-                    verdict.add(name, fact.ok, fact.value, "re-run provision-site.")
                 repos = az.client_repositories(ctx, token)
-                if repos and in_use:
+                image = canary_image(host, repos[0]) if repos and in_use else None
+                facts["nodes"] = _node_checks(verdict, conn, inputs.app_namespaces[0], host, image)
+                if image is not None:
                     pulled = st.run_canary_task(
                         conn,
                         inputs.app_namespaces[0],
-                        canary_image(host, repos[0]),
+                        image,
                         site.pull_secret_name,
                         site.canary_timeout,
                     )
@@ -146,3 +144,42 @@ def site_status(
         )
     get_run_logger().info("site %s is healthy", site.name)
     return facts
+
+
+def _node_checks(
+    verdict: health.Health, conn: SiteConnection, namespace: str, host: str, image: str | None
+) -> list[dict[str, Any]]:
+    """Each node's mirror, hosts.toml and a canary pinned to it; one row per node."""
+    site = conn.site
+    rows: list[dict[str, Any]] = []
+    with ExitStack() as stack:
+        nodes = node_rollout.preflight(stack, conn, "all")
+        for target, node in zip(nodes.targets, nodes.conns, strict=True):
+            mirror = st.mirror_configured_task(node, host)
+            hosts = st.hosts_toml_task(node, host)
+            verdict.add(
+                f"mirror on {target.name}", mirror.ok, mirror.value, "re-run provision-site."
+            )
+            verdict.add(
+                f"hosts.toml on {target.name}", hosts.ok, hosts.value, "re-run provision-site."
+            )
+            row: dict[str, Any] = {
+                "name": target.name,
+                "role": target.role,
+                "mirror": "ok" if mirror.ok else mirror.value,
+                "hosts_toml": "ok" if hosts.ok else hosts.value,
+                "canary_pull": "skipped: nothing to pull yet",
+            }
+            if image is not None:
+                pulled = st.run_canary_task(
+                    node, namespace, image, site.pull_secret_name, site.canary_timeout
+                )
+                verdict.add(
+                    f"canary pull on {target.name}",
+                    pulled.ok,
+                    pulled.reason,
+                    "re-run provision-site; check the node's registries.yaml and hosts.toml.",
+                )
+                row["canary_pull"] = "ok" if pulled.ok else pulled.reason
+            rows.append(row)
+    return rows

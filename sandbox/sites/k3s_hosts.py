@@ -172,7 +172,14 @@ def render(config: HostConfig) -> str:
             out += "".join(f'\n    "{k}" = "{v}"' for k, v in sorted(ep.rewrites.items()))
             out += "\n"
         out += "\n"
-    return out
+    return _trim_empty(out)
+
+
+def _trim_empty(text: str) -> str:
+    # K3s (pkg/agent/templates, ParseHostsTemplateFromConfig) runs the rendered template
+    # through trimEmpty: no blank lines, except one before each line that opens a table.
+    kept = [line for line in text.split("\n") if line.strip()]
+    return "".join(("\n" if line.startswith("[") else "") + line + "\n" for line in kept)
 
 
 def render_hosts(reg: Registries) -> dict[str, str]:

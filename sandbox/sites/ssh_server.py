@@ -95,6 +95,20 @@ class _Server(asyncssh.SSHServer):
         return self._node.config.forward(dest_host, dest_port)
 
 
+class _NodeSftp(asyncssh.SFTPServer):
+    """SFTP on the real filesystem; a relative path is relative to the node's root, as an
+    exec's working directory is (so one relative path names each node's own file)."""
+
+    def __init__(self, chan: asyncssh.SSHServerChannel[bytes], root: Path) -> None:
+        super().__init__(chan)
+        self._root = str(root).encode()
+
+    def map_path(self, path: bytes) -> bytes:
+        if not path.startswith(b"/"):
+            path = self._root + b"/" + path
+        return super().map_path(path)
+
+
 class NodeSsh:
     def __init__(self, config: SshConfig, knobs: SshKnobs) -> None:
         self.config = config
@@ -114,7 +128,7 @@ class NodeSsh:
             self.port,
             server_host_keys=[self.config.host_key],
             process_factory=self._process,
-            sftp_factory=True,
+            sftp_factory=self._sftp,
             allow_scp=False,
             encoding=None,
             line_editor=False,
@@ -129,6 +143,9 @@ class NodeSsh:
             await self.start()
         elif not listening:
             await self.stop()
+
+    def _sftp(self, chan: asyncssh.SSHServerChannel[bytes]) -> asyncssh.SFTPServer:
+        return _NodeSftp(chan, self.config.root)
 
     def reseed(self, seed: int) -> None:
         """Make the drop knobs repeatable."""

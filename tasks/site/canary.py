@@ -50,6 +50,8 @@ def run_canary(
         ),
         spec=k8s.V1PodSpec(
             restart_policy="Never",
+            # A node's own connection pins the pod to it: the proof is that node's pull.
+            node_selector={"kubernetes.io/hostname": conn.node.name} if conn.node else None,
             containers=[k8s.V1Container(name="canary", image=image, command=["/bin/true"])],
             image_pull_secrets=[k8s.V1LocalObjectReference(name=pull_secret)]
             if pull_secret

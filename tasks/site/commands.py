@@ -66,7 +66,13 @@ class CommandRunner(Protocol):
     def read_file(self, path: str, *, sudo: bool = False) -> bytes | None: ...
 
     def write_file(
-        self, path: str, data: bytes | SecretStr, *, mode: int = 0o600, sudo: bool = False
+        self,
+        path: str,
+        data: bytes | SecretStr,
+        *,
+        mode: int = 0o600,
+        sudo: bool = False,
+        owner: tuple[int, int] | None = None,
     ) -> None: ...
 
 

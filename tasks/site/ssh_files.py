@@ -96,19 +96,28 @@ class RemoteFiles:
         return buf.getvalue()
 
     def write_file(
-        self, path: str, data: bytes | SecretStr, *, mode: int = 0o600, sudo: bool = False
+        self,
+        path: str,
+        data: bytes | SecretStr,
+        *,
+        mode: int = 0o600,
+        sudo: bool = False,
+        owner: tuple[int, int] | None = None,
     ) -> None:
-        """Atomic replace: temp file beside the target, mode set before content, rename."""
+        """Atomic replace: temp file beside the target, mode (and ``owner``: uid, gid) set
+        before the content lands, rename. ``owner`` keeps an operator's file's owner."""
         payload = data.get_secret_value().encode() if isinstance(data, SecretStr) else data
         directory, _, base = path.rpartition("/")
         tmp = f"{directory}/.{base}.acr-edge-{uuid.uuid4().hex[:8]}.tmp"
         if sudo:
+            chown = 'chown "$4" "$1" && ' if owner is not None else ""
             script = (
-                'umask 077; cat > "$1" && chmod "$3" "$1" && mv -f -- "$1" "$2" '
-                '|| { rc=$?; rm -f -- "$1"; exit $rc; }'
+                f'umask 077; : > "$1" && chmod "$3" "$1" && {chown}cat > "$1" && '
+                'mv -f -- "$1" "$2" || { rc=$?; rm -f -- "$1"; exit $rc; }'
             )
+            who = f"{owner[0]}:{owner[1]}" if owner is not None else ""
             result = self.run(
-                ["sh", "-c", script, "sh", tmp, path, f"{mode:o}"],
+                ["sh", "-c", script, "sh", tmp, path, f"{mode:o}", who],
                 stdin=SecretStr(payload.decode()) if isinstance(data, SecretStr) else payload,
                 sudo=True,
             )
@@ -118,6 +127,8 @@ class RemoteFiles:
         try:
             with sftp.open(tmp, "wb") as handle:
                 handle.chmod(mode)  # before the content lands, so it is never world-readable
+                if owner is not None:
+                    handle.chown(*owner)
                 handle.write(payload)
                 handle.flush()
             sftp.posix_rename(tmp, path)  # plain rename() fails onto an existing file

@@ -23,10 +23,8 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from model.site import (
-    SiteSettings,
-)
-from tasks.site import canary, helm_release, mirror, namespace, pull_secrets
+from model.site import NodeTarget, SiteSettings
+from tasks.site import canary, helm_release, mirror, namespace, node_mirror, nodes, pull_secrets
 from tasks.site.connection import SiteConnection, open_site
 
 # No tags: Prefect 3 makes a tag-concurrency call per tagged task run even when no limit exists
@@ -67,6 +65,25 @@ ensure_restart_task = task(name="ensure-restart", **_COMMON)(mirror.ensure_resta
 read_node_credential_task = task(name="read-node-credential", **_COMMON)(
     mirror.read_node_credential
 )
+
+# -- nodes ---------------------------------------------------------------------------------------
+read_nodes_task = task(name="read-nodes", **_COMMON)(nodes.read_nodes)
+
+
+@task(name="open-nodes", **_COMMON)
+def open_nodes_task(
+    stack: ExitStack, conn: SiteConnection, targets: list[NodeTarget]
+) -> list[SiteConnection]:
+    """Connect to every node (host keys pinned per node); closed with the flow's exit stack."""
+    opened = nodes.open_nodes(conn, targets)
+    for node in opened:
+        stack.callback(node.close)
+    return opened
+
+
+check_node_file_task = task(name="check-node-file", **_COMMON)(node_mirror.check_node_file)
+# One node: write, restart if needed, prove, roll back on failure. Never retried.
+ensure_node_mirror_task = task(name="ensure-node-mirror", **_COMMON)(node_mirror.ensure_node_mirror)
 
 # -- pull secrets --------------------------------------------------------------------------------
 read_pull_secrets_task = task(name="read-pull-secrets", **_COMMON)(pull_secrets.read_pull_secrets)

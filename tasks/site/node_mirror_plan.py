@@ -1,0 +1,131 @@
+"""Pure: what one node needs so that containerd pulls through the mirror, and whether that
+takes a restart.
+
+K3s reads registries.yaml only when it starts, but containerd reads
+``certs.d/<host>/hosts.toml`` at every pull. So a change to mirrors or endpoints is made live
+by writing registries.yaml (for persistence) and the hosts.toml exactly as K3s would render it
+(with K3s's header line, so K3s owns and regenerates it at its next start): no restart. Node
+credentials are different: K3s puts them in containerd's config.toml at start, so a change of
+``configs.<host>.auth`` needs the restart. ``restart_policy`` ("auto", "always", "never")
+chooses; "never" writes and reports "restart pending" instead.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr
+
+from model.plan import Change
+from model.site import NodeAuth, PullSecretMeta
+from tasks.site import plans
+
+STEP = "node-mirror"
+POLICIES = ("auto", "always", "never")
+
+
+@dataclass(frozen=True)
+class NodeMirrorFact:
+    """One node's mirror as read: registries.yaml (``text`` None: no file; ``exists``), the
+    hosts.toml for our host (None: none), and whether registries.yaml is newer than that
+    hosts.toml (written after K3s last rendered it: a change it has not loaded)."""
+
+    text: SecretStr | None
+    exists: bool
+    hosts_toml: str | None
+    pending: bool
+
+
+@dataclass(frozen=True)
+class Proof:
+    """The canary each changed node must pull (``image`` None: nothing synced yet, so the
+    proof is the node Ready and its hosts.toml)."""
+
+    namespace: str
+    image: str | None
+    pull_secret: str | None
+    deadline_seconds: float
+
+
+def routes_http(hosts_toml: str | None, host: str) -> bool:
+    """The hosts.toml sends pulls for ``host`` to ``http://host`` (K3s writes it with /v2)."""
+    if not hosts_toml:
+        return False
+    try:
+        tables = tomllib.loads(hosts_toml).get("host") or {}
+    except tomllib.TOMLDecodeError:
+        return False
+    return any(urlsplit(url).scheme == "http" and urlsplit(url).netloc == host for url in tables)
+
+
+def plan_node_mirror(
+    fact: NodeMirrorFact,
+    host: str,
+    auth: NodeAuth | None,
+    *,
+    node: str,
+    service: str,
+    path: str,
+    policy: str = "auto",
+    node_model: bool = False,
+    node_ref: PullSecretMeta | None = None,
+) -> Change:
+    """The node's change: write registries.yaml and/or hosts.toml, restart or not; the
+    reason says which and why. The payload (never shown) is the new registries.yaml."""
+    if policy not in POLICIES:
+        raise ValueError(f"restart_policy {policy!r} is not one of {', '.join(POLICIES)}")
+    resource = f"node {node}: {path}"
+    reg = plans.plan_registries_yaml(
+        fact.text, host, auth, resource=resource, path=path, node_ref=node_ref
+    )
+    write_file = reg.needed
+    rendered = reg.shown.get("hosts_toml")
+    auth_changed = bool(reg.shown.get("auth_changed"))
+    live = routes_http(fact.hosts_toml, host)
+    # A file written but never loaded matters for credentials only: routing is live as soon
+    # as hosts.toml routes it.
+    stale_auth = fact.pending and node_model and not write_file
+    needs_restart = auth_changed or stale_auth
+    if policy == "always":
+        restart = write_file or needs_restart or (fact.pending and not live)
+    elif policy == "auto":
+        restart = needs_restart or (rendered is None and write_file)
+    else:
+        restart = False
+    write_hosts = not restart and rendered is not None and (write_file or not live)
+    pending = not restart and (needs_restart or (rendered is None and write_file))
+    parts: list[str] = []
+    if write_file:
+        parts.append(reg.reason)
+    if write_hosts:
+        why = "containerd reads it at every pull" if write_file else "it does not route " + host
+        parts.append(f"writes hosts.toml for {host} as K3s renders it ({why}): no restart")
+    if restart:
+        why = (
+            "node credentials load only when K3s starts"
+            if needs_restart
+            else "restart_policy is 'always'"
+        )
+        parts.append(f"restarts {service} ({why})")
+    if pending:
+        parts.append(f"restart pending: restart_policy is 'never' and {service} must restart")
+    shown = {
+        "node": node,
+        "path": path,
+        "replaces": fact.exists,
+        "write_file": write_file,
+        "hosts_toml": rendered if write_hosts else None,
+        "restart": restart,
+        "restart_pending": pending,
+    }
+    if not (write_file or write_hosts or restart):
+        reason = reg.reason
+        if live:
+            reason += f"; hosts.toml routes {host}"
+        if pending:
+            reason += "; " + parts[-1]
+        return Change.none(STEP, resource, reason, **shown)
+    action = "write" if write_file or write_hosts else "restart"
+    return Change(STEP, resource, action, "; ".join(parts), payload=reg.payload, shown=shown)
