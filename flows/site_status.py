@@ -127,6 +127,14 @@ def site_status(
                     )
     except AcrEdgeError as exc:
         verdict.add("reachability", False, str(exc), "see the error; the site could not be read.")
+        service = st.service_state_task(site)
+        if not service.ok:
+            verdict.add(
+                "k3s service",
+                False,
+                service.value,
+                "fix or restore the node's registries.yaml, then restart the service.",
+            )
     finally:
         ctx.close()
     create_table_artifact(

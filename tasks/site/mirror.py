@@ -18,13 +18,14 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
-from model.errors import PermanentError, TransientError, classify
+from model.errors import AcrEdgeError, PermanentError, TransientError, classify
 from model.plan import Change, converge
 from model.result import StepResult
 from model.retry import RetryPolicy, call_with_retry
-from model.site import NodeAuth, PullSecretMeta, SiteCheck
-from tasks.site import plans, registries_yaml
+from model.site import NodeAuth, PullSecretMeta, SiteCheck, SiteSettings
+from tasks.site import node_files, plans, registries_yaml
 from tasks.site.connection import SiteConnection, api_status
+from tasks.site.ssh import SshSession
 
 log = logging.getLogger(__name__)
 
@@ -38,18 +39,13 @@ def _resource(conn: SiteConnection) -> str:
 
 
 def read_registries_yaml(conn: SiteConnection) -> SecretStr | None:
-    """The node's registries.yaml text (None: no file); a SecretStr, it may hold passwords."""
+    """The node's registries.yaml text (None: no file); a SecretStr, it may hold passwords.
+    A link, a directory, an oversized or undecodable file is refused (never followed or
+    quoted): :func:`tasks.site.node_files.read_node_file`."""
     site = conn.site
-    raw = call_with_retry(
-        lambda: conn.ssh.read_file(site.registries_path, sudo=site.sudo),
-        what=_resource(conn),
-        attempts=3,
-    )
-    if raw is None:
-        return None
-    text = SecretStr(raw.decode("utf-8", errors="strict"))
-    del raw
-    return text
+    return node_files.read_node_file(
+        conn.ssh, site.registries_path, sudo=site.sudo, resource=conn.resource
+    ).text
 
 
 def apply_registries_yaml(conn: SiteConnection, change: Change) -> StepResult:
@@ -298,3 +294,24 @@ def read_node_password(conn: SiteConnection, host: str) -> tuple[str, SecretStr]
     raw = None if text is None else text.get_secret_value()
     del text
     return plans.node_password(raw, host, path=conn.site.registries_path)
+
+
+def service_state(site: SiteSettings) -> SiteCheck:
+    """Is the distribution's service running on the site's SSH host? Asked over SSH alone, for
+    when the API does not answer: a K3s that refused its registries.yaml is down, and the
+    status must say that rather than only that TLS to the API failed."""
+    try:
+        with SshSession.for_site(site) as ssh:
+            result = ssh.run(
+                ["systemctl", "is-active", site.service_name], sudo=site.sudo, idempotent=True
+            )
+    except AcrEdgeError as exc:
+        return SiteCheck(False, f"cannot ask over SSH either: {exc}")
+    state = result.stdout.strip() or "unknown"
+    if result.exit_status == 0 and state == "active":
+        return SiteCheck(True, f"{site.service_name} is active")
+    return SiteCheck(
+        False,
+        f"{site.service_name} is {state}: see `journalctl -u {site.service_name}` on the node "
+        f"(a registries.yaml it refuses keeps it down; backups sit beside {site.registries_path})",
+    )

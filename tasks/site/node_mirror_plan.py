@@ -12,6 +12,8 @@ chooses; "never" writes and reports "restart pending" instead.
 
 from __future__ import annotations
 
+import base64
+import difflib
 import tomllib
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -20,7 +22,7 @@ from pydantic import SecretStr
 
 from model.plan import Change
 from model.site import NodeAuth, PullSecretMeta
-from tasks.site import plans
+from tasks.site import plans, registries_decode
 
 STEP = "node-mirror"
 POLICIES = ("auto", "always", "never")
@@ -58,6 +60,48 @@ def routes_http(hosts_toml: str | None, host: str) -> bool:
     except tomllib.TOMLDecodeError:
         return False
     return any(urlsplit(url).scheme == "http" and urlsplit(url).netloc == host for url in tables)
+
+
+MASK = "********"
+
+
+def _secret_values(text: str | None, path: str) -> set[str]:
+    """Every credential value in a registries file, each alone and in its base64 forms."""
+    if not text:
+        return set()
+    found: set[str] = set()
+    reg = registries_decode.decode(text, path)
+    auths = [c.auth for c in (reg.configs or {}).values() if c and c.auth]
+    auths += list((reg.auths or {}).values())
+    for auth in auths:
+        for value in (auth.password, auth.auth, auth.identity_token):
+            if len(value) >= 4:  # a shorter "secret" would mask ordinary text
+                found.add(value)
+                found.add(base64.b64encode(value.encode()).decode())
+        if auth.password:
+            pair = f"{auth.username}:{auth.password}".encode()
+            found.add(base64.b64encode(pair).decode())
+    return found
+
+
+def masked_diff(old: str | None, new: str, path: str) -> str:
+    """A unified diff of the file with every credential value masked wherever it appears
+    (a one-line JSON file too: masking is by value, not by line)."""
+    secrets = sorted(_secret_values(old, path) | _secret_values(new, path), key=len, reverse=True)
+
+    def mask(text: str) -> str:
+        for value in secrets:
+            text = text.replace(value, MASK)
+        return text
+
+    return "".join(
+        difflib.unified_diff(
+            mask(old or "").splitlines(keepends=True),
+            mask(new).splitlines(keepends=True),
+            fromfile=f"{path} (now)",
+            tofile=f"{path} (planned)",
+        )
+    )
 
 
 def plan_node_mirror(
@@ -111,7 +155,13 @@ def plan_node_mirror(
         parts.append(f"restarts {service} ({why})")
     if pending:
         parts.append(f"restart pending: restart_policy is 'never' and {service} must restart")
+    diff = ""
+    if write_file:
+        old = fact.text.get_secret_value() if fact.text is not None else None
+        diff = masked_diff(old, reg.payload.get_secret_value(), path)
+        del old
     shown = {
+        "diff": diff,
         "node": node,
         "path": path,
         "replaces": fact.exists,
