@@ -142,6 +142,7 @@ def _provision(
 
         def ready() -> SiteNodes:
             wait([conn_f, nodes_f, release_f])
+            conn_f.result()  # its error first: the node pre-flight never ran without it
             site_nodes: SiteNodes = nodes_f.result()
             return site_nodes
 

@@ -5,13 +5,17 @@ was: back up, write, restart if the plan says so, wait for the node Ready and th
 the hosts.toml containerd will use, and pull a canary pinned to the node. If any of that
 fails the backup is restored (the file removed if it did not exist), a hosts.toml acr-edge
 wrote is put back, the node is restarted again if it was restarted, and the error names the
-node, what failed and what was restored. Never retried: a restart runs at most once.
+node, what failed and what was restored. A restart runs at most once: only a connection
+that drops before it is retried (converge reads again and finishes the change).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import NoReturn
 
 from model.errors import AcrEdgeError, PermanentError, TransientError, classify
 from model.plan import Change, converge
@@ -23,7 +27,9 @@ from tasks.site.connection import SiteConnection, api_status
 from tasks.site.node_mirror_plan import NodeMirrorFact, Proof, plan_node_mirror
 
 log = logging.getLogger(__name__)
-ONCE = RetryPolicy(attempts=1)
+# Dropped connections before the restart are retried by converge's re-read; the restart and
+# the proof are never repeated (a failure there rolls the node back instead).
+SSH_WRITE_POLICY = RetryPolicy(attempts=4, base_delay=0.3, max_delay=5.0)
 
 
 def _node(conn: SiteConnection) -> str:
@@ -80,66 +86,88 @@ def plan_for(
     )
 
 
+@dataclass
+class Undo:
+    """What rolling this node back means, kept across converge's attempts: the state first
+    read (the operator's file and hosts.toml) and the one backup of it. A retried attempt
+    after a dropped connection must not back up acr-edge's own half-written state."""
+
+    fact: NodeMirrorFact | None = None
+    backup: str | None = None
+    touched: set[str] = field(default_factory=set)
+    restarted: bool = False
+
+
 def ensure_node_mirror(
     conn: SiteConnection,
     host: str,
     auth: NodeAuth | None,
     proof: Proof,
     *,
-    fact: NodeMirrorFact | None = None,
     node_ref: PullSecretMeta | None = None,
     dry_run: bool = False,
 ) -> StepResult:
-    """Converge one node (``fact``: already read by the run's pre-flight); see the module."""
-    preread: list[NodeMirrorFact] = [fact] if fact is not None else []
-    seen: list[NodeMirrorFact] = []
+    """Converge one node; see the module. A connection that drops before the restart is
+    retried (read and planned again: a write that landed is seen as done); a failure from the
+    restart on rolls the node back and stops."""
+    undo = Undo()
 
     def read() -> NodeMirrorFact:
-        current = preread.pop() if preread else read_node_mirror(conn, host)
-        seen.append(current)  # the apply rolls back to the latest read
+        current = read_node_mirror(conn, host)
+        if undo.fact is None:
+            undo.fact = current
         return current
 
     return converge(
         read,
         lambda f: plan_for(conn, f, host, auth, node_ref),
-        lambda change: apply_node_mirror(conn, change, host, proof, seen[-1]),
+        lambda change: apply_node_mirror(conn, change, host, proof, undo),
         dry_run=dry_run,
-        policy=ONCE,
+        policy=SSH_WRITE_POLICY,
     )
 
 
 def apply_node_mirror(
-    conn: SiteConnection, change: Change, host: str, proof: Proof, fact: NodeMirrorFact
+    conn: SiteConnection, change: Change, host: str, proof: Proof, undo: Undo
 ) -> StepResult:
     site, shown = conn.site, change.shown
     path, hosts_path = site.registries_path, mirror.hosts_toml_path(conn, host)
-    backup: str | None = None
-    touched: list[str] = []
-    restarted = False
     stage = "backup"
+    writes = 0
     try:
         stat = node_files.stat_file(conn.ssh, path, sudo=site.sudo, resource=conn.resource)
         if shown.get("write_file"):
-            if stat is not None:
-                backup = node_files.back_up(conn.ssh, path, sudo=site.sudo, resource=conn.resource)
+            if stat is not None and undo.backup is None and "registries" not in undo.touched:
+                undo.backup = node_files.back_up(
+                    conn.ssh, path, sudo=site.sudo, resource=conn.resource
+                )
+                writes += 1
             stage = f"writing {path}"
-            touched.append("registries")
+            undo.touched.add("registries")
             node_files.replace(conn.ssh, path, change.payload, like=stat, sudo=site.sudo)
+            writes += 1
         if shown.get("hosts_toml"):
             stage = f"writing {hosts_path}"
-            touched.append("hosts")
+            undo.touched.add("hosts")
             directory = hosts_path.rsplit("/", 1)[0]
             conn.ssh.run(["mkdir", "-p", "-m", "700", "--", directory], sudo=site.sudo).check(
                 f"{conn.resource}: mkdir {directory}"
             )
             conn.ssh.write_file(hosts_path, str(shown["hosts_toml"]).encode(), sudo=site.sudo)
+            writes += 1
+    except TransientError:
+        raise  # nothing is restarted yet: converge reads again and finishes the change
+    except AcrEdgeError as exc:
+        _fail(conn, stage, exc, path, hosts_path, undo)
+    result = ""
+    try:
         if shown.get("restart"):
             stage = f"restarting {conn.service}"
-            restarted = True
+            undo.restarted = True
             restart_node(conn)
+            writes += 1
         stage = f"checking {hosts_path}"
         mirror.verify_hosts_toml(conn, host)
-        result = ""
         if proof.image is not None and not shown.get("restart_pending"):
             stage = "the canary pull pinned to the node"
             pulled = canary.canary_until_propagated(
@@ -151,42 +179,40 @@ def apply_node_mirror(
             )
             result = pulled.reason
     except AcrEdgeError as exc:
-        restored = _roll_back(conn, fact, path, hosts_path, backup, touched, restarted)
-        raise PermanentError(
-            f"node {_node(conn)} failed while {stage}: {exc}. Rolled back: {restored}. "
-            "The rollout stopped; the nodes after this one were not touched",
-            resource=conn.resource,
-            fix="fix the cause named above, then re-run (the converged nodes are skipped)",
-        ) from None
-    writes = len(touched) + (1 if backup else 0) + (1 if restarted else 0)
+        _fail(conn, stage, exc, path, hosts_path, undo)
     return StepResult.from_change(
-        change, writes=writes, backup=backup, restarted=restarted, canary=result
+        change, writes=writes, backup=undo.backup, restarted=undo.restarted, canary=result
     )
 
 
-def _roll_back(
-    conn: SiteConnection,
-    fact: NodeMirrorFact,
-    path: str,
-    hosts_path: str,
-    backup: str | None,
-    touched: list[str],
-    restarted: bool,
-) -> str:
-    """Undo what this apply did; a failing undo step is reported, never hidden."""
+def _fail(
+    conn: SiteConnection, stage: str, exc: AcrEdgeError, path: str, hosts_path: str, undo: Undo
+) -> NoReturn:
+    restored = _roll_back(conn, path, hosts_path, undo)
+    raise PermanentError(
+        f"node {_node(conn)} failed while {stage}: {exc}. Rolled back: {restored}. "
+        "The rollout stopped; the nodes after this one were not touched",
+        resource=conn.resource,
+        fix="fix the cause named above, then re-run (the converged nodes are skipped)",
+    ) from None
+
+
+def _roll_back(conn: SiteConnection, path: str, hosts_path: str, undo: Undo) -> str:
+    """Undo what this step did; a failing undo step is reported, never hidden."""
     site, done = conn.site, []
-    steps: list[tuple[str, object]] = []
-    if "registries" in touched:
+    steps: list[tuple[str, Callable[[], str]]] = []
+    if "registries" in undo.touched:
         steps.append(
             (
                 "registries.yaml",
                 lambda: node_files.restore(
-                    conn.ssh, path, backup, sudo=site.sudo, resource=conn.resource
+                    conn.ssh, path, undo.backup, sudo=site.sudo, resource=conn.resource
                 ),
             )
         )
-    if "hosts" in touched:
-        if fact.hosts_toml is None:
+    if "hosts" in undo.touched:
+        old = undo.fact.hosts_toml if undo.fact is not None else None
+        if old is None:
             steps.append(
                 (
                     "hosts.toml",
@@ -196,23 +222,23 @@ def _roll_back(
                 )
             )
         else:
-            old = fact.hosts_toml.encode()
+            data = old.encode()
 
             def put_back() -> str:
-                conn.ssh.write_file(hosts_path, old, sudo=site.sudo)
+                conn.ssh.write_file(hosts_path, data, sudo=site.sudo)
                 return f"put back the previous {hosts_path}"
 
             steps.append(("hosts.toml", put_back))
-    if restarted:
+    if undo.restarted:
 
         def again() -> str:
             restart_node(conn)
             return f"restarted {conn.service} again with the old file"
 
         steps.append(("restart", again))
-    for what, undo in steps:
+    for what, step in steps:
         try:
-            done.append(str(undo()))  # type: ignore[operator]
+            done.append(step())
         except Exception as exc:
             done.append(f"FAILED to undo {what}: {classify(exc, resource=conn.resource)}")
     return "; ".join(done) or "nothing had been changed"

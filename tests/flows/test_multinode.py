@@ -28,7 +28,7 @@ def _registries(node: Any) -> bytes | None:
 
 @pytest.fixture(scope="module")
 def fsb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlowSandbox]:
-    box = start(tmp_path_factory.mktemp("multinode"), sites=4, nodes_per_site=NODES)
+    box = start(tmp_path_factory.mktemp("multinode"), sites=5, nodes_per_site=NODES)
     try:
         yield box
     finally:
@@ -149,3 +149,31 @@ def test_unreachable_node_fails_before_any_write(tmp_path_factory: pytest.TempPa
         assert site.helm_revision("connected-registry", "connected-registry") == 0
     finally:
         box.running.stop()
+
+
+def test_host_keys_are_pinned_per_node(fsb: FlowSandbox) -> None:
+    from blocks.edge_site import EdgeSite
+
+    name = fsb.site_blocks[4]
+    nodes = fsb.info["sites"][4]["nodes"]
+    block = EdgeSite.load(name)
+    # Agent 2 pinned to agent 3's key: a changed key, refused before anything is written.
+    host_part = nodes[1]["known_hosts"].split()[0]
+    wrong = " ".join([host_part, *nodes[2]["known_hosts"].split()[1:]])
+    block.known_hosts = [nodes[0]["known_hosts"], wrong, nodes[2]["known_hosts"]]
+    block.save(name, overwrite=True)
+    fsb.azure.clear_requests()
+    state = _provision(fsb, 4)
+    assert state.is_failed()
+    message = str(state.result(raise_on_failure=False))
+    assert nodes[1]["name"] in message, message
+    assert fsb.arm_writes() == []
+    # Trust on first use records one line per node, saved in the block, then turned off.
+    block = EdgeSite.load(name)
+    block.known_hosts = []
+    block.trust_on_first_use = True
+    block.save(name, overwrite=True)
+    assert _provision(fsb, 4).result()["outcome"] == "converged"
+    saved = EdgeSite.load(name)
+    assert sorted(saved.known_hosts) == sorted(n["known_hosts"] for n in nodes)
+    assert saved.trust_on_first_use is False

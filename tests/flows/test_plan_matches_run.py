@@ -84,10 +84,11 @@ def test_fresh_site_plan_lists_every_step_the_run_performs(fsb: FlowSandbox) -> 
     assert fsb.arm_writes() == [] and plan["writes"] == 0
     # Before the release exists its service has no address: the mirror and the canary are
     # planned from the facts available, and say so.
-    assert _provisional(plan) == {"registries-yaml", "canary"}, plan["notes"]
-    mirror = next(r for r in plan["steps"] if r["step"] == "registries-yaml")
+    assert _provisional(plan) == {"node-mirror", "canary"}, plan["notes"]
+    mirror = next(r for r in plan["steps"] if r["step"] == "node-mirror")
     assert mirror["message"] == (
-        "mirror for the connected registry service: add once the release exists"
+        "mirror for the connected registry service: add once the release exists, with "
+        "hosts.toml (no restart), then a canary pinned to the node"
     )
     run = provision_site(site, fsb.parent_block, ProvisionSpec(**spec(enable_data_endpoint=True)))
     assert run["outcome"] == "converged", run

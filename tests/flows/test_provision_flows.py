@@ -88,8 +88,10 @@ def test_status_of_a_healthy_site_then_of_a_broken_one(fsb: FlowSandbox) -> None
         d is not None and d > 80 for d in ok["client_password_days"].values()
     )
     checks = {c["check"]: c for c in ok["checks"]}
-    assert checks["canary pull"]["status"] == "ok" and checks["mirror"]["status"] == "ok"
     cr = fsb.info["sites"][0]["name"]
+    assert checks["canary pull"]["status"] == "ok" and checks[f"mirror on {cr}"]["status"] == "ok"
+    assert checks[f"canary pull on {cr}"]["status"] == "ok"
+    assert [n["name"] for n in ok["nodes"]] == [cr] and ok["nodes"][0]["hosts_toml"] == "ok"
     assert Artifact.get(f"site-status-{cr}") is not None
 
     fsb.azure.deactivate(cr)
