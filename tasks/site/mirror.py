@@ -1,37 +1,26 @@
-"""The node's registry mirror: registries.yaml, the distribution restart, hosts.toml.
+"""The node's registry mirror as read: registries.yaml, its hosts.toml, the service.
 
-One reader of registries.yaml (:func:`read_registries_yaml`) for provision, rotation, status
-and the dry run; the merge decision is pure (:mod:`tasks.site.registries_yaml`,
-:func:`tasks.site.plans.plan_registries_yaml`). A restart is its own step, planned from
-whether the file changed in this run or was never loaded, and never retried: a slow node gets
-exactly one ``systemctl restart`` per changed file (the wait after it runs to its own
-deadline and fails the step, it does not restart again).
+One reader of registries.yaml (:func:`read_registries_yaml`) for rotation, status and the node
+step; the change itself (write, hosts.toml, restart, proof, rollback) is one step per node,
+:mod:`tasks.site.node_mirror`. These are the reads and checks it and site-status share.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 import tomllib
-from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
-from model.errors import AcrEdgeError, PermanentError, TransientError, classify
-from model.plan import Change, converge
-from model.result import StepResult
-from model.retry import RetryPolicy, call_with_retry
-from model.site import NodeAuth, PullSecretMeta, SiteCheck, SiteSettings
+from model.errors import AcrEdgeError, PermanentError, TransientError
+from model.retry import call_with_retry
+from model.site import PullSecretMeta, SiteCheck, SiteSettings
 from tasks.site import node_files, plans, registries_yaml
-from tasks.site.connection import SiteConnection, api_status
+from tasks.site.connection import SiteConnection
 from tasks.site.ssh import SshSession
 
 log = logging.getLogger(__name__)
-
-# A restart is applied once: a re-read after a failed restart would see hosts.toml still older
-# than the file and restart again, which is exactly the stacking to avoid.
-ONCE = RetryPolicy(attempts=1)
 
 
 def _resource(conn: SiteConnection) -> str:
@@ -46,50 +35,6 @@ def read_registries_yaml(conn: SiteConnection) -> SecretStr | None:
     return node_files.read_node_file(
         conn.ssh, site.registries_path, sudo=site.sudo, resource=conn.resource
     ).text
-
-
-def apply_registries_yaml(conn: SiteConnection, change: Change) -> StepResult:
-    """Back up the current file beside it, then write the planned content (mode 0600)."""
-    site = conn.site
-    path = site.registries_path
-    writes = 0
-    backup = None
-    if change.shown.get("replaces"):
-        backup = f"{path}.bak-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
-        conn.ssh.run(["cp", "-p", "--", path, backup], sudo=site.sudo).check(
-            f"{change.resource}: backup", fix="check free space and permissions on the node"
-        )
-        writes += 1
-    conn.ssh.write_file(path, change.payload, mode=0o600, sudo=site.sudo)
-    writes += 1
-    return StepResult.from_change(change, writes=writes, backup=backup)
-
-
-def ensure_registries_yaml(
-    conn: SiteConnection,
-    host: str,
-    auth: NodeAuth | None = None,
-    *,
-    node_ref: PullSecretMeta | None = None,
-    dry_run: bool = False,
-) -> StepResult:
-    """The http mirror for ``host`` (node model: with ``auth``) in registries.yaml; a file K3s
-    would reject is refused untouched. A dry run of the node model passes ``node_ref`` (the
-    slot the node should hold) instead of ``auth``. The restart is :func:`ensure_restart`."""
-    site = conn.site
-    return converge(
-        lambda: read_registries_yaml(conn),
-        lambda text: plans.plan_registries_yaml(
-            text,
-            host,
-            auth,
-            resource=_resource(conn),
-            path=site.registries_path,
-            node_ref=node_ref,
-        ),
-        lambda change: apply_registries_yaml(conn, change),
-        dry_run=dry_run,
-    )
 
 
 def hosts_toml_path(conn: SiteConnection, host: str) -> str:
@@ -119,102 +64,6 @@ def restart_pending(conn: SiteConnection, host: str) -> bool:
         return bool(result.stdout.strip())
 
     return call_with_retry(compare, what=_resource(conn), attempts=3)
-
-
-def apply_restart(conn: SiteConnection, host: str, change: Change) -> StepResult:
-    if not restart_distribution(conn) and restart_pending(conn, host):
-        # The connection dropped before the restart command could run: K3s has not
-        # regenerated hosts.toml since the file was written. A later run restarts it.
-        raise TransientError(
-            f"{conn.resource}: {conn.site.service_name} restart not confirmed after a dropped "
-            "SSH connection; the next run restarts it"
-        )
-    verify_hosts_toml(conn, host)
-    return StepResult.from_change(change, writes=1)
-
-
-def ensure_restart(
-    conn: SiteConnection, host: str, *, file_changed: bool, dry_run: bool = False
-) -> StepResult:
-    """Restart the distribution once if registries.yaml changed in this run (``file_changed``:
-    the registries-yaml step wrote or plans to write) or was never loaded; then wait for the
-    nodes and check hosts.toml routes ``host`` over http. Never retried (see ``ONCE``)."""
-    site = conn.site
-    return converge(
-        lambda: False if file_changed else restart_pending(conn, host),
-        lambda pending: plans.plan_restart(
-            file_changed=file_changed,
-            pending=pending,
-            resource=f"{conn.resource}: {site.service_name}",
-            service=site.service_name,
-            path=site.registries_path,
-        ),
-        lambda change: apply_restart(conn, host, change),
-        dry_run=dry_run,
-        policy=ONCE,
-    )
-
-
-def restart_distribution(conn: SiteConnection) -> bool:
-    """``systemctl restart`` K3s/RKE2 once, then wait (bounded) for the API and every node.
-
-    False when the SSH connection dropped under the command (whether it ran is unknown)."""
-    site = conn.site
-    resource = f"{conn.resource}: {site.service_name}"
-    started = time.monotonic()
-    try:
-        result = conn.ssh.run(
-            ["systemctl", "restart", site.service_name],
-            sudo=site.sudo,
-            timeout=site.restart_timeout,
-        )
-    except TransientError as exc:
-        # The connection dropped under the command: it may well have run. Not a second
-        # restart: wait for the nodes as after any restart; verify_hosts_toml then shows
-        # whether K3s loaded the file (a later run's restart_pending does too).
-        log.warning("%s: %s; waiting for the nodes instead of restarting again", resource, exc)
-        wait_nodes_ready(conn, max(1.0, site.restart_timeout - (time.monotonic() - started)))
-        return False
-    if result.exit_status != 0:
-        raise PermanentError(
-            f"systemctl restart {site.service_name} failed: {result.error_text()}",
-            resource=resource,
-            fix=f"see `journalctl -u {site.service_name}` on the node; a rejected "
-            f"{site.registries_path} keeps it down (a backup sits beside it)",
-        )
-    remaining = max(1.0, site.restart_timeout - (time.monotonic() - started))
-    wait_nodes_ready(conn, remaining)
-    return True
-
-
-def wait_nodes_ready(conn: SiteConnection, timeout: float, *, poll: float = 0.25) -> None:
-    """Wait to the deadline for the API to list every node Ready; TransientError after it."""
-    resource = f"{conn.resource}: nodes"
-    deadline = time.monotonic() + timeout
-    last = "API not answering"
-    while True:
-        try:
-            nodes = conn.core.list_node(_request_timeout=5).items
-            not_ready = [
-                str(n.metadata.name if n.metadata else "?")
-                for n in nodes
-                if not any(
-                    c.type == "Ready" and c.status == "True"
-                    for c in ((n.status.conditions if n.status else None) or [])
-                )
-            ]
-            if nodes and not not_ready:
-                return
-            last = f"not Ready: {', '.join(not_ready) or 'no nodes listed'}"
-        except Exception as exc:
-            err = classify(exc, resource=resource)
-            # 401/403 right after a restart: the API server is up before its authenticator.
-            if not isinstance(err, TransientError) and api_status(exc) not in (401, 403):
-                raise err from None
-            last = str(err)
-        if time.monotonic() >= deadline:
-            raise TransientError(f"{resource}: not ready after {timeout:.0f}s: {last}")
-        time.sleep(poll)
 
 
 def verify_hosts_toml(conn: SiteConnection, host: str) -> None:

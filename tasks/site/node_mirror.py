@@ -263,21 +263,34 @@ def restart_node(conn: SiteConnection) -> None:
                 fix=f"see `journalctl -u {conn.service}` on the node",
             )
     remaining = max(1.0, site.restart_timeout - (time.monotonic() - started))
-    wait_node_ready(conn, _node(conn), remaining)
+    wait_node_ready(conn, conn.node.name if conn.node else None, remaining)
 
 
-def wait_node_ready(conn: SiteConnection, name: str, timeout: float, *, poll: float = 0.25) -> None:
-    """Wait to the deadline for the API to answer and list ``name`` Ready."""
+def wait_node_ready(
+    conn: SiteConnection, name: str | None, timeout: float, *, poll: float = 0.25
+) -> None:
+    """Wait to the deadline for the API to answer and list ``name`` Ready (None: the site's
+    own connection, not tied to one node: every node)."""
     resource = f"{conn.resource}: node Ready"
     deadline = time.monotonic() + timeout
     last = "API not answering"
     while True:
         try:
-            node = conn.core.read_node(name, _request_timeout=5)
-            conditions = (node.status.conditions if node.status else None) or []
-            if any(c.type == "Ready" and c.status == "True" for c in conditions):
+            if name is None:
+                nodes = conn.core.list_node(_request_timeout=5).items
+            else:
+                nodes = [conn.core.read_node(name, _request_timeout=5)]
+            waiting = [
+                str(n.metadata.name if n.metadata else "?")
+                for n in nodes
+                if not any(
+                    c.type == "Ready" and c.status == "True"
+                    for c in ((n.status.conditions if n.status else None) or [])
+                )
+            ]
+            if nodes and not waiting:
                 return
-            last = f"{name} not Ready"
+            last = f"not Ready: {', '.join(waiting) or 'no nodes listed'}"
         except Exception as exc:
             err = classify(exc, resource=resource)
             # 401/403 right after a restart: the API server is up before its authenticator.

@@ -192,24 +192,6 @@ def node_password(text: str | None, host: str, *, path: str) -> tuple[str, Secre
     return found
 
 
-def plan_restart(
-    *, file_changed: bool, pending: bool, resource: str, service: str, path: str
-) -> Change:
-    """Restart the distribution once when registries.yaml changed in this run, or when it
-    was written and never loaded (a run died between the write and the restart)."""
-    if file_changed:
-        return Change("restart", resource, "restart", f"{path} changed: restart {service}")
-    if pending:
-        return Change(
-            "restart",
-            resource,
-            "restart",
-            f"{path} is right but {service} has not loaded it since it was written "
-            "(restart pending)",
-        )
-    return Change.none("restart", resource, f"{service} has loaded {path}; no restart needed")
-
-
 def mirror_check(current: SecretStr | None, host: str, *, path: str) -> SiteCheck:
     if current is None:
         return SiteCheck(False, f"{path} missing")

@@ -57,11 +57,6 @@ wait_deployment_ready_task = task(name="wait-deployment-ready", **_COMMON)(
 registry_host_task = task(name="registry-host", **_COMMON)(helm_release.registry_host)
 
 # -- mirror --------------------------------------------------------------------------------------
-ensure_registries_yaml_task = task(name="ensure-registries-yaml", **_COMMON)(
-    mirror.ensure_registries_yaml
-)
-# At most one restart per changed file, never retried.
-ensure_restart_task = task(name="ensure-restart", **_COMMON)(mirror.ensure_restart)
 read_node_credential_task = task(name="read-node-credential", **_COMMON)(
     mirror.read_node_credential
 )

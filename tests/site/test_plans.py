@@ -200,20 +200,6 @@ def test_registries_yaml_refuses_a_file_k3s_rejects() -> None:
         _yaml('configs:\n  a.b:\n    tls: {insecure_skip_verify: "yes", ca_file: x}\n')
 
 
-def test_restart_plan() -> None:
-    kw = {"resource": "r", "service": "k3s", "path": PATH}
-    changed = _same_twice(lambda: plans.plan_restart(file_changed=True, pending=True, **kw))  # type: ignore[arg-type]
-    assert (changed.step, changed.action, changed.reason) == (
-        "restart",
-        "restart",
-        f"{PATH} changed: restart k3s",
-    )
-    pending = plans.plan_restart(file_changed=False, pending=True, **kw)  # type: ignore[arg-type]
-    assert pending.action == "restart" and pending.reason.endswith("(restart pending)")
-    none = plans.plan_restart(file_changed=False, pending=False, **kw)  # type: ignore[arg-type]
-    assert (none.action, none.reason) == ("none", f"k3s has loaded {PATH}; no restart needed")
-
-
 def test_mirror_check() -> None:
     content = _yaml(None).payload
     assert plans.mirror_check(content, HOST, path=PATH).ok

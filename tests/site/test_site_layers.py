@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = ROOT / "tasks" / "site"
-RESOURCES = ["namespace", "helm_release", "mirror", "pull_secrets", "canary"]
+RESOURCES = ["namespace", "helm_release", "node_mirror", "pull_secrets", "canary"]
 
 
 def _imports(path: Path) -> set[str]:

@@ -5,6 +5,8 @@ the credentials."""
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,11 +16,15 @@ import pytest
 from pydantic import SecretStr
 
 from blocks.edge_site import EdgeSite
-from model.errors import PermanentError, TransientError
+from model.errors import PermanentError
 from model.result import StepResult
 from model.site import NodeAuth, PullSecretMeta, SyncCredentialRef
-from tasks.site import canary, helm_release, mirror, namespace, pull_secrets
+from tasks.site import canary, helm_release, mirror, namespace, node_mirror, pull_secrets
 from tasks.site.connection import SiteConnection, open_site
+from tasks.site.node_mirror_plan import Proof
+
+# The node step's proof without a canary: the node Ready and its hosts.toml routing.
+NO_CANARY = Proof("apps", None, None, 5)
 
 REPO = "edge/app"
 APP_NAMESPACES = ["default", "apps"]
@@ -151,10 +157,6 @@ def _provision(conn: SiteConnection, site: EdgeSite, creds: AzureCreds) -> dict[
     helm_release.wait_deployment_ready(conn)
     host = helm_release.registry_host(conn)
     out["host"] = host
-    out["registries"] = step(mirror.ensure_registries_yaml, conn, host)
-    changed = out["registries"].changed
-    out["restart"] = step(mirror.ensure_restart, conn, host, file_changed=changed)
-    mirror.verify_hosts_toml(conn, host)
 
     def secrets(password: Any, *, dry_run: bool = False) -> StepResult:
         return pull_secrets.ensure_pull_secrets(
@@ -174,6 +176,10 @@ def _provision(conn: SiteConnection, site: EdgeSite, creds: AzureCreds) -> dict[
         lambda: secrets(creds.client_password),
         both,
     )
+    # Pull secrets first: the node's proof is a canary pull with them.
+    proof = Proof("apps", f"{host}/{REPO}:1.0", site.pull_secret_name, 20)
+    out["registries"] = step(node_mirror.ensure_node_mirror, conn, host, None, proof)
+    mirror.verify_hosts_toml(conn, host)
     out["canary"] = step(
         canary.ensure_canary,
         conn,
@@ -207,12 +213,14 @@ def test_fresh_site_then_converged_rerun(sandbox: Any) -> None:
         assert planned == applied  # the dry run lists what the run then does, word for word
     assert first["namespace"].changed and first["helm"].changed
     assert first["registries"].changed and first["pull_secrets"].changed
-    assert first["restart"].changed and first["restart"].action == "restart"
+    # A mirror-only change is live through hosts.toml: no restart.
+    assert first["registries"].details["restarted"] is False
+    assert "pulled" in first["registries"].details["canary"]
     assert first["canary"].action == "pull" and "pulled" in first["canary"].details["result"]
     assert not pods, "the canary pod is always deleted"
     assert [r.name for r in sa.image_pull_secrets or []] == [site.pull_secret_name]
     host = first["host"]
-    assert node.restart_count == 1
+    assert node.restart_count == 0
     assert node.helm_revision(site.namespace, site.release_name) == 1
     registries = Path(info["registries_path"])
     assert registries.stat().st_mode & 0o777 == 0o600
@@ -226,12 +234,12 @@ def test_fresh_site_then_converged_rerun(sandbox: Any) -> None:
     assert "pulled" in second["canary"].details["result"]
     for planned, applied in second["plans"]:
         assert planned == applied
-    for step in ("namespace", "helm", "registries", "restart", "pull_secrets"):
+    for step in ("namespace", "helm", "registries", "pull_secrets"):
         assert not second[step].changed, second[step]
         assert second[step].writes == 0 and second[step].action == "none"
         assert second[step].message  # every no-op says why
     assert "already has these values" in second["helm"].message
-    assert node.restart_count == 1
+    assert node.restart_count == 0
     assert node.helm_revision(site.namespace, site.release_name) == 1
     assert (registries.stat().st_ino, registries.stat().st_mtime_ns) == (
         stat_before.st_ino,
@@ -264,7 +272,7 @@ def test_unparsable_registries_yaml_is_left_alone(sandbox: Any) -> None:
     path.write_bytes(broken)
     restarts = node.restart_count
     with open_site(site) as conn, pytest.raises(PermanentError) as err:
-        mirror.ensure_registries_yaml(conn, "10.43.0.10:80")
+        node_mirror.ensure_node_mirror(conn, "10.43.0.10:80", None, NO_CANARY)
     assert "does not parse" in str(err.value) and str(path) in str(err.value)
     assert path.read_bytes() == broken
     assert [p.name for p in path.parent.iterdir() if ".bak-" in p.name] == []
@@ -276,9 +284,10 @@ def test_registries_yaml_backup_and_fix(sandbox: Any) -> None:
     original = b'mirrors:\n  "10.43.0.10:80":\n    endpoint: ["https://10.43.0.10:80"]\n'
     path.write_bytes(original)
     with open_site(site) as conn:
-        result = mirror.ensure_registries_yaml(conn, "10.43.0.10:80")
-        again = mirror.ensure_registries_yaml(conn, "10.43.0.10:80")
-    assert result.changed and result.writes == 2 and "fixes" in result.message
+        result = node_mirror.ensure_node_mirror(conn, "10.43.0.10:80", None, NO_CANARY)
+        again = node_mirror.ensure_node_mirror(conn, "10.43.0.10:80", None, NO_CANARY)
+    # The backup, the file and its hosts.toml (containerd reads it at the next pull).
+    assert result.changed and result.writes == 3 and "fixes" in result.message
     backup = Path(result.details["backup"])
     assert backup.read_bytes() == original
     assert not again.changed
@@ -335,14 +344,15 @@ def test_sudo_site_survives_a_dropped_connection_and_records_first_key(sandbox: 
     node.knobs.ssh.drop_next = 1  # the first TCP connection is cut: a transient, retried
     with open_site(site) as conn:
         assert conn.recorded_host_key == info["known_hosts"]
-        result = mirror.ensure_registries_yaml(conn, "10.43.0.20:80")
+        result = node_mirror.ensure_node_mirror(conn, "10.43.0.20:80", None, NO_CANARY)
         assert conn.core.read_namespace("default").metadata.name == "default"  # type: ignore[union-attr]
     assert site.known_hosts == [info["known_hosts"]]  # the caller saves the block
-    assert result.changed and result.writes == 1  # no backup of a file that did not exist
+    assert result.changed and result.writes == 2  # file + hosts.toml: nothing to back up
     assert Path(info["registries_path"]).stat().st_mode & 0o777 == 0o600
     commands = node_cmds(node)
     assert any(c.startswith("sudo -n -- ") and "k3s.yaml" in c for c in commands)
-    assert all("10.43.0.20" not in c for c in commands)  # content went on stdin, not argv
+    # Content went on stdin, not argv (the hosts.toml's directory is named after the host).
+    assert all("http://10.43.0.20" not in c and "endpoint" not in c for c in commands)
 
 
 def node_cmds(node: Any) -> list[str]:
@@ -363,24 +373,30 @@ def test_node_auth_model_pulls_without_pull_secret(sandbox: Any) -> None:
         helm_release.wait_deployment_ready(conn, 20)
         host = helm_release.registry_host(conn)
         # Dry run of the node model: no password, the slot the node should hold instead.
-        planned = mirror.ensure_registries_yaml(conn, host, node_ref=meta, dry_run=True)
-        first = mirror.ensure_registries_yaml(conn, host, auth)
+        planned = node_mirror.ensure_node_mirror(
+            conn, host, None, NO_CANARY, node_ref=meta, dry_run=True
+        )
+        first = node_mirror.ensure_node_mirror(conn, host, auth, NO_CANARY)
         assert first.changed and _row(planned) == _row(first), (planned, first)
+        assert first.details["restarted"] is True  # credentials load only at K3s start
         # The file records which slot it holds, written with the credential (no value).
         assert mirror.read_node_credential(conn, host) == meta
         # Its dry run now: the file's own value stands in for the slot it records.
-        again = mirror.ensure_registries_yaml(conn, host, node_ref=meta, dry_run=True)
+        again = node_mirror.ensure_node_mirror(
+            conn, host, None, NO_CANARY, node_ref=meta, dry_run=True
+        )
         assert again.action == "none", again
-        # A run that died between the write and the restart: the re-run sees the file right
-        # but not loaded, and plans the restart as pending.
-        pending = mirror.ensure_registries_yaml(conn, host, auth)
-        assert not pending.changed, pending
-        restart = mirror.ensure_restart(conn, host, file_changed=False, dry_run=True)
-        assert restart.action == "restart" and "restart pending" in restart.message, restart
-        assert mirror.ensure_restart(conn, host, file_changed=False).changed
-        settled = mirror.ensure_registries_yaml(conn, host, auth)
-        assert not settled.changed and meta.slot in settled.message, settled
-        assert mirror.ensure_restart(conn, host, file_changed=False).action == "none"
+        # A run that died between the write and the restart: the file is newer than the
+        # hosts.toml K3s rendered at its last start, so the re-run plans the restart.
+        earlier = time.time() - 60
+        os.utime(Path(info["hosts_dir"]) / host / "hosts.toml", (earlier, earlier))
+        pending = node_mirror.ensure_node_mirror(conn, host, auth, NO_CANARY, dry_run=True)
+        assert pending.action == "restart" and "restarts" in pending.message, pending
+        restarts = node.restart_count
+        assert node_mirror.ensure_node_mirror(conn, host, auth, NO_CANARY).changed
+        assert node.restart_count == restarts + 1
+        settled = node_mirror.ensure_node_mirror(conn, host, auth, NO_CANARY)
+        assert settled.action == "none" and meta.slot in settled.message, settled
         namespace.ensure_namespace(conn, "nodeauth")
         pulled = canary.run_canary(conn, "nodeauth", f"{host}/{REPO}:1.0", None, timeout=20)
     assert pulled.ok, pulled.reason
@@ -429,52 +445,41 @@ def _systemctl_restarts(node: Any, *, at_least: int = 0) -> int:
 
 
 def test_a_slow_node_is_restarted_exactly_once_per_changed_file(sandbox: Any) -> None:
-    """Issue 7 item 2: the restart and the wait after it are never retried, however slow."""
+    """Issue 7 item 2: the restart and the wait after it are never retried, however slow;
+    a restart that fails its wait rolls the node back (and restarts it once more)."""
     node = sandbox.sites[1]
     info = node.info
     knobs = node.knobs
     path = Path(info["registries_path"])
     path.unlink(missing_ok=True)
+    always = {"restart_policy": "always"}  # a mirror-only change restarts too
     try:
         # Slow but within the deadline: one restart, the wait rides it out.
         knobs.restart_time = 2.0
-        site = _site_block(info, "sitetwoedge", restart_timeout=30)
+        site = _site_block(info, "sitetwoedge", restart_timeout=30, **always)
         with open_site(site) as conn:
             before = _systemctl_restarts(node)
-            wrote = mirror.ensure_registries_yaml(conn, "10.43.0.31:80")
-            assert wrote.changed
-            result = mirror.ensure_restart(conn, "10.43.0.31:80", file_changed=wrote.changed)
-            assert result.changed and result.writes == 1, result
+            result = node_mirror.ensure_node_mirror(conn, "10.43.0.31:80", None, NO_CANARY)
+            assert result.changed and result.details["restarted"], result
             assert _systemctl_restarts(node, at_least=before + 1) == before + 1
             # Loaded now: a re-run plans no restart.
-            assert mirror.ensure_restart(conn, "10.43.0.31:80", file_changed=False).action == (
-                "none"
-            )
+            again = node_mirror.ensure_node_mirror(conn, "10.43.0.31:80", None, NO_CANARY)
+            assert again.action == "none", again
             assert _systemctl_restarts(node) == before + 1
 
-        # The restart itself outlasts the deadline (the SSH command times out).
-        knobs.restart_time = 4.0
-        site = _site_block(info, "sitetwoedge", restart_timeout=1.5)
-        with open_site(site) as conn:
-            before = _systemctl_restarts(node)
-            wrote = mirror.ensure_registries_yaml(conn, "10.43.0.32:80")
-            assert wrote.changed
-            with pytest.raises(TransientError):
-                mirror.ensure_restart(conn, "10.43.0.32:80", file_changed=True)
-            assert _systemctl_restarts(node, at_least=before + 1) == before + 1
-
-        # The restart returns but the API stays unavailable: the node wait times out.
+        # The restart returns but the API stays unavailable: the node wait times out, and the
+        # node is rolled back: the file it did not have removed, restarted once more.
         knobs.restart_time = 0.1
-        site = _site_block(info, "sitetwoedge", restart_timeout=3)
+        site = _site_block(info, "sitetwoedge", restart_timeout=3, **always)
+        path.unlink(missing_ok=True)
         with open_site(site) as conn:
             before = _systemctl_restarts(node)
-            wrote = mirror.ensure_registries_yaml(conn, "10.43.0.33:80")
-            assert wrote.changed
             knobs.api_unavailable = True
-            with pytest.raises(TransientError) as err:
-                mirror.ensure_restart(conn, "10.43.0.33:80", file_changed=True)
-            assert "not ready" in str(err.value)
-            assert _systemctl_restarts(node, at_least=before + 1) == before + 1
+            with pytest.raises(PermanentError) as err:
+                node_mirror.ensure_node_mirror(conn, "10.43.0.33:80", None, NO_CANARY)
+            assert "not ready" in str(err.value) and "Rolled back" in str(err.value)
+            assert _systemctl_restarts(node, at_least=before + 2) == before + 2
+            assert not path.exists()
     finally:
         knobs.api_unavailable = False
         knobs.restart_time = 0.2
