@@ -86,6 +86,35 @@ def test_node_credentials_restart_each_node_once_one_at_a_time(fsb: FlowSandbox)
     assert all(len(_restart_events(n)) == 1 for n in site.nodes)
 
 
+def test_node_credential_rotation_rolls_node_by_node_with_proof(fsb: FlowSandbox) -> None:
+    from flows.rotate_client_token import rotate_client_token
+
+    site = fsb.site(1)  # node model, provisioned by the test above
+    before = {n.name: len(_restart_events(n)) for n in site.nodes}
+    out = rotate_client_token(fsb.site_blocks[1], fsb.parent_block, force=True)
+    assert out["outcome"] == "rotated (forced)", out
+    rows = [s for s in out["steps"] if s["step"] == "node-mirror"]
+    assert [r["resource"].split(":")[0] for r in rows] == [
+        f"node {n.name}" for n in (*site.nodes[1:], site.nodes[0])
+    ]
+    events = sorted((_restart_events(n)[-1]["time"], n.name) for n in site.nodes)
+    assert [name for _, name in events] == [n.name for n in (*site.nodes[1:], site.nodes[0])]
+    for node in site.nodes:
+        assert len(_restart_events(node)) == before[node.name] + 1, node.name
+
+
+def test_status_reports_every_node(fsb: FlowSandbox) -> None:
+    from flows.site_status import site_status
+
+    facts = site_status(fsb.site_blocks[0], fsb.parent_block)
+    assert facts["healthy"] is True
+    assert sorted(n["name"] for n in facts["nodes"]) == sorted(n.name for n in fsb.site(0).nodes)
+    assert all(
+        (n["mirror"], n["hosts_toml"], n["canary_pull"]) == ("ok", "ok", "ok")
+        for n in facts["nodes"]
+    ), facts["nodes"]
+
+
 def test_failed_restart_rolls_the_node_back_and_stops_the_rollout(fsb: FlowSandbox) -> None:
     from blocks.edge_site import EdgeSite
 

@@ -160,3 +160,24 @@ def test_routes_of_a_file_that_is_not_toml() -> None:
         hosts_toml.routes('server = "x\n', "a.b")
     assert not hosts_toml.is_generated('server = "https://a.b/v2"\n')
     assert hosts_toml.go_quote('a"b\\c\n\x01é') == '"a\\"b\\\\c\\n\\x01é"'
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'mirrors:\n  "10.43.7.7:80":\n    endpoint: ["http://10.43.7.7:80"]\n',
+        'mirrors:\n  docker.io:\n    endpoint: ["https://m.example:5000/x"]\n    rewrite:\n'
+        '      "^a/(.*)": "b/$1"\nconfigs:\n  "m.example:5000":\n    tls:\n      ca_file: /c.pem\n'
+        "  docker.io:\n    tls:\n      insecure_skip_verify: true\n",
+        'mirrors:\n  "*":\n    endpoint: ["http://10.1.1.1:80"]\n',
+        "configs:\n  reg.example:\n    tls:\n      cert_file: /c\n      key_file: /k\n",
+    ],
+)
+def test_acr_edge_and_the_simulated_k3s_render_the_same_bytes(text: str) -> None:
+    """The file acr-edge writes for a restart-free change is the one K3s writes at its next
+    start: the simulator's K3s (written from K3s's source separately) must agree byte for byte."""
+    from sandbox.sites import k3s_hosts, k3s_registries
+
+    ours = hosts_toml.render_all(decode(text))
+    simulated = k3s_hosts.render_hosts(k3s_registries.parse_registries(text))
+    assert ours == simulated
