@@ -13,6 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from model import cron, durations, limits, names, patterns
 from model.errors import InputError
+from tasks.azure.spec import MAX_NOTIFICATIONS, NOTIFICATION, validate_notifications
 
 
 def _rule(check: Callable[[str], Any]) -> AfterValidator:
@@ -35,6 +36,7 @@ def _form(pattern: re.Pattern[str]) -> Any:
 RepoNamespace = Annotated[str, _rule(names.normalize_namespace), _form(patterns.OCI_NAMESPACE)]
 TokenName = Annotated[str, _rule(names.validate_token_name), _form(patterns.TOKEN_NAME)]
 AppNamespace = Annotated[str, _form(patterns.DNS1123_LABEL)]
+NotificationPattern = Annotated[str, _form(NOTIFICATION)]
 
 
 class ProvisionSpec(BaseModel):
@@ -96,6 +98,46 @@ class ProvisionSpec(BaseModel):
         description="Which nodes of the site get the mirror: 'all' (default) or one label "
         "selector 'key=value', e.g. 'node-role.kubernetes.io/control-plane=true'.",
     )
+    log_level: Literal["Debug", "Information", "Warning", "Error", "None"] | None = Field(
+        default=None,
+        title="Log level",
+        description="Verbosity of the connected registry's logs. Unset: a new connected "
+        "registry gets 'Information' (the az CLI's default) and an existing one keeps its own "
+        "(e.g. 'Debug' set for troubleshooting).",
+        examples=["Debug"],
+    )
+    audit_logs_enabled: bool | None = Field(
+        default=None,
+        title="Audit logs",
+        description="Whether the connected registry keeps audit logs. Unset: off for a new "
+        "connected registry (the az CLI's default), unchanged on an existing one.",
+        examples=[True],
+    )
+    gc_enabled: bool | None = Field(
+        default=None,
+        title="Garbage collection",
+        description="Whether the connected registry garbage-collects unreferenced content. "
+        "Unset: on for a new connected registry (the az CLI's default), unchanged on an "
+        "existing one.",
+        examples=[True],
+    )
+    gc_schedule: str | None = Field(
+        default=None,
+        title="Garbage collection schedule",
+        description="Five-field cron for when garbage collection runs. Unset: '0 0 * * *' "
+        "(daily at midnight, the az CLI's default) for a new connected registry, unchanged "
+        "on an existing one.",
+        examples=["0 3 * * 0"],
+    )
+    notifications: list[NotificationPattern] | None = Field(
+        default=None,
+        max_length=MAX_NOTIFICATIONS,
+        title="Notifications",
+        description="Artifact patterns '<repository>:<tag>:<action>' the connected registry "
+        "generates notifications for ('*' matches anything). Unset: none for a new connected "
+        "registry, unchanged on an existing one; an empty list removes them all.",
+        examples=[["hello-world:*:*", "team/app/*:1.0:*"]],
+    )
     dry_run: bool = Field(
         default=False,
         description="Plan only: report ARM, registries.yaml, Helm and secret changes; write "
@@ -116,6 +158,26 @@ class ProvisionSpec(BaseModel):
     def _check_schedule(cls, value: str) -> str:
         try:
             return cron.validate_cron(value, what="sync_schedule")
+        except InputError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("gc_schedule")
+    @classmethod
+    def _check_gc_schedule(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return cron.validate_cron(value, what="gc_schedule")
+        except InputError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("notifications")
+    @classmethod
+    def _check_notifications(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        try:
+            return list(validate_notifications(value))
         except InputError as exc:
             raise ValueError(str(exc)) from None
 

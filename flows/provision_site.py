@@ -48,6 +48,16 @@ def _cr_spec(inputs: SiteInputs, spec: ProvisionSpec) -> ConnectedRegistrySpec:
             sync_schedule=spec.sync_schedule,
             sync_window=spec.sync_window,
             message_ttl=spec.message_ttl,
+            # None = not stated: created with the az CLI defaults, otherwise left as it is
+            log_level=spec.log_level,
+            audit_log_status=(
+                None
+                if spec.audit_logs_enabled is None
+                else ("Enabled" if spec.audit_logs_enabled else "Disabled")
+            ),
+            gc_enabled=spec.gc_enabled,
+            gc_schedule=spec.gc_schedule,
+            notifications=None if spec.notifications is None else tuple(spec.notifications),
         )
     except ValueError as exc:  # pragma: no cover - InputError is raised for every known case
         raise InputError(str(exc), resource="spec") from None

@@ -13,7 +13,15 @@ from sandbox.azure import crstate
 from sandbox.azure.http import ArmError, parse_bool
 from sandbox.azure.resources import COLLECTIONS, _child_from_id, _props, check_name
 from sandbox.azure.store import Child, Registry, Store, utcnow
-from sandbox.azure.validation import check_sync_properties
+from sandbox.azure.validation import (
+    AUDIT_LOG_STATUSES,
+    LOG_LEVELS,
+    check_gc_schedule,
+    check_notifications,
+    check_object,
+    check_sync_properties,
+    enum_value,
+)
 
 MAX_CLIENT_TOKENS = 20
 MODES = {
@@ -22,7 +30,6 @@ MODES = {
     "registry": "ReadWrite",
     "mirror": "ReadOnly",
 }
-LOG_LEVELS = ("Debug", "Information", "Warning", "Error", "None")
 
 
 def _mode(value: Any) -> str:
@@ -63,30 +70,34 @@ def _client_token_ids(store: Store, reg: Registry, value: Any) -> list[str]:
 
 
 def _logging(value: Any, current: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The logging object after a write: on create the swagger's defaults fill what the body
+    leaves out; a PATCH changes only the fields it names (UNCONFIRMED: the merge is what the
+    az CLI's `update --log-level` relies on)."""
     out = dict(current or {"logLevel": "Information", "auditLogStatus": "Disabled"})
-    if isinstance(value, dict):
-        if "logLevel" in value:
-            level = next(
-                (lv for lv in LOG_LEVELS if lv.lower() == str(value["logLevel"]).lower()), None
-            )
-            if level is None:
-                raise ArmError(
-                    400,
-                    "InvalidRequestContent",
-                    f"logLevel '{value['logLevel']}' is invalid.",
-                    target="properties.logging.logLevel",
-                )
-            out["logLevel"] = level
-        if "auditLogStatus" in value:
-            status = str(value["auditLogStatus"]).capitalize()
-            if status not in ("Enabled", "Disabled"):
-                raise ArmError(
-                    400,
-                    "InvalidRequestContent",
-                    "auditLogStatus is invalid.",
-                    target="properties.logging.auditLogStatus",
-                )
-            out["auditLogStatus"] = status
+    if value is None:
+        return out
+    value = check_object(value, "logging")
+    if value.get("logLevel") is not None:
+        out["logLevel"] = enum_value(value["logLevel"], LOG_LEVELS, "logging.logLevel")
+    if value.get("auditLogStatus") is not None:
+        out["auditLogStatus"] = enum_value(
+            value["auditLogStatus"], AUDIT_LOG_STATUSES, "logging.auditLogStatus"
+        )
+    return out
+
+
+def _garbage_collection(value: Any, current: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The garbageCollection object after a write. A create without it gets GC off, daily at
+    midnight (as the recorded CLI body states them: the service's own default is UNCONFIRMED,
+    so a client must ask for GC to get it); a PATCH changes only the fields it names."""
+    out = dict(current or {"enabled": False, "schedule": "0 0 * * *"})
+    if value is None:
+        return out
+    value = check_object(value, "garbageCollection")
+    if value.get("enabled") is not None:
+        out["enabled"] = parse_bool(value["enabled"])
+    if value.get("schedule") is not None:
+        out["schedule"] = check_gc_schedule(value["schedule"])
     return out
 
 
@@ -204,15 +215,9 @@ def put_connected_registry(store: Store, reg: Registry, name: str, body: Any) ->
         "parent": {"syncProperties": sync},
         "clientTokenIds": client_ids,
         "logging": _logging(props.get("logging")),
-        "notificationsList": list(props.get("notificationsList") or []),
-        "garbageCollection": dict(
-            props.get("garbageCollection") or {"enabled": False, "schedule": "0 0 * * *"}
-        ),
+        "notificationsList": check_notifications(props.get("notificationsList")),
+        "garbageCollection": _garbage_collection(props.get("garbageCollection")),
     }
-    if "enabled" in new_props["garbageCollection"]:
-        new_props["garbageCollection"]["enabled"] = parse_bool(
-            new_props["garbageCollection"]["enabled"]
-        )
     if parent_id:
         new_props["parent"]["id"] = parent_id
     if existing is not None:
@@ -281,21 +286,26 @@ def patch_connected_registry(store: Store, reg: Registry, child: Child, body: An
         merged_sync = _sync_properties(props["syncProperties"], current, create=False)
         # validated as merged, before anything is changed: a refused PATCH changes nothing
         check_sync_properties(merged_sync, "syncProperties")
-    if "clientTokenIds" in props:
-        child.properties["clientTokenIds"] = _client_token_ids(store, reg, props["clientTokenIds"])
+    # every setting is validated before any is changed: a refused PATCH changes nothing
+    logging_ = _logging(props.get("logging"), child.properties["logging"])
+    gc = _garbage_collection(props.get("garbageCollection"), child.properties["garbageCollection"])
+    notes = (
+        check_notifications(props["notificationsList"]) if "notificationsList" in props else None
+    )
+    client_ids = (
+        _client_token_ids(store, reg, props["clientTokenIds"])
+        if "clientTokenIds" in props
+        else None
+    )
+    if client_ids is not None:
+        child.properties["clientTokenIds"] = client_ids
         _track_client_tokens(child)
     if merged_sync is not None:
         child.properties["parent"]["syncProperties"] = merged_sync
-    if "logging" in props:
-        child.properties["logging"] = _logging(props["logging"], child.properties["logging"])
-    if "notificationsList" in props:
-        child.properties["notificationsList"] = list(props["notificationsList"] or [])
-    if isinstance(props.get("garbageCollection"), dict):
-        gc = dict(child.properties["garbageCollection"])
-        gc.update(props["garbageCollection"])
-        if "enabled" in gc:
-            gc["enabled"] = parse_bool(gc["enabled"])
-        child.properties["garbageCollection"] = gc
+    child.properties["logging"] = logging_
+    child.properties["garbageCollection"] = gc
+    if notes is not None:
+        child.properties["notificationsList"] = notes
 
 
 def render_connected_registry(

@@ -1,10 +1,18 @@
-"""Connected-registry sync settings as the service documents them.
+"""Connected-registry sync and runtime settings as the service documents them.
 
 LEARN (intro-connected-registry, CLI `_params`): the sync schedule is a cron expression
 (``* * * * *`` = continuous), the sync window is an ISO-8601 duration from 1 hour to 7 days and
 is required when the schedule is not continuous, and the message TTL is 1 to 90 days.
 The ARM error code for a violation is not documented (UNCONFIRMED): ``InvalidParameter`` with a
 ``target``, in ARM's error shape.
+
+Runtime settings (containerregistry.json 2025-11-01): ``logging.logLevel`` is the LogLevel enum,
+``logging.auditLogStatus`` the AuditLogStatus enum, ``garbageCollection`` is ``{enabled: bool,
+schedule: cron}`` and ``notificationsList`` a list of strings, shown as
+``<repository>:<tag>:<action>`` ('hello-world:*:*'). The swagger states no pattern for the
+schedule or the notifications, so the sandbox is stricter than what is documented (UNCONFIRMED):
+the GC schedule must be a valid cron like the sync schedule, each notification must have the
+three colon-separated parts, and a setting of the wrong JSON type is refused.
 """
 
 from __future__ import annotations
@@ -110,3 +118,59 @@ def check_sync_properties(sync: dict[str, Any], prefix: str) -> None:
     ttl = sync.get("messageTtl")
     if ttl:
         _duration_in(ttl, MESSAGE_TTL_RANGE, f"{prefix}.messageTtl", "message TTL")
+
+
+LOG_LEVELS = ("Debug", "Information", "Warning", "Error", "None")
+AUDIT_LOG_STATUSES = ("Enabled", "Disabled")
+_NOTIFICATION = re.compile(
+    r"[a-z0-9*](?:[a-z0-9._/*-]{0,254}[a-z0-9*])?"
+    r":[A-Za-z0-9_*][A-Za-z0-9_.*-]{0,127}"
+    r":(?:\*|[A-Za-z]{1,32})",
+    re.ASCII,
+)
+
+
+def _invalid_content(target: str, message: str) -> ArmError:
+    return ArmError(400, "InvalidRequestContent", message, target=f"properties.{target}")
+
+
+def enum_value(value: Any, choices: tuple[str, ...], target: str) -> str:
+    """The enum member ``value`` names (ARM enums match case-insensitively), else 400."""
+    if isinstance(value, str):
+        for choice in choices:
+            if choice.lower() == value.lower():
+                return choice
+    raise _invalid_content(
+        target, f"'{value}' is not a valid value for '{target}'; use one of {', '.join(choices)}."
+    )
+
+
+def check_object(value: Any, target: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _invalid_content(target, f"'{target}' must be an object.")
+    return value
+
+
+def check_gc_schedule(value: Any, target: str = "garbageCollection.schedule") -> str:
+    if not isinstance(value, str) or not valid_cron(value):
+        raise _bad(
+            target,
+            f"The garbage collection schedule '{value}' is not a valid cron expression (five "
+            f"fields: minute hour day-of-month month day-of-week).",
+        )
+    return value
+
+
+def check_notifications(value: Any, target: str = "notificationsList") -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _invalid_content(target, f"'{target}' must be a list.")
+    for item in value:
+        if not isinstance(item, str) or _NOTIFICATION.fullmatch(item) is None:
+            raise _bad(
+                target,
+                f"The notification '{item}' is invalid: use '<repository>:<tag>:<action>', "
+                f"e.g. 'hello-world:*:*'.",
+            )
+    return list(value)

@@ -23,7 +23,7 @@ from tasks.azure.schedule import (
     validate_message_ttl,
     validate_sync_window,
 )
-from tasks.azure.spec import ConnectedRegistrySpec
+from tasks.azure.spec import ConnectedRegistrySpec, create_settings, settings_patch
 
 __all__ = [
     "CLIENT_MAP_MARKER",
@@ -209,12 +209,8 @@ def desired_connected_registry(spec: ConnectedRegistrySpec, sync_token_id: str) 
     parent: Json = {"syncProperties": sync}
     if spec.parent_id:
         parent["id"] = spec.parent_id
-    props: Json = {
-        "mode": spec.mode,
-        "parent": parent,
-        "logging": {"logLevel": spec.log_level, "auditLogStatus": spec.audit_log_status},
-        "garbageCollection": {"enabled": spec.gc_enabled, "schedule": spec.gc_schedule},
-    }
+    # the operator's settings: each stated one, else the az CLI's default for a new registry
+    props: Json = {"mode": spec.mode, "parent": parent, **create_settings(spec)}
     if spec.client_token_ids:
         props["clientTokenIds"] = list(spec.client_token_ids)
     return {"properties": props}
@@ -297,7 +293,7 @@ def plan_connected_registry(
 
 
 def _settings_patch(props: Json, sync: Json, spec: ConnectedRegistrySpec) -> tuple[Json, list[str]]:
-    """The PATCH body of the mutable settings that differ, and a word for each."""
+    """The PATCH body of the mutable settings that differ, and a reason for each."""
     patch: Json = {}
     reasons: list[str] = []
     sync_patch: Json = {}
@@ -312,16 +308,10 @@ def _settings_patch(props: Json, sync: Json, spec: ConnectedRegistrySpec) -> tup
     if sync_patch:
         patch["syncProperties"] = sync_patch
         reasons.append("sync " + ", ".join(sorted(sync_patch)))
-    logging_ = props.get("logging") or {}
-    want_logging = {"logLevel": spec.log_level, "auditLogStatus": spec.audit_log_status}
-    if any(logging_.get(k) != v for k, v in want_logging.items()):
-        patch["logging"] = want_logging
-        reasons.append("logging")
-    gc = props.get("garbageCollection") or {}
-    want_gc = {"enabled": spec.gc_enabled, "schedule": spec.gc_schedule}
-    if bool(gc.get("enabled", False)) != spec.gc_enabled or gc.get("schedule") != spec.gc_schedule:
-        patch["garbageCollection"] = want_gc
-        reasons.append("garbage collection")
+    # only the settings the spec states: an operator's debug logging is not reverted
+    settings, setting_reasons = settings_patch(props, spec)
+    patch.update(settings)
+    reasons.extend(setting_reasons)
     current = list(props.get("clientTokenIds") or [])
     merged = union_ids(current, list(spec.client_token_ids))
     if len(merged) != len(current):

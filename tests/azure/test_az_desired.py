@@ -33,8 +33,9 @@ def test_spec_defaults() -> None:
                     "syncWindow": "PT1H",
                 }
             },
+            # the az CLI's defaults for a new connected registry: it enables GC, daily
             "logging": {"logLevel": "Information", "auditLogStatus": "Disabled"},
-            "garbageCollection": {"enabled": False, "schedule": "0 0 * * *"},
+            "garbageCollection": {"enabled": True, "schedule": "0 0 * * *"},
         }
     }
 
