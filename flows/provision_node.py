@@ -24,7 +24,7 @@ from model.azure import ConnectedRegistryInfo, PasswordMeta
 from model.azure_context import AzureContext
 from model.plan import Change
 from model.result import StepResult
-from model.site import NodeAuth, PullSecretMeta, ReleaseFact, SyncCredentialRef
+from model.site import NodeAuth, PullSecretMeta, ReleaseFact, SiteCheck, SyncCredentialRef
 from tasks import rotation
 from tasks.azure import steps as az
 from tasks.azure.connection_string import build_sync_connection_string
@@ -94,7 +94,18 @@ def sync_side(
         )
         ref = SyncCredentialRef(cr, gen.meta.slot, rotation.created_text(gen.meta.creation_time))
         del gen
-    helm = done(st.ensure_helm_release_task(conn, ref, connection_string, dry_run=dry))
+
+    def online() -> SiteCheck:
+        """The upgrade's proof in ARM: the connected registry back Online (or syncing)."""
+        now_info = az.read_connected_registry(ctx, cr)
+        state = now_info.connection_state if now_info else None
+        return SiteCheck(state in ("Online", "Syncing"), f"connectionState {state}")
+
+    # A changed release is proven Ready and Online, else rolled back (or, installed by this
+    # run, uninstalled) and the run fails naming what was undone.
+    helm = done(
+        st.ensure_helm_release_proven_task(conn, ref, connection_string, online, dry_run=dry)
+    )
     del connection_string
     if dry and helm.action != "none":
         desired = helm_values.chart_values(site, SecretStr(MASK), ref).values

@@ -13,6 +13,7 @@ import copy
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +46,7 @@ class Revision:
     values: dict[str, Any]
     updated: str
     description: str
+    broken: bool = False  # made while the fail_upgrade knob was set: its pods never get Ready
 
 
 @dataclass
@@ -131,10 +133,17 @@ def _mask(text: str, secrets: list[str]) -> str:
 
 
 class HelmSimulator:
-    def __init__(self, store: KubeStore, runtime: ConnectedRegistryRuntime) -> None:
+    def __init__(
+        self,
+        store: KubeStore,
+        runtime: ConnectedRegistryRuntime,
+        *,
+        fail_upgrade: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.store = store
         self.runtime = runtime
         self.releases: dict[tuple[str, str], Release] = {}
+        self._fail_upgrade = fail_upgrade
 
     def revision(self, namespace: str, name: str) -> int:
         release = self.releases.get((namespace, name))
@@ -169,6 +178,10 @@ class HelmSimulator:
             return self._get_values(opts)
         if command in ("list", "ls"):
             return self._list(opts)
+        if command in ("history", "hist"):
+            return self._history(opts)
+        if command in ("rollback",):
+            return await self._rollback(opts)
         if command in ("uninstall", "delete", "del"):
             return self._uninstall(opts)
         return ToolResult.fail(f'Error: unknown command "{command}" for "helm"')
@@ -198,6 +211,7 @@ class HelmSimulator:
             "--kubeconfig": "kubeconfig",
             "--kube-context": "kube_context",
             "--history-max": "history_max",
+            "--max": "max",
         }
         i = 0
         while i < len(args):
@@ -286,6 +300,7 @@ class HelmSimulator:
             user_values,
             _stamp(),
             "",
+            broken=bool(release.revisions) and self._fail_upgrade(),
         )
         if problem is None:
             try:
@@ -296,22 +311,24 @@ class HelmSimulator:
             revision.status, revision.description = "failed", f"{phase.title()} failed: {problem}"
             release.revisions.append(revision)
             return ToolResult.fail(f"Error: {phase} FAILED: {problem}")
-        for old in release.revisions:
-            if old.status == "deployed":
-                old.status = "superseded"
-        revision.status = "deployed"
-        revision.description = "Install complete" if new_release else "Upgrade complete"
-        release.revisions.append(revision)
-        self.runtime.deploy(ns, name, conn)
+        release.revisions.append(revision)  # pending while helm waits, as Helm 3 records it
+        self.runtime.deploy(ns, name, conn, broken=revision.broken)
         if "--wait" in flags or "--atomic" in flags:
             deadline = time.monotonic() + _duration(opts.get("timeout", "5m0s"))
             while not self._deployment_ready(ns, name):
                 if time.monotonic() >= deadline:
+                    # pkg/action failRelease: only the new revision fails; the one deployed
+                    # before stays deployed (superseded only by a success).
+                    what = "Release" if new_release else "Upgrade"
                     revision.status = "failed"
-                    revision.description = f"{phase.title()} failed: timed out waiting for the "
-                    "condition"
+                    revision.description = f'{what} "{name}" failed: context deadline exceeded'
                     return ToolResult.fail(f"Error: {phase} FAILED: context deadline exceeded")
                 await asyncio.sleep(0.05)
+        for old in release.revisions[:-1]:
+            if old.status == "deployed":
+                old.status = "superseded"
+        revision.status = "deployed"
+        revision.description = "Install complete" if new_release else "Upgrade complete"
         head = (
             f'Release "{name}" does not exist. Installing it now.\n'
             if new_release and command == "upgrade"
@@ -542,6 +559,85 @@ class HelmSimulator:
         lines = ["NAME\tNAMESPACE\tREVISION\tUPDATED\tSTATUS\tCHART\tAPP VERSION"]
         lines += ["\t".join(str(v) for v in row.values()) for row in rows]
         return ToolResult("\n".join(lines) + "\n")
+
+    def _history(self, opts: dict[str, Any]) -> ToolResult:
+        release = self._release(opts)
+        if release is None:
+            return ToolResult.fail("Error: release: not found")
+        rows = [
+            {
+                "revision": r.revision,
+                "updated": r.updated,
+                "status": r.status,
+                "chart": f"{CHART_NAME}-{r.chart_version}",
+                "app_version": r.chart_version,
+                "description": r.description,
+            }
+            for r in release.revisions[-int(opts.get("max") or 256) :]
+        ]
+        if opts["output"] == "json":
+            return ToolResult(json.dumps(rows) + "\n")
+        lines = ["REVISION\tUPDATED\tSTATUS\tCHART\tAPP VERSION\tDESCRIPTION"]
+        lines += ["\t".join(str(v) for v in row.values()) for row in rows]
+        return ToolResult("\n".join(lines) + "\n")
+
+    async def _rollback(self, opts: dict[str, Any]) -> ToolResult:
+        """Helm 3's pkg/action/rollback.go: a new revision (head + 1) with the target's chart
+        and values, described "Rollback to N"; on success every deployed revision becomes
+        superseded (a failed one stays failed), on a --wait timeout the new one is failed."""
+        if not opts["args"]:
+            return ToolResult.fail('Error: "helm rollback" requires at least 1 argument')
+        release = self._release(opts)
+        if release is None:
+            return ToolResult.fail("Error: release: not found")
+        raw = opts["args"][1] if len(opts["args"]) > 1 else "0"
+        try:
+            wanted = int(raw)
+        except ValueError:
+            return ToolResult.fail(f'Error: invalid revision number "{raw}"')
+        if wanted < 0:
+            return ToolResult.fail("Error: invalid release revision")
+        number = wanted or release.revision - 1
+        target = next((r for r in release.revisions if r.revision == number), None)
+        if target is None:
+            return ToolResult.fail("Error: release: not found")
+        ns, name = release.namespace, release.name
+        revision = Revision(
+            release.revision + 1,
+            "pending-rollback",
+            target.chart_version,
+            copy.deepcopy(target.values),
+            _stamp(),
+            f"Rollback to {number}",
+            broken=target.broken,
+        )
+        current = release.current
+        release.revisions.append(revision)
+        values = _deep_merge(DEFAULT_VALUES, target.values)
+        try:
+            self._apply(name, ns, values, target.chart_version)
+        except ApiError as err:
+            current.status, revision.status = "superseded", "failed"
+            revision.description = f'Rollback "{name}" failed: {err.message}'
+            return ToolResult.fail(f"Error: {err.message}")
+        self.runtime.deploy(
+            ns, name, str(values.get("connectionString") or ""), broken=target.broken
+        )
+        if "--wait" in opts["flags"]:
+            deadline = time.monotonic() + _duration(opts.get("timeout", "5m0s"))
+            while not self._deployment_ready(ns, name):
+                if time.monotonic() >= deadline:
+                    revision.status = "failed"
+                    revision.description = f'Release "{name}" failed: context deadline exceeded'
+                    return ToolResult.fail(
+                        f"Error: release {name} failed: context deadline exceeded"
+                    )
+                await asyncio.sleep(0.05)
+        for old in release.revisions:
+            if old.status == "deployed":
+                old.status = "superseded"
+        revision.status = "deployed"
+        return ToolResult("Rollback was a success! Happy Helming!\n")
 
     def _uninstall(self, opts: dict[str, Any]) -> ToolResult:
         release = self._release(opts)

@@ -37,6 +37,7 @@ class RuntimeState:
     activations: int = 0
     generation: int = 0
     pod_name: str = ""
+    broken: bool = False  # its pod came from a failing upgrade (the fail_upgrade knob)
     history: list[str] = field(default_factory=list)
 
 
@@ -113,16 +114,30 @@ class ConnectedRegistryRuntime:
         self.states: dict[tuple[str, str], RuntimeState] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def deploy(self, namespace: str, release: str, conn: str) -> None:
-        """Called (on the loop) after helm applied the release's objects."""
+    def deploy(self, namespace: str, release: str, conn: str, *, broken: bool = False) -> None:
+        """Called (on the loop) after helm applied the release's objects. ``broken``: the
+        revision's pod template is a bad one (a failing upgrade): the old pod is replaced
+        (strategy Recreate, as a ReadWriteOnce volume needs) by one that crash-loops."""
         state = self.states.setdefault((namespace, release), RuntimeState(namespace, release))
         digest = _digest(conn)
-        if digest == state.connection_digest and (state.ready or state.generation):
+        if broken:
+            state.generation += 1
+            state.ready, state.broken = False, True
+            state.error = "Back-off restarting failed container connected-registry"
+            state.history.append("upgraded to a pod that never becomes Ready")
+            self._new_pod(state)
+            self._publish(state)
+            return
+        if (
+            digest == state.connection_digest
+            and not state.broken
+            and (state.ready or state.generation)
+        ):
             self._publish(state)  # the pod keeps running; helm touched the Deployment only
             return
         state.connection_digest = digest
         state.generation += 1
-        state.ready = False
+        state.ready = state.broken = False
         state.error = ""
         state.connected_registry = connection_string.parse(conn).connected_registry
         self._new_pod(state)

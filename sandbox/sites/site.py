@@ -55,6 +55,9 @@ class SiteKnobs:
     pull_backoff: float = 0.5  # first retry delay after a failed pull (doubles, max 8x)
     pod_run_time: float = 0.1  # a pulled pod with restartPolicy != Always runs this long
     api_unavailable: bool = False  # API answers 503 (listener stays up)
+    # While set, every `helm upgrade` of an existing release (not an install, not a rollback)
+    # rolls a connected-registry pod that never becomes Ready (CrashLoopBackOff).
+    fail_upgrade: bool = False
 
 
 def agent_address(site_index: int, node_index: int) -> str:
@@ -98,7 +101,9 @@ class SimulatedSite:
         self.runtime = ConnectedRegistryRuntime(
             self.store, azure, name, lambda: self.knobs.pod_ready_time
         )
-        self.helm = HelmSimulator(self.store, self.runtime)
+        self.helm = HelmSimulator(
+            self.store, self.runtime, fail_upgrade=lambda: self.knobs.fail_upgrade
+        )
         self.azure = azure
         self.nodes: list[SimulatedNode] = [
             SimulatedNode(self, 1, "127.0.0.1", base_dir, NodeKnobs(self.knobs.ssh))

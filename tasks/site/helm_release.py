@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -165,6 +166,142 @@ def ensure_helm_release(
         lambda fact: plans.plan_helm_release(fact, conn.site, sync_ref, connection_string),
         lambda change: apply_helm_release(conn, change),
         dry_run=dry_run,
+    )
+
+
+@dataclass(frozen=True)
+class Revision:
+    """One row of ``helm history``: no values, so nothing secret."""
+
+    revision: int
+    status: str
+    description: str = ""
+
+
+def read_release_history(conn: SiteConnection) -> list[Revision]:
+    """``helm history -o json``, oldest first; [] when there is no release."""
+    out = _release_query(conn, "history")
+    try:
+        rows = json.loads(out or "[]")
+        return [
+            Revision(int(r["revision"]), str(r.get("status", "")), str(r.get("description", "")))
+            for r in rows
+        ]
+    except (ValueError, TypeError, KeyError):
+        raise PermanentError(
+            "helm history printed no JSON", resource=plans.release_resource(conn.site)
+        ) from None
+
+
+def _deployed(history: list[Revision]) -> int | None:
+    return next((r.revision for r in reversed(history) if r.status == "deployed"), None)
+
+
+def _head(history: list[Revision]) -> int:
+    return history[-1].revision if history else 0
+
+
+def ensure_helm_release_proven(
+    conn: SiteConnection,
+    sync_ref: SyncCredentialRef,
+    connection_string: SecretStr | None,
+    online: Callable[[], SiteCheck],
+    *,
+    dry_run: bool = False,
+) -> StepResult:
+    """:func:`ensure_helm_release`, then, when it wrote, the proof: the deployment Ready within
+    ``ready_timeout`` and ``online()`` true (the connected registry Online in ARM) within it
+    again. On failure (of the upgrade itself too) the change is undone - rolled back to the
+    revision deployed before, or, a release this call installed, uninstalled - and a
+    PermanentError says what was undone and why."""
+    before = [] if dry_run else read_release_history(conn)
+    try:
+        result = ensure_helm_release(conn, sync_ref, connection_string, dry_run=dry_run)
+    except PermanentError as exc:
+        if dry_run:
+            raise
+        _undo(conn, before, str(exc))  # raises when a revision was written
+        raise
+    if dry_run or result.action == "none":
+        return result
+    why = _prove(conn, online)
+    if why is not None:
+        _undo(conn, before, why)
+    return result
+
+
+def _prove(conn: SiteConnection, online: Callable[[], SiteCheck]) -> str | None:
+    """Why the new revision is not good, or None when it is Ready and Online."""
+    site = conn.site
+    try:
+        wait_deployment_ready(conn)
+    except TransientError as exc:
+        return str(exc)
+    deadline = time.monotonic() + site.ready_timeout
+    while True:
+        try:
+            check = online()
+        except TransientError as exc:
+            check = SiteCheck(False, str(exc))
+        if check.ok:
+            return None
+        if time.monotonic() >= deadline:
+            return (
+                f"the connected registry is not Online {site.ready_timeout:.0f}s after the "
+                f"upgrade ({check.value})"
+            )
+        time.sleep(min(1.0, site.ready_timeout / 20))
+
+
+def _undo(conn: SiteConnection, before: list[Revision], why: str) -> None:
+    """Roll back to the revision deployed before (or uninstall what this run installed) and
+    raise saying so; returns only when helm wrote no revision."""
+    site = conn.site
+    resource = plans.release_resource(site)
+    after = read_release_history(conn)
+    failed = _head(after)
+    if failed == _head(before):
+        return  # helm wrote no revision: the caller's error stands
+    name = f"release {site.namespace}/{site.release_name}"
+    if not before:
+        rc, _, err = _helm(
+            conn,
+            ["uninstall", site.release_name, "-n", site.namespace, "--wait"],
+            timeout=site.helm_timeout + 30,
+        )
+        done = "uninstalled it" if rc == 0 else f"its uninstall failed too: {err}"
+        raise PermanentError(
+            f"{name}: the install (revision {failed}, created by this run) failed: {why}; {done}",
+            resource=resource,
+            fix="fix the cause, then re-run provision-site",
+        )
+    target = _deployed(before)
+    if target is None:
+        raise PermanentError(
+            f"{name}: the upgrade to revision {failed} failed: {why}; left as it is: no "
+            "revision was deployed before it (the release was not created by this run)",
+            resource=resource,
+            fix="inspect `helm history`, then roll back or uninstall it by hand",
+        )
+    wait = ["--wait", "--timeout", f"{int(site.helm_timeout)}s"]
+    rc, _, err = _helm(
+        conn,
+        ["rollback", site.release_name, str(target), "-n", site.namespace, *wait],
+        timeout=site.helm_timeout + 30,
+    )
+    if rc != 0:
+        raise PermanentError(
+            f"{name}: the upgrade to revision {failed} failed: {why}; the rollback to "
+            f"revision {target} failed too: {err}",
+            resource=resource,
+            fix=f"`helm rollback {site.release_name} {target} -n {site.namespace}` by hand",
+        )
+    now = _head(read_release_history(conn))
+    raise PermanentError(
+        f"{name}: the upgrade to revision {failed} failed: {why}; rolled back from revision "
+        f"{failed} to revision {target} (now revision {now}, Ready)",
+        resource=resource,
+        fix="fix the chart version or values in the site block, then re-run provision-site",
     )
 
 

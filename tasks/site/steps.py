@@ -50,6 +50,14 @@ read_helm_release_task = task(name="read-helm-release", **_COMMON)(helm_release.
 ensure_helm_release_task = task(name="ensure-helm-release", **_COMMON)(
     helm_release.ensure_helm_release
 )
+# The same, then (when it wrote) Ready and Online, else rolled back / uninstalled and failed
+# naming that. Its waits run to their own deadlines: never retried.
+ensure_helm_release_proven_task = task(name="ensure-helm-release", **_COMMON)(
+    helm_release.ensure_helm_release_proven
+)
+read_release_history_task = task(name="read-release-history", **_COMMON)(
+    helm_release.read_release_history
+)
 # Runs to its own deadline: never retried.
 wait_deployment_ready_task = task(name="wait-deployment-ready", **_COMMON)(
     helm_release.wait_deployment_ready
