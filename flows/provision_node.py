@@ -25,7 +25,7 @@ from model.azure_context import AzureContext
 from model.plan import Change
 from model.result import StepResult
 from model.site import NodeAuth, PullSecretMeta, ReleaseFact, SiteCheck, SyncCredentialRef
-from tasks import rotation
+from tasks import rotation, rotation_plan
 from tasks.azure import steps as az
 from tasks.azure.connection_string import build_sync_connection_string
 from tasks.azure.password_plans import plan_password
@@ -163,7 +163,7 @@ def node_side(
     """Client credential, pull secrets, then every node (one at a time, proven), then the
     site's canary."""
     site, dry = inputs.site, spec.dry_run
-    username, password, meta = _client_credential(ctx, conn, inputs, spec, host, done)
+    username, password, meta = _client_credential(ctx, conn, nodes, inputs, spec, host, done)
     node = site.auth_model == "node"
     if meta is not None:
         done(
@@ -229,43 +229,55 @@ def node_side(
 def _client_credential(
     ctx: AzureContext,
     conn: SiteConnection,
+    nodes: SiteNodes,
     inputs: SiteInputs,
     spec: ProvisionSpec,
     host: str | None,
     done: Done,
 ) -> tuple[str, SecretStr | None, PullSecretMeta | None]:
-    """The client credential to put in pull secrets: kept when a pull secret holds a live one
-    (value read back from it only if some namespace misses it), else newly generated. A dry
-    run returns the slot's metadata only (no value is generated or read)."""
+    """The client credential to put in pull secrets: kept when a consumer (pull secret, any
+    node's registries.yaml) holds a live one (value read back from it only if some namespace
+    misses it), else newly generated. A live slot no consumer holds (a run that died after
+    generating it) is regenerated or revoked. A dry run returns the slot's metadata only (no
+    value is generated or read)."""
     site, token, dry = inputs.site, inputs.client_token, spec.dry_run
     consumers: dict[str, PullSecretMeta | None] = dict(
         st.read_pull_secrets_task(conn, inputs.app_namespaces, site.pull_secret_name)
     )
+    node_conns: dict[str, SiteConnection] = {}
     if site.auth_model == "node" and host is not None:
         consumers[rotation.NODE_CONSUMER] = st.read_node_credential_task(conn, host)
+        node_conns[rotation.NODE_CONSUMER] = conn
+        # Every node is a consumer: a rollout cut short leaves some nodes on another slot.
+        for target, node_conn in zip(nodes.targets, nodes.conns, strict=True):
+            key = rotation.node_consumer(target.name)
+            consumers[key] = st.read_node_credential_task(node_conn, host)
+            node_conns[key] = node_conn
     refs = rotation.refs_of(consumers, token)
     passwords = az.read_token_passwords(ctx, token, missing_ok=dry)
     now = datetime.now(UTC)
-    decision = rotation.decide_client_password(refs, passwords, now)
+    decision = rotation_plan.decide_client_password(refs, passwords, now)
     change = plan_password(
         "client-password", token, decision.slot, keep=decision.keep, reason=decision.reason
     )
     expiry = rotation.expiry_for(now, spec.client_password_days)
     result, gen = az.ensure_password(ctx, change, expiry=expiry, dry_run=dry)
     done(result)
+    if decision.revoke is not None:
+        # No consumer holds it (every namespace and node was read): nothing can break.
+        done(az.revoke_password(ctx, token, decision.revoke, step="client-orphan", dry_run=dry))
     if not decision.keep:
         if gen is None:  # dry run
             return token, None, PullSecretMeta(token, decision.slot, "")
         created = rotation.created_text(gen.meta.creation_time)
         return gen.username, gen.password, PullSecretMeta(token, gen.meta.slot, created)
+    state = rotation.normalise_passwords(passwords)
     holders = sorted(
-        ns
-        for ns, r in refs.items()
-        if r is not None
-        and r.slot == decision.slot
-        and rotation.ref_is_valid(r, rotation.normalise_passwords(passwords), now)
+        key
+        for key, r in refs.items()
+        if r is not None and r.slot == decision.slot and rotation.ref_is_valid(r, state, now)
     )
-    in_namespaces = [h for h in holders if h != rotation.NODE_CONSUMER]
+    in_namespaces = [h for h in holders if not rotation.is_node_consumer(h)]
     if len(in_namespaces) == len(inputs.app_namespaces) and site.auth_model != "node":
         return token, None, None  # every namespace already holds it: nothing to write
     source = rotation.preferred_source(holders)
@@ -273,7 +285,8 @@ def _client_credential(
     assert holder_meta is not None
     if dry or host is None:
         return token, None, holder_meta
+    kind = rotation.NODE_CONSUMER if rotation.is_node_consumer(source) else source
     username, password = st.read_consumer_password_task(
-        conn, source, host, decision.slot, rerun=FLOW
+        node_conns.get(source, conn), kind, host, decision.slot, rerun=FLOW
     )
     return username, password, holder_meta

@@ -6,10 +6,15 @@ Every I/O wrapper converts what its client raised with :func:`classify`, so the 
 
 from __future__ import annotations
 
+import base64
 import email.utils
+import json
+import re
+import shlex
 import socket
 import ssl
 import time
+import urllib.parse
 from collections.abc import Iterable
 from typing import Any
 
@@ -188,8 +193,81 @@ def _safe_text(exc: BaseException) -> str:
     return text if len(text) <= 500 else text[:500] + "..."
 
 
+# A secret's parts: the values of secret-looking keys inside it (a connection string's
+# SyncTokenPassword, a values file's password or connectionString parts, a docker config's auth).
+_PAIR = re.compile(r"([A-Za-z_][\w.-]*)[\"']?\s*[:=]\s*[\"']?([^\s\"';,]+)")
+_SECRET_KEY = re.compile(r"pass|secret|key|auth|credential", re.IGNORECASE)
+_USER_KEY = re.compile(r"^(user(name)?|login|SyncTokenName)$", re.IGNORECASE)
+_MIN_PART = 6  # shorter "values" (true, 443) are not secrets and would blank readable text
+_MIN_CORE = 8  # a base64 run shorter than this could match unrelated text
+
+
+def secret_parts(value: str) -> set[str]:
+    """The value, and each secret it carries on its own: every value of a password/secret/
+    key/auth key (a connection string split at ``;``, YAML or JSON pairs), and ``user:password``
+    for each user and password it names (what docker's ``auth`` encodes)."""
+    parts = {value, value.strip()}
+    users: list[str] = []
+    passwords: list[str] = []
+    for key, part in _PAIR.findall(value):
+        if _USER_KEY.match(key):
+            users.append(part)
+        elif _SECRET_KEY.search(key) and len(part) >= _MIN_PART:
+            passwords.append(part)
+    parts.update(passwords)
+    parts.update(f"{user}:{pw}" for user in users for pw in passwords)
+    return {p for p in parts if len(p) >= 4} | {value}
+
+
+def _b64(data: bytes, urlsafe: bool) -> str:
+    return (base64.urlsafe_b64encode if urlsafe else base64.b64encode)(data).decode()
+
+
+def base64_cores(value: str) -> set[str]:
+    """Runs of base64 text that appear wherever ``value`` is base64-encoded inside anything,
+    at any of the three byte alignments, standard or URL-safe, padded or not: the 4-character
+    groups made of the value's bytes alone. So ``base64(user:password)`` (docker's ``auth``,
+    for any user) shows the password's core whatever the prefix."""
+    data = value.encode()
+    cores: set[str] = set()
+    for shift in range(3):
+        total = shift + len(data)
+        first, last = (1 if shift else 0), total // 3
+        for urlsafe in (False, True):
+            core = _b64(b"\0" * shift + data, urlsafe)[4 * first : 4 * last]
+            if len(core) >= _MIN_CORE:
+                cores.add(core)
+    return cores
+
+
+def secret_forms(secrets: Iterable[str]) -> set[str]:
+    """Every text form in which a secret or one of its parts can be printed back: as is,
+    JSON/Go-escaped, shell-quoted, URL-encoded, base64 (standard and URL-safe, with and without
+    padding, at any alignment: a docker ``auth``) and base64 of base64 (a Kubernetes Secret's
+    ``data`` of a dockerconfigjson, as ``kubectl get -o yaml`` prints it)."""
+    secrets = list(secrets)
+    forms: set[str] = set()
+    for secret in secrets:
+        if not secret:
+            continue
+        for part in secret_parts(secret):
+            forms.add(part)
+            go = json.dumps(part)[1:-1]
+            forms.add(go.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
+            forms.update((go, shlex.quote(part), urllib.parse.quote(part, safe="")))
+            for urlsafe in (False, True):
+                encoded = _b64(part.encode(), urlsafe)
+                forms.update((encoded, encoded.rstrip("=")))
+            for core in base64_cores(part):
+                forms.add(core)
+                forms.update(base64_cores(core))
+    given = {s for s in secrets if s}  # a secret as given is redacted at any length
+    return {f for f in forms if len(f) >= 4} | given
+
+
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """Replace every secret value in ``text`` (longest first, so prefixes don't leak tails)."""
-    for value in sorted((s for s in secrets if s), key=len, reverse=True):
+    """Replace every form of every secret in ``text`` (:func:`secret_forms`; longest first, so
+    a shorter part never leaves the tail of a longer form behind)."""
+    for value in sorted(secret_forms(secrets), key=len, reverse=True):
         text = text.replace(value, "***")
     return text

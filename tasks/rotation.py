@@ -121,10 +121,19 @@ def refs_of(
     }
 
 
+def node_consumer(node: str) -> str:
+    """The key of one cluster node's registries.yaml credential among the consumers."""
+    return f"{NODE_CONSUMER} on {node}"
+
+
+def is_node_consumer(key: str) -> bool:
+    return key == NODE_CONSUMER or key.startswith(f"{NODE_CONSUMER} on ")
+
+
 def preferred_source(sources: Iterable[str]) -> str:
     """Where to read a value to adopt: a pull secret first (a Kubernetes read), the node's
-    registries.yaml last. Deterministic."""
-    ordered = sorted(sources, key=lambda key: (key == NODE_CONSUMER, key))
+    registries.yaml next, another node's last. Deterministic."""
+    ordered = sorted(sources, key=lambda key: (is_node_consumer(key), key != NODE_CONSUMER, key))
     if not ordered:
         raise ValueError("no consumer holds the value")
     return ordered[0]
@@ -270,6 +279,9 @@ class CredentialDecision:
     keep: bool
     slot: Slot
     reason: str
+    # A live slot no consumer holds (an interrupted run generated it and lost the value):
+    # revoked by the run, so the site never keeps a live password nobody uses.
+    revoke: Slot | None = None
 
 
 def decide_sync_credential(
@@ -330,27 +342,6 @@ def sync_slot_when_unreadable(
         slot,
         f"chart values changed but the release's connection string for {recorded_slot} could "
         f"not be read back; generating {slot} for the upgrade",
-    )
-
-
-def decide_client_password(
-    consumers: Mapping[str, CredentialRefLike | None],
-    passwords: Iterable[PasswordLike],
-    now: datetime,
-) -> CredentialDecision:
-    """Provisioning keeps the client password any pull secret validly holds; else generates
-    a slot that no pull secret relies on."""
-    state = normalise_passwords(passwords)
-    valid = sorted(
-        {as_slot(r.slot) for r in consumers.values() if r and ref_is_valid(r, state, now)}
-    )
-    if valid:
-        # Two valid slots means a rotation is mid-way; provisioning leaves it to the rotation.
-        slot = valid[-1] if len(valid) == 1 else newest_slot(state, valid)
-        return CredentialDecision(True, slot, f"pull secrets hold live {slot}; keeping it")
-    slot = choose_slot(state.values(), (), now)
-    return CredentialDecision(
-        False, slot, f"no pull secret holds a live password; generating {slot}"
     )
 
 

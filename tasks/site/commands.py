@@ -34,10 +34,17 @@ class CommandResult:
     def ok(self) -> bool:
         return self.exit_status == 0
 
-    def error_text(self, limit: int = 600) -> str:
-        """stderr (else stdout) tail with every known secret redacted."""
-        text = (self.stderr.strip() or self.stdout.strip())[-limit:]
+    def redacted(self, text: str) -> str:
+        """``text`` (this command's output, or anything quoting it) with every secret the
+        command was given, each of its parts and their encoded forms (base64 of any of them,
+        docker's ``user:password`` auth, Kubernetes' base64 of that) replaced by ``***``."""
         return redact(text, self._secrets)
+
+    def error_text(self, limit: int = 600) -> str:
+        """stderr (else stdout) tail with every known secret redacted: the whole output is
+        redacted before it is cut, so a secret split by the cut cannot leave a readable tail."""
+        text = self.redacted(self.stderr.strip() or self.stdout.strip())
+        return text[-limit:]
 
     def check(self, what: str, *, fix: str = "") -> CommandResult:
         if self.exit_status != 0:

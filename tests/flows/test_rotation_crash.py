@@ -38,7 +38,8 @@ class Crash(RuntimeError):
 @pytest.fixture(scope="module")
 def fsb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlowSandbox]:
     # Site 2 is left for the node auth model test, which provisions it itself.
-    box = start(tmp_path_factory.mktemp("rotation"), sites=2)
+    # Site 3 stays unprovisioned for the provision-site crash test.
+    box = start(tmp_path_factory.mktemp("rotation"), sites=3)
     try:
         out = provision_site(
             box.site_blocks[0],
@@ -79,6 +80,29 @@ def pull_secret_slot(conn: Any, site: Any) -> tuple[str, str]:
     meta = pull_secrets.read_pull_secrets(conn, [NS], site.pull_secret_name)[NS]
     assert meta is not None
     return meta.slot, meta.created
+
+
+def live_slots(fsb: FlowSandbox, token: str) -> dict[str, str]:
+    """Slot -> creationTime of every unexpired password ARM holds for the token."""
+    found = fsb.azure.resource("tokens", token)["properties"]["credentials"]["passwords"]
+    return {p["name"]: p["creationTime"] for p in found if not p.get("expiry") or days_left(p) > 0}
+
+
+def held_slots(fsb: FlowSandbox, conn: Any, site: Any, token: str) -> set[str]:
+    """Slots some consumer holds: a pull secret, or (node model) the node's registries.yaml,
+    whose recorded creation time is that slot's current one in ARM."""
+    live = live_slots(fsb, token)
+    records = list(pull_secrets.read_pull_secrets(conn, [NS], site.pull_secret_name).values())
+    if site.auth_model == "node":
+        records.append(mirror.read_node_credential(conn, helm_release.registry_host(conn)))
+    return {
+        r.slot
+        for r in records
+        if r is not None
+        and r.token == token
+        and r.slot in live
+        and live[r.slot].startswith(r.created[:19])
+    }
 
 
 def days_left(p: dict[str, Any]) -> float:
@@ -424,3 +448,88 @@ def test_node_model_crash_after_each_step_then_rerun_converges_without_a_pull_ga
         )
         assert again["outcome"] == "not due" and again["writes"] == 0, again
         assert fsb.arm_writes() == [] and fsb.site(1).restart_count == restarts
+
+
+def test_provision_crash_right_after_the_client_password_then_rerun_leaves_no_orphan(
+    fsb: FlowSandbox,
+) -> None:
+    """provision-site dies right after generating the client password, before any pull secret
+    holds it (its value is gone with the run). The re-run regenerates that slot instead of
+    filling the other one: ARM ends with exactly the slots a consumer holds."""
+    from blocks.edge_site import EdgeSite
+
+    info = fsb.info["sites"][2]
+    token = f"{info['name']}-client"
+    name = fsb.site_blocks[2]
+    generated: dict[str, str] = {}
+
+    def boundary(flow: str, site_name: str, step: str) -> None:
+        here = (flow, site_name, step) == ("provision-site", info["name"], "client-password")
+        if here and not generated:
+            generated.update(live_slots(fsb, token))
+            raise Crash("crash after client-password")
+
+    with on_step(boundary):
+        with pytest.raises(Crash):
+            provision_site(name, fsb.parent_block, ProvisionSpec(**spec(enable_data_endpoint=True)))
+        assert len(generated) == 1, generated  # one live password, held by nobody
+        out = provision_site(name, fsb.parent_block, ProvisionSpec(**spec()))
+    assert out["outcome"] == "converged", out
+    site: EdgeSite = EdgeSite.load(name)  # type: ignore[assignment]
+    with open_site(site) as probe:
+        live = live_slots(fsb, token)
+        assert set(live) == held_slots(fsb, probe, site, token) and len(live) == 1, live
+        ((orphan, created_then),) = generated.items()
+        assert set(live) == {orphan} and live[orphan] != created_then  # regenerated in place
+        image = canary_image(helm_release.registry_host(probe), "samples/app0000")
+        assert canary.run_canary(probe, NS, image, site.pull_secret_name, timeout=30).ok
+    fsb.azure.clear_requests()
+    again = provision_site(name, fsb.parent_block, ProvisionSpec(**spec()))
+    assert again["writes"] == 0 and fsb.arm_writes() == [], again
+
+
+@pytest.mark.parametrize("which", ["pull-secret", "node"])
+def test_rotation_crash_right_after_generation_then_provision_rerun_revokes_the_orphan(
+    fsb: FlowSandbox, node_site: str, which: str
+) -> None:
+    """rotate-client-token dies right after generating the new slot; the next run is
+    provision-site, not a rotation. It keeps the slot the consumers hold (never burns it) and
+    revokes the orphan: exactly the held slots stay live. A later rotation still converges."""
+    from blocks.edge_site import EdgeSite
+
+    index = 0 if which == "pull-secret" else 1
+    info = fsb.info["sites"][index]
+    token = f"{info['name']}-client"
+    name = fsb.site_blocks[index]
+    site: EdgeSite = EdgeSite.load(name)  # type: ignore[assignment]
+    with open_site(site) as probe:
+        image = canary_image(helm_release.registry_host(probe), "samples/app0000")
+        before = live_slots(fsb, token)
+        assert set(before) == held_slots(fsb, probe, site, token) and len(before) == 1
+        found = fsb.azure.resource("tokens", token)["properties"]["credentials"]["passwords"]
+        lead = math.ceil(days_left(found[0])) + 1
+        orphaned: dict[str, str] = {}
+
+        def boundary(flow: str, site_name: str, step: str) -> None:
+            if (flow, site_name, step) == (FLOW, info["name"], "generated") and not orphaned:
+                orphaned.update(live_slots(fsb, token))
+                raise Crash("crash after generated")
+
+        with on_step(boundary), pytest.raises(Crash):
+            rotate_client_token(name, fsb.parent_block, lifetime_days=lead + 2, lead_days=lead)
+        assert len(orphaned) == 2, orphaned  # the one in use and the orphan
+        out = provision_site(name, fsb.parent_block, ProvisionSpec(**spec()))
+        assert out["outcome"] == "converged", out
+        live = live_slots(fsb, token)
+        assert live == before, (before, live)  # the held slot untouched, the orphan revoked
+        assert set(live) == held_slots(fsb, probe, site, token)
+        assert canary.run_canary(probe, NS, image, site.pull_secret_name, timeout=30).ok
+        assert canary.run_canary(probe, NS, image, None if index else site.pull_secret_name).ok
+
+        rotated = rotate_client_token(
+            name, fsb.parent_block, lifetime_days=lead + 2, lead_days=lead
+        )
+        assert rotated["outcome"] == "rotated", rotated
+        live = live_slots(fsb, token)
+        assert len(live) == 1 and set(live) == held_slots(fsb, probe, site, token)
+        assert set(live) != set(before)

@@ -4,7 +4,8 @@ Runs provisioning, a rotation and a status check against the sandbox, then searc
 database (every table, plus the raw SQLite files), the API's logs, artifacts, flow/task run
 parameters and states, result storage under PREFECT_HOME, and every command line the sandbox
 nodes saw, for every secret value: sync and client passwords (the Azure sandbox's issued
-secrets), connection strings, the SSH private key and the kubeconfig client key.
+secrets, also base64-encoded), connection strings, the SSH private key and the kubeconfig
+client key.
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ def secret_values(box: FlowSandbox) -> dict[str, str]:
     found: dict[str, str] = {}
     for i, value in enumerate(box.azure.secrets()):
         found[f"sandbox secret #{i}"] = value
+        # Each password's base64 forms too (a value printed back encoded is still the value).
+        for kind, enc in (("", base64.b64encode), (" urlsafe", base64.urlsafe_b64encode)):
+            found[f"sandbox secret #{i} base64{kind}"] = enc(value.encode()).decode().rstrip("=")
     cr = box.info["sites"][0]["name"]
     gateway = box.azure.resource("connectedRegistries", cr)["properties"]["parent"][
         "syncProperties"

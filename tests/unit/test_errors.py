@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import ssl
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -144,3 +145,111 @@ def test_call_with_retry_gives_up_after_its_attempts() -> None:
 def test_redact_hides_every_secret_longest_first() -> None:
     text = "pw=abc123 and abc123456 and abc"
     assert redact(text, ["abc", "abc123", "abc123456", ""]) == "pw=*** and *** and ***"
+
+
+# -- redaction: every secret, each of its parts, every form it is printed back in ----------------
+
+PW = "Xq7+Lm/9Zr2Tk8Wc4Vb6Np1Hs3Jd5Fg0="  # the shape of an ACR token password (base64 chars)
+CS = (
+    f"ConnectedRegistryName=site01;SyncTokenName=site01;SyncTokenPassword={PW};"
+    "ParentGatewayEndpoint=parent.westus.data.azurecr.io;ParentEndpointProtocol=https"
+)
+
+
+def _b64(text: str, *, urlsafe: bool = False, pad: bool = True) -> str:
+    encode = base64.urlsafe_b64encode if urlsafe else base64.b64encode
+    out = encode(text.encode()).decode()
+    return out if pad else out.rstrip("=")
+
+
+def _leaks(text: str, secret: str) -> bool:
+    """Whether any 12-character run of the secret survives in the text."""
+    return any(secret[i : i + 12] in text for i in range(len(secret) - 11))
+
+
+def test_a_connection_string_is_redacted_whole_and_its_password_alone() -> None:
+    assert redact(f"helm: invalid {CS}", [CS]) == "helm: invalid ***"
+    # Helm or the runtime prints the password alone (e.g. a failed login): still hidden.
+    out = redact(f"login failed for site01 with password {PW}.", [CS])
+    assert PW not in out and "***" in out
+    assert "site01" in out  # names are not secrets: the message stays readable
+    assert "ConnectedRegistryName=site01" in redact("ConnectedRegistryName=site01 x", [CS])
+
+
+@pytest.mark.parametrize("urlsafe", [False, True])
+@pytest.mark.parametrize("pad", [False, True])
+def test_base64_of_a_password_is_redacted_in_each_alphabet_with_and_without_padding(
+    urlsafe: bool, pad: bool
+) -> None:
+    encoded = _b64(PW, urlsafe=urlsafe, pad=pad)
+    for secrets in ([PW], [CS]):
+        out = redact(f"value: {encoded}\n", secrets)
+        assert encoded not in out and not _leaks(out, encoded[4:-4]), (secrets, out)
+
+
+@pytest.mark.parametrize("user", ["site01-client", "u", "ab", "a-much-longer-token-name"])
+def test_docker_auth_of_user_and_password_is_redacted_for_any_user(user: str) -> None:
+    """docker's ``auth`` is base64(user:password): its password part sits at any alignment."""
+    auth = _b64(f"{user}:{PW}")
+    out = redact(f'{{"auths":{{"h":{{"auth":"{auth}"}}}}}}', [PW])
+    assert not _leaks(out, auth[len(user) + 4 :]), out
+    # Given the whole registries.yaml-like text, the exact auth goes too.
+    doc = f"username: {user}\npassword: {PW}\n"
+    assert redact(auth, [doc]) == "***"
+
+
+def test_kubectl_printing_a_dockerconfigjson_secret_is_redacted() -> None:
+    """``kubectl get secret -o yaml`` shows data: base64 of the JSON holding base64(u:p)."""
+    user = "site01-client"
+    auth = _b64(f"{user}:{PW}")
+    doc = f'{{"auths":{{"10.43.0.9":{{"username":"{user}","auth":"{auth}"}}}}}}'
+    config = _b64(doc)
+    out = redact(f"data:\n  .dockerconfigjson: {config}\n", [PW])
+    # Where the password's bytes land: in auth, then in the JSON, then in its base64.
+    first, last = -(-(len(user) + 1) * 4 // 3), (len(user) + 1 + len(PW)) * 4 // 3
+    at = doc.index(auth)
+    start, end = -(-(at + first) * 4 // 3), (at + last) * 4 // 3
+    assert end - start > 40
+    assert not _leaks(out, config[start + 4 : end - 4]), out
+    assert config[:20] in out  # the JSON's start (no secret) is left readable
+
+
+def test_values_file_parts_and_escaped_forms_are_redacted() -> None:
+    values = f'connectedRegistry:\n  connectionString: "{CS}"\nlogLevel: "info"\n'
+    assert PW not in redact(f"Error: bad value {PW!r}", [values])
+    assert redact('"pw":"a<b&c>d-123"', ['"pw":"a<b&c>d-123"']) == "***"
+    go = "a\\u003cb\\u0026c\\u003ed-123"  # Go's JSON escaping, as Helm prints it
+    assert go not in redact(f"x {go} y", ["password: a<b&c>d-123"])
+    assert "%2B" not in redact(f"https://u:{PW.replace('+', '%2B')}@h", [PW]).split("@")[0][-10:]
+
+
+def test_shell_echo_of_a_quoted_secret_is_redacted() -> None:
+    secret = "it's-a-secret-value"
+    import shlex
+
+    line = f"+ printf %s {shlex.quote(secret)}"
+    assert "secret-value" not in redact(line, [secret])
+
+
+def test_short_and_empty_values_are_not_treated_as_secrets() -> None:
+    # A values text's short, non-secret values are not parts (only the text as a whole is).
+    text = "pw abc, enabled: true, port: 443"
+    assert redact(text, ["password: abc\nenabled: true\nport: 443", ""]) == text
+
+
+def test_command_result_redacts_every_form_before_cutting_its_error_text() -> None:
+    from tasks.site.commands import CommandResult
+
+    auth = _b64(f"site01-client:{PW}")
+    result = CommandResult(
+        stdout="",
+        stderr=f"Error: {PW} rejected; auth {auth}; " + "x" * 30,
+        exit_status=1,
+        _secrets=(CS,),
+    )
+    text = result.error_text(limit=len(PW) + 40)
+    assert not _leaks(text, PW) and not _leaks(text, auth[20:])
+    assert PW not in result.redacted(f"echo {PW}")
+    with pytest.raises(PermanentError) as err:
+        result.check("helm upgrade")
+    assert PW not in str(err.value) and not _leaks(str(err.value), auth[20:])

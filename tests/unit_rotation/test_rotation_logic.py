@@ -15,15 +15,15 @@ from tasks.rotation import (
     CredentialRef,
     PasswordState,
     choose_slot,
-    decide_client_password,
     decide_sync_credential,
     expiry_for,
     is_due,
+    node_consumer,
     preferred_source,
     refs_of,
     validate_lifetime,
 )
-from tasks.rotation_plan import plan_rotation
+from tasks.rotation_plan import decide_client_password, plan_rotation
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 LEAD = timedelta(days=14)
@@ -168,7 +168,9 @@ def test_regenerated_slot_invalidates_the_consumer_copy() -> None:
     p1_old = pw("password1", 80, 10)
     p1_new = pw("password1", 0.01, 90)
     plan = plan_rotation([p1_new], {"app": ref(p1_old)}, NOW, LEAD)
-    assert plan.action == "repair" and plan.target == "password2"
+    # The live password1 is held by nobody (the copy is of its previous value): it is the
+    # slot regenerated, so no second live password appears beside it.
+    assert plan.action == "repair" and plan.target == "password1" and plan.revoke is None
 
 
 def test_missing_namespace_gets_the_live_value_copied() -> None:
@@ -225,8 +227,9 @@ def test_client_password_kept_when_a_pull_secret_holds_it() -> None:
     p2 = pw("password2", 3, 80)
     keep = decide_client_password({"a": ref(p2)}, [p2], NOW)
     assert keep.keep and keep.slot == "password2"
-    gen = decide_client_password({"a": None}, [p2], NOW)
-    assert not gen.keep and gen.slot == "password1"
+    assert keep.revoke is None
+    fresh = decide_client_password({"a": None}, [], NOW)
+    assert not fresh.keep and fresh.slot == "password1" and fresh.revoke is None
 
 
 @given(password_sets, st.sampled_from(SLOTS))
@@ -369,3 +372,88 @@ def test_value_sources_prefer_pull_secrets_and_records_of_other_tokens_count_as_
     refs = refs_of({"app": Rec("site1-client"), NODE_CONSUMER: Rec("other")}, "site1-client")
     assert refs["app"] is not None and refs["app"].slot == "password1"
     assert refs[NODE_CONSUMER] is None
+
+
+# -- no live credential nobody holds -------------------------------------------------------------
+
+
+def test_provisioning_after_a_crash_past_generation_regenerates_the_orphan_in_place() -> None:
+    """provision-site died after generating password2, before any pull secret stored it."""
+    orphan = pw("password2", 0.01, 90)
+    again = decide_client_password({"a": None, "b": None}, [orphan], NOW)
+    assert (again.keep, again.slot, again.revoke) == (False, "password2", None)
+    assert "no consumer holds" in again.reason and "regenerating" in again.reason
+
+
+def test_provisioning_with_two_unheld_live_slots_regenerates_the_newer_and_revokes_the_other() -> (
+    None
+):
+    p1, p2 = pw("password1", 5, 85), pw("password2", 0.01, 90)
+    out = decide_client_password({"a": None}, [p1, p2], NOW)
+    assert (out.keep, out.slot, out.revoke) == (False, "password2", "password1")
+
+
+@pytest.mark.parametrize("orphan_age", [0.01, 40])  # newer (a rotation's) or older than the held
+def test_provisioning_keeps_the_held_slot_and_revokes_a_live_one_nobody_holds(
+    orphan_age: float,
+) -> None:
+    held, orphan = pw("password1", 20, 70), pw("password2", orphan_age, 60)
+    out = decide_client_password({"a": ref(held), "b": ref(held)}, [held, orphan], NOW)
+    assert (out.keep, out.slot, out.revoke) == (True, "password1", "password2")
+    assert "revoking it" in out.reason
+
+
+def test_provisioning_never_revokes_a_slot_only_an_agent_node_holds() -> None:
+    """A node rollout cut short: one agent already holds password2, the rest password1."""
+    p1, p2 = pw("password1", 20, 70), pw("password2", 0.01, 90)
+    consumers = {"a": ref(p1), NODE_CONSUMER: ref(p1), node_consumer("agent-1"): ref(p2)}
+    out = decide_client_password(consumers, [p1, p2], NOW)
+    assert out.keep and out.revoke is None
+    assert preferred_source([node_consumer("agent-1"), NODE_CONSUMER]) == NODE_CONSUMER
+
+
+consumer_uses = st.dictionaries(
+    st.sampled_from(["a", "b", NODE_CONSUMER, node_consumer("agent-1")]),
+    st.one_of(st.none(), st.sampled_from(SLOTS)),
+    min_size=1,
+)
+
+
+def _live(passwords: list[PasswordState]) -> set[str]:
+    return {p.slot for p in passwords if p.expiry is None or p.expiry > NOW}
+
+
+def _refs(
+    passwords: list[PasswordState], uses: dict[str, str | None]
+) -> dict[str, CredentialRef | None]:
+    by_slot = {p.slot: p for p in passwords}
+    return {k: ref(by_slot[s]) if s is not None and s in by_slot else None for k, s in uses.items()}
+
+
+@given(password_sets, consumer_uses)
+def test_provisioning_leaves_exactly_the_slots_consumers_hold_live(
+    passwords: list[PasswordState], uses: dict[str, str | None]
+) -> None:
+    refs = _refs(passwords, uses)
+    held = {r.slot for r in refs.values() if r is not None} & _live(passwords)
+    out = decide_client_password(refs, passwords, NOW)
+    assert out.revoke not in held and out.revoke != out.slot
+    if not out.keep:
+        assert not held  # never regenerates under a consumer
+    # Applied: the slot decided is live and every consumer gets it; the revoked one goes.
+    live_after = (_live(passwords) | {out.slot}) - {out.revoke}
+    assert live_after == held | {out.slot}
+
+
+@given(password_sets, consumer_uses, st.booleans())
+def test_a_finished_rotation_leaves_exactly_the_slots_consumers_hold_live(
+    passwords: list[PasswordState], uses: dict[str, str | None], force: bool
+) -> None:
+    refs = _refs(passwords, uses)
+    held = {r.slot for r in refs.values() if r is not None} & _live(passwords)
+    if force and len(held) == 2:
+        return  # refused (tested above)
+    plan = plan_rotation(passwords, refs, NOW, LEAD, force=force)
+    live_after = (_live(passwords) | ({plan.target} if plan.generate else set())) - {plan.revoke}
+    held_after = {plan.target} if plan.adopt else held
+    assert live_after == held_after, plan
