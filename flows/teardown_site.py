@@ -10,12 +10,13 @@ at any step, re-reads everything and plans only what is left.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows import checkpoints
+from flows import checkpoints, node_rollout
 from flows.inputs import load_site_inputs
 from flows.locks import site_lock
 from flows.report import RunReport, artifact_key
@@ -51,7 +52,14 @@ def teardown_site(site_block: str, parent_block: str, dry_run: bool = False) -> 
     outcome = "failed"
     try:
         with site_lock(inputs.parent, site.name):
-            with open_site(site) as conn:
+            with ExitStack() as stack:
+                conn = stack.enter_context(open_site(site))
+                # Every node reached (host key verified, file checked) before the first write.
+                nodes = node_rollout.preflight(stack, conn, "all")
+                # The mirror host is the release's service: read before the release goes.
+                host = stt.node_registry_host_task(conn)
+                for node in nodes.conns:
+                    done(stt.remove_node_mirror_task(node, host, dry_run=dry_run))
                 for ns in inputs.app_namespaces:
                     done(
                         stt.delete_pull_secret_task(

@@ -16,3 +16,5 @@ delete_pull_secret_task = task(
 )(teardown.delete_pull_secret)
 uninstall_release_task = task(name="uninstall-helm-release", **_COMMON)(teardown.uninstall_release)
 namespace_left_task = task(name="namespace-left", **_COMMON)(teardown.namespace_left)
+node_registry_host_task = task(name="registry-host", **_COMMON)(teardown.node_registry_host)
+remove_node_mirror_task = task(name="node-mirror-teardown", **_COMMON)(teardown.remove_node_mirror)

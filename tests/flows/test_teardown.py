@@ -18,6 +18,22 @@ pytestmark = pytest.mark.prefect
 
 RELEASE = ("connected-registry", "connected-registry")
 FOREIGN = "operatormap01"
+# The operator's own file on the second node: it must come back byte for byte.
+OPERATOR_FILE = (
+    b"# operator: docker hub through the plant mirror\n"
+    b"mirrors:\n  docker.io:\n    endpoint:\n      - 'https://mirror.plant.local'\n"
+)
+
+
+def hosts_tomls(fsb: FlowSandbox, i: int) -> list[Any]:
+    return sorted(p for n in fsb.site(i).nodes for p in n.hosts_dir.glob("*/hosts.toml"))
+
+
+def node_files(fsb: FlowSandbox, i: int) -> list[bytes | None]:
+    return [
+        n.registries_path.read_bytes() if n.registries_path.exists() else None
+        for n in fsb.site(i).nodes
+    ]
 
 
 class Crash(RuntimeError):
@@ -26,7 +42,7 @@ class Crash(RuntimeError):
 
 @pytest.fixture(scope="module")
 def fsb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlowSandbox]:
-    box = start(tmp_path_factory.mktemp("teardown"), sites=2)
+    box = start(tmp_path_factory.mktemp("teardown"), sites=2, nodes_per_site=2)
     try:
         yield box
     finally:
@@ -82,7 +98,13 @@ def seed_foreign(fsb: FlowSandbox) -> None:
 
 
 def test_dry_run_lists_every_deletion_and_writes_nothing(fsb: FlowSandbox) -> None:
+    fsb.site(0).nodes[1].registries_path.write_bytes(OPERATOR_FILE)
     provision(fsb, 0)
+    files = node_files(fsb, 0)
+    assert all(f is not None and b"mirrors" in f for f in files)
+    assert files[1] != OPERATOR_FILE
+    tomls = hosts_tomls(fsb, 0)
+    assert tomls
     fsb.azure.clear_requests()
     commands = len(fsb.site(0).commands())
     revision = fsb.site(0).helm_revision(*RELEASE)
@@ -101,8 +123,14 @@ def test_dry_run_lists_every_deletion_and_writes_nothing(fsb: FlowSandbox) -> No
         assert actions[step] == "delete", actions
     assert actions["uninstall-helm-release"] == "uninstall", actions
     assert actions["delete-namespace"] == "none", actions
+    nodes = [s for s in plan["steps"] if s["step"] == "node-mirror-teardown"]
+    assert [s["action"] for s in nodes] == ["delete", "write"] or [s["action"] for s in nodes] == [
+        "write",
+        "delete",
+    ], nodes
     assert all(s["message"] for s in plan["steps"])
     assert fsb.arm_writes() == []
+    assert node_files(fsb, 0) == files and hosts_tomls(fsb, 0) == tomls
     assert all(v is not None for v in owned(fsb, 0).values())
     assert fsb.site(0).helm_revision(*RELEASE) == revision
     new = fsb.site(0).commands()[commands:]
@@ -120,6 +148,10 @@ def test_teardown_removes_what_it_owns_leaves_the_rest_and_reruns_clean(
     assert all(v is None for v in owned(fsb, 0).values()), owned(fsb, 0)
     assert RELEASE not in fsb.site(0).helm.releases
     assert not any(pull_secrets(fsb, 0).values())
+    assert hosts_tomls(fsb, 0) == []
+    by_node = dict(zip([n.name for n in fsb.site(0).nodes], node_files(fsb, 0), strict=True))
+    assert by_node[fsb.site(0).nodes[0].name] is None  # acr-edge created it: removed
+    assert by_node[fsb.site(0).nodes[1].name] == OPERATOR_FILE  # the operator's, byte for byte
     # Not acr-edge's: left.
     assert fsb.azure.resource("scopeMaps", FOREIGN) is not None
     assert fsb.azure.resource("tokens", FOREIGN) is not None
@@ -145,7 +177,13 @@ def test_a_foreign_token_under_the_client_name_is_left(fsb: FlowSandbox) -> None
 
 
 @pytest.mark.parametrize(
-    "crash_after", ["uninstall-helm-release", "deactivate-connected-registry", "delete-sync-token"]
+    "crash_after",
+    [
+        "node-mirror-teardown",
+        "uninstall-helm-release",
+        "deactivate-connected-registry",
+        "delete-sync-token",
+    ],
 )
 def test_crash_then_rerun_converges(fsb: FlowSandbox, crash_after: str) -> None:
     provision(fsb, 1)
@@ -162,5 +200,6 @@ def test_crash_then_rerun_converges(fsb: FlowSandbox, crash_after: str) -> None:
     assert all(v is None for v in owned(fsb, 1).values()), owned(fsb, 1)
     assert RELEASE not in fsb.site(1).helm.releases
     assert not any(pull_secrets(fsb, 1).values())
+    assert hosts_tomls(fsb, 1) == [] and node_files(fsb, 1) == [None, None]
     again = teardown_site(site, fsb.parent_block)
     assert again["writes"] == 0, again
