@@ -145,6 +145,8 @@ def test_teardown_removes_what_it_owns_leaves_the_rest_and_reruns_clean(
     seed_foreign(fsb)
     out = teardown_site(fsb.site_blocks[0], fsb.parent_block)
     assert out["outcome"] == "torn down", out
+    for secret in fsb.azure.secrets():
+        assert secret not in str(out)
     assert all(v is None for v in owned(fsb, 0).values()), owned(fsb, 0)
     assert RELEASE not in fsb.site(0).helm.releases
     assert not any(pull_secrets(fsb, 0).values())
@@ -165,8 +167,25 @@ def test_teardown_removes_what_it_owns_leaves_the_rest_and_reruns_clean(
     assert all(v is not None for v in owned(fsb, 1).values())
 
 
-def test_a_foreign_token_under_the_client_name_is_left(fsb: FlowSandbox) -> None:
-    """A token named like acr-edge's client token but bound to a foreign map is not deleted."""
+def test_a_foreign_token_secret_and_namespace_under_our_names_are_left(fsb: FlowSandbox) -> None:
+    """A token named like acr-edge's client token but bound to a foreign map, a secret under
+    the pull secret's name without acr-edge's annotation, and namespaces are not deleted."""
+    from kubernetes import client as k8s
+
+    from blocks.edge_site import EdgeSite
+    from tasks.site.connection import open_site
+
+    block: EdgeSite = EdgeSite.load(fsb.site_blocks[0])  # type: ignore[assignment]
+    ns = block.app_namespaces[0]
+    with open_site(block) as conn:
+        conn.core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name="operator-ns")))
+        conn.core.create_namespaced_secret(
+            ns,
+            k8s.V1Secret(
+                metadata=k8s.V1ObjectMeta(name=block.pull_secret_name),
+                string_data={"note": "the operator's"},
+            ),
+        )
     cr = fsb.info["sites"][0]["name"]
     map_id = fsb.azure.resource("scopeMaps", FOREIGN)["id"]
     fsb.azure.seed_resource("tokens", f"{cr}-client", {"properties": {"scopeMapId": map_id}})
@@ -174,15 +193,27 @@ def test_a_foreign_token_under_the_client_name_is_left(fsb: FlowSandbox) -> None
     row = next(s for s in out["steps"] if s["step"] == "delete-client-token")
     assert row["action"] == "none" and "left" in row["message"], row
     assert fsb.azure.resource("tokens", f"{cr}-client") is not None
+    secret_row = next(s for s in out["steps"] if s["step"] == "delete-pull-secret")
+    assert secret_row["action"] == "none" and "left" in secret_row["message"], secret_row
+    assert pull_secrets(fsb, 0)[ns] is True
+    with open_site(block) as conn:
+        conn.core.read_namespace("operator-ns")
+    assert out["writes"] == 0, out
 
 
 @pytest.mark.parametrize(
     "crash_after",
     [
         "node-mirror-teardown",
+        "delete-pull-secret",
         "uninstall-helm-release",
+        "delete-namespace",
         "deactivate-connected-registry",
+        "delete-connected-registry",
+        "delete-client-token",
         "delete-sync-token",
+        "delete-client-scope-map",
+        "delete-sync-scope-map",
     ],
 )
 def test_crash_then_rerun_converges(fsb: FlowSandbox, crash_after: str) -> None:
@@ -196,7 +227,9 @@ def test_crash_then_rerun_converges(fsb: FlowSandbox, crash_after: str) -> None:
     with on_step(hook), pytest.raises(Crash):
         teardown_site(site, fsb.parent_block)
     out = teardown_site(site, fsb.parent_block)
-    assert out["outcome"] == "torn down", out
+    # After the last step nothing is left for the re-run to do.
+    last = crash_after == "delete-sync-scope-map"
+    assert out["outcome"] == ("already torn down" if last else "torn down"), out
     assert all(v is None for v in owned(fsb, 1).values()), owned(fsb, 1)
     assert RELEASE not in fsb.site(1).helm.releases
     assert not any(pull_secrets(fsb, 1).values())
