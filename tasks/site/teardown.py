@@ -56,7 +56,13 @@ def plan_pull_secret_delete(
             f"secret carries no acr-edge annotation for token {token}: not acr-edge's, left",
             owned=False,
         )
-    return Change(step, resource, DELETE, f"pull secret written by acr-edge for token {token}")
+    return Change(
+        step,
+        resource,
+        DELETE,
+        f"pull secret written by acr-edge for token {token} (the default service account's "
+        "imagePullSecrets entry naming it is left: it carries no marker that acr-edge added it)",
+    )
 
 
 def plan_release_uninstall(fact: ReleaseFact, *, resource: str) -> Change:
