@@ -1,0 +1,110 @@
+"""teardown-site: retire one edge site, removing only what acr-edge owns.
+
+One composition for the real run and the dry run: every step reads, plans (a deletion with its
+reason, or a no-op saying why: absent, or not acr-edge's and left) and, unless dry, applies
+exactly that plan. Order follows what the services require: the cluster side first (pull
+secrets, then the Helm release, so the runtime stops), then ARM: deactivate the connected
+registry, delete it, then the tokens, then their scope maps. A re-run, or a run after a crash
+at any step, re-reads everything and plans only what is left.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from flows import checkpoints, node_rollout
+from flows.inputs import load_site_inputs
+from flows.locks import site_lock
+from flows.report import RunReport, artifact_key
+from model.result import StepResult
+from tasks.azure import teardown_steps as azt
+from tasks.site import teardown_steps as stt
+from tasks.site.connection import open_site
+
+FLOW = "teardown-site"
+
+
+@flow(name=FLOW, flow_run_name="teardown-{site_block}", validate_parameters=True)
+def teardown_site(site_block: str, parent_block: str, dry_run: bool = False) -> dict[str, Any]:
+    """Tear one site down: acr-edge's pull secrets and Helm release on the cluster, then in
+    ARM its connected registry (deactivated, then deleted), tokens and scope maps. What acr-edge
+    does not own is left, and its row says so.
+
+    Args:
+        site_block: EdgeSite block name of the site.
+        parent_block: ParentRegistry block name.
+        dry_run: list every deletion with its reason; write nothing.
+    """
+    logger = get_run_logger()
+    inputs = load_site_inputs(site_block, parent_block)  # refused before any side effect
+    site, cr, client = inputs.site, inputs.cr_name, inputs.client_token
+    report = RunReport(FLOW, site.name, dry_run=dry_run)
+
+    def done(result: StepResult) -> StepResult:
+        report.step(result.step, result)
+        checkpoints.reached(FLOW, site.name, result.step)
+        return result
+
+    outcome = "failed"
+    try:
+        with site_lock(inputs.parent, site.name):
+            with ExitStack() as stack:
+                conn = stack.enter_context(open_site(site))
+                # Every node reached (host key verified, file checked) before the first write.
+                nodes = node_rollout.preflight(stack, conn, "all")
+                # The mirror host is the release's service: read before the release goes.
+                host = stt.node_registry_host_task(conn)
+                for node in nodes.conns:
+                    done(stt.remove_node_mirror_task(node, host, dry_run=dry_run))
+                for ns in inputs.app_namespaces:
+                    done(
+                        stt.delete_pull_secret_task(
+                            conn, ns, site.pull_secret_name, client, dry_run=dry_run
+                        )
+                    )
+                done(stt.uninstall_release_task(conn, dry_run=dry_run))
+                done(stt.namespace_left_task(conn))
+            ctx = inputs.parent.azure_context()
+            try:
+                done(azt.deactivate_connected_registry(ctx, cr, dry_run=dry_run))
+                done(azt.delete_connected_registry(ctx, cr, dry_run=dry_run))
+                done(azt.delete_client_token(ctx, client, dry_run=dry_run))
+                done(azt.delete_sync_token(ctx, cr, dry_run=dry_run))
+                done(azt.delete_client_scope_map(ctx, client, dry_run=dry_run))
+                done(azt.delete_sync_scope_map(ctx, cr, dry_run=dry_run))
+            finally:
+                ctx.close()
+        written = "torn down" if report.writes else "already torn down"
+        outcome = "planned" if dry_run else written
+    finally:
+        if dry_run:
+            create_markdown_artifact(
+                key=artifact_key("teardown-plan", site.name),
+                markdown=_markdown(report),
+                description=f"dry run of teardown-site for {site.name}: {outcome}",
+            )
+        else:
+            create_table_artifact(
+                key=artifact_key("teardown", site.name),
+                table=report.table(),
+                description=f"teardown-site {site.name}: {outcome}, {report.writes} write(s)",
+            )
+    logger.info("%s: %s with %d write(s)", site.name, outcome, report.writes)
+    return report.summary(outcome=outcome)
+
+
+def _markdown(report: RunReport) -> str:
+    lines = [
+        f"# teardown-site {report.site} (dry run)",
+        "",
+        "| step | resource | action | why |",
+        "|---|---|---|---|",
+    ]
+    for r in report.rows:
+        why = str(r["message"]).replace("|", "\\|")
+        lines.append(f"| {r['step']} | {r['resource']} | {r['action']} | {why} |")
+    return "\n".join(lines) + "\n"
