@@ -25,7 +25,7 @@ from model.azure_context import AzureContext
 from model.plan import Change
 from model.result import StepResult
 from model.site import NodeAuth, PullSecretMeta, ReleaseFact, SiteCheck, SyncCredentialRef
-from tasks import rotation, rotation_plan
+from tasks import rotation, rotation_plan, sync_rotation
 from tasks.azure import steps as az
 from tasks.azure.connection_string import build_sync_connection_string
 from tasks.azure.password_plans import plan_password
@@ -80,7 +80,9 @@ def sync_side(
     change = plan_password(
         "sync-credential", cr, decision.slot, keep=decision.keep, reason=decision.reason
     )
-    result, gen = az.ensure_password(ctx, change, dry_run=dry)
+    # Sync passwords expire too: rotate-sync-credential renews them before they do.
+    expiry = rotation.expiry_for(now, sync_rotation.SYNC_PASSWORD_DAYS)
+    result, gen = az.ensure_password(ctx, change, expiry=expiry, dry_run=dry)
     done(result)
     if decision.keep:
         assert recorded is not None

@@ -19,9 +19,10 @@ from prefect.artifacts import create_table_artifact
 from pydantic import SecretStr
 
 from flows import checkpoints, node_rollout
-from flows.host_keys import pin_site_host_key
+from flows.host_keys import pin_host_keys
 from flows.inputs import SiteInputs, load_site_inputs
 from flows.locks import site_lock
+from flows.node_rollout import SiteNodes
 from flows.report import RunReport, artifact_key
 from model.azure_context import AzureContext
 from model.errors import PermanentError
@@ -71,10 +72,18 @@ def rotate_client_token(
         with site_lock(inputs.parent, inputs.site.name):
             ctx = inputs.parent.azure_context()
             try:
-                with open_site(inputs.site) as conn:
-                    if conn.recorded_host_key:
-                        pin_site_host_key(inputs, conn.recorded_host_key, report)
-                    outcome = _rotate(ctx, conn, inputs, life, lifetime_days, report, force)
+                with open_site(inputs.site) as conn, ExitStack() as stack:
+                    # The node model's consumers are every node: reach them all first.
+                    nodes = (
+                        node_rollout.preflight(stack, conn, "all")
+                        if inputs.site.auth_model == "node"
+                        else None
+                    )
+                    keys = [conn.recorded_host_key] if conn.recorded_host_key else []
+                    keys += nodes.recorded_host_keys if nodes else []
+                    if keys:
+                        pin_host_keys(inputs, list(dict.fromkeys(keys)), report)
+                    outcome = _rotate(ctx, conn, nodes, inputs, life, lifetime_days, report, force)
             finally:
                 ctx.close()
     finally:
@@ -90,6 +99,7 @@ def rotate_client_token(
 def _rotate(
     ctx: AzureContext,
     conn: SiteConnection,
+    nodes: SiteNodes | None,
     inputs: SiteInputs,
     life: rotation.Lifetime,
     lifetime_days: int,
@@ -111,10 +121,17 @@ def _rotate(
     consumers: dict[str, PullSecretMeta | None] = dict(
         st.read_pull_secrets_task(conn, namespaces, site.pull_secret_name)
     )
+    node_conns: dict[str, SiteConnection] = {}
     if site.auth_model == "node":
-        # The node's registries.yaml credential is a consumer too: its slot is never
-        # regenerated under it (e.g. after a crash between its rewrite and the pull secrets').
+        # Every node's registries.yaml credential is a consumer too: its slot is never
+        # regenerated under it (e.g. after a crash between its rewrite and the pull secrets',
+        # or a rollout that stopped with some nodes on the other slot).
         consumers[rotation.NODE_CONSUMER] = st.read_node_credential_task(conn, host)
+        node_conns[rotation.NODE_CONSUMER] = conn
+        for target, node_conn in zip(nodes.targets, nodes.conns, strict=True) if nodes else ():
+            key = rotation.node_consumer(target.name)
+            consumers[key] = st.read_node_credential_task(node_conn, host)
+            node_conns[key] = node_conn
     refs = rotation.refs_of(consumers, token)
     now = datetime.now(UTC)
     plan = rotation_plan.plan_rotation(passwords, refs, now, life.lead, force=force)
@@ -154,8 +171,9 @@ def _rotate(
         reached("generated")
     elif plan.adopt:
         source = rotation.preferred_source(plan.value_sources)
+        kind = rotation.NODE_CONSUMER if rotation.is_node_consumer(source) else source
         username, password = st.read_consumer_password_task(
-            conn, source, host, plan.target, rerun=FLOW
+            node_conns.get(source, conn), kind, host, plan.target, rerun=FLOW
         )
         meta = consumers.get(source)  # a value source is a consumer with a valid record
         report.note(
@@ -186,16 +204,9 @@ def _rotate(
             node_auth = NodeAuth(username, password, meta.slot, meta.created)
             # Node by node, each proven with a pull by the node's own credential (no pull
             # secret) on a pod pinned to it; a failed node is rolled back and stops it.
-            with ExitStack() as stack:
-                nodes = node_rollout.preflight(stack, conn, "all")
-                proof = Proof(canary_ns, image, None, site.canary_timeout)
-                node_rollout.roll_out(
-                    nodes,
-                    host,
-                    node_auth,
-                    proof,
-                    lambda r: report.step(r.step, r),
-                )
+            assert nodes is not None  # reached before planning in the node model
+            proof = Proof(canary_ns, image, None, site.canary_timeout)
+            node_rollout.roll_out(nodes, host, node_auth, proof, lambda r: report.step(r.step, r))
             reached("registries-yaml")
             report.note(
                 "canary-node",

@@ -7,6 +7,7 @@ run fails when the site is unhealthy, so schedules and automations see it.
 from __future__ import annotations
 
 from contextlib import ExitStack
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,7 +18,7 @@ from flows import health, node_rollout
 from flows.inputs import load_site_inputs
 from flows.report import artifact_key
 from model.errors import AcrEdgeError, PermanentError
-from tasks import rotation
+from tasks import rotation, sync_rotation
 from tasks.azure import steps as az
 from tasks.azure.schedule import parse_duration
 from tasks.site import steps as st
@@ -99,6 +100,7 @@ def site_status(
             facts["client_password_in_use"] = in_use
             release = st.release_status_task(conn)
             verdict.add("helm release", release.ok, release.value, "re-run provision-site.")
+            facts["sync_passwords"] = _sync_password_checks(verdict, ctx, conn, cr, now)
             pods = st.deployment_ready_task(conn)
             verdict.add(
                 "runtime pods",
@@ -191,3 +193,22 @@ def _node_checks(
                 row["canary_pull"] = "ok" if pulled.ok else pulled.reason
             rows.append(row)
     return rows
+
+
+def _sync_password_checks(
+    verdict: health.Health, ctx: Any, conn: SiteConnection, cr: str, now: datetime
+) -> list[dict[str, Any]]:
+    """Each sync password's age and days to expiry; the one the release carries must not be
+    within the renewal lead of its expiry (rotate-sync-credential renews it)."""
+    carried = st.read_helm_release_task(conn).sync_ref
+    rows = sync_rotation.sync_password_facts(
+        az.read_token_passwords(ctx, cr), carried.slot if carried else None, now
+    )
+    for row in rows:
+        if not row.in_use:
+            continue
+        days = row.days_to_expiry
+        ok = days is not None and days > sync_rotation.SYNC_LEAD_DAYS
+        value = "never expires" if days is None else f"{row.slot} expires in {days:.0f} day(s)"
+        verdict.add("sync password expiry", ok, value, "run rotate-sync-credential for this site.")
+    return [asdict(row) for row in rows]
