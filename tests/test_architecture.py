@@ -42,3 +42,10 @@ def test_no_production_module_over_400_lines() -> None:
         if (n := len(p.read_text().splitlines())) > MAX_LINES
     }
     assert not long, f"over {MAX_LINES} lines: {long}"
+
+
+def test_test_module_names_are_unique() -> None:
+    """The test folders are not packages: pytest imports each file by its base name, so two
+    files with one name fail the whole collection (only when both are collected, as CI does)."""
+    names = [p.name for p in Path(__file__).resolve().parent.rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []

@@ -41,6 +41,16 @@ def hosts_toml_path(conn: SiteConnection, host: str) -> str:
     return f"{conn.site.hosts_dir.rstrip('/')}/{host}/hosts.toml"
 
 
+def read_hosts_toml(conn: SiteConnection, host: str) -> str | None:
+    """The hosts.toml containerd reads for ``host`` on this node (None: there is none)."""
+    site = conn.site
+    path = hosts_toml_path(conn, host)
+    raw = call_with_retry(
+        lambda: conn.ssh.read_file(path, sudo=site.sudo), what=f"{conn.resource}: {path}"
+    )
+    return raw.decode(errors="replace") if raw is not None else None
+
+
 def restart_pending(conn: SiteConnection, host: str) -> bool:
     """True when registries.yaml is newer than the hosts.toml K3s generated for ``host`` at its
     last start (K3s regenerates certs.d at every start), or that hosts.toml is missing."""

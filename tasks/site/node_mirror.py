@@ -20,7 +20,7 @@ from typing import NoReturn
 from model.errors import AcrEdgeError, PermanentError, TransientError, classify
 from model.plan import Change, converge
 from model.result import StepResult
-from model.retry import RetryPolicy, call_with_retry
+from model.retry import RetryPolicy
 from model.site import NodeAuth, PullSecretMeta
 from tasks.site import canary, mirror, node_files, registries_yaml
 from tasks.site.connection import SiteConnection, api_status
@@ -43,11 +43,7 @@ def read_node_mirror(conn: SiteConnection, host: str) -> NodeMirrorFact:
     file = node_files.read_node_file(
         conn.ssh, site.registries_path, sudo=site.sudo, resource=conn.resource
     )
-    path = mirror.hosts_toml_path(conn, host)
-    raw = call_with_retry(
-        lambda: conn.ssh.read_file(path, sudo=site.sudo), what=f"{conn.resource}: {path}"
-    )
-    hosts = raw.decode(errors="replace") if raw is not None else None
+    hosts = mirror.read_hosts_toml(conn, host)
     pending = file.exists and (hosts is None or mirror.restart_pending(conn, host))
     return NodeMirrorFact(text=file.text, exists=file.exists, hosts_toml=hosts, pending=pending)
 

@@ -26,7 +26,6 @@ from pydantic import SecretStr
 from model.errors import PermanentError, TransientError, classify, redact
 from model.plan import Change, converge
 from model.result import StepResult
-from model.retry import call_with_retry
 from model.site import ReleaseFact
 from tasks.site import mirror, node_files, plans, registries_teardown
 from tasks.site.connection import SiteConnection, kube_call
@@ -206,11 +205,7 @@ def read_node_files(conn: SiteConnection, host: str) -> NodeFilesFact:
     file = node_files.read_node_file(
         conn.ssh, site.registries_path, sudo=site.sudo, resource=conn.resource
     )
-    path = mirror.hosts_toml_path(conn, host)
-    raw = call_with_retry(
-        lambda: conn.ssh.read_file(path, sudo=site.sudo), what=f"{conn.resource}: {path}"
-    )
-    hosts = raw.decode(errors="replace") if raw is not None else None
+    hosts = mirror.read_hosts_toml(conn, host)
     backups = _backups(conn, site.registries_path) if file.text is not None else {}
     return NodeFilesFact(file.text, file.stat, hosts, backups)
 
