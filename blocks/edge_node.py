@@ -3,18 +3,12 @@ from the site's SSH settings, and the field checks the site block shares with it
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from model import names
+from model import names, patterns
 from model.errors import InputError
-
-# A Kubernetes node name is a DNS-1123 subdomain (what `kubectl get nodes` prints).
-_NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-# A systemd unit name: the service goes into a `systemctl` argv, so nothing else gets through.
-_UNIT_NAME = re.compile(r"^[A-Za-z0-9:_.\\@-]{1,200}$")
 
 
 def check_ssh_host(value: str, field: str = "ssh_host") -> str:
@@ -31,7 +25,7 @@ def check_ssh_user(value: str) -> str:
 
 
 def check_unit_name(value: str, field: str) -> str:
-    if not _UNIT_NAME.match(value) or value.startswith("-"):
+    if not patterns.matches(patterns.SYSTEMD_UNIT, value):
         raise ValueError(f"{field} {value!r} is not a systemd unit name (like k3s or k3s-agent)")
     return value
 
@@ -92,7 +86,7 @@ class NodeOverride(BaseModel):
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str) -> str:
-        if len(value) > 253 or not _NODE_NAME.match(value):
+        if not patterns.matches(patterns.DNS1123_SUBDOMAIN, value):
             raise ValueError(f"nodes: {value!r} is not a Kubernetes node name")
         return value
 

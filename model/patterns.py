@@ -39,6 +39,15 @@ BLOCK_NAME = _compile(r"[a-z0-9][a-z0-9-]{0,62}")
 # RFC 1123 label (namespaces, Helm release names, secret names): at most 63 characters.
 DNS1123_LABEL = _compile(r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?")
 
+# RFC 1123 subdomain (a Kubernetes node name, what `kubectl get nodes` prints): at most 253.
+DNS1123_SUBDOMAIN = _compile(
+    r"(?=.{1,253}\Z)[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*"
+)
+
+# ---- systemd ----------------------------------------------------------------------------------
+# A unit name as systemd takes it; it goes into a `systemctl` argv, so nothing else gets through.
+SYSTEMD_UNIT = _compile(r"[A-Za-z0-9:_.\\@][A-Za-z0-9:_.\\@-]{0,199}")
+
 # ---- OCI distribution -------------------------------------------------------------------------
 # A repository path component: lowercase alphanumerics joined by '.', '_', '__' or dashes.
 OCI_COMPONENT_TEXT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
