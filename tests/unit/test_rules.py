@@ -36,6 +36,8 @@ VALID = {
     "RESOURCE_GROUP": "rg-edge.(prod)",
     "BLOCK_NAME": "sandbox-site-1",
     "DNS1123_LABEL": "default",
+    "DNS1123_SUBDOMAIN": "site1-n2.plant.local",
+    "SYSTEMD_UNIT": "k3s-agent.service",
     "OCI_COMPONENT": "app__v2",
     "OCI_NAMESPACE": "team/app.web",
     "SSH_USER": "edge_admin",
