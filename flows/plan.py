@@ -11,15 +11,10 @@ replaced before any diff is computed, so the plan can be logged and stored.
 
 from __future__ import annotations
 
-import difflib
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 MASK = "***"
-_PASSWORD_LINE = re.compile(
-    r"(\s*(?:password|identitytoken|auth)\s*:\s*).+", re.IGNORECASE | re.ASCII
-)
 
 ARM_STEPS = (
     "preflight-permissions",
@@ -41,28 +36,6 @@ SECRET_STEPS = {
 # A canary pull proves the chain; its pod is not a change the plan counts as a write.
 CHECK_STEPS = frozenset({"canary"})
 PROVISIONAL = "provisional"  # a row planned before a resource it depends on exists
-
-
-def mask_registries_yaml(text: str | None) -> str:
-    """registries.yaml with every credential value masked (pure; used before diffing)."""
-    if not text:
-        return ""
-    out = []
-    for line in text.splitlines():
-        match = _PASSWORD_LINE.fullmatch(line)
-        out.append(f"{match.group(1)}{MASK}" if match and not line.rstrip().endswith(":") else line)
-    return "\n".join(out) + "\n"
-
-
-def unified(old: str, new: str, path: str) -> str:
-    return "".join(
-        difflib.unified_diff(
-            old.splitlines(keepends=True),
-            new.splitlines(keepends=True),
-            fromfile=f"{path} (now)",
-            tofile=f"{path} (planned)",
-        )
-    )
 
 
 def helm_rows(changes: list[tuple[str, Any, Any]]) -> list[dict[str, Any]]:

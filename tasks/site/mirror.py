@@ -8,7 +8,6 @@ step; the change itself (write, hosts.toml, restart, proof, rollback) is one ste
 from __future__ import annotations
 
 import logging
-import tomllib
 from urllib.parse import urlsplit
 
 from pydantic import SecretStr
@@ -16,7 +15,7 @@ from pydantic import SecretStr
 from model.errors import AcrEdgeError, PermanentError, TransientError
 from model.retry import call_with_retry
 from model.site import PullSecretMeta, SiteCheck, SiteSettings
-from tasks.site import node_files, plans, registries_yaml
+from tasks.site import hosts_toml, node_files, plans, registries_yaml
 from tasks.site.connection import SiteConnection
 from tasks.site.ssh import SshSession
 
@@ -82,26 +81,18 @@ def verify_hosts_toml(conn: SiteConnection, host: str) -> None:
     Catches K3s versions that regenerate the mirror as https despite the explicit scheme.
     """
     site = conn.site
-    path = hosts_toml_path(conn, host)
-    resource = f"{conn.resource}: {path}"
-    raw = call_with_retry(
-        lambda: conn.ssh.read_file(path, sudo=site.sudo), what=resource, attempts=3
-    )
-    if raw is None:
+    resource = f"{conn.resource}: {hosts_toml_path(conn, host)}"
+    text = read_hosts_toml(conn, host)
+    if text is None:
         raise PermanentError(
             "hosts.toml was not generated after the restart",
             resource=resource,
-            fix=f"check that {site.registries_path} has the mirror and that {site.service_name} "
+            fix=f"check that {site.registries_path} has the mirror and that {conn.service} "
             "really restarted",
         )
-    try:
-        hosts = tomllib.loads(raw.decode(errors="replace")).get("host") or {}
-    except tomllib.TOMLDecodeError:
-        raise PermanentError(
-            "hosts.toml does not parse as TOML", resource=resource, fix="restart K3s again"
-        ) from None
+    _, urls = hosts_toml.routes(text, host)
     # K3s writes endpoints with their /v2 path ("http://10.43.0.10:80/v2").
-    schemes = {urlsplit(url).scheme for url in hosts if urlsplit(url).netloc == host}
+    schemes = {urlsplit(url).scheme for url in urls if urlsplit(url).netloc == host}
     if "http" in schemes:
         return
     endpoint = registries_yaml.mirror_endpoint(host)

@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import base64
 import difflib
-import tomllib
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
+from model.errors import PermanentError
 from model.plan import Change
 from model.site import NodeAuth, PullSecretMeta
+from tasks.site import hosts_toml as hosts_toml_text
 from tasks.site import plans, registries_decode
 
 STEP = "node-mirror"
@@ -56,10 +57,10 @@ def routes_http(hosts_toml: str | None, host: str) -> bool:
     if not hosts_toml:
         return False
     try:
-        tables = tomllib.loads(hosts_toml).get("host") or {}
-    except tomllib.TOMLDecodeError:
-        return False
-    return any(urlsplit(url).scheme == "http" and urlsplit(url).netloc == host for url in tables)
+        _, urls = hosts_toml_text.routes(hosts_toml, host)
+    except PermanentError:
+        return False  # unreadable: not routing; the plan writes it again
+    return any(urlsplit(u).scheme == "http" and urlsplit(u).netloc == host for u in urls)
 
 
 MASK = "********"

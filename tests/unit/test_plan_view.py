@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flows.plan import PROVISIONAL, ProvisionPlan, helm_rows, mask_registries_yaml
+from flows.plan import PROVISIONAL, ProvisionPlan, helm_rows
+from tasks.site.node_mirror_plan import masked_diff
 
 
 def _row(step: str, action: str, why: str, resource: str = "r") -> dict[str, Any]:
@@ -63,8 +64,8 @@ def test_rows_are_grouped_and_counted() -> None:
 
 def test_registries_yaml_is_masked_before_any_diff() -> None:
     text = "configs:\n  h:\n    auth:\n      username: u\n      password: s3cret\n"
-    masked = mask_registries_yaml(text)
-    assert "s3cret" not in masked and "password: ***" in masked and "auth:\n" in masked
+    masked = masked_diff(None, text, "registries.yaml")
+    assert "s3cret" not in masked and "password: ********" in masked and "auth:\n" in masked
 
 
 def test_helm_rows_show_leaves() -> None:
