@@ -14,7 +14,11 @@ import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from flows.inputs import SiteInputs
+    from model.azure_context import AzureContext
 
 log = logging.getLogger("acr_edge.flows")
 
@@ -88,3 +92,15 @@ def site_lock(
     name = ensure_site_limit(parent, site)
     with concurrency(name, occupy=1, strict=True, timeout_seconds=timeout_seconds):
         yield
+
+
+@contextmanager
+def locked_site(inputs: SiteInputs) -> Iterator[AzureContext]:
+    """The site's lock held and the parent registry's Azure clients open for one run; the
+    clients are closed before the lock is released."""
+    with site_lock(inputs.parent, inputs.site.name):
+        ctx = inputs.parent.azure_context()
+        try:
+            yield ctx
+        finally:
+            ctx.close()

@@ -23,7 +23,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows import checkpoints, node_rollout
 from flows.host_keys import fingerprint, pin_host_keys
 from flows.inputs import SiteInputs, load_site_inputs
-from flows.locks import site_lock
+from flows.locks import locked_site
 from flows.models import ProvisionSpec
 from flows.node_rollout import SiteNodes
 from flows.plan import ProvisionPlan
@@ -95,12 +95,8 @@ def provision_site(site_block: str, parent_block: str, spec: ProvisionSpec) -> d
     plan = ProvisionPlan(inputs.site.name, report.rows, report.details)
     outcome = "failed"
     try:
-        with site_lock(inputs.parent, inputs.site.name):
-            ctx = inputs.parent.azure_context()
-            try:
-                _provision(ctx, inputs, spec, cr_spec, report, plan)
-            finally:
-                ctx.close()
+        with locked_site(inputs) as ctx:
+            _provision(ctx, inputs, spec, cr_spec, report, plan)
         if spec.dry_run:
             outcome = "planned"
         else:

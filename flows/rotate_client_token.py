@@ -21,7 +21,7 @@ from pydantic import SecretStr
 from flows import checkpoints, node_rollout
 from flows.host_keys import pin_host_keys
 from flows.inputs import SiteInputs, load_site_inputs
-from flows.locks import site_lock
+from flows.locks import locked_site
 from flows.node_rollout import SiteNodes
 from flows.report import RunReport, artifact_key
 from model.azure_context import AzureContext
@@ -69,23 +69,18 @@ def rotate_client_token(
     report = RunReport(FLOW, inputs.site.name)
     outcome = "failed"
     try:
-        with site_lock(inputs.parent, inputs.site.name):
-            ctx = inputs.parent.azure_context()
-            try:
-                with open_site(inputs.site) as conn, ExitStack() as stack:
-                    # The node model's consumers are every node: reach them all first.
-                    nodes = (
-                        node_rollout.preflight(stack, conn, "all")
-                        if inputs.site.auth_model == "node"
-                        else None
-                    )
-                    keys = [conn.recorded_host_key] if conn.recorded_host_key else []
-                    keys += nodes.recorded_host_keys if nodes else []
-                    if keys:
-                        pin_host_keys(inputs, list(dict.fromkeys(keys)), report)
-                    outcome = _rotate(ctx, conn, nodes, inputs, life, lifetime_days, report, force)
-            finally:
-                ctx.close()
+        with locked_site(inputs) as ctx, open_site(inputs.site) as conn, ExitStack() as stack:
+            # The node model's consumers are every node: reach them all first.
+            nodes = (
+                node_rollout.preflight(stack, conn, "all")
+                if inputs.site.auth_model == "node"
+                else None
+            )
+            keys = [conn.recorded_host_key] if conn.recorded_host_key else []
+            keys += nodes.recorded_host_keys if nodes else []
+            if keys:
+                pin_host_keys(inputs, list(dict.fromkeys(keys)), report)
+            outcome = _rotate(ctx, conn, nodes, inputs, life, lifetime_days, report, force)
     finally:
         create_table_artifact(
             key=artifact_key("rotate", inputs.site.name),

@@ -19,7 +19,7 @@ from prefect.artifacts import create_table_artifact
 from flows import checkpoints
 from flows.host_keys import pin_site_host_key
 from flows.inputs import SiteInputs, load_site_inputs
-from flows.locks import site_lock
+from flows.locks import locked_site
 from flows.report import RunReport, artifact_key
 from model.azure_context import AzureContext
 from model.errors import PermanentError
@@ -60,15 +60,10 @@ def rotate_sync_credential(
     report = RunReport(FLOW, inputs.site.name)
     outcome = "failed"
     try:
-        with site_lock(inputs.parent, inputs.site.name):
-            ctx = inputs.parent.azure_context()
-            try:
-                with open_site(inputs.site) as conn:
-                    if conn.recorded_host_key:
-                        pin_site_host_key(inputs, conn.recorded_host_key, report)
-                    outcome = _rotate(ctx, conn, inputs, life, lifetime_days, report, force)
-            finally:
-                ctx.close()
+        with locked_site(inputs) as ctx, open_site(inputs.site) as conn:
+            if conn.recorded_host_key:
+                pin_site_host_key(inputs, conn.recorded_host_key, report)
+            outcome = _rotate(ctx, conn, inputs, life, lifetime_days, report, force)
     finally:
         create_table_artifact(
             key=artifact_key("rotate-sync", inputs.site.name),

@@ -17,8 +17,9 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows import checkpoints, node_rollout
+from flows.host_keys import pin_host_keys
 from flows.inputs import load_site_inputs
-from flows.locks import site_lock
+from flows.locks import locked_site
 from flows.report import RunReport, artifact_key
 from model.result import StepResult
 from tasks.azure import teardown_steps as azt
@@ -51,11 +52,15 @@ def teardown_site(site_block: str, parent_block: str, dry_run: bool = False) -> 
 
     outcome = "failed"
     try:
-        with site_lock(inputs.parent, site.name):
+        with locked_site(inputs) as ctx:
             with ExitStack() as stack:
                 conn = stack.enter_context(open_site(site))
                 # Every node reached (host key verified, file checked) before the first write.
                 nodes = node_rollout.preflight(stack, conn, "all")
+                keys = [conn.recorded_host_key] if conn.recorded_host_key else []
+                keys += nodes.recorded_host_keys
+                if keys and not dry_run:  # accepted on first use: pinned as provision does
+                    pin_host_keys(inputs, list(dict.fromkeys(keys)), report)
                 # The mirror host is the release's service: read before the release goes.
                 host = stt.node_registry_host_task(conn)
                 for node in nodes.conns:
@@ -68,16 +73,12 @@ def teardown_site(site_block: str, parent_block: str, dry_run: bool = False) -> 
                     )
                 done(stt.uninstall_release_task(conn, dry_run=dry_run))
                 done(stt.namespace_left_task(conn))
-            ctx = inputs.parent.azure_context()
-            try:
-                done(azt.deactivate_connected_registry(ctx, cr, dry_run=dry_run))
-                done(azt.delete_connected_registry(ctx, cr, dry_run=dry_run))
-                done(azt.delete_client_token(ctx, client, dry_run=dry_run))
-                done(azt.delete_sync_token(ctx, cr, dry_run=dry_run))
-                done(azt.delete_client_scope_map(ctx, client, dry_run=dry_run))
-                done(azt.delete_sync_scope_map(ctx, cr, dry_run=dry_run))
-            finally:
-                ctx.close()
+            done(azt.deactivate_connected_registry(ctx, cr, dry_run=dry_run))
+            done(azt.delete_connected_registry(ctx, cr, dry_run=dry_run))
+            done(azt.delete_client_token(ctx, client, dry_run=dry_run))
+            done(azt.delete_sync_token(ctx, cr, dry_run=dry_run))
+            done(azt.delete_client_scope_map(ctx, client, dry_run=dry_run))
+            done(azt.delete_sync_scope_map(ctx, cr, dry_run=dry_run))
         written = "torn down" if report.writes else "already torn down"
         outcome = "planned" if dry_run else written
     finally:

@@ -191,6 +191,18 @@ def older_first_key(p: PasswordState) -> tuple[int, datetime]:
     return (0, created) if p.creation_time is None else (1, created)
 
 
+def other_state(
+    state: dict[Slot, PasswordState], current: Slot, now: datetime
+) -> tuple[Slot, bool, bool]:
+    """The slot beside ``current``: its name, whether it is live, and whether it is live and
+    newer than ``current`` (an earlier rotation generated it and stopped before switching)."""
+    other = other_slot(current)
+    oth = state.get(other)
+    live = oth is not None and is_live(oth, now)
+    newer = live and oth is not None and older_first_key(oth) > older_first_key(state[current])
+    return other, live, newer
+
+
 def choose_slot(
     passwords: Iterable[PasswordLike],
     protected: Iterable[str] = (),

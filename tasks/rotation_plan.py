@@ -25,8 +25,8 @@ from tasks.rotation import (
     is_live,
     newest_slot,
     normalise_passwords,
-    older_first_key,
     other_slot,
+    other_state,
     ref_is_valid,
     utc,
 )
@@ -138,11 +138,9 @@ def plan_rotation(
         )
 
     (current,) = in_use
-    other = other_slot(current)
     cur = state[current]
-    oth = state.get(other)
-    other_live = oth is not None and is_live(oth, now)
-    if other_live and oth is not None and older_first_key(oth) > older_first_key(cur):
+    other, other_live, other_newer = other_state(state, current, now)
+    if other_newer:
         return _regenerate(
             "resume",
             other,

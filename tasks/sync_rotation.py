@@ -23,10 +23,8 @@ from tasks.rotation import (
     as_slot,
     days_until,
     is_due,
-    is_live,
     normalise_passwords,
-    older_first_key,
-    other_slot,
+    other_state,
     ref_is_valid,
     utc,
 )
@@ -92,11 +90,9 @@ def plan_sync_rotation(
             fix="re-run provision-site: it installs a fresh sync password",
         )
     current = as_slot(carried.slot)
-    other = other_slot(current)
     cur = state[current]
-    oth = state.get(other)
-    other_live = oth is not None and is_live(oth, now)
-    if other_live and oth is not None and older_first_key(oth) > older_first_key(cur):
+    other, other_live, other_newer = other_state(state, current, now)
+    if other_newer:
         return SyncRotationPlan(
             "resume",
             current,

@@ -148,19 +148,29 @@ def _delete(start: Callable[[], object], change: Change) -> StepResult:
     return StepResult.from_change(change, writes=1)
 
 
-def deactivate_connected_registry(
-    ctx: AzureContext, cr_name: str, *, dry_run: bool = False
+def _cr_step(
+    ctx: AzureContext,
+    cr_name: str,
+    plan: Callable[..., Change],
+    start: Callable[..., object],
+    dry_run: bool,
 ) -> StepResult:
     names.validate_cr_name(cr_name)
     token_id = ctx.token_id(names.sync_token_name(cr_name))
-    ops = ctx.cr_mgmt.connected_registries
     return converge(
         lambda: read_connected_registry_raw(ctx, cr_name),
-        lambda actual: plan_deactivate(actual, name=cr_name, sync_token_id=token_id),
-        lambda change: _delete(lambda: ops.begin_deactivate(*rg(ctx), cr_name), change),
+        lambda actual: plan(actual, name=cr_name, sync_token_id=token_id),
+        lambda change: _delete(lambda: start(*rg(ctx), cr_name), change),
         dry_run=dry_run,
         policy=ctx.policy,
     )
+
+
+def deactivate_connected_registry(
+    ctx: AzureContext, cr_name: str, *, dry_run: bool = False
+) -> StepResult:
+    ops = ctx.cr_mgmt.connected_registries
+    return _cr_step(ctx, cr_name, plan_deactivate, ops.begin_deactivate, dry_run)
 
 
 def delete_connected_registry(
@@ -168,16 +178,8 @@ def delete_connected_registry(
 ) -> StepResult:
     """Delete the connected registry. In a dry run it is still active (the deactivation is only
     planned): the plan is the same, the real run deactivates it first."""
-    names.validate_cr_name(cr_name)
-    token_id = ctx.token_id(names.sync_token_name(cr_name))
     ops = ctx.cr_mgmt.connected_registries
-    return converge(
-        lambda: read_connected_registry_raw(ctx, cr_name),
-        lambda actual: plan_cr_delete(actual, name=cr_name, sync_token_id=token_id),
-        lambda change: _delete(lambda: ops.begin_delete(*rg(ctx), cr_name), change),
-        dry_run=dry_run,
-        policy=ctx.policy,
-    )
+    return _cr_step(ctx, cr_name, plan_cr_delete, ops.begin_delete, dry_run)
 
 
 def _token_and_map(
