@@ -28,6 +28,10 @@ _PASSTHROUGH_SITE_FIELDS = (
 )
 
 
+# The transport sandbox sites are registered with (the demo's --transport overrides it).
+TRANSPORT = "http"
+
+
 def site_block_name(index: int) -> str:
     """Block name of the index-th site (1-based), as the demo and tests refer to it."""
     return f"{SITE_BLOCK_PREFIX}{index}"
@@ -51,7 +55,7 @@ def parent_block(info: dict[str, Any]) -> Any:
     )
 
 
-def site_block(site: dict[str, Any]) -> Any:
+def site_block(site: dict[str, Any], transport: str = TRANSPORT) -> Any:
     from blocks.edge_site import EdgeSite
 
     known_hosts = site["known_hosts"]
@@ -80,6 +84,7 @@ def site_block(site: dict[str, Any]) -> Any:
         known_hosts=pinned,
         app_namespaces=list(site.get("app_namespaces") or APP_NAMESPACES),
         tags=["sandbox"],
+        transport=transport,
         **fields,
     )
 

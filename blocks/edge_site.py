@@ -139,7 +139,12 @@ class EdgeSite(Block):
     release_name: str = "connected-registry"
     storage_class: str | None = None
     storage_request: str | None = None
-    http_enabled: bool = True
+    transport: Literal["https", "http"] = Field(
+        default="https",
+        description="https (default): the registry serves TLS with a certificate from the "
+        "site's own CA, which every node trusts. http: the first version's plain-HTTP mode "
+        "(no encryption, no server identity on the site network).",
+    )
     service_cluster_ip: str | None = None
     service_cidr: str = "10.43.0.0/16"
     app_namespaces: list[str] = Field(default_factory=lambda: ["default"])
@@ -280,6 +285,11 @@ class EdgeSite(Block):
         if self.kube_access == "kubeconfig" and self.kubeconfig is None:
             raise ValueError("kube_access='kubeconfig' needs the kubeconfig field")
         return self
+
+    @property
+    def http_enabled(self) -> bool:
+        """The chart's ``httpEnabled``: derived from ``transport``, never set on its own."""
+        return self.transport == "http"
 
     @property
     def resource(self) -> str:

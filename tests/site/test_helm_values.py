@@ -26,7 +26,12 @@ REF = SyncCredentialRef(token="site01", slot="password1", created="2026-11-26T10
 
 
 def _site(**kw: object) -> EdgeSite:
-    base: dict[str, object] = {"name": "site01", "ssh_host": "h", "ssh_private_key": "k"}
+    base: dict[str, object] = {
+        "name": "site01",
+        "ssh_host": "h",
+        "ssh_private_key": "k",
+        "transport": "http",
+    }
     return EdgeSite(**(base | kw))  # type: ignore[arg-type]
 
 
@@ -73,7 +78,7 @@ def test_digest_is_stable_and_sensitive_to_every_setting_but_never_the_secret() 
     assert chart_values(site, CS, other_slot).digest != first.digest
     # ...and on every chart setting of the block.
     for changed in (
-        {"http_enabled": False},
+        {"transport": "https"},
         {"storage_request": "20Gi"},
         {"storage_class": "fast"},
         {"service_cluster_ip": "10.43.0.10"},
@@ -87,7 +92,7 @@ def test_changed_settings_name_the_non_secret_paths() -> None:
     release = chart_values(_site(chart_version="0.5.0"), CS, REF).values
     assert changed_settings(release, _site(chart_version="0.5.0")) == []
     changed = changed_settings(
-        release, _site(chart_version="0.6.0", storage_request="20Gi", http_enabled=False)
+        release, _site(chart_version="0.6.0", storage_request="20Gi", transport="https")
     )
     assert changed == ["httpEnabled", "pvc.storageRequest", "chart.version"]
     assert "pw-AAAA" not in repr(changed)
@@ -98,7 +103,7 @@ def test_changed_settings_name_the_non_secret_paths() -> None:
 def test_masking_and_plan_diff_never_show_the_connection_string() -> None:
     old = chart_values(_site(), CS, REF).values
     other = SecretStr(CS.get_secret_value().replace("pw-AAAA", "pw-BBBB"))
-    new = chart_values(_site(http_enabled=False), other, REF).values
+    new = chart_values(_site(transport="https"), other, REF).values
     assert masked(new)["connectionString"] == "***"
     diff = plan_diff(old, new)
     paths = {path for path, _, _ in diff}

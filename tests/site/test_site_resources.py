@@ -113,6 +113,7 @@ def _site_block(info: dict[str, Any], name: str, **over: Any) -> EdgeSite:
         "app_namespaces": APP_NAMESPACES,
         "ready_timeout": 20,
         "restart_timeout": 20,
+        "transport": "http",
     }
     args.update(over)
     return EdgeSite(**args)
