@@ -84,7 +84,7 @@ def site_block(site: dict[str, Any], transport: str = TRANSPORT) -> Any:
         known_hosts=pinned,
         app_namespaces=list(site.get("app_namespaces") or APP_NAMESPACES),
         tags=["sandbox"],
-        transport=transport,
+        transport=transport,  # type: ignore[arg-type]  # the block validates it
         **fields,
     )
 
