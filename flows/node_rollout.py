@@ -15,7 +15,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 
 from model.result import StepResult
-from model.site import NodeAuth, NodeTarget, PullSecretMeta
+from model.site import MirrorRoute, NodeAuth, NodeTarget, PullSecretMeta
 from tasks.site import node_plans
 from tasks.site import steps as st
 from tasks.site.connection import SiteConnection
@@ -52,7 +52,7 @@ def preflight(stack: ExitStack, conn: SiteConnection, selector: str) -> SiteNode
 
 def roll_out(
     nodes: SiteNodes,
-    host: str,
+    host: MirrorRoute | str,
     auth: NodeAuth | None,
     proof: Proof,
     done: Done,

@@ -24,7 +24,14 @@ from model.azure import ConnectedRegistryInfo, PasswordMeta
 from model.azure_context import AzureContext
 from model.plan import Change
 from model.result import StepResult
-from model.site import NodeAuth, PullSecretMeta, ReleaseFact, SiteCheck, SyncCredentialRef
+from model.site import (
+    MirrorRoute,
+    NodeAuth,
+    PullSecretMeta,
+    ReleaseFact,
+    SiteCheck,
+    SyncCredentialRef,
+)
 from tasks import rotation, rotation_plan, sync_rotation
 from tasks.azure import steps as az
 from tasks.azure.connection_string import build_sync_connection_string
@@ -56,10 +63,12 @@ def sync_side(
     dry: bool,
     plan: ProvisionPlan,
     done: Done,
+    tls_secret: str | None = None,
 ) -> None:
     """The sync credential and the Helm release: keep the recorded credential when it is
     valid (upgrading the chart settings with the release's own connection string), else
-    generate a slot that nothing uses and install with a new connection string."""
+    generate a slot that nothing uses and install with a new connection string. Over https
+    the release serves ``tls_secret``."""
     site, cr = inputs.site, inputs.cr_name
     recorded = release.sync_ref
     recorded_ref = rotation.ref_from_record(recorded.slot, recorded.created) if recorded else None
@@ -67,7 +76,8 @@ def sync_side(
     active = info is not None and info.activation_status == "Active"
     decision = rotation.decide_sync_credential(recorded_ref, sync_passwords, now, activated=active)
     if decision.keep and recorded is not None and recorded_ref is not None:
-        wanted = helm_values.desired_digest(site, recorded)
+        serving = helm_values.serving_for(site, release.values, tls_secret)
+        wanted = helm_values.desired_digest(site, recorded, serving)
         current = release.status == "deployed" and release.digest == wanted
         if not current and not release.credential_reusable:
             get_run_logger().warning(
@@ -106,11 +116,14 @@ def sync_side(
     # A changed release is proven Ready and Online, else rolled back (or, installed by this
     # run, uninstalled) and the run fails naming what was undone.
     helm = done(
-        st.ensure_helm_release_proven_task(conn, ref, connection_string, online, dry_run=dry)
+        st.ensure_helm_release_proven_task(
+            conn, ref, connection_string, online, tls_secret=tls_secret, dry_run=dry
+        )
     )
     del connection_string
     if dry and helm.action != "none":
-        desired = helm_values.chart_values(site, SecretStr(MASK), ref).values
+        serving = helm_values.serving_for(site, release.values, tls_secret)
+        desired = helm_values.chart_values(site, SecretStr(MASK), ref, serving).values
         plan.helm = helm_rows(helm_values.plan_diff(release.values, desired))
     if not dry:
         st.wait_deployment_ready_task(conn)
@@ -161,9 +174,10 @@ def node_side(
     host: str | None,
     plan: ProvisionPlan,
     done: Done,
+    route: MirrorRoute | None = None,
 ) -> None:
-    """Client credential, pull secrets, then every node (one at a time, proven), then the
-    site's canary."""
+    """Client credential, pull secrets, then every node (one at a time, proven: ``route``,
+    else the plain-http mirror of ``host``), then the site's canary."""
     site, dry = inputs.site, spec.dry_run
     username, password, meta = _client_credential(ctx, conn, nodes, inputs, spec, host, done)
     node = site.auth_model == "node"
@@ -206,7 +220,13 @@ def node_side(
         )
         proof = Proof(namespace, image, pull_secret, site.canary_timeout)
         results = node_rollout.roll_out(
-            nodes, host, auth, proof, done, node_ref=meta if node and dry else None, dry_run=dry
+            nodes,
+            route or host,
+            auth,
+            proof,
+            done,
+            node_ref=meta if node and dry else None,
+            dry_run=dry,
         )
         plan.nodes = node_rollout.node_rows(nodes, results)
         plan.registries_diff = next(

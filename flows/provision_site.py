@@ -20,7 +20,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows import checkpoints, node_rollout
+from flows import checkpoints, node_rollout, site_tls
 from flows.host_keys import fingerprint, pin_host_keys
 from flows.inputs import SiteInputs, load_site_inputs
 from flows.locks import locked_site
@@ -38,6 +38,8 @@ from tasks.azure import steps as az
 from tasks.azure.spec import ConnectedRegistrySpec
 from tasks.site import steps as st
 from tasks.site.connection import SiteConnection
+from tasks.site.node_mirror_plan import Proof
+from tasks.site.plans import canary_image
 
 
 def _cr_spec(inputs: SiteInputs, spec: ProvisionSpec) -> ConnectedRegistrySpec:
@@ -150,6 +152,7 @@ def _provision(
             wait([conn_f, nodes_f, release_f])
             conn_f.result()  # its error first: the node pre-flight never ran without it
             site_nodes: SiteNodes = nodes_f.result()
+            _check_transport(site, release_f.result())
             return site_nodes
 
         try:
@@ -170,10 +173,72 @@ def _provision(
             _host_keys(inputs, keys, report, dry)
         done(st.ensure_namespace_task(conn, site.namespace, dry_run=dry))
         release: ReleaseFact = release_f.result()
-        sync_side(ctx, conn, inputs, info, sync_passwords, release, dry, plan, done)
+        current_host = st.registry_host_task(conn) if release.exists else None
+        tls_state = None
+        if site.transport == "https":
+            ip = site_tls.service_ip(site, current_host)
+            tls_state = site_tls.prepare(conn, inputs.cr_name, release, info, ip, dry, done)
+            if current_host and site_tls.serving_transport(release) == "http":
+                _bridge(site_nodes, current_host, site, release, tls_state, repos, done, dry)
+        sync_side(
+            ctx,
+            conn,
+            inputs,
+            info,
+            sync_passwords,
+            release,
+            dry,
+            plan,
+            done,
+            tls_secret=tls_state.tls_secret if tls_state else None,
+        )
         # Before the release exists (dry run of a new site) its service has no address yet.
         host = None if dry and not release.exists else st.registry_host_task(conn)
-        node_side(ctx, conn, site_nodes, inputs, spec, repos, host, plan, done)
+        route = None
+        if host is not None:
+            now = release if dry else st.read_helm_release_task(conn)
+            route = site_tls.route(host, site, now, tls_state)
+        node_side(ctx, conn, site_nodes, inputs, spec, repos, host, plan, done, route)
+        if tls_state is not None:
+            # Pulls through the served certificate are proven (nodes and canary): the other
+            # slot's certificate goes.
+            site_tls.retire_idle_slot(conn, tls_state.tls_secret, dry, done)
+
+
+def _check_transport(site: Any, release: ReleaseFact) -> None:
+    """Refused before the first write: https needs the address its certificate names, and a
+    migration of the node auth model needs two credentials K3s would have to hold."""
+    if site.transport != "https":
+        return
+    if not release.exists and not site.service_cluster_ip:
+        site_tls.service_ip(site, None)  # raises the InputError naming the fix
+    if site.auth_model == "node" and site_tls.serving_transport(release) == "http":
+        raise InputError(
+            "an http site with auth_model 'node' cannot move to https in place: K3s would "
+            "need the node credential under the https endpoint too",
+            resource=site.resource,
+            fix="switch the site to auth_model 'pull-secret' first, or tear it down and "
+            "provision it over https",
+        )
+
+
+def _bridge(
+    nodes: SiteNodes,
+    host: str,
+    site: Any,
+    release: ReleaseFact,
+    state: site_tls.SiteTls,
+    repos: list[str],
+    done: Done,
+    dry: bool,
+) -> None:
+    """Migration http -> https, before the release switches: every node trusts the site CA
+    and tries https first, http second, so pulls work now, during the upgrade and after it.
+    Each node is proven with a pull (still over http) as in any rollout."""
+    route = site_tls.route(host, site, release, state)
+    image = canary_image(host, repos[0]) if repos else None
+    proof = Proof(site.app_namespaces[0], image, site.pull_secret_name, site.canary_timeout)
+    node_rollout.roll_out(nodes, route, None, proof, done, dry_run=dry)
 
 
 @task(name="preflight-nodes", cache_policy=NO_CACHE, persist_result=False)

@@ -18,7 +18,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from pydantic import SecretStr
 
-from flows import checkpoints, node_rollout
+from flows import checkpoints, node_rollout, site_tls
 from flows.host_keys import pin_host_keys
 from flows.inputs import SiteInputs, load_site_inputs
 from flows.locks import locked_site
@@ -201,7 +201,8 @@ def _rotate(
             # secret) on a pod pinned to it; a failed node is rolled back and stops it.
             assert nodes is not None  # reached before planning in the node model
             proof = Proof(canary_ns, image, None, site.canary_timeout)
-            node_rollout.roll_out(nodes, host, node_auth, proof, lambda r: report.step(r.step, r))
+            route, _ = site_tls.current_route(conn, host)
+            node_rollout.roll_out(nodes, route, node_auth, proof, lambda r: report.step(r.step, r))
             reached("registries-yaml")
             report.note(
                 "canary-node",

@@ -14,10 +14,11 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
-from flows import health, node_rollout
+from flows import health, node_rollout, site_tls
 from flows.inputs import load_site_inputs
 from flows.report import artifact_key
 from model.errors import AcrEdgeError, PermanentError
+from model.site import MirrorRoute
 from tasks import rotation, sync_rotation
 from tasks.azure import steps as az
 from tasks.azure.schedule import parse_duration
@@ -110,9 +111,20 @@ def site_status(
             )
             if release.ok:
                 host = st.registry_host_task(conn)
+                route, fact = site_tls.current_route(conn, host)
+                facts["transport"] = site_tls.serving_transport(fact) or site.transport
+                if route.https:
+                    cert, cert_facts = site_tls.server_cert_check(conn, fact)
+                    verdict.add(
+                        "server certificate",
+                        cert.ok,
+                        cert.value,
+                        "run provision-site (or let the rotation schedule renew it).",
+                    )
+                    facts["server_certificate"] = cert_facts
                 repos = az.client_repositories(ctx, token)
                 image = canary_image(host, repos[0]) if repos and in_use else None
-                facts["nodes"] = _node_checks(verdict, conn, inputs.app_namespaces[0], host, image)
+                facts["nodes"] = _node_checks(verdict, conn, inputs.app_namespaces[0], route, image)
                 if image is not None:
                     pulled = st.run_canary_task(
                         conn,
@@ -157,7 +169,11 @@ def site_status(
 
 
 def _node_checks(
-    verdict: health.Health, conn: SiteConnection, namespace: str, host: str, image: str | None
+    verdict: health.Health,
+    conn: SiteConnection,
+    namespace: str,
+    host: MirrorRoute,
+    image: str | None,
 ) -> list[dict[str, Any]]:
     """Each node's mirror, hosts.toml and a canary pinned to it; one row per node."""
     site = conn.site
@@ -173,11 +189,17 @@ def _node_checks(
             verdict.add(
                 f"hosts.toml on {target.name}", hosts.ok, hosts.value, "re-run provision-site."
             )
+            trust = st.ca_file_task(node, host)
+            if host.https:
+                verdict.add(
+                    f"tls on {target.name}", trust.ok, trust.value, "re-run provision-site."
+                )
             row: dict[str, Any] = {
                 "name": target.name,
                 "role": target.role,
                 "mirror": "ok" if mirror.ok else mirror.value,
                 "hosts_toml": "ok" if hosts.ok else hosts.value,
+                "tls": ("ok" if trust.ok else trust.value) if host.https else "http",
                 "canary_pull": "skipped: nothing to pull yet",
             }
             if image is not None:

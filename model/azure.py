@@ -79,3 +79,5 @@ class ConnectedRegistryInfo:
     sync_state: str | None = None
     last_sync_end_time: datetime | None = None
     last_successful_sync_time: datetime | None = None
+    # loginServer.host (read-only; set once a runtime reports it): a SAN of the server cert
+    login_host: str | None = None

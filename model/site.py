@@ -238,3 +238,33 @@ class SiteCheck:
 
     ok: bool
     value: str
+
+
+@dataclass(frozen=True)
+class MirrorRoute:
+    """How containerd on every node reaches the connected registry under the name pods use.
+
+    ``host`` is the ``mirrors`` key (the image host pods and pull secrets name, e.g.
+    ``10.43.0.10:443``); ``endpoints`` are tried in order. Over https ``ca_host`` is the
+    ``configs`` key of the https endpoint, whose ``tls.ca_file`` is ``ca_file`` on the node,
+    holding ``ca_text`` (the site CA certificate; public). No secret here.
+    """
+
+    host: str
+    endpoints: tuple[str, ...]
+    ca_host: str | None = None
+    ca_file: str | None = None
+    ca_text: str | None = None
+
+    @classmethod
+    def http(cls, host: str) -> MirrorRoute:
+        return cls(host, (f"http://{host}",))
+
+    @property
+    def https(self) -> bool:
+        return self.ca_host is not None
+
+
+def as_route(route: MirrorRoute | str) -> MirrorRoute:
+    """A bare host is the first version's plain-http mirror."""
+    return route if isinstance(route, MirrorRoute) else MirrorRoute.http(route)

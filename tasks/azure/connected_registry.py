@@ -87,6 +87,7 @@ def info_of(ctx: AzureContext, name: str, cr: Json) -> ConnectedRegistryInfo:
         sync_state=result.get("syncState"),
         last_sync_end_time=parse_time(result.get("lastSyncEndTime")),
         last_successful_sync_time=parse_time(result.get("lastSuccessfulSyncEndTime")),
+        login_host=str((props.get("loginServer") or {}).get("host") or "") or None,
     )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 from pydantic import SecretStr
 
+from model import tls
 from model.errors import PermanentError, TransientError, classify, redact
 from model.plan import Change, converge
 from model.result import StepResult
@@ -122,7 +123,7 @@ def apply_helm_release(conn: SiteConnection, change: Change) -> StepResult:
                 resource=change.resource,
                 fix="re-run provision-site: it generates a fresh sync password then",
             )
-    desired = helm_values.chart_values(site, connection_string, payload.sync_ref)
+    desired = helm_values.chart_values(site, connection_string, payload.sync_ref, payload.serving)
     args = [
         "upgrade",
         "--install",
@@ -156,14 +157,18 @@ def ensure_helm_release(
     sync_ref: SyncCredentialRef,
     connection_string: SecretStr | None,
     *,
+    tls_secret: str | None = None,
     dry_run: bool = False,
 ) -> StepResult:
     """Install/upgrade the release to the site's values carrying ``sync_ref``; no-op when the
     recorded digest matches. ``connection_string`` None keeps the release's own (a
-    settings-only upgrade); a dry run passes None or a placeholder and writes nothing."""
+    settings-only upgrade); a dry run passes None or a placeholder and writes nothing.
+    ``tls_secret`` None keeps the server certificate the release serves."""
     return converge(
         lambda: read_helm_release(conn),
-        lambda fact: plans.plan_helm_release(fact, conn.site, sync_ref, connection_string),
+        lambda fact: plans.plan_helm_release(
+            fact, conn.site, sync_ref, connection_string, tls_secret
+        ),
         lambda change: apply_helm_release(conn, change),
         dry_run=dry_run,
     )
@@ -207,6 +212,7 @@ def ensure_helm_release_proven(
     connection_string: SecretStr | None,
     online: Callable[[], SiteCheck],
     *,
+    tls_secret: str | None = None,
     dry_run: bool = False,
 ) -> StepResult:
     """:func:`ensure_helm_release`, then, when it wrote, the proof: the deployment Ready within
@@ -216,7 +222,9 @@ def ensure_helm_release_proven(
     PermanentError says what was undone and why."""
     before = [] if dry_run else read_release_history(conn)
     try:
-        result = ensure_helm_release(conn, sync_ref, connection_string, dry_run=dry_run)
+        result = ensure_helm_release(
+            conn, sync_ref, connection_string, tls_secret=tls_secret, dry_run=dry_run
+        )
     except PermanentError as exc:
         if dry_run:
             raise
@@ -386,7 +394,7 @@ def registry_host(conn: SiteConnection) -> str:
     ip = svc.spec.cluster_ip if svc.spec else None
     if not ip or ip == "None":
         raise PermanentError("service has no cluster IP", resource=resource)
-    wanted = 80 if site.http_enabled else 443
-    ports = [p.port for p in (svc.spec.ports or [])] if svc.spec else []
-    port = wanted if wanted in ports or not ports else ports[0]
+    # The name pods use keeps the port the release recorded (an http site migrated to https
+    # keeps "<ip>:80", its endpoint moves to https://<ip>:443).
+    port = helm_values.recorded_pull_port(_release_values(conn)) or tls.service_port(site.transport)
     return f"{ip}:{port}"

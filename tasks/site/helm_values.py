@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
+from model import tls
 from model.errors import InputError
 from model.site import SyncCredentialRef
 from tasks.azure.connection_string import parse_sync_connection_string
@@ -54,9 +55,63 @@ def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def public_values(site: SiteSettings) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Serving:
+    """How the release serves pulls: ``pull_port`` is the port of the name pods use (kept
+    across an http->https migration, so image references and pull secrets stay valid) and
+    ``tls_secret`` the kubernetes.io/tls Secret the chart serves (None: plain http)."""
+
+    pull_port: int
+    tls_secret: str | None
+
+    @property
+    def transport(self) -> str:
+        return "http" if self.tls_secret is None else "https"
+
+
+def recorded_pull_port(values: Any) -> int | None:
+    """The pull port a release records; a release from before it was recorded used the port
+    of the transport it serves. None: no release values."""
+    if not isinstance(values, dict):
+        return None
+    meta = values.get(META_KEY)
+    port = meta.get("pullPort") if isinstance(meta, dict) else None
+    if isinstance(port, int) and not isinstance(port, bool) and 0 < port < 65536:
+        return port
+    return tls.service_port("http" if values.get("httpEnabled") else "https")
+
+
+def recorded_tls_secret(values: Any) -> str | None:
+    """The ``tls.secret`` a release serves, when it is one of acr-edge's slots."""
+    if not isinstance(values, dict) or values.get("httpEnabled"):
+        return None
+    section = values.get("tls")
+    name = section.get("secret") if isinstance(section, dict) else None
+    return name if isinstance(name, str) and name else None
+
+
+def serving_for(site: SiteSettings, recorded: Any, tls_secret: str | None = None) -> Serving:
+    """What the release should serve: the site's transport, the recorded pull port (a new
+    release: the transport's), and ``tls_secret`` (else the one the release serves now, else
+    slot ``a``)."""
+    port = recorded_pull_port(recorded) or tls.service_port(site.transport)
+    if site.transport == "http":
+        return Serving(port, None)
+    secret = tls_secret or recorded_tls_secret(recorded)
+    if secret not in {tls.server_secret_name(site.release_name, s) for s in tls.SERVER_SLOTS}:
+        secret = tls.server_secret_name(site.release_name, tls.SERVER_SLOTS[0])
+    return Serving(port, secret)
+
+
+def public_values(site: SiteSettings, serving: Serving | None = None) -> dict[str, Any]:
     """Every chart value except the connection string and the acr-edge metadata."""
-    values: dict[str, Any] = {"httpEnabled": site.http_enabled}
+    serving = serving or serving_for(site, None)
+    values: dict[str, Any] = {"httpEnabled": serving.tls_secret is None}
+    if serving.tls_secret is not None:
+        # The site CA's certificate through the chart's own secret reference; cert-manager
+        # off, as acr-edge is the issuer (the chart's default would install it).
+        values["tls"] = {"secret": serving.tls_secret}
+        values["cert-manager"] = {"enabled": False}
     if site.service_cluster_ip:
         values["service"] = {"clusterIP": site.service_cluster_ip}
     pvc: dict[str, Any] = {}
@@ -70,9 +125,14 @@ def public_values(site: SiteSettings) -> dict[str, Any]:
     return _deep_merge(site.chart_values, values)
 
 
-def desired_values(site: SiteSettings, connection_string: SecretStr) -> dict[str, Any]:
+def desired_values(
+    site: SiteSettings, connection_string: SecretStr, serving: Serving | None = None
+) -> dict[str, Any]:
     """Every chart value except the acr-edge metadata."""
-    return {**public_values(site), "connectionString": connection_string.get_secret_value()}
+    return {
+        **public_values(site, serving),
+        "connectionString": connection_string.get_secret_value(),
+    }
 
 
 def chart_of(site: SiteSettings) -> dict[str, Any]:
@@ -84,20 +144,35 @@ def _without_secrets(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if k != META_KEY and k not in _SECRET_KEYS}
 
 
-def digest(values: dict[str, Any], chart: dict[str, Any], sync_ref: SyncCredentialRef) -> str:
-    """sha256 of the non-secret ``values``, the chart and the sync credential reference."""
-    body = {
+def digest(
+    values: dict[str, Any],
+    chart: dict[str, Any],
+    sync_ref: SyncCredentialRef,
+    pull_port: int | None = None,
+) -> str:
+    """sha256 of the non-secret ``values``, the chart, the sync credential reference and the
+    pull port (when it is not the transport's own: older digests stay valid)."""
+    body: dict[str, Any] = {
         "values": _without_secrets(values),
         "chart": chart,
         "syncCredential": _ref_dict(sync_ref),
     }
+    if pull_port is not None:
+        body["pullPort"] = pull_port
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def desired_digest(site: SiteSettings, sync_ref: SyncCredentialRef) -> str:
+def _port_part(serving: Serving) -> int | None:
+    return None if serving.pull_port == tls.service_port(serving.transport) else serving.pull_port
+
+
+def desired_digest(
+    site: SiteSettings, sync_ref: SyncCredentialRef, serving: Serving | None = None
+) -> str:
     """The digest a release of ``site`` carrying ``sync_ref`` should record."""
-    return digest(public_values(site), chart_of(site), sync_ref)
+    serving = serving or serving_for(site, None)
+    return digest(public_values(site, serving), chart_of(site), sync_ref, _port_part(serving))
 
 
 def _ref_dict(sync_ref: SyncCredentialRef) -> dict[str, str]:
@@ -105,14 +180,19 @@ def _ref_dict(sync_ref: SyncCredentialRef) -> dict[str, str]:
 
 
 def chart_values(
-    site: SiteSettings, connection_string: SecretStr, sync_ref: SyncCredentialRef
+    site: SiteSettings,
+    connection_string: SecretStr,
+    sync_ref: SyncCredentialRef,
+    serving: Serving | None = None,
 ) -> ChartValues:
-    values = desired_values(site, connection_string)
-    value_digest = desired_digest(site, sync_ref)
+    serving = serving or serving_for(site, None)
+    values = desired_values(site, connection_string, serving)
+    value_digest = desired_digest(site, sync_ref, serving)
     values[META_KEY] = {
         "valuesDigest": value_digest,
         "chart": chart_of(site),
         "syncCredential": _ref_dict(sync_ref),
+        "pullPort": serving.pull_port,
     }
     return ChartValues(values=values, digest=value_digest)
 
@@ -131,12 +211,15 @@ def recorded_sync_credential(release_values: Any) -> SyncCredentialRef | None:
     return SyncCredentialRef(token=str(token), slot=str(slot), created=str(created))
 
 
-def changed_settings(release_values: dict[str, Any] | None, site: SiteSettings) -> list[str]:
+def changed_settings(
+    release_values: dict[str, Any] | None, site: SiteSettings, serving: Serving | None = None
+) -> list[str]:
     """Dotted paths of the non-secret settings where the release differs from ``site``
-    (``pvc.storageRequest``, ``chart.version``); safe to log."""
+    (``pvc.storageRequest``, ``chart.version``, ``tls.secret``); safe to log."""
     recorded = release_values if isinstance(release_values, dict) else {}
+    serving = serving or serving_for(site, release_values)
     changes: list[tuple[str, Any, Any]] = []
-    _diff("", _without_secrets(recorded), public_values(site), changes, leaves=True)
+    _diff("", _without_secrets(recorded), public_values(site, serving), changes, leaves=True)
     meta = recorded.get(META_KEY)
     recorded_chart = meta.get("chart") if isinstance(meta, dict) else None
     # Releases from before the chart was recorded: the version passed then is unknown.

@@ -277,3 +277,42 @@ def routes(text: str, host: str) -> tuple[str | None, list[str]]:
     table = data.get("host")
     urls = [u for u, v in table.items() if isinstance(v, dict)] if isinstance(table, dict) else []
     return (server if isinstance(server, str) else None), urls
+
+
+def effective_routes(text: str, host: str) -> list[tuple[str, tuple[str, ...]]]:
+    """[(URL, CA files)] in the order containerd tries them: each ``[host."..."]``, then the
+    root ``server``. What a hosts.toml means for pulls, whatever its layout."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        raise PermanentError(
+            f"hosts.toml for {host} does not parse as TOML",
+            resource=f"certs.d/{dir_name(host)}/hosts.toml",
+            fix="restart K3s so that it writes the file again",
+        ) from None
+
+    def cas(table: dict[str, object]) -> tuple[str, ...]:
+        value = table.get("ca")
+        if isinstance(value, str):
+            return (value,)
+        return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
+
+    out: list[tuple[str, tuple[str, ...]]] = []
+    table = data.get("host")
+    if isinstance(table, dict):
+        out += [(u, cas(v)) for u, v in table.items() if isinstance(v, dict)]
+    server = data.get("server")
+    if isinstance(server, str):
+        out.append((server, cas(data)))
+    return out
+
+
+def same_routes(current: str | None, wanted: str | None, host: str) -> bool:
+    """``current`` sends ``host``'s pulls where ``wanted`` does, trusting the same CAs (an
+    unreadable file never does)."""
+    if current is None or wanted is None:
+        return current is wanted
+    try:
+        return effective_routes(current, host) == effective_routes(wanted, host)
+    except PermanentError:
+        return False

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from model.errors import AcrEdgeError, PermanentError, TransientError
 from model.retry import call_with_retry
-from model.site import PullSecretMeta, SiteCheck, SiteSettings
+from model.site import MirrorRoute, PullSecretMeta, SiteCheck, SiteSettings, as_route
 from tasks.site import hosts_toml, node_files, plans, registries_yaml
 from tasks.site.connection import SiteConnection
 from tasks.site.ssh import SshSession
@@ -75,12 +75,14 @@ def restart_pending(conn: SiteConnection, host: str) -> bool:
     return call_with_retry(compare, what=_resource(conn), attempts=3)
 
 
-def verify_hosts_toml(conn: SiteConnection, host: str) -> None:
-    """containerd's hosts.toml for ``host`` must route to the http endpoint.
+def verify_hosts_toml(conn: SiteConnection, route: MirrorRoute | str) -> None:
+    """containerd's hosts.toml for the route's host must route to its first endpoint (over
+    https trusting the site CA file).
 
-    Catches K3s versions that regenerate the mirror as https despite the explicit scheme.
+    Catches K3s versions that regenerate an http mirror as https despite the explicit scheme.
     """
-    site = conn.site
+    site, route = conn.site, as_route(route)
+    host = route.host
     resource = f"{conn.resource}: {hosts_toml_path(conn, host)}"
     text = read_hosts_toml(conn, host)
     if text is None:
@@ -90,32 +92,67 @@ def verify_hosts_toml(conn: SiteConnection, host: str) -> None:
             fix=f"check that {site.registries_path} has the mirror and that {conn.service} "
             "really restarted",
         )
-    _, urls = hosts_toml.routes(text, host)
+    found = hosts_toml.effective_routes(text, host)
+    first = urlsplit(route.endpoints[0])
     # K3s writes endpoints with their /v2 path ("http://10.43.0.10:80/v2").
-    schemes = {urlsplit(url).scheme for url in urls if urlsplit(url).netloc == host}
-    if "http" in schemes:
-        return
-    endpoint = registries_yaml.mirror_endpoint(host)
-    regression = " (K3s rewrote the endpoint to https)" if "https" in schemes else ""
+    for url, cas in found:
+        parts = urlsplit(url)
+        if (parts.scheme, parts.netloc) != (first.scheme, first.netloc):
+            continue
+        if not route.https or route.ca_file in cas:
+            return
+        raise PermanentError(
+            f"hosts.toml routes {host} to {route.endpoints[0]} without trusting the site CA "
+            f"{route.ca_file} (ca: {', '.join(cas) or 'none'})",
+            resource=resource,
+            fix=f"re-run provision-site; check configs.{route.ca_host}.tls in "
+            f"{site.registries_path}",
+        )
+    schemes = {urlsplit(url).scheme for url, _ in found if urlsplit(url).netloc == host}
+    regression = (
+        " (K3s rewrote the endpoint to https)" if not route.https and "https" in schemes else ""
+    )
     raise PermanentError(
-        f"hosts.toml does not route to {endpoint}{regression}",
+        f"hosts.toml does not route {host} to {route.endpoints[0]}{regression}",
         resource=resource,
-        fix="use a K3s version that keeps explicit http:// mirror endpoints",
+        fix="use a K3s version that keeps explicit http:// mirror endpoints"
+        if regression
+        else "re-run provision-site (it writes the hosts.toml K3s renders)",
     )
 
 
-def hosts_toml_check(conn: SiteConnection, host: str) -> SiteCheck:
+def hosts_toml_check(conn: SiteConnection, route: MirrorRoute | str) -> SiteCheck:
+    route = as_route(route)
     try:
-        verify_hosts_toml(conn, host)
+        verify_hosts_toml(conn, route)
     except PermanentError as exc:
         return SiteCheck(False, str(exc))
-    return SiteCheck(True, f"hosts.toml routes {host} over http")
+    how = "https, trusting the site CA" if route.https else "http"
+    return SiteCheck(True, f"hosts.toml routes {route.host} over {how}")
 
 
-def mirror_check(conn: SiteConnection, host: str) -> SiteCheck:
+def ca_file_check(conn: SiteConnection, route: MirrorRoute | str) -> SiteCheck:
+    """The node's copy of the site CA is the cluster's (``tls`` in site-status)."""
+    route = as_route(route)
+    if not route.https or not route.ca_file:
+        return SiteCheck(True, "not used: the site serves plain http")
+    file = node_files.read_node_file(
+        conn.ssh, route.ca_file, sudo=conn.site.sudo, resource=conn.resource
+    )
+    if file.text is None:
+        return SiteCheck(False, f"{route.ca_file} is missing: re-run provision-site")
+    same = file.text.get_secret_value() == route.ca_text
+    if not route.ca_text:
+        return SiteCheck(False, "the site CA secret is missing from the cluster")
+    if not same:
+        return SiteCheck(False, f"{route.ca_file} is not the site CA: re-run provision-site")
+    return SiteCheck(True, f"{route.ca_file} is the site CA")
+
+
+def mirror_check(conn: SiteConnection, route: MirrorRoute | str) -> SiteCheck:
     """site-status's mirror check, from the one reader."""
     path = conn.site.registries_path
-    return plans.mirror_check(read_registries_yaml(conn), host, path=path)
+    return plans.mirror_check(read_registries_yaml(conn), route, path=path)
 
 
 def read_node_credential(conn: SiteConnection, host: str) -> PullSecretMeta | None:

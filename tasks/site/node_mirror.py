@@ -21,7 +21,7 @@ from model.errors import AcrEdgeError, PermanentError, TransientError, classify
 from model.plan import Change, converge
 from model.result import StepResult
 from model.retry import RetryPolicy
-from model.site import NodeAuth, PullSecretMeta
+from model.site import MirrorRoute, NodeAuth, PullSecretMeta, as_route
 from tasks.site import canary, mirror, node_files, registries_yaml
 from tasks.site.connection import SiteConnection, api_status
 from tasks.site.node_mirror_plan import NodeMirrorFact, Proof, plan_node_mirror
@@ -36,16 +36,25 @@ def _node(conn: SiteConnection) -> str:
     return conn.node.name if conn.node is not None else conn.site.name
 
 
-def read_node_mirror(conn: SiteConnection, host: str) -> NodeMirrorFact:
+def read_node_mirror(conn: SiteConnection, route: MirrorRoute | str) -> NodeMirrorFact:
     """registries.yaml (a regular file within the size limit, else refused), our host's
-    hosts.toml and whether K3s has loaded the file since it was written."""
-    site = conn.site
+    hosts.toml, whether K3s has loaded the file since it was written, and the site CA file."""
+    site, route = conn.site, as_route(route)
+    host = route.host
     file = node_files.read_node_file(
         conn.ssh, site.registries_path, sudo=site.sudo, resource=conn.resource
     )
     hosts = mirror.read_hosts_toml(conn, host)
     pending = file.exists and (hosts is None or mirror.restart_pending(conn, host))
-    return NodeMirrorFact(text=file.text, exists=file.exists, hosts_toml=hosts, pending=pending)
+    ca_text = None
+    if route.ca_file:
+        ca = node_files.read_node_file(
+            conn.ssh, route.ca_file, sudo=site.sudo, resource=conn.resource
+        )
+        ca_text = ca.text.get_secret_value() if ca.text is not None else None
+    return NodeMirrorFact(
+        text=file.text, exists=file.exists, hosts_toml=hosts, pending=pending, ca_text=ca_text
+    )
 
 
 def check_node_file(conn: SiteConnection) -> None:
@@ -64,14 +73,14 @@ def check_node_file(conn: SiteConnection) -> None:
 def plan_for(
     conn: SiteConnection,
     fact: NodeMirrorFact,
-    host: str,
+    route: MirrorRoute | str,
     auth: NodeAuth | None,
     node_ref: PullSecretMeta | None,
 ) -> Change:
     site = conn.site
     return plan_node_mirror(
         fact,
-        host,
+        route,
         auth,
         node=_node(conn),
         service=conn.service,
@@ -92,11 +101,12 @@ class Undo:
     backup: str | None = None
     touched: set[str] = field(default_factory=set)
     restarted: bool = False
+    ca_file: str | None = None
 
 
 def ensure_node_mirror(
     conn: SiteConnection,
-    host: str,
+    host: MirrorRoute | str,
     auth: NodeAuth | None,
     proof: Proof,
     *,
@@ -124,13 +134,24 @@ def ensure_node_mirror(
 
 
 def apply_node_mirror(
-    conn: SiteConnection, change: Change, host: str, proof: Proof, undo: Undo
+    conn: SiteConnection, change: Change, host: MirrorRoute | str, proof: Proof, undo: Undo
 ) -> StepResult:
-    site, shown = conn.site, change.shown
-    path, hosts_path = site.registries_path, mirror.hosts_toml_path(conn, host)
+    site, shown, route = conn.site, change.shown, as_route(host)
+    path, hosts_path = site.registries_path, mirror.hosts_toml_path(conn, route.host)
     stage = "backup"
     writes = 0
     try:
+        if shown.get("ca_file") and shown.get("ca_text"):
+            ca_file = str(shown["ca_file"])
+            stage = f"writing the site CA {ca_file}"
+            undo.touched.add("ca")
+            undo.ca_file = ca_file
+            directory = ca_file.rsplit("/", 1)[0] if "/" in ca_file else "."
+            conn.ssh.run(["mkdir", "-p", "-m", "755", "--", directory], sudo=site.sudo).check(
+                f"{conn.resource}: mkdir {directory}"
+            )
+            conn.ssh.write_file(ca_file, str(shown["ca_text"]).encode(), mode=0o644, sudo=site.sudo)
+            writes += 1
         stat = node_files.stat_file(conn.ssh, path, sudo=site.sudo, resource=conn.resource)
         if shown.get("write_file"):
             if stat is not None and undo.backup is None and "registries" not in undo.touched:
@@ -163,7 +184,7 @@ def apply_node_mirror(
             restart_node(conn)
             writes += 1
         stage = f"checking {hosts_path}"
-        mirror.verify_hosts_toml(conn, host)
+        mirror.verify_hosts_toml(conn, route)
         if proof.image is not None and not shown.get("restart_pending"):
             stage = "the canary pull pinned to the node"
             pulled = canary.canary_until_propagated(
@@ -225,6 +246,26 @@ def _roll_back(conn: SiteConnection, path: str, hosts_path: str, undo: Undo) -> 
                 return f"put back the previous {hosts_path}"
 
             steps.append(("hosts.toml", put_back))
+    if "ca" in undo.touched and undo.ca_file:
+        ca_file = undo.ca_file
+        old_ca = undo.fact.ca_text if undo.fact is not None else None
+        if old_ca is None:
+            steps.append(
+                (
+                    "the site CA file",
+                    lambda: node_files.restore(
+                        conn.ssh, ca_file, None, sudo=site.sudo, resource=conn.resource
+                    ),
+                )
+            )
+        else:
+            ca_data = old_ca.encode()
+
+            def put_ca_back() -> str:
+                conn.ssh.write_file(ca_file, ca_data, mode=0o644, sudo=site.sudo)
+                return f"put back the previous {ca_file}"
+
+            steps.append(("the site CA file", put_ca_back))
     if undo.restarted:
 
         def again() -> str:

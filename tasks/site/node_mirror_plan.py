@@ -21,7 +21,7 @@ from pydantic import SecretStr
 
 from model.errors import PermanentError
 from model.plan import Change
-from model.site import NodeAuth, PullSecretMeta
+from model.site import MirrorRoute, NodeAuth, PullSecretMeta, as_route
 from tasks.site import hosts_toml as hosts_toml_text
 from tasks.site import plans, registries_decode
 
@@ -32,13 +32,15 @@ POLICIES = ("auto", "always", "never")
 @dataclass(frozen=True)
 class NodeMirrorFact:
     """One node's mirror as read: registries.yaml (``text`` None: no file; ``exists``), the
-    hosts.toml for our host (None: none), and whether registries.yaml is newer than that
-    hosts.toml (written after K3s last rendered it: a change it has not loaded)."""
+    hosts.toml for our host (None: none), whether registries.yaml is newer than that
+    hosts.toml (written after K3s last rendered it: a change it has not loaded), and over
+    https the node's site-CA file (None: none)."""
 
     text: SecretStr | None
     exists: bool
     hosts_toml: str | None
     pending: bool
+    ca_text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,14 @@ def routes_http(hosts_toml: str | None, host: str) -> bool:
     except PermanentError:
         return False  # unreadable: not routing; the plan writes it again
     return any(urlsplit(u).scheme == "http" and urlsplit(u).netloc == host for u in urls)
+
+
+def routes_live(hosts_toml: str | None, rendered: str | None, route: MirrorRoute) -> bool:
+    """containerd already routes ``route``: the hosts.toml on the node means what K3s would
+    render from the merged file (same endpoints in order, same CA files)."""
+    if not route.https and rendered is None:
+        return routes_http(hosts_toml, route.host)
+    return hosts_toml_text.same_routes(hosts_toml, rendered, route.host)
 
 
 MASK = "********"
@@ -107,7 +117,7 @@ def masked_diff(old: str | None, new: str, path: str) -> str:
 
 def plan_node_mirror(
     fact: NodeMirrorFact,
-    host: str,
+    route: MirrorRoute | str,
     auth: NodeAuth | None,
     *,
     node: str,
@@ -121,14 +131,18 @@ def plan_node_mirror(
     reason says which and why. The payload (never shown) is the new registries.yaml."""
     if policy not in POLICIES:
         raise ValueError(f"restart_policy {policy!r} is not one of {', '.join(POLICIES)}")
+    route = as_route(route)
+    host = route.host
     resource = f"node {node}: {path}"
     reg = plans.plan_registries_yaml(
-        fact.text, host, auth, resource=resource, path=path, node_ref=node_ref
+        fact.text, route, auth, resource=resource, path=path, node_ref=node_ref
     )
     write_file = reg.needed
     rendered = reg.shown.get("hosts_toml")
     auth_changed = bool(reg.shown.get("auth_changed"))
-    live = routes_http(fact.hosts_toml, host)
+    live = routes_live(fact.hosts_toml, rendered, route)
+    # The CA file first: containerd loads it with the hosts.toml that names it.
+    write_ca = bool(route.ca_file and route.ca_text and fact.ca_text != route.ca_text)
     # A file written but never loaded matters for credentials only: routing is live as soon
     # as hosts.toml routes it.
     stale_auth = fact.pending and node_model and not write_file
@@ -142,6 +156,9 @@ def plan_node_mirror(
     write_hosts = not restart and rendered is not None and (write_file or not live)
     pending = not restart and (needs_restart or (rendered is None and write_file))
     parts: list[str] = []
+    if write_ca:
+        verb = "replaces" if fact.ca_text is not None else "writes"
+        parts.append(f"{verb} the site CA {route.ca_file}")
     if write_file:
         parts.append(reg.reason)
     if write_hosts:
@@ -170,13 +187,18 @@ def plan_node_mirror(
         "hosts_toml": rendered if write_hosts else None,
         "restart": restart,
         "restart_pending": pending,
+        "ca_file": route.ca_file if write_ca else None,
+        "ca_text": route.ca_text if write_ca else None,
+        "ca_existed": fact.ca_text is not None,
     }
-    if not (write_file or write_hosts or restart):
+    if not (write_file or write_hosts or restart or write_ca):
         reason = reg.reason
+        if route.ca_file:
+            reason += f"; the site CA {route.ca_file} is in place"
         if live:
             reason += f"; hosts.toml routes {host}"
         if pending:
             reason += "; " + parts[-1]
         return Change.none(STEP, resource, reason, **shown)
-    action = "write" if write_file or write_hosts else "restart"
+    action = "write" if write_file or write_hosts or write_ca else "restart"
     return Change(STEP, resource, action, "; ".join(parts), payload=reg.payload, shown=shown)

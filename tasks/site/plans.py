@@ -19,7 +19,15 @@ from pydantic import SecretStr
 
 from model.errors import AcrEdgeError, PermanentError
 from model.plan import Change
-from model.site import NodeAuth, PullSecretMeta, ReleaseFact, SiteCheck, SiteSettings
+from model.site import (
+    MirrorRoute,
+    NodeAuth,
+    PullSecretMeta,
+    ReleaseFact,
+    SiteCheck,
+    SiteSettings,
+    as_route,
+)
 from model.site import SyncCredentialRef as SyncRef
 from tasks.site import helm_values, registries_decode, registries_yaml
 
@@ -53,6 +61,7 @@ class HelmPayload:
 
     sync_ref: SyncRef
     connection_string: SecretStr | None
+    serving: helm_values.Serving | None = None
 
 
 def release_resource(site: SiteSettings) -> str:
@@ -64,8 +73,12 @@ def plan_helm_release(
     site: SiteSettings,
     sync_ref: SyncRef,
     connection_string: SecretStr | None,
+    tls_secret: str | None = None,
 ) -> Change:
     """Install or upgrade unless the release is deployed with exactly these values.
+
+    ``tls_secret`` (https): the server-certificate Secret to serve; None keeps the one the
+    release serves (a renewal names the other slot).
 
     ``connection_string`` None with the release's own recorded ``sync_ref``: keep the
     release's connection string (a settings-only upgrade; it must be readable:
@@ -74,9 +87,10 @@ def plan_helm_release(
     """
     resource = release_resource(site)
     rel = site.release_name
-    wanted = helm_values.desired_digest(site, sync_ref)
-    payload = HelmPayload(sync_ref, connection_string)
-    settings = helm_values.changed_settings(fact.values, site) if fact.exists else []
+    serving = helm_values.serving_for(site, fact.values if fact.exists else None, tls_secret)
+    wanted = helm_values.desired_digest(site, sync_ref, serving)
+    payload = HelmPayload(sync_ref, connection_string, serving)
+    settings = helm_values.changed_settings(fact.values, site, serving) if fact.exists else []
     shown = {"settings": settings, "sync_slot": sync_ref.slot}
     if fact.status == "deployed" and fact.digest == wanted:
         return Change.none(
@@ -122,14 +136,14 @@ def release_check(fact: ReleaseFact, release_name: str) -> SiteCheck:
 
 def plan_registries_yaml(
     current: SecretStr | None,
-    host: str,
+    route: MirrorRoute | str,
     auth: NodeAuth | None,
     *,
     resource: str,
     path: str,
     node_ref: PullSecretMeta | None = None,
 ) -> Change:
-    """The http mirror for ``host`` (and, node model, the credential) in the node's file.
+    """The mirror ``route`` (and, node model, the credential) in the node's file.
 
     ``current`` is the file's text (None: no file). A dry run of the node model has no
     password: give ``node_ref`` (which slot the node should hold) instead of ``auth``; when
@@ -140,10 +154,11 @@ def plan_registries_yaml(
     (K3s loads credentials only at start: restart) and ``hosts_toml``, the file K3s would render
     for ``host`` (no credentials in it), to write for a change containerd picks up without one.
     """
+    route = as_route(route)
     text = None if current is None else current.get_secret_value()
     if auth is None and node_ref is not None:
-        auth = _stand_in_auth(text, host, node_ref, path)
-    merged = registries_yaml.merge(text, host, auth, path=path)  # refuses a bad file untouched
+        auth = _stand_in_auth(text, route.host, node_ref, path)
+    merged = registries_yaml.merge(text, route, auth, path=path)  # refuses a bad file untouched
     del text
     if not merged.changed:
         return Change.none(
@@ -192,18 +207,31 @@ def node_password(text: str | None, host: str, *, path: str) -> tuple[str, Secre
     return found
 
 
-def mirror_check(current: SecretStr | None, host: str, *, path: str) -> SiteCheck:
+def mirror_check(current: SecretStr | None, route: MirrorRoute | str, *, path: str) -> SiteCheck:
+    route = as_route(route)
+    host = route.host
     if current is None:
         return SiteCheck(False, f"{path} missing")
     try:
-        mirror = registries_decode.decode(current.get_secret_value(), path).mirror(host)
+        reg = registries_decode.decode(current.get_secret_value(), path)
     except AcrEdgeError as exc:
         return SiteCheck(False, str(exc))
+    mirror = reg.mirror(host)
     endpoints = list(mirror.endpoints or ()) if mirror else []
-    want = registries_yaml.mirror_endpoint(host)
-    if want in endpoints:
-        return SiteCheck(True, f"mirror {host} -> {want}")
-    return SiteCheck(False, f"no mirror {host} -> {want} (endpoints: {endpoints or 'none'})")
+    want = ", ".join(route.endpoints)
+    if tuple(endpoints) != route.endpoints:
+        return SiteCheck(False, f"no mirror {host} -> {want} (endpoints: {endpoints or 'none'})")
+    if route.ca_host:
+        config = reg.config(route.ca_host)
+        ca = config.tls.ca_file if config and config.tls else ""
+        if ca != route.ca_file:
+            return SiteCheck(
+                False,
+                f"mirror {host} -> {want} but configs.{route.ca_host}.tls.ca_file is "
+                f"{ca or 'unset'}, not the site CA {route.ca_file}",
+            )
+        return SiteCheck(True, f"mirror {host} -> {want}, trusting {route.ca_file}")
+    return SiteCheck(True, f"mirror {host} -> {want}")
 
 
 # -- pull secrets ------------------------------------------------------------------------------

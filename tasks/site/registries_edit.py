@@ -105,15 +105,18 @@ def _key(parent: CommentedMap, name: str) -> Any:
 def edit(
     text: str,
     host: str,
-    endpoint: str | None,
+    endpoint: str | tuple[str, ...] | None,
     auth: str,
     username: str,
     password: str,
     *,
     path: str = "registries.yaml",
+    tls_host: str | None = None,
+    ca_file: str | None = None,
 ) -> str:
-    """``text`` with ``mirrors.<host>.endpoint`` = [endpoint] (None: keep) and
-    ``configs.<host>.auth`` set (SET, with username/password), removed (DROP) or kept."""
+    """``text`` with ``mirrors.<host>.endpoint`` = the endpoint(s) (None: keep),
+    ``configs.<host>.auth`` set (SET, with username/password), removed (DROP) or kept, and with
+    ``tls_host``: ``configs.<tls_host>.tls`` = exactly ``{ca_file: ...}`` (acr-edge's CA)."""
     prefix, body = _split_document_start(text)
     yaml = _yaml(body)
     try:
@@ -132,7 +135,8 @@ def edit(
     if endpoint is not None:
         mirrors = _own_map(data, "mirrors")
         entry = _own_map(mirrors, host, host=True)
-        seq = CommentedSeq([_quoted(endpoint)])
+        endpoints = (endpoint,) if isinstance(endpoint, str) else endpoint
+        seq = CommentedSeq([_quoted(e) for e in endpoints])
         if entry.fa.flow_style() or (
             isinstance(entry.get("endpoint"), CommentedSeq) and entry["endpoint"].fa.flow_style()
         ):
@@ -157,6 +161,13 @@ def edit(
             config[_key(config, "auth")] = None
         if not config and not getattr(config, "merge", None):
             del configs[host]
+    if tls_host is not None and ca_file is not None:
+        configs = _own_map(data, "configs")
+        config = _own_map(configs, tls_host, host=True)
+        tls = _own_map(config, "tls")
+        for name in [k for k in tls if k != "ca_file"]:
+            del tls[name]
+        tls[entry_key(tls, "ca_file")] = _quoted(ca_file)
     out = io.StringIO()
     yaml.dump(data, out)
     dumped = out.getvalue()

@@ -29,9 +29,9 @@ from typing import Any
 from pydantic import SecretStr
 
 from model.errors import PermanentError
-from model.site import NodeAuth
+from model.site import MirrorRoute, NodeAuth, as_route
 from tasks.site import hosts_toml, registries_edit
-from tasks.site.registries_decode import FIX, Auth, Registries, decode
+from tasks.site.registries_decode import FIX, Auth, Registries, Tls, decode
 
 
 @dataclass(frozen=True)
@@ -157,25 +157,46 @@ def _without_headers(text: str) -> str:
 
 
 def merge(
-    current: str | None, host: str, auth: NodeAuth | None = None, *, path: str = "registries.yaml"
+    current: str | None,
+    route: MirrorRoute | str,
+    auth: NodeAuth | None = None,
+    *,
+    path: str = "registries.yaml",
 ) -> MergeResult:
-    """Desired file content with the http mirror for ``host`` (``"<ip>:<port>"``).
+    """Desired file content with the mirror ``route`` (a bare ``"<ip>:<port>"`` is the plain
+    http mirror of the first version).
 
     ``current`` is None when the file does not exist. With ``auth`` (node model) the client
     credentials go to ``configs.<host>.auth``; without it (pull-secret model) an auth entry
-    acr-edge wrote (its header record says so) is removed, any other is kept.
+    acr-edge wrote (its header record says so) is removed, any other is kept. Over https,
+    ``configs.<ca_host>.tls`` becomes exactly ``{ca_file: <the site CA on the node>}``.
     """
+    route = as_route(route)
+    host = route.host
     if ":" not in host and "." not in host:
         raise PermanentError(
             f"mirror host {host!r} needs a '.' or ':' for K3s to treat it as a registry",
             resource=path,
         )
+    if auth is not None and route.ca_host not in (None, host):
+        raise PermanentError(
+            f"the node auth model cannot move {host} to {route.endpoints[0]}: K3s would "
+            f"need the credential under configs.{route.ca_host} as well",
+            resource=path,
+            fix="migrate with auth_model 'pull-secret', or tear the site down and provision "
+            "it over https",
+        )
     text = current or ""
     before = decode(text, path)
-    endpoint = mirror_endpoint(host)
+    endpoints = route.endpoints
+    shown_endpoints = ", ".join(endpoints)
     records = _trusted_records(text, before)
     mirror = before.mirror(host)
-    mirror_ok = mirror is not None and mirror.endpoints == (endpoint,)
+    mirror_ok = mirror is not None and mirror.endpoints == endpoints
+    wanted_tls = Tls(ca_file=route.ca_file) if route.ca_host and route.ca_file else None
+    tls_ok = wanted_tls is None or (before.config(route.ca_host or "") or _NO_CONFIG).tls == (
+        wanted_tls
+    )
     held = (before.config(host) or _NO_CONFIG).auth
     if auth is not None:
         wanted_auth: Auth | None = Auth(auth.username, auth.password.get_secret_value())
@@ -187,32 +208,44 @@ def merge(
     if auth is not None and auth.slot:
         wanted[host] = NodeCredential(host, auth.username, auth.slot, auth.created)
     header_same = records.get(host) == wanted.get(host)
-    if current is not None and mirror_ok and action == registries_edit.KEEP and header_same:
+    if (
+        current is not None
+        and mirror_ok
+        and tls_ok
+        and action == registries_edit.KEEP
+        and header_same
+    ):
         note = f" (node credential: {auth.username} {auth.slot})" if host in wanted and auth else ""
+        trust = f", trusting {route.ca_file}" if wanted_tls else ""
         return MergeResult(
             changed=False,
             content=SecretStr(current),
-            reason=f"{path} already mirrors {host} to {endpoint}{note}",
+            reason=f"{path} already mirrors {host} to {shown_endpoints}{trust}{note}",
             hosts_toml=hosts_toml.render(before, host),
         )
     body = registries_edit.edit(
         _without_headers(text),
         host,
-        None if mirror_ok else endpoint,
+        None if mirror_ok else endpoints,
         action,
         auth.username if auth else "",
         auth.password.get_secret_value() if auth else "",
         path=path,
+        tls_host=None if tls_ok else route.ca_host,
+        ca_file=None if tls_ok else route.ca_file,
     )
     after_text = "".join(header_line(wanted[h]) + "\n" for h in sorted(wanted)) + body
     after = decode(after_text, path)
-    _check_only_ours(before, after, host, endpoint, wanted_auth, path)
+    _check_only_ours(before, after, route, wanted_auth, wanted_tls, path)
     del body
     parts: list[str] = []
     if current is None:
-        parts.append(f"creates {path} with the mirror {host} -> {endpoint}")
+        parts.append(f"creates {path} with the mirror {host} -> {shown_endpoints}")
     elif not mirror_ok:
-        parts.append(f"{'fixes' if mirror is not None else 'adds'} the mirror {host} -> {endpoint}")
+        verb = "fixes" if mirror is not None else "adds"
+        parts.append(f"{verb} the mirror {host} -> {shown_endpoints}")
+    if not tls_ok:
+        parts.append(f"trusts the site CA {route.ca_file} for {route.ca_host}")
     if current is not None and action != registries_edit.KEEP:
         parts.append(
             f"sets the node credential for {host} to {auth.username} {auth.slot}".rstrip()
@@ -229,7 +262,8 @@ def merge(
         changed=True,
         content=SecretStr(after_text),
         reason="; ".join(parts),
-        mirror_changed=before.mirror(host) != after.mirror(host),
+        mirror_changed=before.mirror(host) != after.mirror(host)
+        or (before.config(route.ca_host or "") != after.config(route.ca_host or "")),
         auth_changed=held != (after.config(host) or _NO_CONFIG).auth,
         hosts_toml=hosts_toml.render(after, host),
     )
@@ -237,30 +271,48 @@ def merge(
 
 class _NoConfig:
     auth: Auth | None = None
+    tls: Tls | None = None
 
 
 _NO_CONFIG = _NoConfig()
 
 
 def _check_only_ours(
-    before: Registries, after: Registries, host: str, endpoint: str, auth: Auth | None, path: str
+    before: Registries,
+    after: Registries,
+    route: MirrorRoute,
+    auth: Auth | None,
+    tls: Tls | None,
+    path: str,
 ) -> None:
     """The edit changed the meaning of acr-edge's entries only (else refuse, write nothing)."""
+    host = route.host
+    ours = {host} | ({route.ca_host} if route.ca_host and tls else set())
     old_mirror = before.mirror(host)
     new_mirror = after.mirror(host)
     mirrors_ok = (
         new_mirror is not None
-        and new_mirror.endpoints == (endpoint,)
+        and new_mirror.endpoints == route.endpoints
         and new_mirror.rewrites == (old_mirror.rewrites if old_mirror else None)
-        and _others(before.mirrors, host) == _others(after.mirrors, host)
+        and _others(before.mirrors, {host}) == _others(after.mirrors, {host})
     )
     old_config, new_config = before.config(host), after.config(host)
     configs_ok = (
-        _others(before.configs, host) == _others(after.configs, host)
+        _others(before.configs, ours) == _others(after.configs, ours)
         and (new_config.auth if new_config else None) == auth
-        and (new_config.tls if new_config else None) == (old_config.tls if old_config else None)
         and before.auths == after.auths
     )
+    if tls is not None and route.ca_host:
+        ca_old, ca_new = before.config(route.ca_host), after.config(route.ca_host)
+        configs_ok = configs_ok and (ca_new.tls if ca_new else None) == tls
+        if route.ca_host != host:
+            configs_ok = configs_ok and (ca_new.auth if ca_new else None) == (
+                ca_old.auth if ca_old else None
+            )
+    else:
+        configs_ok = configs_ok and (new_config.tls if new_config else None) == (
+            old_config.tls if old_config else None
+        )
     if not (mirrors_ok and configs_ok):
         raise PermanentError(
             f"{path}: acr-edge cannot set its mirror for {host} without changing what other "
@@ -270,5 +322,6 @@ def _check_only_ours(
         )
 
 
-def _others(values: Any, host: str) -> dict[str, Any]:
-    return {k: v for k, v in (values or {}).items() if k != host}
+def _others(values: Any, hosts: str | set[str]) -> dict[str, Any]:
+    skip = {hosts} if isinstance(hosts, str) else hosts
+    return {k: v for k, v in (values or {}).items() if k not in skip}

@@ -111,4 +111,5 @@ release_status_task = task(name="release-status", **_COMMON)(helm_release.releas
 deployment_ready_task = task(name="deployment-ready", **_COMMON)(helm_release.deployment_ready)
 mirror_configured_task = task(name="mirror-configured", **_COMMON)(mirror.mirror_check)
 hosts_toml_task = task(name="hosts-toml", **_COMMON)(mirror.hosts_toml_check)
+ca_file_task = task(name="ca-file", **_COMMON)(mirror.ca_file_check)
 service_state_task = task(name="service-state", **_COMMON)(mirror.service_state)
