@@ -44,7 +44,16 @@ _SECRET_VALUE_KEYS = frozenset(
 )
 # Values the block sets from dedicated fields; a second source would make the digest ambiguous.
 _MANAGED_VALUE_PATHS = frozenset(
-    {"httpEnabled", "service.clusterIP", "pvc.storageClassName", "pvc.storageRequest", "acrEdge"}
+    {
+        "httpEnabled",
+        "service.clusterIP",
+        "pvc.storageClassName",
+        "pvc.storageRequest",
+        "acrEdge",
+        # transport: acr-edge issues the certificate and names its Secret
+        "tls",
+        "cert-manager",
+    }
 )
 
 

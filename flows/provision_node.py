@@ -76,7 +76,9 @@ def sync_side(
     active = info is not None and info.activation_status == "Active"
     decision = rotation.decide_sync_credential(recorded_ref, sync_passwords, now, activated=active)
     if decision.keep and recorded is not None and recorded_ref is not None:
-        serving = helm_values.serving_for(site, release.values, tls_secret)
+        serving = helm_values.serving_for(
+            site, release.values, tls_secret, transport=site.transport
+        )
         wanted = helm_values.desired_digest(site, recorded, serving)
         current = release.status == "deployed" and release.digest == wanted
         if not current and not release.credential_reusable:
@@ -117,12 +119,20 @@ def sync_side(
     # run, uninstalled) and the run fails naming what was undone.
     helm = done(
         st.ensure_helm_release_proven_task(
-            conn, ref, connection_string, online, tls_secret=tls_secret, dry_run=dry
+            conn,
+            ref,
+            connection_string,
+            online,
+            tls_secret=tls_secret,
+            transport=site.transport,
+            dry_run=dry,
         )
     )
     del connection_string
     if dry and helm.action != "none":
-        serving = helm_values.serving_for(site, release.values, tls_secret)
+        serving = helm_values.serving_for(
+            site, release.values, tls_secret, transport=site.transport
+        )
         desired = helm_values.chart_values(site, SecretStr(MASK), ref, serving).values
         plan.helm = helm_rows(helm_values.plan_diff(release.values, desired))
     if not dry:

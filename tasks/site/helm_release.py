@@ -158,6 +158,7 @@ def ensure_helm_release(
     connection_string: SecretStr | None,
     *,
     tls_secret: str | None = None,
+    transport: str | None = None,
     dry_run: bool = False,
 ) -> StepResult:
     """Install/upgrade the release to the site's values carrying ``sync_ref``; no-op when the
@@ -167,7 +168,7 @@ def ensure_helm_release(
     return converge(
         lambda: read_helm_release(conn),
         lambda fact: plans.plan_helm_release(
-            fact, conn.site, sync_ref, connection_string, tls_secret
+            fact, conn.site, sync_ref, connection_string, tls_secret, transport
         ),
         lambda change: apply_helm_release(conn, change),
         dry_run=dry_run,
@@ -213,6 +214,7 @@ def ensure_helm_release_proven(
     online: Callable[[], SiteCheck],
     *,
     tls_secret: str | None = None,
+    transport: str | None = None,
     dry_run: bool = False,
 ) -> StepResult:
     """:func:`ensure_helm_release`, then, when it wrote, the proof: the deployment Ready within
@@ -223,7 +225,12 @@ def ensure_helm_release_proven(
     before = [] if dry_run else read_release_history(conn)
     try:
         result = ensure_helm_release(
-            conn, sync_ref, connection_string, tls_secret=tls_secret, dry_run=dry_run
+            conn,
+            sync_ref,
+            connection_string,
+            tls_secret=tls_secret,
+            transport=transport,
+            dry_run=dry_run,
         )
     except PermanentError as exc:
         if dry_run:

@@ -90,12 +90,24 @@ def recorded_tls_secret(values: Any) -> str | None:
     return name if isinstance(name, str) and name else None
 
 
-def serving_for(site: SiteSettings, recorded: Any, tls_secret: str | None = None) -> Serving:
-    """What the release should serve: the site's transport, the recorded pull port (a new
-    release: the transport's), and ``tls_secret`` (else the one the release serves now, else
-    slot ``a``)."""
+def serving_for(
+    site: SiteSettings,
+    recorded: Any,
+    tls_secret: str | None = None,
+    *,
+    transport: str | None = None,
+) -> Serving:
+    """What the release should serve: ``transport`` (None: what the release serves now, the
+    site's for a new one; only provision changes it, after preparing the nodes), the recorded
+    pull port (a new release: the transport's), and ``tls_secret`` (else the one the release
+    serves now, else slot ``a``)."""
     port = recorded_pull_port(recorded) or tls.service_port(site.transport)
-    if site.transport == "http":
+    if transport is None:
+        if isinstance(recorded, dict):
+            transport = "https" if recorded_tls_secret(recorded) else "http"
+        else:
+            transport = site.transport
+    if transport == "http":
         return Serving(port, None)
     secret = tls_secret or recorded_tls_secret(recorded)
     if secret not in {tls.server_secret_name(site.release_name, s) for s in tls.SERVER_SLOTS}:

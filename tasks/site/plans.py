@@ -74,11 +74,13 @@ def plan_helm_release(
     sync_ref: SyncRef,
     connection_string: SecretStr | None,
     tls_secret: str | None = None,
+    transport: str | None = None,
 ) -> Change:
     """Install or upgrade unless the release is deployed with exactly these values.
 
     ``tls_secret`` (https): the server-certificate Secret to serve; None keeps the one the
-    release serves (a renewal names the other slot).
+    release serves (a renewal names the other slot). ``transport`` None keeps what the
+    release serves (only provision switches it, once the nodes are ready for it).
 
     ``connection_string`` None with the release's own recorded ``sync_ref``: keep the
     release's connection string (a settings-only upgrade; it must be readable:
@@ -87,7 +89,9 @@ def plan_helm_release(
     """
     resource = release_resource(site)
     rel = site.release_name
-    serving = helm_values.serving_for(site, fact.values if fact.exists else None, tls_secret)
+    serving = helm_values.serving_for(
+        site, fact.values if fact.exists else None, tls_secret, transport=transport
+    )
     wanted = helm_values.desired_digest(site, sync_ref, serving)
     payload = HelmPayload(sync_ref, connection_string, serving)
     settings = helm_values.changed_settings(fact.values, site, serving) if fact.exists else []
