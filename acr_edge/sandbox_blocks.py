@@ -30,6 +30,8 @@ _PASSTHROUGH_SITE_FIELDS = (
 
 # The transport sandbox sites are registered with (the demo's --transport overrides it).
 TRANSPORT = "http"
+# A free address of the sandbox clusters' service CIDR (each site is its own cluster).
+HTTPS_SERVICE_IP = "10.43.100.10"
 
 
 def site_block_name(index: int) -> str:
@@ -76,6 +78,9 @@ def site_block(site: dict[str, Any], transport: str = TRANSPORT) -> Any:
         for key in ("registries_path", "kubeconfig_path", "hosts_dir"):
             if key in fields and Path(fields[key]).is_relative_to(root):
                 fields[key] = str(Path(fields[key]).relative_to(root))
+    if transport == "https":
+        # The certificate names the service's address, so https fixes it before the install.
+        fields.setdefault("service_cluster_ip", HTTPS_SERVICE_IP)
     return EdgeSite(
         name=site["name"],
         ssh_host=site["ssh_host"],
