@@ -82,13 +82,8 @@ def _when(moment: datetime) -> str:
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> SecretStr:
-    return SecretStr(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ).decode()
-    )
+    pem = serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8
+    return SecretStr(key.private_bytes(*pem, serialization.NoEncryption()).decode())
 
 
 def _cert_pem(cert: x509.Certificate) -> str:
@@ -143,9 +138,7 @@ def _sans(values: Sequence[str]) -> tuple[str, ...]:
         if name not in out:
             out.append(name)
     if not out:
-        raise InputError(
-            "a server certificate needs at least one name", resource="server certificate"
-        )
+        raise InputError("a server certificate needs at least one name", resource="server cert")
     return tuple(out)
 
 
@@ -154,6 +147,31 @@ def _general_name(san: str) -> x509.GeneralName:
         return x509.IPAddress(ipaddress.ip_address(san))
     except ValueError:
         return x509.DNSName(san)
+
+
+def _key_usage(*, ca: bool) -> x509.KeyUsage:
+    # A CA signs certificates and CRLs only; an ECDSA server key only signs the handshake.
+    # Positional: digital_signature, content_commitment, key_encipherment, data_encipherment,
+    # key_agreement, key_cert_sign, crl_sign, encipher_only, decipher_only.
+    return x509.KeyUsage(not ca, False, False, False, False, ca, ca, False, False)
+
+
+def _builder(
+    subject: x509.Name,
+    issuer: x509.Name,
+    key: ec.EllipticCurvePrivateKey,
+    start: datetime,
+    days: int,
+) -> x509.CertificateBuilder:
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start - BACKDATE)
+        .not_valid_after(start + timedelta(days=days))
+    )
 
 
 def new_ca(cr_name: str, now: datetime, days: int = tls.CA_DAYS) -> CaMaterial:
@@ -170,28 +188,9 @@ def new_ca(cr_name: str, now: datetime, days: int = tls.CA_DAYS) -> CaMaterial:
         ]
     )
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start - BACKDATE)
-        .not_valid_after(start + timedelta(days=days))
+        _builder(name, name, key, start, days)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(_key_usage(ca=True), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
@@ -216,29 +215,11 @@ def issue_server_cert(
         )
     key = ec.generate_private_key(ec.SECP256R1())
     ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0][:_CN_MAX])])
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0][:_CN_MAX])]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start - BACKDATE)
-        .not_valid_after(start + timedelta(days=days))
+        _builder(subject, ca_cert.subject, key, start, days)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(_key_usage(ca=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(
             x509.SubjectAlternativeName([_general_name(n) for n in names]), critical=False
@@ -300,7 +281,6 @@ def cert_fact(
 
 
 def is_ca_cert(cert_pem: str, *, resource: str) -> bool:
-    """Whether ``cert_pem`` is a CA certificate (BasicConstraints ca=True)."""
     cert = _load_cert(cert_pem, "site CA certificate", resource)
     try:
         return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
@@ -330,13 +310,15 @@ def plan_server_cert(
         return issue("the server certificate is not issued by the site CA: issuing a new one")
     if not current.key_matches:
         return issue("the server certificate's key does not match it: issuing a new one")
-    have = {_canonical(s) for s in current.sans}
+    have = set(current.sans)  # as cert_fact reads them: the canonical forms
     added = [s for s in wanted if s not in have]
     removed = sorted(have - set(wanted))
     if added or removed:
-        parts = ([f"added {', '.join(added)}"] if added else []) + (
-            [f"removed {', '.join(removed)}"] if removed else []
-        )
+        parts = [
+            f"{verb} {', '.join(names)}"
+            for verb, names in (("added", added), ("removed", removed))
+            if names
+        ]
         return issue(f"the server certificate's names changed ({'; '.join(parts)}): re-issuing")
     if at >= current.not_after:
         return issue(f"the server certificate expired on {_when(current.not_after)}: re-issuing")
@@ -356,14 +338,6 @@ def plan_server_cert(
     )
 
 
-def _canonical(value: str) -> str:
-    # A name acr-edge would not issue (a wildcard) still counts, as a name to remove.
-    try:
-        return normalize_san(value)
-    except InputError:
-        return value
-
-
 def plan_ca(
     current: CertFact | None,
     now: datetime,
@@ -378,12 +352,8 @@ def plan_ca(
     breaks every node's trust until its CA file is rewritten)."""
     at = _utc(now)
     if current is None:
-        return Change(
-            CA_STEP,
-            resource,
-            "create",
-            f"no site CA yet: creating one (EC P-256, valid {ca_days} days)",
-        )
+        reason = f"no site CA yet: creating one (EC P-256, valid {ca_days} days)"
+        return Change(CA_STEP, resource, "create", reason)
     if not current.issued_by_ca or not current.key_matches:
         raise PermanentError(
             "the site CA is not self-signed or its key does not match its certificate",
@@ -400,11 +370,12 @@ def plan_ca(
             "certificate is re-issued and every node's CA file rewritten (pulls over HTTPS fail "
             "on a node until its CA file is rewritten)",
         )
+    until = _when(current.not_after)
     return Change.none(
         CA_STEP,
         resource,
-        f"site CA valid until {_when(current.not_after)}",
-        not_after=_when(current.not_after),
+        f"site CA valid until {until}",
+        not_after=until,
         fingerprint=current.fingerprint,
     )
 
