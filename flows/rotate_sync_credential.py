@@ -10,6 +10,8 @@ regenerated nor revoked.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +24,7 @@ from flows.inputs import SiteInputs, load_site_inputs
 from flows.locks import locked_site
 from flows.report import RunReport, artifact_key
 from model.azure_context import AzureContext
-from model.errors import PermanentError
+from model.errors import PermanentError, TransientError
 from model.site import SiteCheck, SyncCredentialRef
 from tasks import rotation, sync_rotation
 from tasks.azure import steps as az
@@ -41,6 +43,7 @@ def rotate_sync_credential(
     lifetime_days: int = sync_rotation.SYNC_PASSWORD_DAYS,
     lead_days: int = sync_rotation.SYNC_LEAD_DAYS,
     force: bool = False,
+    dry_run: bool = False,
 ) -> dict[str, Any]:
     """Rotate the site's sync-token password when the one the Helm release carries is due
     (expires within ``lead_days``), or finish a rotation an earlier run left half done.
@@ -53,22 +56,25 @@ def rotate_sync_credential(
         lead_days: Rotate when the password in use expires within this many days.
         force: Rotate now even if not due (a leaked or suspect password); same steps, the old
             password is revoked only after the runtime synced with the new one.
+        dry_run: List the plan (every step this run would take, with its reason) and write
+            nothing.
     """
     inputs = load_site_inputs(site_block, parent_block)
     # The propagation allowance of a sync password is the release's readiness wait.
     life = rotation.validate_lifetime(lifetime_days, lead_days, inputs.site.ready_timeout)
-    report = RunReport(FLOW, inputs.site.name)
+    report = RunReport(FLOW, inputs.site.name, dry_run=dry_run)
     outcome = "failed"
     try:
         with locked_site(inputs) as ctx, open_site(inputs.site) as conn:
             if conn.recorded_host_key:
                 pin_site_host_key(inputs, conn.recorded_host_key, report)
-            outcome = _rotate(ctx, conn, inputs, life, lifetime_days, report, force)
+            outcome = _rotate(ctx, conn, inputs, life, lifetime_days, report, force, dry_run)
     finally:
         create_table_artifact(
             key=artifact_key("rotate-sync", inputs.site.name),
             table=report.table(),
-            description=f"rotate-sync-credential {inputs.site.name}: {outcome}",
+            description=f"{'dry run of ' if dry_run else ''}rotate-sync-credential "
+            f"{inputs.site.name}: {outcome}",
         )
     get_run_logger().info("%s: %s (%d write(s))", inputs.site.name, outcome, report.writes)
     return report.summary(outcome=outcome)
@@ -82,6 +88,7 @@ def _rotate(
     lifetime_days: int,
     report: RunReport,
     force: bool,
+    dry_run: bool = False,
 ) -> str:
     site, cr = inputs.site, inputs.cr_name
     resource = release_resource(site)
@@ -111,6 +118,9 @@ def _rotate(
     reached("planned")
     if plan.action == "noop":
         return "not due"
+    if dry_run:
+        _list_plan(report, plan, cr)
+        return "planned"
 
     def synced(since: datetime) -> SiteCheck:
         info = az.read_connected_registry(ctx, cr)
@@ -145,10 +155,18 @@ def _rotate(
         since = datetime.now(UTC)
         # Proven Ready and Online with a sync since the change, else rolled back to the release
         # carrying the old slot (still valid) and the run fails naming it.
-        report.step(
-            "helm-release",
-            st.ensure_helm_release_proven_task(conn, ref, connection_string, lambda: synced(since)),
-        )
+        try:
+            report.step(
+                "helm-release",
+                st.ensure_helm_release_proven_task(
+                    conn, ref, connection_string, lambda: synced(since)
+                ),
+            )
+        except (PermanentError, TransientError) as exc:
+            del connection_string
+            if not _drop_unused_slot(ctx, conn, cr, plan, report):
+                raise
+            raise _kept_old_slot(exc, plan) from exc
         del connection_string
         reached("upgraded")
     else:
@@ -157,12 +175,14 @@ def _rotate(
         # closest bound ARM gives (UNCONFIRMED whether a real runtime syncs again on its own).
         created = next((p.creation_time for p in passwords if p.slot == plan.target), None)
         since = created or now
-    check = synced(since)
+    # After a proven upgrade this holds at once; after a crash it may still be coming.
+    check = _wait(lambda: synced(since), site.ready_timeout)
     report.note("synced", f"connectedRegistries/{cr}", check.value)
     if not check.ok:
         raise PermanentError(
-            f"connected registry {cr} is not Online with a sync after the change "
-            f"({check.value}); {plan.revoke} is kept",
+            f"connected registry {cr} is not Online with a successful sync after "
+            f"{since.isoformat()} within {site.ready_timeout:.0f}s ({check.value}); "
+            f"{plan.revoke} is kept",
             resource=f"connectedRegistries/{cr}",
             fix="check site-status and the runtime's logs, then re-run rotate-sync-credential",
         )
@@ -175,3 +195,75 @@ def _rotate(
     return {"rotate": "rotated", "resume": "rotated (resumed)", "finish": "old slot revoked"}[
         plan.action
     ]
+
+
+def _wait(check: Callable[[], SiteCheck], timeout: float) -> SiteCheck:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = check()
+        except TransientError as exc:
+            result = SiteCheck(False, str(exc))
+        if result.ok or time.monotonic() >= deadline:
+            return result
+        time.sleep(min(1.0, timeout / 20))
+
+
+def _list_plan(report: RunReport, plan: sync_rotation.SyncRotationPlan, cr: str) -> None:
+    """The dry run: the steps the real run takes, in its order, each with why; no write."""
+    if plan.generate:
+        report.note(
+            "generate",
+            f"tokens/{cr}/{plan.target}",
+            f"would generate {plan.target} ({plan.carried} stays valid meanwhile)",
+        )
+    if plan.upgrade:
+        report.note(
+            "helm-release",
+            f"tokens/{cr}/{plan.target}",
+            f"would upgrade the release to the connection string of {plan.target}, then wait "
+            "for the runtime Ready and the connected registry Online with a sync after the "
+            f"upgrade (else roll back to {plan.carried})",
+        )
+    if plan.revoke is not None:
+        report.note(
+            "revoke",
+            f"tokens/{cr}/{plan.revoke}",
+            f"would revoke {plan.revoke} once the runtime synced with {plan.target}",
+        )
+
+
+def _drop_unused_slot(
+    ctx: AzureContext,
+    conn: SiteConnection,
+    cr: str,
+    plan: sync_rotation.SyncRotationPlan,
+    report: RunReport,
+) -> bool:
+    """The upgrade failed (and was rolled back): when the release carries the old slot again,
+    the freshly generated one is held by nobody, so it is revoked rather than left live (its
+    value is gone with this run; the next rotation generates it anew). When the release does
+    not carry the old slot (a rollback that failed too) nothing is revoked, since the runtime
+    may hold the new one; False then."""
+    try:
+        recorded = st.read_helm_release_task(conn).sync_ref
+    except (PermanentError, TransientError):
+        return False
+    if recorded is None or recorded.token != cr or recorded.slot != plan.carried:
+        return False
+    report.step("revoke-unused", az.revoke_password(ctx, cr, plan.target, step="sync-unused-slot"))
+    return True
+
+
+def _kept_old_slot(exc: Exception, plan: sync_rotation.SyncRotationPlan) -> PermanentError:
+    text, resource, fix = str(exc), getattr(exc, "resource", ""), getattr(exc, "fix", "")
+    if fix and text.endswith(f" Fix: {fix}"):
+        text = text[: -len(f" Fix: {fix}")]
+    return PermanentError(
+        f"{text}; the runtime keeps the old connection string ({plan.carried}, still valid, "
+        f"not revoked) and the unused {plan.target} was revoked",
+        resource=resource,
+        # The rollback's own fix speaks of provision-site; here the chart was not the change.
+        fix="check site-status and the connected registry's logs (can it reach and sync with "
+        "its parent?), then re-run rotate-sync-credential",
+    )

@@ -138,9 +138,15 @@ def plan_sync_rotation(
         generate=False,
         upgrade=False,
         revoke=None,
-        reason=f"the release carries {current}, which expires {cur.expiry} (more than "
-        f"{lead.days} d away); the other slot is empty",
+        reason=f"not due: the release carries {current}, which expires {cur.expiry} (more "
+        f"than {lead.days} d away); due from {due_from(cur.expiry, lead)}; the other slot is "
+        "empty",
     )
+
+
+def due_from(expiry: datetime | None, lead: timedelta) -> str:
+    """When a password of that expiry becomes due (the lead before it), for the not-due text."""
+    return "now (never expires)" if expiry is None else (utc(expiry) - lead).isoformat()
 
 
 @dataclass(frozen=True)

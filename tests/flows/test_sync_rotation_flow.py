@@ -72,6 +72,7 @@ def test_a_provisioned_sync_password_expires_and_is_not_due_yet(fsb: FlowSandbox
     fsb.azure.clear_requests()
     out = rotate_sync_credential(fsb.site_blocks[0], fsb.parent_block)
     assert out["outcome"] == "not due" and out["writes"] == 0, out
+    assert "due from" in out["steps"][0]["message"], out
     assert fsb.arm_writes() == []
 
 
@@ -121,3 +122,19 @@ def test_forced_rotation_with_a_crash_then_rerun_converges(
         fsb.azure.clear_requests()
         again = rotate_sync_credential(name, fsb.parent_block, lead_days=1)
         assert again["outcome"] == "not due" and fsb.arm_writes() == []
+
+
+def test_site_status_shows_each_sync_password_age_and_days_to_expiry(fsb: FlowSandbox) -> None:
+    from flows.site_status import site_status
+
+    status = site_status(fsb.site_blocks[0], fsb.parent_block)
+    rows = status["sync_passwords"]
+    in_use = [r for r in rows if r["in_use"]]
+    assert [r["slot"] for r in rows] == sorted(sync_passwords(fsb)), rows
+    assert len(in_use) == 1, rows
+    (row,) = in_use
+    assert 0 <= row["age_days"] < 1, row
+    assert 300 < row["days_to_expiry"] <= 365, row
+    checks = {c["check"]: c for c in status["checks"]}
+    assert checks["sync password expiry"]["status"] == "ok", checks
+    assert row["slot"] in checks["sync password expiry"]["value"], checks

@@ -12,6 +12,7 @@ from tasks.rotation import CredentialRef
 from tasks.sync_rotation import (
     SYNC_LEAD_DAYS,
     SYNC_PASSWORD_DAYS,
+    due_from,
     plan_sync_rotation,
     sync_password_facts,
     synced_since,
@@ -39,6 +40,12 @@ def test_fresh_password_is_a_noop_that_says_why() -> None:
     plan = plan_sync_rotation([p1], ref(p1), NOW, LEAD)
     assert plan.action == "noop" and not plan.writes
     assert "expires" in plan.reason
+    assert f"due from {(NOW + timedelta(days=334)).isoformat()}" in plan.reason
+
+
+def test_due_from_is_the_lead_before_the_expiry() -> None:
+    assert due_from(NOW, LEAD) == (NOW - LEAD).isoformat()
+    assert due_from(None, LEAD).startswith("now")
 
 
 def test_due_password_rotates_into_the_other_slot_and_revokes_the_carried_one() -> None:
