@@ -6,6 +6,14 @@ it is ``http://<clusterIP>:<port>`` of a connected registry Service whose runtim
 the credentials pass the Azure sandbox pull-check. Credentials: the pod's imagePullSecrets entry
 for exactly the image's host (kubelet sends nothing else), else registries.yaml ``configs`` auth
 as THIS node's K3s loaded it at its last start. ``fail_pulls`` on the node fails every pull.
+
+HTTPS: an ``https://`` endpoint whose connected registry listens TLS is verified for real
+(``tls_serving.verify``) against the CA files its hosts.toml entry lists (``ca = [...]``), read
+from the node's files at this pull (a relative path is relative to the node's root, as every
+sandbox node path); an entry without ``ca`` trusts only the system roots, which know no private
+CA. containerd loads every entry's CA files before it tries any endpoint, so one it cannot read
+or parse fails the whole pull. ``skip_verify = true`` is honoured as containerd does. Plain HTTP
+to the TLS port gets Go's 400 ("Client sent an HTTP request to an HTTPS server.").
 """
 
 from __future__ import annotations
@@ -16,11 +24,15 @@ import binascii
 import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from sandbox.sites.containerd_hosts import HostsFileError, routes
+from cryptography import x509
+
+from sandbox.sites.containerd_hosts import HostEntry, HostsFileError, routes
 from sandbox.sites.kube_objects import BY_KIND, Obj
+from sandbox.sites.tls_serving import load_ca_file, verify
 
 if TYPE_CHECKING:
     from sandbox.sites.node import SimulatedNode
@@ -80,11 +92,12 @@ class Containerd:
             )
         try:
             found = routes(self.node.hosts_dir, ref.host)
+            roots = [self._roots(entry) for entry in found.entries]
         except HostsFileError as exc:
             return PullOutcome(False, f"{prefix}: {exc}")
         errors: list[str] = []
-        for endpoint in found.endpoints:
-            outcome = await self._try_endpoint(pod, ref, endpoint)
+        for entry, trusted in zip(found.entries, roots, strict=True):
+            outcome = await self._try_endpoint(pod, ref, entry, trusted)
             if outcome.ok:
                 return outcome
             errors.append(outcome.message)
@@ -93,12 +106,33 @@ class Containerd:
         # containerd reports the first failure when a mirror failed, else the default's
         return PullOutcome(False, f"{prefix}: {errors[0]}")
 
-    async def _try_endpoint(self, pod: Obj, ref: ImageRef, endpoint: str) -> PullOutcome:
+    def _roots(self, entry: HostEntry) -> list[x509.Certificate]:
+        """The CA certificates of one host entry, read now (containerd's ConfigureHosts)."""
+        roots: list[x509.Certificate] = []
+        for name in entry.ca:
+            path = Path(name) if Path(name).is_absolute() else self.node.root / name
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                reason = (exc.strerror or type(exc).__name__).lower()
+                raise HostsFileError(
+                    f'unable to read CA cert "{name}": open {name}: {reason}'
+                ) from exc
+            found = load_ca_file(data)
+            if not found:
+                raise HostsFileError(f'unable to load CA cert "{name}"')
+            roots += found
+        return roots
+
+    async def _try_endpoint(
+        self, pod: Obj, ref: ImageRef, entry: HostEntry, roots: list[x509.Certificate]
+    ) -> PullOutcome:
+        endpoint = entry.url
         url = urlsplit(endpoint)
         ip, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
         if self._service_at(ip, port) is None and not ip.startswith("10.43."):
             return PullOutcome(False, self._default_error(ref, endpoint))
-        return await self._try_mirror(pod, ref, endpoint)
+        return await self._try_mirror(pod, ref, entry, roots)
 
     def _default_error(self, ref: ImageRef, default: str) -> str:
         url = f"{default.rstrip('/')}/{ref.repository}/manifests/{ref.tag}"
@@ -120,7 +154,10 @@ class Containerd:
                 return svc
         return None
 
-    async def _try_mirror(self, pod: Obj, ref: ImageRef, endpoint: str) -> PullOutcome:
+    async def _try_mirror(
+        self, pod: Obj, ref: ImageRef, entry: HostEntry, roots: list[x509.Certificate]
+    ) -> PullOutcome:
+        endpoint = entry.url
         url = urlsplit(endpoint)
         ip, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
         target = f"{endpoint.rstrip('/')}/{ref.repository}/manifests/{ref.tag}"
@@ -131,15 +168,18 @@ class Containerd:
                 f'failed to do request: Head "{target}": dial tcp '
                 f"{ip}:{port}: connect: connection refused",
             )
-        if url.scheme == "https":
+        release = (svc["spec"].get("selector") or {}).get("app", "")
+        runtime = self.site.runtime
+        listener = runtime.states.get((svc["metadata"]["namespace"], release))
+        tls_listener = listener is not None and listener.https
+        if url.scheme == "https" and not tls_listener:
             # Go's client, TLS to a plain-HTTP listener
             return PullOutcome(
                 False,
                 f'failed to do request: Head "{target}": http: server gave HTTP response to '
                 "HTTPS client",
             )
-        release = (svc["spec"].get("selector") or {}).get("app", "")
-        state = self.site.runtime.ready_release_for(svc["metadata"]["namespace"], release)
+        state = runtime.ready_release_for(svc["metadata"]["namespace"], release)
         if state is None:
             return PullOutcome(
                 False,
@@ -147,6 +187,24 @@ class Containerd:
                 f"{ip}:{port}: connect: connection refused (connected "
                 "registry not ready)",
             )
+        if url.scheme != "https" and tls_listener:
+            # Go's HTTPS server answers plain HTTP on its TLS port with a 400
+            return PullOutcome(
+                False,
+                f"unexpected status from HEAD request to {target}: 400 Bad Request "
+                "(Client sent an HTTP request to an HTTPS server.)",
+            )
+        if url.scheme == "https":
+            chain = runtime.served_chain(state)
+            problem = (
+                "tls: handshake failure (no certificate served)"
+                if chain is None
+                else None
+                if entry.skip_verify
+                else verify(chain, roots, ip)
+            )
+            if problem is not None:
+                return PullOutcome(False, f'failed to do request: Head "{target}": {problem}')
         creds = self._credentials(pod, ref.host, url.netloc)
         if creds is None:
             return PullOutcome(
@@ -174,7 +232,7 @@ class Containerd:
                 False,
                 f"failed to authorize: failed to fetch oauth token: "
                 f"unexpected status from GET request to "
-                f"http://{url.netloc}/oauth2/token: 401 Unauthorized "
+                f"{url.scheme}://{url.netloc}/oauth2/token: 401 Unauthorized "
                 f"({check.reason})",
             )
         digest = hashlib.sha256(f"{state.connected_registry}/{ref.repository}:{ref.tag}".encode())

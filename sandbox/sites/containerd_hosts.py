@@ -6,6 +6,10 @@ without a restart. Routing as containerd's ``remotes/docker/config/hosts.go``: t
 ``[host."<url>"]`` entries in file order, then the root ``server`` last; a directory without a
 hosts.toml uses the host namespace's default endpoint. A file that is not valid TOML, or whose
 ``host`` is not a table, fails the pull (containerd logs "failed to decode hosts.toml").
+
+Each entry keeps its TLS settings: ``ca`` (a path or a list of paths; containerd accepts both)
+and ``skip_verify``. The CA files are paths on the node; the pull reads them
+(``containerd.Containerd``), not this parser.
 """
 
 from __future__ import annotations
@@ -26,9 +30,20 @@ class HostsFileError(ValueError):
 
 
 @dataclass(frozen=True)
+class HostEntry:
+    url: str  # base URL, ending in its API path
+    ca: tuple[str, ...] = ()  # CA files trusted for this host (besides the system roots)
+    skip_verify: bool = False
+
+
+@dataclass(frozen=True)
 class Routes:
-    endpoints: tuple[str, ...]  # base URLs (ending in their API path) in the order tried
+    entries: tuple[HostEntry, ...]  # in the order tried
     source: str  # the hosts.toml read, "" when none
+
+    @property
+    def endpoints(self) -> tuple[str, ...]:
+        return tuple(e.url for e in self.entries)
 
 
 def default_server(host: str) -> str:
@@ -55,8 +70,31 @@ def _usable(entry: dict[str, Any]) -> bool:
     return isinstance(caps, list) and set(caps) >= PULL_CAPABILITIES
 
 
+def _ca(entry: dict[str, Any]) -> tuple[str, ...]:
+    value = entry.get("ca")
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise HostsFileError("failed to decode hosts.toml: invalid type for `ca`")
+
+
+def _entry(server: str, entry: dict[str, Any]) -> HostEntry:
+    skip = entry.get("skip_verify", False)
+    if not isinstance(skip, bool):
+        raise HostsFileError("failed to decode hosts.toml: invalid type for `skip_verify`")
+    return HostEntry(_base_url(server, bool(entry.get("override_path"))), _ca(entry), skip)
+
+
 def parse(text: str) -> list[str]:
     """The endpoints of one hosts.toml, in the order containerd tries them."""
+    return [e.url for e in parse_entries(text)]
+
+
+def parse_entries(text: str) -> list[HostEntry]:
+    """The host entries of one hosts.toml, in the order containerd tries them."""
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -64,15 +102,15 @@ def parse(text: str) -> list[str]:
     tree = doc.get("host", {})
     if not isinstance(tree, dict) or any(not isinstance(v, dict) for v in tree.values()):
         raise HostsFileError("failed to decode hosts.toml: invalid `host` tree")
-    endpoints = [
-        _base_url(str(entry.get("server") or url), bool(entry.get("override_path")))
+    entries = [
+        _entry(str(entry.get("server") or url), entry)
         for url, entry in tree.items()
         if _usable(entry)
     ]
     server = doc.get("server")
     if isinstance(server, str) and server and _usable(doc):
-        endpoints.append(_base_url(server, bool(doc.get("override_path"))))
-    return endpoints
+        entries.append(_entry(server, doc))
+    return entries
 
 
 def routes(hosts_dir: Path, image_host: str) -> Routes:
@@ -85,9 +123,8 @@ def routes(hosts_dir: Path, image_host: str) -> Routes:
         try:
             text = path.read_text()
         except FileNotFoundError:
-            return Routes((default_server(image_host),), "")
+            return Routes((HostEntry(default_server(image_host)),), "")
         except (OSError, UnicodeDecodeError) as exc:
             raise HostsFileError(f"failed to read hosts.toml: {type(exc).__name__}") from exc
-        endpoints = parse(text)
-        return Routes(tuple(endpoints), str(path))
-    return Routes((default_server(image_host),), "")
+        return Routes(tuple(parse_entries(text)), str(path))
+    return Routes((HostEntry(default_server(image_host)),), "")

@@ -4,11 +4,19 @@ upgrade --install validates what the real chart requires (connectionString well-
 service.clusterIP inside the service CIDR) and applies the Deployment, Service and PVC through
 the node's API store; each upgrade bumps the revision. Error text never echoes the connection
 string (everything printed passes through ``_mask``).
+
+HTTPS (``httpEnabled: false``, the chart's default): the Service listens on 443 and the pod
+mounts volume "tls" from ``tls.secret``, or from a Secret the chart makes of inline
+``tls.crt``/``tls.key``. ``cert-manager.enabled`` (true by default in the v2 chart) renders a
+cert-manager Certificate; the sandbox has no cert-manager CRDs, so that install or upgrade fails
+as helm does when a kind is not served (UNCONFIRMED whether the real chart skips it when
+``tls.secret`` is set: the sandbox never does, stricter).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import json
 import re
@@ -35,6 +43,8 @@ DEFAULT_VALUES: dict[str, Any] = {
     "httpEnabled": False,
     "service": {"clusterIP": ""},
     "pvc": {"storageClassName": "", "storageRequest": "500Gi"},
+    "tls": {"crt": "", "key": "", "secret": ""},
+    "cert-manager": {"enabled": True},
 }
 
 
@@ -130,6 +140,25 @@ def _mask(text: str, secrets: list[str]) -> str:
     keeps its own copy of this because it imports no production module."""
     values = sorted({s for s in secrets if s}, key=len, reverse=True)
     return re.sub("|".join(map(re.escape, values)), "***", text) if values else text
+
+
+def _cert_manager(values: dict[str, Any]) -> bool:
+    section = values.get("cert-manager")
+    return bool(section.get("enabled", True)) if isinstance(section, dict) else True
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def _listener(name: str, values: dict[str, Any]) -> dict[str, Any]:
+    """What the pod template's listener is: HTTPS unless httpEnabled, and its "tls" Secret."""
+    https = not values.get("httpEnabled")
+    tls = values.get("tls") or {}
+    secret = str(tls.get("secret") or "")
+    if https and not secret and tls.get("crt") and tls.get("key"):
+        secret = f"{name}-tls-inline"
+    return {"https": https, "tls_secret": secret if https else ""}
 
 
 class HelmSimulator:
@@ -274,6 +303,9 @@ class HelmSimulator:
                 for p in conn.split(";")
                 if "=" in p and p.startswith("SyncTokenPassword=")
             )
+        inline_key = str((user_values.get("tls") or {}).get("key") or "")
+        if inline_key:
+            secrets.append(inline_key)
         key = (ns, name)
         release = self.releases.get(key)
         if release is None and not install:
@@ -288,7 +320,9 @@ class HelmSimulator:
             self.store.create(BY_KIND["Namespace"], "", {"metadata": {"name": ns}})
         values = _deep_merge(DEFAULT_VALUES, user_values)
         chart_version = opts.get("version") or DEFAULT_CHART_VERSION
-        problem = self._validate(values)
+        problem = self._validate(values) or self._build_problem(
+            name, ns, values, "new release manifest" if release else "release manifest"
+        )
         new_release = release is None
         if release is None:
             release = Release(name=name, namespace=ns, chart=chart)
@@ -312,7 +346,7 @@ class HelmSimulator:
             release.revisions.append(revision)
             return ToolResult.fail(f"Error: {phase} FAILED: {problem}")
         release.revisions.append(revision)  # pending while helm waits, as Helm 3 records it
-        self.runtime.deploy(ns, name, conn, broken=revision.broken)
+        self.runtime.deploy(ns, name, conn, broken=revision.broken, **_listener(name, values))
         if "--wait" in flags or "--atomic" in flags:
             deadline = time.monotonic() + _duration(opts.get("timeout", "5m0s"))
             while not self._deployment_ready(ns, name):
@@ -357,6 +391,18 @@ class HelmSimulator:
             )
         return None
 
+    @staticmethod
+    def _build_problem(name: str, ns: str, values: dict[str, Any], manifest: str) -> str | None:
+        """Helm maps every rendered object to an API resource before applying any: a kind the
+        cluster does not serve fails the whole release (there are no cert-manager CRDs)."""
+        if values.get("httpEnabled") or not _cert_manager(values):
+            return None
+        return (
+            f"unable to build kubernetes objects from {manifest}: resource mapping not found "
+            f'for name: "{name}-tls" namespace: "{ns}" from "": no matches for kind '
+            '"Certificate" in version "cert-manager.io/v1"\nensure CRDs are installed first'
+        )
+
     def _apply(self, name: str, ns: str, values: dict[str, Any], chart_version: str) -> None:
         labels = {
             "app": name,
@@ -370,7 +416,29 @@ class HelmSimulator:
         port = 80 if http_enabled else 443
         service = values.get("service") or {}
         pvc = values.get("pvc") or {}
-        objects: list[tuple[str, str, Obj]] = [
+        mount = _listener(name, values)["tls_secret"]
+        tls_volume = (
+            [{"name": "tls", "secret": {"secretName": mount}}] if not http_enabled and mount else []
+        )
+        objects: list[tuple[str, str, Obj]] = []
+        inline = values.get("tls") or {}
+        if not http_enabled and mount == f"{name}-tls-inline":
+            # UNCONFIRMED: the chart's own Secret of inline PEM values (name and encoding)
+            objects.append(
+                (
+                    "Secret",
+                    mount,
+                    {
+                        "metadata": {"name": mount, "labels": labels, "annotations": annotations},
+                        "type": "kubernetes.io/tls",
+                        "data": {
+                            "tls.crt": _b64(str(inline.get("crt") or "")),
+                            "tls.key": _b64(str(inline.get("key") or "")),
+                        },
+                    },
+                )
+            )
+        objects += [
             (
                 "Service",
                 name,
@@ -441,13 +509,27 @@ class HelmSimulator:
                                                 },
                                             }
                                         ],
+                                        **(
+                                            {
+                                                "volumeMounts": [
+                                                    {
+                                                        "name": "tls",
+                                                        "mountPath": "/etc/connected-registry/tls",
+                                                        "readOnly": True,
+                                                    }
+                                                ]
+                                            }
+                                            if tls_volume
+                                            else {}
+                                        ),
                                     }
                                 ],
                                 "volumes": [
                                     {
                                         "name": "data",
                                         "persistentVolumeClaim": {"claimName": f"{name}-pvc"},
-                                    }
+                                    },
+                                    *tls_volume,
                                 ],
                             },
                         },
@@ -477,6 +559,8 @@ class HelmSimulator:
                 merged["spec"].update({k: v for k, v in body["spec"].items() if k != "clusterIP"})
             elif kind == "PersistentVolumeClaim":
                 merged["spec"]["resources"] = body["spec"]["resources"]
+            elif kind == "Secret":
+                merged["type"], merged["data"] = body["type"], body["data"]
             else:
                 merged["spec"] = body["spec"]
             self.store.replace(rt, ns, obj_name, merged)
@@ -615,13 +699,20 @@ class HelmSimulator:
         release.revisions.append(revision)
         values = _deep_merge(DEFAULT_VALUES, target.values)
         try:
+            problem = self._build_problem(name, ns, values, "new release manifest")
+            if problem is not None:
+                raise ApiError(400, "BadRequest", problem)
             self._apply(name, ns, values, target.chart_version)
         except ApiError as err:
             current.status, revision.status = "superseded", "failed"
             revision.description = f'Rollback "{name}" failed: {err.message}'
             return ToolResult.fail(f"Error: {err.message}")
         self.runtime.deploy(
-            ns, name, str(values.get("connectionString") or ""), broken=target.broken
+            ns,
+            name,
+            str(values.get("connectionString") or ""),
+            broken=target.broken,
+            **_listener(name, values),
         )
         if "--wait" in opts["flags"]:
             deadline = time.monotonic() + _duration(opts.get("timeout", "5m0s"))
@@ -651,6 +742,7 @@ class HelmSimulator:
             ("Deployment", name),
             ("Service", name),
             ("PersistentVolumeClaim", f"{name}-pvc"),
+            ("Secret", f"{name}-tls-inline"),
         ):
             if self.store.find(BY_KIND[kind], ns, obj_name) is not None:
                 self.store.delete(BY_KIND[kind], ns, obj_name)

@@ -3,6 +3,12 @@
 After an install/upgrade with a new connection string the runtime activates against the Azure
 sandbox (instance id = node name); success makes its pod Ready after the pod-ready-time knob,
 failure leaves the pod unready with the runtime's error and the Deployment unavailable.
+
+An HTTPS release (``httpEnabled: false``) mounts its TLS Secret when the pod starts: while the
+Secret is missing the pod stays ContainerCreating with the kubelet's FailedMount message (and
+retries, as the kubelet does); a Secret the server cannot load crash-loops the container. The
+chain loaded then is what the listener serves until the pod is recreated: a changed Secret is
+not reloaded (UNCONFIRMED; stricter). ``served_chain`` is what a client's handshake sees.
 """
 
 from __future__ import annotations
@@ -19,6 +25,13 @@ from sandbox.sites import connection_string
 from sandbox.sites.azure_link import Activation, AzureLink
 from sandbox.sites.kube_objects import BY_KIND, Obj, ResourceType
 from sandbox.sites.kube_store import KubeStore, now
+from sandbox.sites.tls_serving import (
+    BadTlsSecret,
+    SecretNotFound,
+    ServedChain,
+    load_secret,
+    stranger_copy,
+)
 
 RUNTIME_IMAGE = "mcr.microsoft.com/acr/connected-registry:0.9.0"
 MANAGED_ANNOTATION = "sandbox.acr-edge/simulated-by"
@@ -38,6 +51,11 @@ class RuntimeState:
     generation: int = 0
     pod_name: str = ""
     broken: bool = False  # its pod came from a failing upgrade (the fail_upgrade knob)
+    https: bool = False  # the pod's listener speaks TLS (httpEnabled: false)
+    tls_secret: str = ""  # the Secret its pod mounts as volume "tls" ("" = none configured)
+    served: ServedChain | None = None  # loaded when the pod started; never reloaded
+    stranger: ServedChain | None = None  # what it serves under the tls_serve_wrong_cert knob
+    waiting_reason: str = "CrashLoopBackOff"  # the container's state while not Ready
     history: list[str] = field(default_factory=list)
 
 
@@ -106,23 +124,40 @@ class ConnectedRegistryRuntime:
         azure: AzureLink,
         instance_id: str,
         pod_ready_time: Callable[[], float],
+        *,
+        serve_wrong_cert: Callable[[], bool] = lambda: False,
     ) -> None:
         self.store = store
         self.azure = azure
         self.instance_id = instance_id
         self._pod_ready_time = pod_ready_time
+        self._serve_wrong_cert = serve_wrong_cert
         self.states: dict[tuple[str, str], RuntimeState] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def deploy(self, namespace: str, release: str, conn: str, *, broken: bool = False) -> None:
+    def deploy(
+        self,
+        namespace: str,
+        release: str,
+        conn: str,
+        *,
+        broken: bool = False,
+        https: bool = False,
+        tls_secret: str = "",
+    ) -> None:
         """Called (on the loop) after helm applied the release's objects. ``broken``: the
         revision's pod template is a bad one (a failing upgrade): the old pod is replaced
-        (strategy Recreate, as a ReadWriteOnce volume needs) by one that crash-loops."""
+        (strategy Recreate, as a ReadWriteOnce volume needs) by one that crash-loops.
+        ``https``/``tls_secret``: the pod template's listener and its "tls" volume; a change
+        of either is a new pod template, so a new pod."""
         state = self.states.setdefault((namespace, release), RuntimeState(namespace, release))
-        digest = _digest(conn)
+        digest = _digest(f"{conn}\n{https}\n{tls_secret}")
         if broken:
             state.generation += 1
             state.ready, state.broken = False, True
+            state.https, state.tls_secret = https, tls_secret
+            state.served = state.stranger = None
+            state.waiting_reason = "CrashLoopBackOff"
             state.error = "Back-off restarting failed container connected-registry"
             state.history.append("upgraded to a pod that never becomes Ready")
             self._new_pod(state)
@@ -139,6 +174,9 @@ class ConnectedRegistryRuntime:
         state.generation += 1
         state.ready = state.broken = False
         state.error = ""
+        state.https, state.tls_secret = https, tls_secret
+        state.served = state.stranger = None
+        state.waiting_reason = "CrashLoopBackOff"
         state.connected_registry = connection_string.parse(conn).connected_registry
         self._new_pod(state)
         self._publish(state)
@@ -155,8 +193,83 @@ class ConnectedRegistryRuntime:
         state = self.states.get((namespace, release))
         return state if state and state.ready else None
 
+    def served_chain(self, state: RuntimeState) -> ServedChain | None:
+        """The chain a TLS handshake with this release's pod gets now (None: plain HTTP)."""
+        if not state.https or state.served is None:
+            return None
+        if self._serve_wrong_cert():
+            if state.stranger is None:
+                state.stranger = stranger_copy(state.served)
+            return state.stranger
+        return state.served
+
+    async def _mount_tls(self, state: RuntimeState, generation: int) -> bool:
+        """The kubelet mounting volume "tls", then the server loading it; False: no start."""
+        if not state.tls_secret:
+            # UNCONFIRMED (stricter): HTTPS with neither a Secret, inline tls.crt/tls.key nor
+            # cert-manager has nothing to serve, so the container exits.
+            self._fail(state, "tls: no server certificate configured (tls.secret, tls.crt/tls.key)")
+            return False
+        warned = False
+        while True:
+            secret = self.store.find(BY_KIND["Secret"], state.namespace, state.tls_secret)
+            try:
+                state.served = load_secret(secret, state.tls_secret)
+                break
+            except SecretNotFound as exc:
+                if not warned:
+                    state.error, state.waiting_reason = str(exc), "ContainerCreating"
+                    state.history.append(f"mount failed: {exc}")
+                    self._publish(state)
+                    self._pod_event(state, "FailedMount", str(exc))
+                    warned = True
+            except BadTlsSecret as exc:
+                self._fail(state, f"failed to load the TLS server certificate: {exc}")
+                return False
+            await asyncio.sleep(0.1)  # the kubelet retries the mount
+            if state.generation != generation:
+                return False
+        state.error, state.waiting_reason = "", "CrashLoopBackOff"
+        state.history.append(f"serving TLS from secret {state.tls_secret}")
+        self._publish(state)
+        return True
+
+    def _fail(self, state: RuntimeState, error: str) -> None:
+        state.error, state.waiting_reason = error, "CrashLoopBackOff"
+        state.history.append(f"container exited: {error}")
+        self._publish(state)
+
+    def _pod_event(self, state: RuntimeState, reason: str, message: str) -> None:
+        pod = self.store.find(BY_KIND["Pod"], state.namespace, state.pod_name)
+        if pod is None:
+            return
+        stamp = now()
+        self.store.create(
+            BY_KIND["Event"],
+            state.namespace,
+            {
+                "metadata": {"name": f"{state.pod_name}.{random.getrandbits(64):016x}"},
+                "involvedObject": {
+                    "kind": "Pod",
+                    "namespace": state.namespace,
+                    "name": state.pod_name,
+                    "uid": pod["metadata"].get("uid", ""),
+                    "apiVersion": "v1",
+                },
+                "reason": reason,
+                "message": message,
+                "type": "Warning",
+                "count": 1,
+                "source": {"component": "kubelet", "host": self.store.node_name},
+                "firstTimestamp": stamp,
+                "lastTimestamp": stamp,
+            },
+        )
+
     async def _activate(self, state: RuntimeState, generation: int, conn: str) -> None:
         loop = asyncio.get_running_loop()
+        if state.https and not await self._mount_tls(state, generation):
+            return
         try:
             result: Activation = await loop.run_in_executor(
                 None, self.azure.activate, conn, self.instance_id
@@ -238,7 +351,7 @@ class ConnectedRegistryRuntime:
         if state.ready:
             container: dict[str, Any] = {"running": {"startedAt": stamp}}
         elif state.error:
-            container = {"waiting": {"reason": "CrashLoopBackOff", "message": state.error}}
+            container = {"waiting": {"reason": state.waiting_reason, "message": state.error}}
         else:
             container = {"running": {"startedAt": stamp}}
         ready = "True" if state.ready else "False"

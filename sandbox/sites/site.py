@@ -58,6 +58,9 @@ class SiteKnobs:
     # While set, every `helm upgrade` of an existing release (not an install, not a rollback)
     # rolls a connected-registry pod that never becomes Ready (CrashLoopBackOff).
     fail_upgrade: bool = False
+    # While set, every HTTPS connected registry of the site serves a certificate for the same
+    # names issued by another CA (a wrong Secret mounted): clients see an unknown authority.
+    tls_serve_wrong_cert: bool = False
 
 
 def agent_address(site_index: int, node_index: int) -> str:
@@ -99,7 +102,11 @@ class SimulatedSite:
         )
         self.api_server = HttpServer(self.api, ssl_context=self._api_ssl())
         self.runtime = ConnectedRegistryRuntime(
-            self.store, azure, name, lambda: self.knobs.pod_ready_time
+            self.store,
+            azure,
+            name,
+            lambda: self.knobs.pod_ready_time,
+            serve_wrong_cert=lambda: self.knobs.tls_serve_wrong_cert,
         )
         self.helm = HelmSimulator(
             self.store, self.runtime, fail_upgrade=lambda: self.knobs.fail_upgrade
