@@ -227,8 +227,9 @@ class ConnectedRegistryRuntime:
                 self._fail(state, f"failed to load the TLS server certificate: {exc}")
                 return False
             await asyncio.sleep(0.1)  # the kubelet retries the mount
-            if state.generation != generation:
-                return False
+            current = self.states.get((state.namespace, state.release))
+            if current is not state or state.generation != generation:
+                return False  # a newer pod, or the release was uninstalled
         state.error, state.waiting_reason = "", "CrashLoopBackOff"
         state.history.append(f"serving TLS from secret {state.tls_secret}")
         self._publish(state)

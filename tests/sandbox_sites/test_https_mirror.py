@@ -349,8 +349,12 @@ def test_a_missing_secret_keeps_the_pod_creating_until_it_exists(h: Harness) -> 
     )
     assert [(e.reason, e.message) for e in events.items] == [("FailedMount", wanted)]
     ca = make_ca()
+    node = h.site.server
+    registries(node, {f"{IP}:443": [f"https://{IP}:443"]}, trust(node, ca))
+    assert f"dial tcp {IP}:443: connect: connection refused" in failure(h.pod("no-secret"))
     h.tls_secret("cr-tls-a", server_cert(ca), ca)
     wait(lambda: h.site.runtime.ready_release_for("conreg", "cr"))  # the kubelet retries
+    assert failure(h.pod("mounted")) == ""
 
 
 @pytest.mark.parametrize(
