@@ -26,7 +26,6 @@ from tasks.site.plans import canary_image
 pytestmark = pytest.mark.prefect
 
 NODES = 2
-NS = "default"
 IP = "10.43.100.10"
 RELEASE = "connected-registry"
 
@@ -67,7 +66,8 @@ def _restarts(node: Any) -> list[dict[str, Any]]:
 
 def _pull(probe: Any, site: EdgeSite, host: str) -> Any:
     image = canary_image(host, "samples/app0000")
-    return canary.run_canary(probe, NS, image, site.pull_secret_name, timeout=60, poll=0.05)
+    namespace = site.app_namespaces[0]
+    return canary.run_canary(probe, namespace, image, site.pull_secret_name, timeout=60, poll=0.05)
 
 
 def test_a_new_site_serves_https_every_node_trusts_its_ca_and_a_rerun_writes_nothing(
