@@ -38,6 +38,7 @@ class SiteReport:
     client_password_slot: str | None = None
     rotated: bool = False
     provision: str = "not run"
+    transport: str = "unknown"
     # Writes made by provisioning the site a second time: the idempotence proof, must be 0.
     rerun_writes: int | None = None
     # One entry per node: name, role, mirror, hosts_toml, canary_pull, restarted.
@@ -55,7 +56,10 @@ class SiteReport:
             and self.rerun_writes == 0
             and bool(self.nodes)
             and all(
-                n["mirror"] == "ok" and n["hosts_toml"] == "ok" and n["canary_pull"] == "ok"
+                n["mirror"] == "ok"
+                and n["hosts_toml"] == "ok"
+                and n["canary_pull"] == "ok"
+                and n["tls"] in ("ok", "http")
                 for n in self.nodes
             )
         )
@@ -92,6 +96,7 @@ def _apply_status(report: SiteReport, facts: dict[str, Any]) -> None:
     """Pick the demo's columns out of site-status's facts."""
     report.connection_state = str(facts.get("connection_state") or "unknown")
     report.activation = str(facts.get("activation") or "unknown")
+    report.transport = str(facts.get("transport") or "unknown")
     canary = next((c for c in facts.get("checks", []) if c.get("check") == "canary pull"), None)
     if canary is not None:
         report.canary_pull = "ok" if canary.get("status") == "ok" else str(canary.get("value"))
@@ -104,13 +109,16 @@ def _apply_status(report: SiteReport, facts: dict[str, Any]) -> None:
             "mirror": n["mirror"],
             "hosts_toml": n["hosts_toml"],
             "canary_pull": n["canary_pull"],
+            "tls": n.get("tls", "unknown"),
             "restarted": report.restarted.get(n["name"], False),
         }
         for n in facts.get("nodes") or []
     ]
 
 
-def run_demo(state_dir: Path, *, sites: int = 2, nodes_per_site: int = 1) -> DemoReport:
+def run_demo(
+    state_dir: Path, *, sites: int = 2, nodes_per_site: int = 1, transport: str = "https"
+) -> DemoReport:
     from acr_edge.local_prefect import prefect_api, quiet_runs
     from acr_edge.sandbox_blocks import PARENT_BLOCK, register, site_block_name
     from flows.models import ProvisionSpec
@@ -131,7 +139,7 @@ def run_demo(state_dir: Path, *, sites: int = 2, nodes_per_site: int = 1) -> Dem
         running = start_sandbox(state_dir, sites=sites, nodes_per_site=nodes_per_site)
         try:
             info = running.info
-            blocks = register(info)
+            blocks = register(info, transport=transport)
             print(f"[demo] saved blocks: {', '.join(blocks)}")
             reports = [
                 SiteReport(name=s["name"], block=site_block_name(i))
@@ -228,7 +236,7 @@ def render(report: DemoReport) -> str:
     for s in report.sites:
         mark = "ok " if s.ok else "BAD"
         lines.append(
-            f"  [{mark}] {s.name:<10} {s.connection_state}/{s.activation}  "
+            f"  [{mark}] {s.name:<10} {s.connection_state}/{s.activation} over {s.transport}  "
             f"canary pull: {s.canary_pull}  client password slot: {s.client_password_slot}"
             + ("  (rotated)" if s.rotated else "")
             + (f"  re-run writes: {s.rerun_writes}" if s.rerun_writes is not None else "")
@@ -236,7 +244,7 @@ def render(report: DemoReport) -> str:
         for n in s.nodes:
             lines.append(
                 f"        node {n['name']:<10} {n['role']:<6} mirror: {n['mirror']}  "
-                f"hosts.toml: {n['hosts_toml']}  canary: {n['canary_pull']}"
+                f"hosts.toml: {n['hosts_toml']}  tls: {n['tls']}  canary: {n['canary_pull']}"
                 + ("  (restarted)" if n["restarted"] else "")
             )
         lines.extend(f"        {e}" for e in s.errors)
@@ -253,6 +261,13 @@ def _parser() -> argparse.ArgumentParser:
         help="keep the sandbox's files here (sandbox.json, node roots, command logs)",
     )
     p.add_argument("--sites", type=int, default=2, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--transport",
+        choices=("https", "http"),
+        default="https",
+        help="https (default): every node trusts the site CA and pulls over TLS; http: the "
+        "first version's plain-http mode (no encryption, no server identity)",
+    )
     p.add_argument(
         "--nodes-per-site",
         type=int,
@@ -275,7 +290,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     state_dir = args.state_dir or Path(tempfile.mkdtemp(prefix="acr-edge-demo-"))
     state_dir.mkdir(parents=True, exist_ok=True)
     try:
-        report = run_demo(state_dir.resolve(), sites=args.sites, nodes_per_site=args.nodes_per_site)
+        report = run_demo(
+            state_dir.resolve(),
+            sites=args.sites,
+            nodes_per_site=args.nodes_per_site,
+            transport=args.transport,
+        )
     finally:
         if not keep:
             shutil.rmtree(state_dir, ignore_errors=True)

@@ -28,8 +28,9 @@ _PASSTHROUGH_SITE_FIELDS = (
 )
 
 
-# The transport sandbox sites are registered with (the demo's --transport overrides it).
-TRANSPORT = "http"
+# The transport sandbox sites are registered with: https, as real sites (the demo's
+# --transport http runs the first version's mode).
+TRANSPORT = "https"
 # A free address of the sandbox clusters' service CIDR (each site is its own cluster).
 HTTPS_SERVICE_IP = "10.43.100.10"
 
@@ -94,12 +95,16 @@ def site_block(site: dict[str, Any], transport: str = TRANSPORT) -> Any:
     )
 
 
-def register(info: dict[str, Any], *, overwrite: bool = True) -> list[str]:
+def register(
+    info: dict[str, Any], *, overwrite: bool = True, transport: str = TRANSPORT
+) -> list[str]:
     """Save `sandbox-parent` and `sandbox-site-N` in the current Prefect API; returns the
     saved block document names in that order. Blocks are all built (validated) before the
     first save, so bad sandbox info writes nothing."""
     blocks: list[tuple[str, Any]] = [(PARENT_BLOCK, parent_block(info))]
-    blocks += [(site_block_name(i), site_block(s)) for i, s in enumerate(info["sites"], 1)]
+    blocks += [
+        (site_block_name(i), site_block(s, transport)) for i, s in enumerate(info["sites"], 1)
+    ]
     for name, block in blocks:
         block.save(name, overwrite=overwrite)
     return [name for name, _ in blocks]

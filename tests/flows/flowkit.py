@@ -36,7 +36,10 @@ class FlowSandbox:
         return [r for r in self.azure.requests("arm") if r.get("write")]
 
 
-def start(tmp: Path, *, sites: int = 1, **knobs: Any) -> FlowSandbox:
+def start(tmp: Path, *, sites: int = 1, transport: str = "http", **knobs: Any) -> FlowSandbox:
+    """Sites are registered over ``transport``: http by default here (the first version's
+    mode, which most flow tests exercise; tests/flows/test_https_provision.py and the demo
+    test cover https)."""
     running = start_sandbox(tmp, sites=sites, **knobs)
     for node in running.sites:
         # Keep the simulated kubelet and K3s quick: the flows' waits are what is under test.
@@ -50,7 +53,7 @@ def start(tmp: Path, *, sites: int = 1, **knobs: Any) -> FlowSandbox:
     parent_block(running.info).save(parent, overwrite=True)
     names = []
     for i, info in enumerate(running.info["sites"], 1):
-        block = site_block(info)
+        block = site_block(info, transport)
         block.tags = [tag]
         name = f"site-{suffix}-{i}"
         block.save(name, overwrite=True)
