@@ -33,7 +33,7 @@ pytestmark = pytest.mark.prefect
 
 @pytest.fixture(scope="module")
 def ran(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FlowSandbox, list[str]]]:
-    box = start(tmp_path_factory.mktemp("hygiene"), sites=1)
+    box = start(tmp_path_factory.mktemp("hygiene"), sites=1, transport="https")
     try:
         site, parent = box.site_blocks[0], box.parent_block
         outputs: list[Any] = []
@@ -86,6 +86,24 @@ def secret_values(box: FlowSandbox) -> dict[str, str]:
     for n, line in enumerate(pem):
         if len(line) >= 20:
             found[f"kubeconfig client key line {n}"] = line
+    # The site CA's key and every server certificate's key (https), read from the cluster.
+    from model import tls
+    from sandbox.sites.kube_objects import BY_KIND
+
+    store = box.site(0).store
+    secrets_seen = 0
+    for name, field in [("connected-registry-acr-edge-ca", "ca.key")] + [
+        (tls.server_secret_name("connected-registry", slot), "tls.key") for slot in tls.SERVER_SLOTS
+    ]:
+        obj = store.find(BY_KIND["Secret"], "connected-registry", name)
+        if obj is None:
+            continue
+        secrets_seen += 1
+        pem = base64.b64decode(obj["data"][field]).decode()
+        for n, line in enumerate(pem.strip().splitlines()[1:-1]):
+            if len(line) >= 20:
+                found[f"{name} {field} line {n}"] = line
+    assert secrets_seen >= 2, "the https run made a CA and a server certificate"
     assert len(found) >= 8
     # Positive controls: the values really are what the files and the sandbox hold.
     issued = set(box.azure.secrets())
