@@ -18,20 +18,22 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
-from flows import checkpoints
+from flows import checkpoints, site_tls
 from flows.host_keys import pin_site_host_key
 from flows.inputs import SiteInputs, load_site_inputs
 from flows.locks import locked_site
 from flows.report import RunReport, artifact_key
 from model.azure_context import AzureContext
 from model.errors import PermanentError, TransientError
+from model.result import StepResult
 from model.site import SiteCheck, SyncCredentialRef
 from tasks import rotation, sync_rotation
 from tasks.azure import steps as az
 from tasks.azure.connection_string import build_sync_connection_string
+from tasks.site import helm_values
 from tasks.site import steps as st
 from tasks.site.connection import SiteConnection, open_site
-from tasks.site.plans import release_resource
+from tasks.site.plans import canary_image, release_resource
 
 FLOW = "rotate-sync-credential"
 
@@ -69,6 +71,11 @@ def rotate_sync_credential(
             if conn.recorded_host_key:
                 pin_site_host_key(inputs, conn.recorded_host_key, report)
             outcome = _rotate(ctx, conn, inputs, life, lifetime_days, report, force, dry_run)
+            # The same schedule renews the server certificate (https) at two thirds of its
+            # lifetime: it is the other credential a Helm upgrade carries to the runtime.
+            renewed = _renew_certificate(ctx, conn, inputs, report, dry_run)
+            if renewed:
+                outcome = f"{outcome}; {renewed}"
     finally:
         create_table_artifact(
             key=artifact_key("rotate-sync", inputs.site.name),
@@ -195,6 +202,65 @@ def _rotate(
     return {"rotate": "rotated", "resume": "rotated (resumed)", "finish": "old slot revoked"}[
         plan.action
     ]
+
+
+def _renew_certificate(
+    ctx: AzureContext,
+    conn: SiteConnection,
+    inputs: SiteInputs,
+    report: RunReport,
+    dry_run: bool,
+) -> str | None:
+    """Renew the served certificate into the idle slot when due: upgrade the release to it
+    (the kept connection string; proven Ready and Online, else rolled back to the old slot),
+    prove a pull through it, then delete the old slot. None for a site served over http."""
+    site, cr = inputs.site, inputs.cr_name
+    release = st.read_helm_release_task(conn)
+    serving = helm_values.recorded_tls_secret(release.values)
+    if site_tls.serving_transport(release) != "https" or release.sync_ref is None:
+        return None
+
+    def done(result: StepResult) -> StepResult:
+        report.step(result.step, result)
+        checkpoints.reached(FLOW, site.name, result.step)
+        return result
+
+    host = st.registry_host_task(conn)
+    info = az.read_connected_registry(ctx, cr)
+    state = site_tls.prepare(
+        conn, cr, release, info, site_tls.service_ip(site, host), dry_run, done
+    )
+    if state.tls_secret == serving:
+        return None
+    if dry_run:
+        return "certificate renewal planned"
+
+    def online() -> SiteCheck:
+        now_info = az.read_connected_registry(ctx, cr)
+        current = now_info.connection_state if now_info else None
+        return SiteCheck(current in ("Online", "Syncing"), f"connectionState {current}")
+
+    done(
+        st.ensure_helm_release_proven_task(
+            conn, release.sync_ref, None, online, tls_secret=state.tls_secret
+        )
+    )
+    repos = az.client_repositories(ctx, inputs.client_token)
+    if repos:
+        image = canary_image(host, repos[0])
+        pulled = st.run_canary_task(
+            conn, inputs.app_namespaces[0], image, site.pull_secret_name, site.canary_timeout
+        )
+        report.note("canary", image, pulled.reason)
+        if not pulled.ok:
+            raise PermanentError(
+                f"pulls through the renewed certificate {state.tls_secret} fail: "
+                f"{pulled.reason}; the old certificate's Secret is kept",
+                resource=release_resource(site),
+                fix="check site-status; `helm rollback` restores the old certificate",
+            )
+    site_tls.retire_idle_slot(conn, state.tls_secret, dry_run, done)
+    return f"certificate renewed ({state.tls_secret})"
 
 
 def _wait(check: Callable[[], SiteCheck], timeout: float) -> SiteCheck:

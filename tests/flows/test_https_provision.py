@@ -193,3 +193,39 @@ def test_a_certificate_due_for_renewal_moves_to_the_idle_slot_and_the_old_one_go
         values = helm_release._release_values(probe)
         assert values["tls"]["secret"] == tls.server_secret_name(RELEASE, "b")
         assert _pull(probe, block, host).ok
+
+
+def _age_served_certificate(probe: Any, block: EdgeSite, slot: str) -> None:
+    """The served certificate of ``slot``, as if issued 70 of its 90 days ago (past 2/3)."""
+    ca = tls_secrets.read_ca(probe)
+    assert ca is not None
+    served = tls_secrets.read_server_slots(probe, ca)[slot]
+    assert served is not None
+    old = site_ca.issue_server_cert(ca, list(served.sans), datetime.now(UTC) - timedelta(days=70))
+    name = tls.server_secret_name(RELEASE, slot)
+    body = probe.core.read_namespaced_secret(name, block.namespace)
+    body.data["tls.crt"] = base64.b64encode(old.cert_pem.encode()).decode()
+    body.data["tls.key"] = base64.b64encode(old.key_pem.get_secret_value().encode()).decode()
+    probe.core.replace_namespaced_secret(name, block.namespace, body)
+
+
+def test_the_rotation_schedule_renews_a_due_certificate_when_the_sync_password_is_not_due(
+    fsb: FlowSandbox,
+) -> None:
+    from flows.rotate_sync_credential import rotate_sync_credential
+
+    block: EdgeSite = EdgeSite.load(fsb.site_blocks[0])  # type: ignore[assignment]
+    with open_site(block) as probe:
+        values = helm_release._release_values(probe)
+        slot = values["tls"]["secret"].rsplit("-", 1)[1]
+        quiet = rotate_sync_credential(fsb.site_blocks[0], fsb.parent_block)
+        assert quiet["outcome"] == "not due" and quiet["writes"] == 0, quiet
+        _age_served_certificate(probe, block, slot)
+        out = rotate_sync_credential(fsb.site_blocks[0], fsb.parent_block)
+        assert out["outcome"].startswith("not due; certificate renewed"), out
+        other = "a" if slot == "b" else "b"
+        after = tls_secrets.read_server_slots(probe)
+        assert after[slot] is None and after[other] is not None
+        values = helm_release._release_values(probe)
+        assert values["tls"]["secret"] == tls.server_secret_name(RELEASE, other)
+        assert _pull(probe, block, helm_release.registry_host(probe)).ok
