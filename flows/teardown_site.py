@@ -2,8 +2,9 @@
 
 One composition for the real run and the dry run: every step reads, plans (a deletion with its
 reason, or a no-op saying why: absent, or not acr-edge's and left) and, unless dry, applies
-exactly that plan. Order follows what the services require: the cluster side first (pull
-secrets, then the Helm release, so the runtime stops), then ARM: deactivate the connected
+exactly that plan. Order follows what the services require: the cluster side first (every
+node's mirror entries, then its CA file, the pull secrets, the Helm release so the runtime
+stops, then the TLS Secrets it served), then ARM: deactivate the connected
 registry, delete it, then the tokens, then their scope maps. A re-run, or a run after a crash
 at any step, re-reads everything and plans only what is left.
 """
@@ -31,9 +32,10 @@ FLOW = "teardown-site"
 
 @flow(name=FLOW, flow_run_name="teardown-{site_block}", validate_parameters=True)
 def teardown_site(site_block: str, parent_block: str, dry_run: bool = False) -> dict[str, Any]:
-    """Tear one site down: acr-edge's pull secrets and Helm release on the cluster, then in
-    ARM its connected registry (deactivated, then deleted), tokens and scope maps. What acr-edge
-    does not own is left, and its row says so.
+    """Tear one site down: acr-edge's node mirror entries and CA files, pull secrets, Helm
+    release and TLS Secrets on the cluster, then in ARM its connected registry (deactivated,
+    then deleted), tokens and scope maps. What acr-edge does not own is left, and its row
+    says so.
 
     Args:
         site_block: EdgeSite block name of the site.
@@ -65,6 +67,9 @@ def teardown_site(site_block: str, parent_block: str, dry_run: bool = False) -> 
                 host = stt.node_registry_host_task(conn)
                 for node in nodes.conns:
                     done(stt.remove_node_mirror_task(node, host, dry_run=dry_run))
+                # Only once no node's registries.yaml names it (a pull would fail otherwise).
+                for node in nodes.conns:
+                    done(stt.delete_node_ca_file_task(node, cr, dry_run=dry_run))
                 for ns in inputs.app_namespaces:
                     done(
                         stt.delete_pull_secret_task(
@@ -72,6 +77,9 @@ def teardown_site(site_block: str, parent_block: str, dry_run: bool = False) -> 
                         )
                     )
                 done(stt.uninstall_release_task(conn, dry_run=dry_run))
+                # Nothing serves them any more: the site CA and both server certificate slots.
+                for name in stt.tls_secret_names(site.release_name):
+                    done(stt.delete_tls_secret_task(conn, name, dry_run=dry_run))
                 done(stt.namespace_left_task(conn))
             done(azt.deactivate_connected_registry(ctx, cr, dry_run=dry_run))
             done(azt.delete_connected_registry(ctx, cr, dry_run=dry_run))

@@ -2,8 +2,12 @@
 
 acr-edge's entries for the connected registry's ``host`` are the ones provision writes:
 
-- ``mirrors.<host>`` whose endpoints are exactly ``[http://<host>]`` (an operator's mirror under
-  that name with other endpoints is theirs: left);
+- ``mirrors.<host>`` whose endpoints are exactly one of the routes acr-edge writes for the
+  registry's IP: ``[http://<host>]`` (http), ``[https://<ip>:443]`` (https) or a migration
+  bridge (``[https://<ip>:443, http://<ip>:80]`` or the reverse); an operator's mirror under
+  that name with other endpoints is theirs: left;
+- ``configs.<ip>:443.tls`` when its ``ca_file`` is acr-edge's node CA path (any other field of
+  that entry, e.g. an auth, stays);
 - ``configs.<host>.auth`` only when the acr-edge header records it (node auth model), and that
   header line.
 
@@ -25,9 +29,10 @@ from pydantic import SecretStr
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 
+from model import tls
 from model.errors import PermanentError
 from tasks.site import hosts_toml, registries_edit
-from tasks.site.registries_decode import FIX, decode
+from tasks.site.registries_decode import FIX, Registries, decode
 from tasks.site.registries_yaml import (
     HEADER_PREFIX,
     _others,
@@ -53,7 +58,38 @@ def _unchanged(current: str | None, reason: str) -> TeardownEdit:
     return TeardownEdit(False, None if current is None else SecretStr(current), reason)
 
 
-def _drop_mirror(text: str, host: str, path: str) -> str:
+def ours_endpoints(host: str) -> set[tuple[str, ...]]:
+    """Every endpoint list acr-edge writes under ``mirrors.<host>`` (see mirror_route)."""
+    ip = host.rsplit(":", 1)[0]
+    https, http = f"https://{ip}:{tls.HTTPS_PORT}", f"http://{ip}:{tls.HTTP_PORT}"
+    return {(mirror_endpoint(host),), (https,), (https, http), (http, https)}
+
+
+def ca_host_of(host: str) -> str:
+    return f"{host.rsplit(':', 1)[0]}:{tls.HTTPS_PORT}"
+
+
+def _drop_tls(configs: CommentedMap, tls_host: str, ca_file: str) -> None:
+    """``configs.<tls_host>.tls`` without acr-edge's ``ca_file`` (the map goes when that was all
+    it held; an entry left empty goes too)."""
+    config = configs.get(tls_host)
+    if not (registries_edit._own(configs, tls_host) and registries_edit._editable(config)):
+        return
+    value = config.get("tls")
+    if not (registries_edit._own(config, "tls") and registries_edit._editable(value)):
+        return
+    if value.get("ca_file") != ca_file:
+        return
+    del value["ca_file"]
+    if not value:
+        del config["tls"]
+    if not config and not getattr(config, "merge", None):
+        del configs[tls_host]
+
+
+def _drop(
+    text: str, host: str, path: str, *, mirror: bool, tls_host: str | None, ca_file: str | None
+) -> str:
     prefix, body = registries_edit._split_document_start(text)
     yaml = registries_edit._yaml(body)
     try:
@@ -68,8 +104,11 @@ def _drop_mirror(text: str, host: str, path: str) -> str:
     if not isinstance(data, CommentedMap):
         return text
     mirrors = data.get("mirrors")
-    if isinstance(mirrors, CommentedMap) and registries_edit._own(mirrors, host):
+    if mirror and isinstance(mirrors, CommentedMap) and registries_edit._own(mirrors, host):
         del mirrors[host]
+    configs = data.get("configs")
+    if tls_host and ca_file and isinstance(configs, CommentedMap):
+        _drop_tls(configs, tls_host, ca_file)
     for key in ("mirrors", "configs"):
         value = data.get(key)
         if (
@@ -94,27 +133,35 @@ def remove_ours(
     *,
     path: str = "registries.yaml",
     backups: Mapping[str, str] | None = None,
+    ca_file: str | None = None,
 ) -> TeardownEdit:
     """``current`` without acr-edge's entries for ``host`` (None: the file does not exist).
 
     ``backups``: backup path -> content of the backups beside the file (for the note only).
+    ``ca_file``: the node path of acr-edge's site CA (``configs.<ip>:443.tls`` naming it goes).
     """
     if current is None:
         return _unchanged(None, f"{path} does not exist (nothing of acr-edge's to remove)")
     before = decode(current, path)
-    endpoint = mirror_endpoint(host)
+    ca_host = ca_host_of(host)
     mirror = before.mirror(host)
-    mirror_ours = mirror is not None and mirror.endpoints == (endpoint,) and not mirror.rewrites
+    mirror_ours = (
+        mirror is not None and mirror.endpoints in ours_endpoints(host) and not mirror.rewrites
+    )
+    ca_config = before.config(ca_host)
+    tls_ours = bool(
+        ca_file and ca_config is not None and ca_config.tls and ca_config.tls.ca_file == ca_file
+    )
     records = _trusted_records(current, before)
     auth_ours = host in records
     stale_header = any(
         ln.startswith(f'{HEADER_PREFIX}"{host}"') for ln in current.splitlines() if not auth_ours
     )
-    if not (mirror_ours or auth_ours or stale_header):
+    if not (mirror_ours or auth_ours or stale_header or tls_ours):
         why = (
             f"mirrors.{host} is not acr-edge's (endpoints {list(mirror.endpoints or [])}): left"
             if mirror is not None
-            else f"no mirror or node credential of acr-edge's for {host}"
+            else f"no mirror, CA trust or node credential of acr-edge's for {host}"
         )
         return _unchanged(current, f"{path}: {why}")
     lines = current.splitlines(keepends=True)
@@ -130,31 +177,24 @@ def remove_ours(
     text = "".join(kept_lines)
     if auth_ours:
         text = registries_edit.edit(text, host, None, registries_edit.DROP, "", "", path=path)
-    if mirror_ours:
-        text = _drop_mirror(text, host, path)
+    if mirror_ours or tls_ours:
+        text = _drop(
+            text,
+            host,
+            path,
+            mirror=mirror_ours,
+            tls_host=ca_host if tls_ours else None,
+            ca_file=ca_file,
+        )
     after = decode(text, path)
-    old_config, new_config = before.config(host), after.config(host)
-    if not (
-        _others(before.mirrors, host) == _others(after.mirrors, host)
-        and _others(before.configs, host) == _others(after.configs, host)
-        and before.auths == after.auths
-        and (new_config.tls if new_config else None) == (old_config.tls if old_config else None)
-        and (mirror_ours or after.mirror(host) == mirror)
-        and (
-            auth_ours
-            or (new_config.auth if new_config else None)
-            == (old_config.auth if old_config else None)
-        )
-    ):
-        raise PermanentError(
-            f"{path}: acr-edge cannot remove its entries for {host} without changing what "
-            "other entries mean to K3s (they share YAML anchors or merge keys with them)",
-            resource=path,
-            fix=f"remove mirrors.{host} by hand; " + FIX,
-        )
+    _check_only_ours(before, after, host, ca_host, mirror_ours, auth_ours, tls_ours, path)
     parts = []
-    if mirror_ours:
-        parts.append(f"removes the mirror {host} -> {endpoint} acr-edge wrote")
+    if mirror_ours and mirror is not None:
+        parts.append(
+            f"removes the mirror {host} -> {', '.join(mirror.endpoints or ())} acr-edge wrote"
+        )
+    if tls_ours:
+        parts.append(f"removes configs.{ca_host}.tls trusting acr-edge's CA {ca_file}")
     if auth_ours:
         parts.append(f"removes the node credential acr-edge wrote for {host}")
     elif stale_header:
@@ -183,6 +223,42 @@ def remove_ours(
     return TeardownEdit(True, SecretStr(text), f"{path}: " + "; ".join(parts), backup=backup)
 
 
+def _check_only_ours(
+    before: Registries,
+    after: Registries,
+    host: str,
+    ca_host: str,
+    mirror_ours: bool,
+    auth_ours: bool,
+    tls_ours: bool,
+    path: str,
+) -> None:
+    """Only acr-edge's entries changed meaning (else refuse: they share anchors or merges)."""
+    ours = {host, ca_host}
+
+    def part(reg: Registries, h: str, attr: str) -> object:
+        config = reg.config(h)
+        return getattr(config, attr) if config is not None else None
+
+    same = (
+        _others(before.mirrors, host) == _others(after.mirrors, host)
+        and _others(before.configs, ours) == _others(after.configs, ours)
+        and before.auths == after.auths
+        and (mirror_ours or after.mirror(host) == before.mirror(host))
+        and (auth_ours or part(after, host, "auth") == part(before, host, "auth"))
+        and (ca_host == host or part(after, ca_host, "auth") == part(before, ca_host, "auth"))
+        and (tls_ours or part(after, ca_host, "tls") == part(before, ca_host, "tls"))
+        and (ca_host == host or part(after, host, "tls") == part(before, host, "tls"))
+    )
+    if not same:
+        raise PermanentError(
+            f"{path}: acr-edge cannot remove its entries for {host} without changing what "
+            "other entries mean to K3s (they share YAML anchors or merge keys with them)",
+            resource=path,
+            fix=f"remove mirrors.{host} by hand; " + FIX,
+        )
+
+
 def _decodes(text: str, path: str) -> bool:
     if HEADER_PREFIX in text:
         return False  # a backup holding acr-edge's own entries is not the operator's original
@@ -191,6 +267,12 @@ def _decodes(text: str, path: str) -> bool:
     except PermanentError:
         return False
     return True
+
+
+def names_host(text: str, host: str) -> bool:
+    """Whether registries.yaml still has a mirror or configs entry for ``host``."""
+    reg = decode(text)
+    return reg.mirror(host) is not None or reg.config(host) is not None
 
 
 def remove_hosts_toml(current: str | None, host: str, *, path: str) -> TeardownEdit:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from kubernetes.client.exceptions import ApiException
 from pydantic import SecretStr
 
+from model import tls
 from model.errors import PermanentError, TransientError, classify, redact
 from model.plan import Change, converge
 from model.result import StepResult
@@ -173,6 +174,7 @@ class NodeFilesFact:
     stat: node_files.FileStat | None
     hosts_toml: str | None
     backups: dict[str, SecretStr] = field(default_factory=dict, repr=False)
+    ca_hosts_toml: str | None = None  # the https endpoint's (``<ip>:443``), when not ``host``
 
 
 def node_registry_host(conn: SiteConnection) -> str | None:
@@ -207,35 +209,62 @@ def read_node_files(conn: SiteConnection, host: str) -> NodeFilesFact:
     )
     hosts = mirror.read_hosts_toml(conn, host)
     backups = _backups(conn, site.registries_path) if file.text is not None else {}
-    return NodeFilesFact(file.text, file.stat, hosts, backups)
+    ca_host = registries_teardown.ca_host_of(host)
+    ca_hosts = mirror.read_hosts_toml(conn, ca_host) if ca_host != host else None
+    return NodeFilesFact(file.text, file.stat, hosts, backups, ca_hosts)
 
 
 def plan_node_files(
-    fact: NodeFilesFact, host: str, *, resource: str, path: str, hosts_path: str
+    fact: NodeFilesFact,
+    host: str,
+    *,
+    resource: str,
+    path: str,
+    hosts_path: str,
+    ca_file: str | None = None,
+    ca_hosts_path: str | None = None,
 ) -> Change:
     """One row per node: what comes out of registries.yaml and hosts.toml, and why."""
     step = "node-mirror-teardown"
     text = fact.text.get_secret_value() if fact.text is not None else None
     backups = {p: v.get_secret_value() for p, v in fact.backups.items()}
-    reg = registries_teardown.remove_ours(text, host, path=f"{resource}: {path}", backups=backups)
+    reg = registries_teardown.remove_ours(
+        text, host, path=f"{resource}: {path}", backups=backups, ca_file=ca_file
+    )
     hosts = registries_teardown.remove_hosts_toml(fact.hosts_toml, host, path=hosts_path)
+    ca_hosts = _ca_hosts_edit(fact, reg, host, ca_hosts_path)
     del text, backups
-    reason = f"{reg.reason}; {hosts.reason}"
-    if not (reg.changed or hosts.changed):
+    reason = "; ".join(r.reason for r in (reg, hosts, ca_hosts) if r is not None)
+    if not (reg.changed or hosts.changed or (ca_hosts is not None and ca_hosts.changed)):
         return Change.none(step, resource, reason)
     return Change(
         step,
         resource,
         DELETE if reg.changed and reg.content is None else "write",
         reason,
-        payload=(reg, hosts, fact.stat),
+        payload=(reg, hosts, fact.stat, ca_hosts, ca_hosts_path),
         shown={"backup": reg.backup or "", "restart": "not needed"},
     )
 
 
+def _ca_hosts_edit(
+    fact: NodeFilesFact, reg: TeardownEdit, host: str, ca_hosts_path: str | None
+) -> TeardownEdit | None:
+    """The https endpoint's hosts.toml (K3s writes one for a configs-only host) goes once the
+    file no longer names that host; while anything else there names it, it stays."""
+    ca_host = registries_teardown.ca_host_of(host)
+    if ca_host == host or ca_hosts_path is None or fact.ca_hosts_toml is None:
+        return None
+    left = reg.content.get_secret_value() if reg.content is not None else ""
+    named = registries_teardown.names_host(left, ca_host) if left.strip() else False
+    if named:
+        return TeardownEdit(False, None, f"{ca_hosts_path} left: registries.yaml still names it")
+    return registries_teardown.remove_hosts_toml(fact.ca_hosts_toml, ca_host, path=ca_hosts_path)
+
+
 def _apply_node_files(conn: SiteConnection, change: Change, hosts_path: str) -> StepResult:
     site = conn.site
-    reg, hosts, stat = change.payload
+    reg, hosts, stat, ca_hosts, ca_hosts_path = change.payload
     assert isinstance(reg, TeardownEdit) and isinstance(hosts, TeardownEdit)
     writes = 0
     if reg.changed:
@@ -251,6 +280,11 @@ def _apply_node_files(conn: SiteConnection, change: Change, hosts_path: str) -> 
     if hosts.changed:
         conn.ssh.run(["rm", "-f", "--", hosts_path], sudo=site.sudo).check(
             f"{conn.resource}: remove {hosts_path}"
+        )
+        writes += 1
+    if isinstance(ca_hosts, TeardownEdit) and ca_hosts.changed and ca_hosts_path:
+        conn.ssh.run(["rm", "-f", "--", ca_hosts_path], sudo=site.sudo).check(
+            f"{conn.resource}: remove {ca_hosts_path}"
         )
         writes += 1
     return StepResult.from_change(change, writes=writes)
@@ -274,10 +308,19 @@ def remove_node_mirror(
             writes=0,
         )
     hosts_path = mirror.hosts_toml_path(conn, host)
+    ca_host = registries_teardown.ca_host_of(host)
+    ca_hosts_path = mirror.hosts_toml_path(conn, ca_host) if ca_host != host else None
+    ca_file = tls.node_ca_path(site.registries_path, site.release_name)
     return converge(
         lambda: read_node_files(conn, host),
         lambda fact: plan_node_files(
-            fact, host, resource=conn.resource, path=site.registries_path, hosts_path=hosts_path
+            fact,
+            host,
+            resource=conn.resource,
+            path=site.registries_path,
+            hosts_path=hosts_path,
+            ca_file=ca_file,
+            ca_hosts_path=ca_hosts_path,
         ),
         lambda change: _apply_node_files(conn, change, hosts_path),
         dry_run=dry_run,

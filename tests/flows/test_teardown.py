@@ -201,21 +201,33 @@ def test_a_foreign_token_secret_and_namespace_under_our_names_are_left(fsb: Flow
     assert out["writes"] == 0, out
 
 
-@pytest.mark.parametrize(
-    "crash_after",
-    [
-        "node-mirror-teardown",
-        "delete-pull-secret",
-        "uninstall-helm-release",
-        "delete-namespace",
-        "deactivate-connected-registry",
-        "delete-connected-registry",
-        "delete-client-token",
-        "delete-sync-token",
-        "delete-client-scope-map",
-        "delete-sync-scope-map",
-    ],
-)
+# Every step name teardown-site reports; test_the_crash_matrix_covers_every_step checks this
+# list against a dry run's rows, so a step added to the flow fails until it is crashed here too.
+CRASH_STEPS = [
+    "node-mirror-teardown",
+    "delete-node-ca-file",
+    "delete-pull-secret",
+    "uninstall-helm-release",
+    "delete-tls-secret",
+    "delete-namespace",
+    "deactivate-connected-registry",
+    "delete-connected-registry",
+    "delete-client-token",
+    "delete-sync-token",
+    "delete-client-scope-map",
+    "delete-sync-scope-map",
+]
+
+
+def test_the_crash_matrix_covers_every_step(fsb: FlowSandbox) -> None:
+    provision(fsb, 1)
+    plan = teardown_site(fsb.site_blocks[1], fsb.parent_block, dry_run=True)
+    reported = list(dict.fromkeys(s["step"] for s in plan["steps"]))
+    assert set(reported) == set(CRASH_STEPS), reported
+    assert reported[-1] == CRASH_STEPS[-1]
+
+
+@pytest.mark.parametrize("crash_after", CRASH_STEPS)
 def test_crash_then_rerun_converges(fsb: FlowSandbox, crash_after: str) -> None:
     provision(fsb, 1)
     site = fsb.site_blocks[1]
