@@ -222,7 +222,7 @@ def test_trust_on_first_use_pins_the_key_in_the_block_and_then_refuses_another(
 
     info = fsb.info["sites"][0]
     name = f"{fsb.site_blocks[0]}-tofu"
-    tofu = site_block(info)
+    tofu = site_block(info, "http")  # the same site the module provisioned over http
     tofu.known_hosts = []
     tofu.trust_on_first_use = True
     tofu.save(name, overwrite=True)
