@@ -3,7 +3,9 @@
 Starts the Azure + K3s sandbox with two sites, a Prefect API (yours if PREFECT_API_URL answers,
 else a private one), saves the sandbox's blocks, provisions both sites, rotates one site's
 client token, runs site-status for both and prints a short summary. Exit status 0 only when
-every step succeeded and both sites are Online, Active and pass a canary pull.
+every step succeeded and both sites are Online, Active and pass a canary pull. With
+``--teardown`` every site is then torn down through the teardown-site flow and the report says,
+read back from ARM, the nodes and Helm, what is left (nothing, for the demo to pass).
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ class SiteReport:
     # One entry per node: name, role, mirror, hosts_toml, canary_pull, restarted.
     nodes: list[dict[str, Any]] = field(default_factory=list)
     restarted: dict[str, bool] = field(default_factory=dict, repr=False)
+    # --teardown: {arm_owned_left, nodes_clean, release_removed, left}, read back afterwards.
+    teardown: dict[str, Any] | None = None
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -61,6 +65,14 @@ class SiteReport:
                 and n["canary_pull"] == "ok"
                 and n["tls"] in ("ok", "http")
                 for n in self.nodes
+            )
+            and (
+                self.teardown is None
+                or (
+                    self.teardown["arm_owned_left"] == 0
+                    and self.teardown["nodes_clean"] is True
+                    and self.teardown["release_removed"] is True
+                )
             )
         )
 
@@ -116,8 +128,28 @@ def _apply_status(report: SiteReport, facts: dict[str, Any]) -> None:
     ]
 
 
+def _teardown(reports: list[SiteReport], parent_block: str) -> None:
+    """Tear every site down through the teardown-site flow, then read back what is left."""
+    from acr_edge.teardown_readback import read_back, registry_host
+    from flows.teardown_site import teardown_site
+
+    for rep in reports:
+        host = registry_host(rep.block)
+        print(f"[demo] teardown-site {rep.block} ...")
+        state = teardown_site(site_block=rep.block, parent_block=parent_block, return_state=True)
+        err = _state_error(state)
+        if err:
+            rep.errors.append(f"teardown: {err}")
+        rep.teardown = read_back(rep.block, parent_block, host)
+
+
 def run_demo(
-    state_dir: Path, *, sites: int = 2, nodes_per_site: int = 1, transport: str = "https"
+    state_dir: Path,
+    *,
+    sites: int = 2,
+    nodes_per_site: int = 1,
+    transport: str = "https",
+    teardown: bool = False,
 ) -> DemoReport:
     from acr_edge.local_prefect import prefect_api, quiet_runs
     from acr_edge.sandbox_blocks import PARENT_BLOCK, register, site_block_name
@@ -215,6 +247,8 @@ def run_demo(
                     rep.errors.append(f"status: {err}")
                 else:
                     _apply_status(rep, state.result())
+            if teardown:
+                _teardown(reports, PARENT_BLOCK)
         except Exception as exc:  # the demo reports, then exits non-zero
             errors.append(f"{type(exc).__name__}: {exc}")
             traceback.print_exc()
@@ -247,6 +281,13 @@ def render(report: DemoReport) -> str:
                 f"hosts.toml: {n['hosts_toml']}  tls: {n['tls']}  canary: {n['canary_pull']}"
                 + ("  (restarted)" if n["restarted"] else "")
             )
+        if s.teardown is not None:
+            t = s.teardown
+            lines.append(
+                f"        teardown: ARM resources left {t['arm_owned_left']}  nodes clean: "
+                f"{t['nodes_clean']}  release removed: {t['release_removed']}"
+            )
+            lines.extend(f"          left: {x}" for x in t.get("left") or [])
         lines.extend(f"        {e}" for e in s.errors)
     lines.extend(f"  error: {e}" for e in report.errors)
     return "\n".join(lines)
@@ -274,6 +315,11 @@ def _parser() -> argparse.ArgumentParser:
         default=1,
         help="nodes per simulated site: node 1 a server, the rest agents (default 1)",
     )
+    p.add_argument(
+        "--teardown",
+        action="store_true",
+        help="end by tearing every site down; the report says what is left (read back)",
+    )
     return p
 
 
@@ -295,6 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sites=args.sites,
             nodes_per_site=args.nodes_per_site,
             transport=args.transport,
+            teardown=args.teardown,
         )
     finally:
         if not keep:

@@ -3,7 +3,9 @@
 
 Every deployment is named after its flow, because the fleet flows start runs of the per-site
 deployments (`provision-site/provision-site`, `rotate-client-token/rotate-client-token`,
-`site-status/site-status`) by that name.
+`rotate-sync-credential/rotate-sync-credential`, `site-status/site-status`,
+`teardown-site/teardown-site`) by that name. Per-site deployments carry no schedule (a run
+needs its site); the fleet deployments that fan out to them do.
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ def definitions(
     status_tag: str | None = None,
     parent_block: str = DEFAULT_PARENT_BLOCK,
 ) -> list[DeploymentDefinition]:
-    """The six deployments; raises InputError on bad input (before anything is written).
+    """The eleven deployments; raises InputError on bad input (before anything is written).
 
     Status checks: the `fleet-status` schedule starts a `site-status` run per site every
     `status_minutes`, for every EdgeSite block unless narrowed to `status_sites` or `status_tag`,
@@ -157,6 +159,44 @@ def definitions(
             concurrency_limit=SITE_RUN_CONCURRENCY,
         ),
         DeploymentDefinition(
+            flow_name="rotate-sync-credential",
+            entrypoint="flows.rotate_sync_credential:rotate_sync_credential",
+            description=(
+                "Rotate one site's sync-token password when it is due (or forced): new password "
+                "in the unused slot, upgrade the release with the new connection string, wait "
+                "for Online with a sync, then revoke the old slot. Finishes a rotation an "
+                "earlier run left half done. rotate-fleet-sync starts one run of this per site."
+            ),
+            tags=("acr-edge", "rotation"),
+            parameters=dict(parent),
+            concurrency_limit=SITE_RUN_CONCURRENCY,
+        ),
+        DeploymentDefinition(
+            flow_name="teardown-site",
+            entrypoint="flows.teardown_site:teardown_site",
+            description=(
+                "Retire one site: remove what acr-edge owns (node mirror entries and CA files, "
+                "pull secrets, Helm release, TLS secrets; in ARM the connected registry, "
+                "deactivated then deleted, its tokens and scope maps) and leave the rest, "
+                "saying so. dry_run lists every deletion. Re-running converges."
+            ),
+            tags=("acr-edge", "teardown"),
+            parameters=dict(parent),
+            concurrency_limit=SITE_RUN_CONCURRENCY,
+        ),
+        DeploymentDefinition(
+            flow_name="re-home-site",
+            entrypoint="flows.rehome_site:rehome_site",
+            description=(
+                "Move one site to the hardware its block now names: revoke the old runtime's "
+                "sync passwords, deactivate the connected registry, then provision-site on the "
+                "new hardware with a fresh sync password. spec.dry_run lists the plan."
+            ),
+            tags=("acr-edge", "provision"),
+            parameters=dict(parent),
+            concurrency_limit=SITE_RUN_CONCURRENCY,
+        ),
+        DeploymentDefinition(
             flow_name="provision-fleet",
             entrypoint="flows.fleet:provision_fleet",
             description=(
@@ -206,5 +246,34 @@ def definitions(
             ),
             concurrency_limit=1,
             collision_strategy="CANCEL_NEW",
+        ),
+        DeploymentDefinition(
+            flow_name="teardown-fleet",
+            entrypoint="flows.fleet:teardown_fleet",
+            description=(
+                "Tear down many sites (by name or tag, never all by default) by starting one "
+                "teardown-site run per site, at most max_concurrency at a time, ARM writes "
+                "paced; dry_run lists each site's deletions. Fails when any site's run fails."
+            ),
+            tags=("acr-edge", "teardown", "fleet"),
+            parameters=dict(parent),
+            concurrency_limit=1,
+        ),
+        DeploymentDefinition(
+            flow_name="rotate-fleet-sync",
+            entrypoint="flows.fleet:rotate_fleet_sync",
+            description=(
+                "Weekly sync-password rotation, on the client-token rotation's schedule: one "
+                "rotate-sync-credential run per site (every EdgeSite block, or the chosen "
+                "sites/tag), rotating only where due; fails when any site's run fails."
+            ),
+            tags=("acr-edge", "rotation", "fleet"),
+            parameters=dict(parent),
+            schedules=(
+                ScheduleDefinition(
+                    slug="weekly-sync-rotation", cron=rotate_cron, timezone=timezone
+                ),
+            ),
+            concurrency_limit=1,
         ),
     ]

@@ -190,6 +190,63 @@ def deploy(
     return outcomes
 
 
+PREFECT_YAML_HEADER = """\
+# acr-edge deployments for `prefect deploy --all` (run from this folder, with the acr-edge
+# package installed on the worker host: entrypoints are module paths, no code is pulled).
+# `acr-edge deploy` applies the same definitions (deployments/definitions.py), also registers
+# the block types, creates the work pool and adds help text to the run forms; a test keeps this
+# file in step with definitions.py. Regenerate it with `acr-edge deploy --write-prefect-yaml`.
+#
+# Fleet flows start one run of the per-site deployment (provision-site, rotate-client-token,
+# rotate-sync-credential, site-status, teardown-site) per site, so keep those names.
+# fleet-status checks every EdgeSite block every 15 minutes; to narrow it, give its schedule
+# parameters, e.g. {sites: [plant01, plant02]} or {tag: north}. Workers: fleet runs wait on
+# their per-site runs, so give the pool room for both.
+"""
+
+
+def prefect_yaml(work_pool: str = DEFAULT_WORK_POOL, prefect_version: str | None = None) -> str:
+    """``deployments/prefect.yaml`` as the default definitions describe it."""
+    import yaml
+    from prefect import __version__
+
+    entries: list[dict[str, Any]] = []
+    for defn in definitions():
+        limit: Any = defn.concurrency_limit
+        if defn.collision_strategy:
+            limit = {"limit": defn.concurrency_limit, "collision_strategy": defn.collision_strategy}
+        schedules: list[dict[str, Any]] = []
+        for s in defn.schedules:
+            sched: dict[str, Any] = (
+                {"cron": s.cron}
+                if s.cron
+                else {"interval": s.interval_seconds, "anchor_date": s.anchor}
+            )
+            sched.update(timezone=s.timezone, slug=s.slug)
+            if s.parameters:
+                sched["parameters"] = s.parameters
+            schedules.append(sched)
+        entries.append(
+            {
+                "name": defn.name,
+                "entrypoint": defn.entrypoint,
+                "description": defn.description,
+                "tags": list(defn.tags),
+                "parameters": defn.parameters,
+                "concurrency_limit": limit,
+                "work_pool": {"name": work_pool, "work_queue_name": "default"},
+                "schedules": schedules,
+            }
+        )
+    doc = {
+        "name": "acr-edge",
+        "prefect-version": prefect_version or __version__,
+        "pull": [],
+        "deployments": entries,
+    }
+    return PREFECT_YAML_HEADER + yaml.safe_dump(doc, sort_keys=False, width=100)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="acr-edge deploy", description=__doc__)
     p.add_argument("--work-pool", default=DEFAULT_WORK_POOL, help="process work pool to use")
@@ -215,11 +272,22 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_PARENT_BLOCK,
         help="ParentRegistry block name used as the deployments' default",
     )
+    p.add_argument(
+        "--write-prefect-yaml",
+        metavar="PATH",
+        default=None,
+        help="write the default definitions as a prefect.yaml to PATH and exit (no API needed)",
+    )
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    if args.write_prefect_yaml:
+        with open(args.write_prefect_yaml, "w", encoding="utf-8") as out:
+            out.write(prefect_yaml())
+        print(f"wrote {args.write_prefect_yaml}")
+        return 0
     try:
         outcomes = deploy(
             work_pool=args.work_pool,

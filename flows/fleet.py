@@ -1,12 +1,12 @@
-"""Fleet flows: provision, rotate or check many sites, bounded and paced.
+"""Fleet flows: provision, rotate, check or tear down many sites, bounded and paced.
 
 Sites are EdgeSite block documents chosen by name or tag. Every fleet flow starts one run of the
 per-site deployment for each chosen site (``provision-site``, ``rotate-client-token``,
-``site-status``), so the runs spread over the work pool's workers and each site's run is visible,
-retryable and locked on its own. At most ``max_concurrency`` sites are in flight, and site starts
-are paced by a token bucket so the ARM writes they cause stay under the subscription's write
-budget. A fleet run fails when any site's run does not complete; its summary artifact names each
-site, its run and the run's URL.
+``rotate-sync-credential``, ``site-status``, ``teardown-site``), so the runs spread over the
+work pool's workers and each site's run is visible, retryable and locked on its own. At most
+``max_concurrency`` sites are in flight, and site starts are paced by a token bucket so the ARM
+writes they cause stay under the subscription's write budget. A fleet run fails when any site's
+run does not complete; its summary artifact names each site, its run and the run's URL.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from flows.models import ProvisionSpec
 from flows.pacer import WRITES_PER_PROVISION, WRITES_PER_ROTATION, Pacer, TokenBucket
 from model.errors import InputError, PermanentError
 from model.names import validate_block_name
+from tasks import sync_rotation
 
 # Subscription write budget: bursts of 10, refilled at 10 writes per second.
 ARM_WRITE_BUCKET = TokenBucket(capacity=10, refill_per_second=10)
@@ -51,6 +52,10 @@ class SiteJob:
 PROVISION = SiteJob("provision-site", "provision", WRITES_PER_PROVISION)
 ROTATE = SiteJob("rotate-client-token", "rotate", WRITES_PER_ROTATION)
 STATUS = SiteJob("site-status", "status", 0)  # read-only
+# Deactivate and delete the connected registry, two tokens, two scope maps.
+WRITES_PER_TEARDOWN = 6
+TEARDOWN = SiteJob("teardown-site", "teardown", WRITES_PER_TEARDOWN)
+ROTATE_SYNC = SiteJob("rotate-sync-credential", "rotate-sync", WRITES_PER_ROTATION)
 PROVISION_DEPLOYMENT = PROVISION.deployment
 ROTATE_DEPLOYMENT = ROTATE.deployment
 STATUS_DEPLOYMENT = STATUS.deployment
@@ -315,5 +320,70 @@ def fleet_status(
         STATUS,
         names,
         lambda name: {"site_block": name, "parent_block": parent_block},
+        max_concurrency,
+    )
+
+
+@flow(name="teardown-fleet")
+def teardown_fleet(
+    parent_block: str,
+    sites: list[str] | None = None,
+    tag: str | None = None,
+    dry_run: bool = False,
+    max_concurrency: int = 10,
+) -> dict[str, Any]:
+    """Tear down every chosen site through its own teardown-site deployment run (only what
+    acr-edge owns; each site's run says what it left). Sites must be chosen explicitly.
+
+    Args:
+        parent_block: ParentRegistry block name (the parent registry and its credentials).
+        sites: EdgeSite block names to tear down (or use tag).
+        tag: Tear down every EdgeSite block carrying this tag (or use sites).
+        dry_run: Every site's run lists its deletions and writes nothing.
+        max_concurrency: Sites torn down at the same time.
+    """
+    validate_block_name(parent_block, "parent_block")
+    names = select_sites(sites, tag)  # never "every site" by default: this deletes
+    return fan_out(
+        "teardown-fleet",
+        TEARDOWN,
+        names,
+        lambda name: {"site_block": name, "parent_block": parent_block, "dry_run": dry_run},
+        max_concurrency,
+    )
+
+
+@flow(name="rotate-fleet-sync")
+def rotate_fleet_sync(
+    parent_block: str,
+    sites: list[str] | None = None,
+    tag: str | None = None,
+    lifetime_days: int = sync_rotation.SYNC_PASSWORD_DAYS,
+    lead_days: int = sync_rotation.SYNC_LEAD_DAYS,
+    max_concurrency: int = 10,
+) -> dict[str, Any]:
+    """Rotate each chosen site's sync password where due (or finish an interrupted rotation)
+    through its own rotate-sync-credential deployment run.
+
+    Args:
+        parent_block: ParentRegistry block name (the parent registry and its credentials).
+        sites: EdgeSite block names (leave empty with no tag for every site).
+        tag: Only EdgeSite blocks carrying this tag.
+        lifetime_days: Lifetime of each new sync password, in days.
+        lead_days: Rotate when the password in use expires within this many days.
+        max_concurrency: Sites rotated at the same time.
+    """
+    validate_block_name(parent_block, "parent_block")
+    names = select_sites(sites, tag, default_all=True)
+    return fan_out(
+        "rotate-fleet-sync",
+        ROTATE_SYNC,
+        names,
+        lambda name: {
+            "site_block": name,
+            "parent_block": parent_block,
+            "lifetime_days": lifetime_days,
+            "lead_days": lead_days,
+        },
         max_concurrency,
     )

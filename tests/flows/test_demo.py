@@ -15,7 +15,7 @@ from acr_edge.demo import main as demo_main
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict[str, Any], Path]:
     tmp = tmp_path_factory.mktemp("demo")
     report, state = tmp / "report.json", tmp / "state"
-    code = demo_main(["--report", str(report), "--state-dir", str(state)])
+    code = demo_main(["--report", str(report), "--state-dir", str(state), "--teardown"])
     return code, json.loads(report.read_text()), state
 
 
@@ -37,6 +37,26 @@ def test_demo_provisions_rotates_and_reports_both_sites(
     assert [s["rotated"] for s in sites] == [True, False]
     # rotation moved site 1 to the other slot than a freshly provisioned site uses
     assert sites[0]["client_password_slot"] != sites[1]["client_password_slot"]
+
+
+def test_demo_teardown_reports_what_is_left_read_back(
+    demo_run: tuple[int, dict[str, Any], Path],
+) -> None:
+    code, report, state = demo_run
+    assert code == 0, json.dumps(report, indent=2)
+    info = json.loads((state / "sandbox.json").read_text())
+    for site, node_info in zip(report["sites"], info["sites"], strict=True):
+        assert site["teardown"] == {
+            "arm_owned_left": 0,
+            "nodes_clean": True,
+            "release_removed": True,
+            "left": [],
+        }, site
+        assert any("helm uninstall" in line for line in _commands(node_info)), site["name"]
+
+
+def _commands(site_info: dict[str, Any]) -> list[str]:
+    return Path(site_info["command_log"]).read_text().splitlines()
 
 
 def test_demo_keeps_the_state_dir_and_writes_no_secret_into_the_report(

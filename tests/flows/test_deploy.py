@@ -22,11 +22,23 @@ FLOWS = (
     "provision-site",
     "rotate-client-token",
     "site-status",
+    "rotate-sync-credential",
+    "teardown-site",
+    "re-home-site",
     "provision-fleet",
     "rotate-fleet-tokens",
     "fleet-status",
+    "teardown-fleet",
+    "rotate-fleet-sync",
 )
-PER_SITE = ("provision-site", "rotate-client-token", "site-status")
+PER_SITE = (
+    "provision-site",
+    "rotate-client-token",
+    "site-status",
+    "rotate-sync-credential",
+    "teardown-site",
+    "re-home-site",
+)
 
 
 def _deployment(name: str) -> Any:
@@ -45,7 +57,7 @@ def first_deploy_output() -> str:
     return buf.getvalue()
 
 
-def test_deploy_registers_pool_block_types_and_six_deployments(first_deploy_output: str) -> None:
+def test_deploy_registers_pool_block_types_and_every_deployment(first_deploy_output: str) -> None:
     assert f"work-pool  {POOL}" in first_deploy_output
     with get_client(sync_client=True) as client:
         pool = client.read_work_pool(POOL)
@@ -75,6 +87,7 @@ def test_second_deploy_updates_in_place(first_deploy_output: str, capsys: Any) -
     # schedules were replaced, not duplicated
     assert len(_deployment("rotate-fleet-tokens").schedules) == 1
     assert len(_deployment("fleet-status").schedules) == 1
+    assert len(_deployment("rotate-fleet-sync").schedules) == 1
 
 
 def test_schedules_read_back_with_cron_interval_timezone_and_site_parameters(
@@ -86,6 +99,11 @@ def test_schedules_read_back_with_cron_interval_timezone_and_site_parameters(
     assert sched.schedule.timezone == TZ
     assert sched.active
     assert sched.parameters == {}  # every site, rotated where due
+    # Sync passwords rotate on the client tokens' schedule (one run per site, where due).
+    [sync] = _deployment("rotate-fleet-sync").schedules
+    assert (sync.schedule.cron, sync.schedule.timezone) == ("0 3 * * 1", TZ)
+    assert sync.active and sync.parameters == {}
+    assert not _deployment("teardown-fleet").schedules  # never on a schedule: it deletes
     status = _deployment("fleet-status")
     [every] = status.schedules
     assert every.active
@@ -141,13 +159,23 @@ def test_parameter_schemas_describe_the_ui_form(first_deploy_output: str) -> Non
     # names and numbers only: no secret field in the form
     assert all(p.get("format") != "password" for p in rprops.values())
 
-    for fleet in ("rotate-fleet-tokens", "fleet-status", "provision-fleet"):
+    for fleet in (
+        "rotate-fleet-tokens",
+        "fleet-status",
+        "provision-fleet",
+        "teardown-fleet",
+        "rotate-fleet-sync",
+    ):
         fprops = _deployment(fleet).parameter_openapi_schema["properties"]
         for name in ("parent_block", "sites", "tag", "max_concurrency"):
             assert fprops[name]["description"], (fleet, name)
         assert fprops["max_concurrency"]["default"] == 10
     rotate = _deployment("rotate-fleet-tokens").parameter_openapi_schema["properties"]
     assert rotate["lifetime_days"]["default"] == 90
+    teardown = _deployment("teardown-fleet").parameter_openapi_schema["properties"]
+    assert teardown["dry_run"]["default"] is False
+    assert "dry_run" in _deployment("teardown-site").parameter_openapi_schema["properties"]
+    assert "spec" in _deployment("re-home-site").parameter_openapi_schema["required"]
 
     # Every parameter of every deployment explains itself in the form (from the flow's Args:).
     undescribed = [
@@ -175,7 +203,12 @@ def test_bad_input_is_refused_before_any_write(capsys: Any) -> None:
 def test_prefect_yaml_matches_the_python_definitions() -> None:
     from prefect.client.schemas.schedules import IntervalSchedule
 
-    doc = yaml.safe_load(Path("deployments/prefect.yaml").read_text())
+    from deployments.register import prefect_yaml
+
+    text = Path("deployments/prefect.yaml").read_text()
+    doc = yaml.safe_load(text)
+    regenerated = prefect_yaml(prefect_version=doc["prefect-version"])
+    assert text == regenerated, "regenerate: acr-edge deploy --write-prefect-yaml <path>"
     by_name = {d["name"]: d for d in doc["deployments"]}
     assert set(by_name) == set(FLOWS)
     for defn in definitions():

@@ -15,7 +15,14 @@ from deploykit import KWARGS, wait_final, worker_argv, worker_env
 from flowkit import FlowSandbox, spec, start
 
 from deployments.register import deploy
-from flows.fleet import fleet_status, provision_fleet, rotate_fleet_tokens, select_sites
+from flows.fleet import (
+    fleet_status,
+    provision_fleet,
+    rotate_fleet_sync,
+    rotate_fleet_tokens,
+    select_sites,
+    teardown_fleet,
+)
 from flows.models import ProvisionSpec
 from model.errors import InputError, PermanentError
 
@@ -148,6 +155,33 @@ def test_fleet_fans_out_through_the_per_site_deployments(
     status = fleet_status(fsb.parent_block, tag=fsb.tag)
     assert [r["run"] for r in status["sites"]] == [f"status-{s}" for s in sites]
     assert status["failed"] == []
+
+
+def test_sync_rotation_and_teardown_fan_out_per_site(
+    fsb: FlowSandbox, worker: subprocess.Popen[bytes]
+) -> None:
+    """After the provisioning above: the sync rotation runs per site (not due: nothing
+    rotated), the teardown needs an explicit choice, plans per site, then tears down."""
+    sites = fsb.site_blocks
+    crs = [s["name"] for s in fsb.info["sites"]]
+    for cr in crs:
+        assert fsb.azure.resource("connectedRegistries", cr) is not None
+    out = rotate_fleet_sync(fsb.parent_block, tag=fsb.tag)
+    assert out["failed"] == [] and [r["run"] for r in out["sites"]] == [
+        f"rotate-sync-{s}" for s in sites
+    ]
+    with pytest.raises(InputError, match="exactly one"):
+        teardown_fleet(fsb.parent_block)
+    plan = teardown_fleet(fsb.parent_block, tag=fsb.tag, dry_run=True)
+    assert plan["failed"] == [] and all("planned" in r["outcome"] for r in plan["sites"]), plan
+    for cr in crs:
+        assert fsb.azure.resource("connectedRegistries", cr) is not None
+    done = teardown_fleet(fsb.parent_block, tag=fsb.tag, max_concurrency=2)
+    assert [r["run"] for r in done["sites"]] == [f"teardown-{s}" for s in sites]
+    assert all("torn down" in r["outcome"] for r in done["sites"]), done
+    for cr in crs:
+        assert fsb.azure.resource("connectedRegistries", cr) is None
+        assert fsb.azure.resource("tokens", cr) is None
 
 
 def _artifact(key: str) -> Any:

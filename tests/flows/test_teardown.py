@@ -141,10 +141,26 @@ def test_dry_run_lists_every_deletion_and_writes_nothing(fsb: FlowSandbox) -> No
 def test_teardown_removes_what_it_owns_leaves_the_rest_and_reruns_clean(
     fsb: FlowSandbox,
 ) -> None:
+    from acr_edge.teardown_readback import read_back, registry_host
+
     provision(fsb, 0)
     seed_foreign(fsb)
+    host = registry_host(fsb.site_blocks[0])
+    assert host is not None
+    # The read-back the demo reports: it sees a provisioned site as not torn down...
+    before = read_back(fsb.site_blocks[0], fsb.parent_block, host)
+    assert before["arm_owned_left"] == 5, before
+    assert before["nodes_clean"] is False and before["release_removed"] is False, before
     out = teardown_site(fsb.site_blocks[0], fsb.parent_block)
     assert out["outcome"] == "torn down", out
+    # ...and, read back from ARM, the nodes and helm, nothing of acr-edge's afterwards.
+    after = read_back(fsb.site_blocks[0], fsb.parent_block, host)
+    assert after == {
+        "arm_owned_left": 0,
+        "nodes_clean": True,
+        "release_removed": True,
+        "left": [],
+    }, after
     for secret in fsb.azure.secrets():
         assert secret not in str(out)
     assert all(v is None for v in owned(fsb, 0).values()), owned(fsb, 0)

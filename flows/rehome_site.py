@@ -1,0 +1,154 @@
+"""re-home-site: move a site's connected registry to the hardware its block now names.
+
+The block already names the new hardware (ssh_host, keys, paths); the old hardware's runtime
+may still be running and activated. Composition of existing pieces, plan first:
+
+1. Under the site's lock, read what the block's (new) hardware runs: when acr-edge's release
+   there holds a live sync password and its runtime is Ready, the re-home is done (a re-run):
+   nothing to deactivate or revoke.
+2. Otherwise revoke every live sync password (none is the new hardware's: it holds none that
+   is live), so the old runtime can no longer sync or activate again, then deactivate the
+   connected registry in ARM so the new runtime can activate (the service refuses a second
+   instance otherwise: "already activated by another instance"). Revoking first closes the
+   window in which the old runtime could activate again with its still-valid password.
+3. Release the lock and run provision-site as a subflow with the given spec (it takes the
+   lock itself): on the new hardware it generates a fresh sync password, installs, proves
+   Online, and finishes the nodes and the canary.
+
+``spec.dry_run`` lists the revocations and the deactivation, then provision's own plan.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from flows import checkpoints
+from flows.inputs import load_site_inputs
+from flows.locks import locked_site
+from flows.models import ProvisionSpec
+from flows.provision_site import provision_site
+from flows.report import RunReport, artifact_key
+from model import names
+from model.plan import Change
+from model.result import StepResult
+from tasks import rotation
+from tasks.azure import steps as az
+from tasks.azure import teardown_steps as azt
+from tasks.site import steps as st
+from tasks.site.connection import open_site
+
+FLOW = "re-home-site"
+DEACTIVATE_STEP = "deactivate-connected-registry"
+REVOKE_STEP = "revoke-old-sync-password"
+
+
+@flow(name=FLOW, flow_run_name="rehome-{site_block}", validate_parameters=True)
+def rehome_site(site_block: str, parent_block: str, spec: ProvisionSpec) -> dict[str, Any]:
+    """Re-home one site on the hardware its block now names: revoke the old runtime's sync
+    passwords, deactivate the connected registry, then provision-site with a fresh sync
+    password. A re-run after a finished re-home changes nothing.
+
+    Args:
+        site_block: EdgeSite block name of the site (already naming the new hardware).
+        parent_block: ParentRegistry block name.
+        spec: What to provision on the new hardware; spec.dry_run lists the plan only.
+    """
+    logger = get_run_logger()
+    inputs = load_site_inputs(
+        site_block,
+        parent_block,
+        client_token_name=spec.client_token_name,
+        app_namespaces=spec.app_namespaces,
+    )  # refused before any side effect
+    site, cr, dry = inputs.site, inputs.cr_name, spec.dry_run
+    report = RunReport(FLOW, site.name, dry_run=dry)
+
+    def done(result: StepResult) -> StepResult:
+        report.step(result.step, result)
+        checkpoints.reached(FLOW, site.name, result.step)
+        return result
+
+    outcome = "failed"
+    provision: dict[str, Any] = {}
+    try:
+        with locked_site(inputs) as ctx:
+            with ExitStack() as stack:
+                # The new hardware is reached (host key verified) before anything is written.
+                conn = stack.enter_context(open_site(site))
+                release = st.read_helm_release_task(conn)
+                ready = st.deployment_ready_task(conn) if release.digest else None
+            passwords = az.read_token_passwords(ctx, names.sync_token_name(cr), missing_ok=True)
+            state = rotation.normalise_passwords(passwords)
+            held = release.sync_ref if release.digest else None
+            ref = rotation.ref_from_record(held.slot, held.created) if held else None
+            holds = rotation.ref_is_valid(ref, state, datetime.now(UTC))
+            serving = holds and ready is not None and ready.ok
+            resource = f"connectedRegistries/{cr}"
+            if serving:
+                assert held is not None
+                why = (
+                    f"the runtime on {site.ssh_host} is Ready with sync password {held.slot}: "
+                    "already re-homed"
+                )
+                done(StepResult.from_change(Change.none(REVOKE_STEP, resource, why), writes=0))
+                done(StepResult.from_change(Change.none(DEACTIVATE_STEP, resource, why), writes=0))
+            else:
+                keep = held.slot if holds and held is not None else None
+                stale = [p.slot for p in passwords if p.slot != keep]
+                if not stale:
+                    why = "no live sync password other than the new hardware's: nothing to revoke"
+                    done(StepResult.from_change(Change.none(REVOKE_STEP, resource, why), writes=0))
+                for slot in stale:
+                    done(
+                        az.revoke_password(
+                            ctx, names.sync_token_name(cr), slot, step=REVOKE_STEP, dry_run=dry
+                        )
+                    )
+                done(azt.deactivate_connected_registry(ctx, cr, dry_run=dry))
+        # provision-site takes the site's lock itself.
+        provision = provision_site(site_block, parent_block, spec)
+        writes = report.writes + int(provision.get("writes") or 0)
+        outcome = "planned" if dry else ("re-homed" if writes else "already re-homed")
+    finally:
+        if dry:
+            create_markdown_artifact(
+                key=artifact_key("rehome-plan", site.name),
+                markdown=_markdown(report, provision),
+                description=f"dry run of re-home-site for {site.name}: {outcome}",
+            )
+        else:
+            create_table_artifact(
+                key=artifact_key("rehome", site.name),
+                table=report.table(),
+                description=f"re-home-site {site.name}: {outcome}, {report.writes} write(s) "
+                "before provision-site",
+            )
+    logger.info("%s: %s", site.name, outcome)
+    return report.summary(
+        outcome=outcome,
+        writes=report.writes + int(provision.get("writes") or 0),
+        rehome_writes=report.writes,
+        provision=provision,
+    )
+
+
+def _markdown(report: RunReport, provision: dict[str, Any]) -> str:
+    lines = [
+        f"# re-home-site {report.site} (dry run)",
+        "",
+        "| step | resource | action | why |",
+        "|---|---|---|---|",
+    ]
+    for r in report.rows:
+        why = str(r["message"]).replace("|", "\\|")
+        lines.append(f"| {r['step']} | {r['resource']} | {r['action']} | {why} |")
+    lines += ["", "Then provision-site on the new hardware:", ""]
+    for r in provision.get("steps") or []:
+        why = str(r.get("message", "")).replace("|", "\\|")
+        lines.append(f"- {r.get('step')} {r.get('resource')}: {r.get('action')} ({why})")
+    return "\n".join(lines) + "\n"
