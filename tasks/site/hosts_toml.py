@@ -263,16 +263,20 @@ def is_generated(text: str) -> bool:
     return text.split("\n", 1)[0] == HEADER and "\n" in text
 
 
-def routes(text: str, host: str) -> tuple[str | None, list[str]]:
-    """(server, [host URLs in order]) of a hosts.toml: where containerd sends ``host``'s pulls."""
+def _load(text: str, host: str) -> dict[str, object]:
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError:
         raise PermanentError(
             f"hosts.toml for {host} does not parse as TOML",
             resource=f"certs.d/{dir_name(host)}/hosts.toml",
             fix="restart K3s so that it writes the file again",
         ) from None
+
+
+def routes(text: str, host: str) -> tuple[str | None, list[str]]:
+    """(server, [host URLs in order]) of a hosts.toml: where containerd sends ``host``'s pulls."""
+    data = _load(text, host)
     server = data.get("server")
     table = data.get("host")
     urls = [u for u, v in table.items() if isinstance(v, dict)] if isinstance(table, dict) else []
@@ -282,14 +286,7 @@ def routes(text: str, host: str) -> tuple[str | None, list[str]]:
 def effective_routes(text: str, host: str) -> list[tuple[str, tuple[str, ...]]]:
     """[(URL, CA files)] in the order containerd tries them: each ``[host."..."]``, then the
     root ``server``. What a hosts.toml means for pulls, whatever its layout."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError:
-        raise PermanentError(
-            f"hosts.toml for {host} does not parse as TOML",
-            resource=f"certs.d/{dir_name(host)}/hosts.toml",
-            fix="restart K3s so that it writes the file again",
-        ) from None
+    data = _load(text, host)
 
     def cas(table: dict[str, object]) -> tuple[str, ...]:
         value = table.get("ca")

@@ -229,43 +229,10 @@ def _roll_back(conn: SiteConnection, path: str, hosts_path: str, undo: Undo) -> 
         )
     if "hosts" in undo.touched:
         old = undo.fact.hosts_toml if undo.fact is not None else None
-        if old is None:
-            steps.append(
-                (
-                    "hosts.toml",
-                    lambda: node_files.restore(
-                        conn.ssh, hosts_path, None, sudo=site.sudo, resource=conn.resource
-                    ),
-                )
-            )
-        else:
-            data = old.encode()
-
-            def put_back() -> str:
-                conn.ssh.write_file(hosts_path, data, sudo=site.sudo)
-                return f"put back the previous {hosts_path}"
-
-            steps.append(("hosts.toml", put_back))
+        steps.append(("hosts.toml", _put_back(conn, hosts_path, old, 0o600)))
     if "ca" in undo.touched and undo.ca_file:
-        ca_file = undo.ca_file
         old_ca = undo.fact.ca_text if undo.fact is not None else None
-        if old_ca is None:
-            steps.append(
-                (
-                    "the site CA file",
-                    lambda: node_files.restore(
-                        conn.ssh, ca_file, None, sudo=site.sudo, resource=conn.resource
-                    ),
-                )
-            )
-        else:
-            ca_data = old_ca.encode()
-
-            def put_ca_back() -> str:
-                conn.ssh.write_file(ca_file, ca_data, mode=0o644, sudo=site.sudo)
-                return f"put back the previous {ca_file}"
-
-            steps.append(("the site CA file", put_ca_back))
+        steps.append(("the site CA file", _put_back(conn, undo.ca_file, old_ca, 0o644)))
     if undo.restarted:
 
         def again() -> str:
@@ -279,6 +246,22 @@ def _roll_back(conn: SiteConnection, path: str, hosts_path: str, undo: Undo) -> 
         except Exception as exc:
             done.append(f"FAILED to undo {what}: {classify(exc, resource=conn.resource)}")
     return "; ".join(done) or "nothing had been changed"
+
+
+def _put_back(conn: SiteConnection, path: str, old: str | None, mode: int) -> Callable[[], str]:
+    """Undo of a file acr-edge wrote whole: its earlier text again, or removed if it had none."""
+    site = conn.site
+    if old is None:
+        return lambda: node_files.restore(
+            conn.ssh, path, None, sudo=site.sudo, resource=conn.resource
+        )
+    data = old.encode()
+
+    def put_back() -> str:
+        conn.ssh.write_file(path, data, mode=mode, sudo=site.sudo)
+        return f"put back the previous {path}"
+
+    return put_back
 
 
 def restart_node(conn: SiteConnection) -> None:
