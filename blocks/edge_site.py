@@ -263,13 +263,15 @@ class EdgeSite(Block):
     @field_validator("chart_values")
     @classmethod
     def _check_chart_values(cls, value: dict[str, Any]) -> dict[str, Any]:
-        for path in _walk_keys(value):
+        paths = _walk_keys(value)
+        for path in paths:  # a secret is named first, even under a managed path
             leaf = path.rsplit(".", 1)[-1].lower().replace("-", "").replace("_", "")
             if leaf in _SECRET_VALUE_KEYS or "password" in leaf or "connectionstring" in leaf:
                 raise ValueError(
                     f"chart_values.{path} would carry a secret; secrets never go in block "
                     "configuration (the connection string is supplied by the flow)"
                 )
+        for path in paths:
             if path in _MANAGED_VALUE_PATHS:
                 raise ValueError(
                     f"chart_values.{path} is set from a dedicated block field; use that field"

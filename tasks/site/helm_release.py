@@ -163,8 +163,8 @@ def ensure_helm_release(
 ) -> StepResult:
     """Install/upgrade the release to the site's values carrying ``sync_ref``; no-op when the
     recorded digest matches. ``connection_string`` None keeps the release's own (a
-    settings-only upgrade); a dry run passes None or a placeholder and writes nothing.
-    ``tls_secret`` None keeps the server certificate the release serves."""
+    settings-only upgrade); a dry run passes None or a placeholder and writes nothing;
+    ``tls_secret``/``transport`` None keep what the release serves."""
     return converge(
         lambda: read_helm_release(conn),
         lambda fact: plans.plan_helm_release(
@@ -224,14 +224,8 @@ def ensure_helm_release_proven(
     PermanentError says what was undone and why."""
     before = [] if dry_run else read_release_history(conn)
     try:
-        result = ensure_helm_release(
-            conn,
-            sync_ref,
-            connection_string,
-            tls_secret=tls_secret,
-            transport=transport,
-            dry_run=dry_run,
-        )
+        serving = {"tls_secret": tls_secret, "transport": transport}
+        result = ensure_helm_release(conn, sync_ref, connection_string, **serving, dry_run=dry_run)
     except PermanentError as exc:
         if dry_run:
             raise
@@ -401,7 +395,6 @@ def registry_host(conn: SiteConnection) -> str:
     ip = svc.spec.cluster_ip if svc.spec else None
     if not ip or ip == "None":
         raise PermanentError("service has no cluster IP", resource=resource)
-    # The name pods use keeps the port the release recorded (an http site migrated to https
-    # keeps "<ip>:80", its endpoint moves to https://<ip>:443).
+    # The port the release recorded: an http site migrated to https keeps "<ip>:80".
     port = helm_values.recorded_pull_port(_release_values(conn)) or tls.service_port(site.transport)
     return f"{ip}:{port}"

@@ -16,6 +16,7 @@ from tasks.site.helm_values import (
     plan_diff,
     recorded_digest,
     recorded_sync_credential,
+    serving_for,
 )
 
 CS = SecretStr(
@@ -52,6 +53,7 @@ def test_values_follow_the_chart_and_carry_metadata() -> None:
         "valuesDigest": cv.digest,
         "chart": {"ref": site.chart_ref, "version": None},
         "syncCredential": {"token": "site01", "slot": "password1", "created": REF.created},
+        "pullPort": 80,
     }
     assert json.loads(cv.to_yaml_stdin().get_secret_value()) == cv.values
     assert "pw-AAAA" not in repr(cv)
@@ -91,11 +93,18 @@ def test_digest_is_stable_and_sensitive_to_every_setting_but_never_the_secret() 
 def test_changed_settings_name_the_non_secret_paths() -> None:
     release = chart_values(_site(chart_version="0.5.0"), CS, REF).values
     assert changed_settings(release, _site(chart_version="0.5.0")) == []
-    changed = changed_settings(
-        release, _site(chart_version="0.6.0", storage_request="20Gi", transport="https")
-    )
-    assert changed == ["httpEnabled", "pvc.storageRequest", "chart.version"]
-    assert "pw-AAAA" not in repr(changed)
+    https = _site(chart_version="0.6.0", storage_request="20Gi", transport="https")
+    # Only provision switches the transport (it says so); any other upgrade keeps it.
+    assert changed_settings(release, https) == ["pvc.storageRequest", "chart.version"]
+    switched = serving_for(https, release, transport="https")
+    assert changed_settings(release, https, switched) == [
+        "cert-manager.enabled",
+        "httpEnabled",
+        "pvc.storageRequest",
+        "tls.secret",
+        "chart.version",
+    ]
+    assert "pw-AAAA" not in repr(changed_settings(release, https, switched))
     assert recorded_sync_credential(release) == REF
     assert recorded_sync_credential({"acrEdge": {"syncCredential": {"slot": ""}}}) is None
 
@@ -103,11 +112,11 @@ def test_changed_settings_name_the_non_secret_paths() -> None:
 def test_masking_and_plan_diff_never_show_the_connection_string() -> None:
     old = chart_values(_site(), CS, REF).values
     other = SecretStr(CS.get_secret_value().replace("pw-AAAA", "pw-BBBB"))
-    new = chart_values(_site(transport="https"), other, REF).values
+    new = chart_values(_site(storage_request="20Gi"), other, REF).values
     assert masked(new)["connectionString"] == "***"
     diff = plan_diff(old, new)
     paths = {path for path, _, _ in diff}
-    assert paths == {"httpEnabled", "acrEdge.valuesDigest"}
+    assert paths == {"pvc", "acrEdge.valuesDigest"}
     assert "pw-" not in repr(diff)
 
 
