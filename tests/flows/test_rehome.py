@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from flowkit import FlowSandbox, spec, start
 
+from flows.checkpoints import on_step
 from flows.models import ProvisionSpec
 from flows.provision_site import provision_site
-from flows.rehome_site import DEACTIVATE_STEP, REVOKE_STEP, rehome_site
+from flows.rehome_site import DEACTIVATE_STEP, FLOW, REVOKE_STEP, rehome_site
 from flows.site_status import site_status
 
 pytestmark = pytest.mark.prefect
@@ -38,11 +39,11 @@ def _cr(fsb: FlowSandbox) -> dict[str, Any]:
     return fsb.azure.resource("connectedRegistries", fsb.info["sites"][0]["name"])  # type: ignore[no-any-return]
 
 
-def _repoint(fsb: FlowSandbox) -> None:
-    """Site A's block now names sandbox site 2's hardware (same site name: same CR)."""
+def _repoint(fsb: FlowSandbox, target: int = 1) -> None:
+    """Site A's block now names sandbox site ``target``'s hardware (same site name: same CR)."""
     from acr_edge.sandbox_blocks import site_block
 
-    block = site_block(fsb.info["sites"][1])
+    block = site_block(fsb.info["sites"][target])
     block.name = fsb.info["sites"][0]["name"]
     block.tags = [fsb.tag]
     block.save(fsb.site_blocks[0], overwrite=True)
@@ -115,3 +116,39 @@ def test_rehome_moves_the_site_with_a_fresh_sync_password(fsb: FlowSandbox) -> N
     assert all(s["action"] == "none" and s["message"] for s in rerun["steps"]), rerun
     assert fsb.arm_writes() == []
     assert _cr(fsb)["properties"]["activation"]["status"] == "Active"
+
+
+class Crash(RuntimeError):
+    """Stands for the worker dying right after a step."""
+
+
+def test_a_crash_at_each_rehome_step_then_rerun_converges(fsb: FlowSandbox) -> None:
+    """Site A moves back to site 1's hardware (its release there holds a revoked password),
+    then to site 2's again; each move crashes after one of re-home's own steps first."""
+    from sandbox.sites import connection_string
+
+    cr = fsb.info["sites"][0]["name"]
+    if _cr(fsb) is None:  # run on its own: site A starts on site 2
+        _repoint(fsb, 1)
+        provision_site(fsb.site_blocks[0], fsb.parent_block, _spec())
+    for target, crash_after in ((0, REVOKE_STEP), (1, DEACTIVATE_STEP)):
+        _repoint(fsb, target)
+
+        def hook(flow: str, _site: str, step: str, at: str = crash_after) -> None:
+            if flow == FLOW and step == at:
+                raise Crash(step)
+
+        with on_step(hook), pytest.raises(Crash):
+            rehome_site(fsb.site_blocks[0], fsb.parent_block, _spec())
+        out = rehome_site(fsb.site_blocks[0], fsb.parent_block, _spec())
+        assert out["outcome"] == "re-homed", (crash_after, out)
+        props = _cr(fsb)["properties"]
+        assert props["activation"]["status"] == "Active", crash_after
+        assert fsb.site(target).runtime.ready_release_for(NS, REL) is not None, crash_after
+        assert site_status(fsb.site_blocks[0], fsb.parent_block)["healthy"], crash_after
+        values = fsb.site(target).helm.releases[(NS, REL)].current.values
+        password = connection_string.parse(str(values["connectionString"])).password
+        live = fsb.azure.password_values(cr)
+        assert list(live.values()) == [password], (crash_after, sorted(live))
+        again = rehome_site(fsb.site_blocks[0], fsb.parent_block, _spec())
+        assert again["outcome"] == "already re-homed" and again["writes"] == 0, again

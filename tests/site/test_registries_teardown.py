@@ -200,3 +200,34 @@ def test_other_endpoint_lists_under_our_host_are_left(endpoints: list[str]) -> N
     text = f'mirrors:\n  "{IP}:80":\n    endpoint:\n{listed}'
     result = remove_ours(text, f"{IP}:80", ca_file=CA_FILE)
     assert not result.changed and "left" in result.reason, result.reason
+
+
+# ---- the TLS material's ownership rules (pure plans) -----------------------------------------
+
+
+def test_tls_secrets_go_only_with_acr_edges_label() -> None:
+    from model import tls
+    from tasks.site.tls_teardown import plan_tls_secret_delete, tls_secret_names
+
+    assert tls_secret_names("rel") == [
+        "rel-acr-edge-ca",
+        "rel-acr-edge-tls-a",
+        "rel-acr-edge-tls-b",
+    ]
+    assert plan_tls_secret_delete(dict(tls.MANAGED_BY), resource="s").action == "delete"
+    foreign = plan_tls_secret_delete({"app": "theirs"}, resource="s")
+    assert foreign.action == "none" and "left" in foreign.reason
+    assert plan_tls_secret_delete(None, resource="s").action == "none"
+
+
+def test_a_node_ca_file_goes_only_with_our_header_for_this_cr() -> None:
+    from model import tls
+    from tasks.site.tls_teardown import plan_ca_file_delete
+
+    ours = plan_ca_file_delete(tls.ca_file_header("site1"), resource="f", cr_name="site1")
+    assert ours.action == "delete"
+    other_cr = plan_ca_file_delete(tls.ca_file_header("site2"), resource="f", cr_name="site1")
+    assert other_cr.action == "none" and "left" in other_cr.reason
+    pem = plan_ca_file_delete("-----BEGIN CERTIFICATE-----", resource="f", cr_name="site1")
+    assert pem.action == "none" and "left" in pem.reason
+    assert plan_ca_file_delete(None, resource="f", cr_name="site1").action == "none"
