@@ -44,7 +44,8 @@ class RuntimeState:
     namespace: str
     release: str
     connected_registry: str = ""
-    connection_digest: str = ""
+    connection_digest: str = ""  # sha256 of the connection string the pod runs
+    template_digest: str = ""  # and of its whole pod template (string, listener, TLS volume)
     ready: bool = False
     error: str = ""
     activations: int = 0
@@ -151,7 +152,7 @@ class ConnectedRegistryRuntime:
         ``https``/``tls_secret``: the pod template's listener and its "tls" volume; a change
         of either is a new pod template, so a new pod."""
         state = self.states.setdefault((namespace, release), RuntimeState(namespace, release))
-        digest = _digest(f"{conn}\n{https}\n{tls_secret}")
+        template = _digest(f"{conn}\n{https}\n{tls_secret}")
         if broken:
             state.generation += 1
             state.ready, state.broken = False, True
@@ -164,13 +165,14 @@ class ConnectedRegistryRuntime:
             self._publish(state)
             return
         if (
-            digest == state.connection_digest
+            template == state.template_digest
             and not state.broken
             and (state.ready or state.generation)
         ):
             self._publish(state)  # the pod keeps running; helm touched the Deployment only
             return
-        state.connection_digest = digest
+        state.template_digest = template
+        state.connection_digest = _digest(conn)
         state.generation += 1
         state.ready = state.broken = False
         state.error = ""
