@@ -43,7 +43,7 @@ def _repoint(fsb: FlowSandbox, target: int = 1) -> None:
     """Site A's block now names sandbox site ``target``'s hardware (same site name: same CR)."""
     from acr_edge.sandbox_blocks import site_block
 
-    block = site_block(fsb.info["sites"][target])
+    block = site_block(fsb.info["sites"][target], "http")  # the module provisions over http
     block.name = fsb.info["sites"][0]["name"]
     block.tags = [fsb.tag]
     block.save(fsb.site_blocks[0], overwrite=True)
