@@ -23,17 +23,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pydantic import SecretStr
 
-from model import tls
+from model import patterns, tls
 from model.errors import InputError, PermanentError
 from model.plan import Change
 
 STEP = "server-cert"
 CA_STEP = "site-ca"
-# Clocks of nodes and the flow's worker differ a little; a certificate valid from "now" would be
-# refused for a few seconds by a node that runs behind.
+# Node clocks run a little behind the worker's: "valid from now" would be refused for a while.
 BACKDATE = timedelta(minutes=5)
 _CN_MAX = 64  # X.520 ub-common-name
-_DNS_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _PEM_CERT = re.compile(
     r"-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+?-----END CERTIFICATE-----"
 )
@@ -111,8 +109,7 @@ def _load_cert(pem: str, what: str, resource: str) -> x509.Certificate:
 
 
 def normalize_san(value: str) -> str:
-    """One SAN in its canonical text: an IP address as Python writes it, a DNS name lowercase
-    without a trailing dot. Refuses anything else before any certificate is made."""
+    """One SAN canonical: an IP as Python writes it, a DNS name lowercase without a final dot."""
     text = str(value).strip()
     try:
         return str(ipaddress.ip_address(text))
@@ -120,7 +117,11 @@ def normalize_san(value: str) -> str:
         pass
     name = text.rstrip(".").lower()
     labels = name.split(".")
-    if not name or len(name) > 253 or not all(_DNS_LABEL.match(label) for label in labels):
+    if (
+        not name
+        or len(name) > 253
+        or not all(patterns.DNS1123_LABEL.fullmatch(label) for label in labels)
+    ):
         raise InputError(
             "a server certificate name must be an IP address or a DNS name "
             "(letters, digits, '-' and '.')",

@@ -153,7 +153,10 @@ def test_a_key_passed_as_a_certificate_is_not_quoted(ca: site_ca.CaMaterial) -> 
     assert body[:20] not in str(err.value) and "PRIVATE" not in str(err.value)
 
 
-@pytest.mark.parametrize("bad", [[], ["exa mple"], ["-bad.example"], ["a_b.example"], "10.0.0.1"])
+@pytest.mark.parametrize(
+    "bad",
+    [[], ["exa mple"], ["-bad.example"], ["a_b.example"], "10.0.0.1", ["a\nb.example"], ["ü.de"]],
+)
 def test_bad_names_are_refused_before_anything_is_made(ca: site_ca.CaMaterial, bad: object) -> None:
     with pytest.raises(InputError):
         site_ca.issue_server_cert(ca, bad, NOW)  # type: ignore[arg-type]
