@@ -20,7 +20,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows import checkpoints, node_rollout, site_tls
+from flows import node_rollout, site_tls
 from flows.host_keys import fingerprint, pin_host_keys
 from flows.inputs import SiteInputs, load_site_inputs
 from flows.locks import locked_site
@@ -32,7 +32,6 @@ from flows.report import RunReport, artifact_key
 from model.azure import ConnectedRegistryInfo, PasswordMeta
 from model.azure_context import AzureContext
 from model.errors import InputError, PermanentError
-from model.result import StepResult
 from model.site import ReleaseFact
 from tasks.azure import steps as az
 from tasks.azure.spec import ConnectedRegistrySpec
@@ -134,10 +133,7 @@ def _provision(
 ) -> None:
     site, dry = inputs.site, spec.dry_run
 
-    def done(result: StepResult) -> StepResult:
-        report.step(result.step, result)
-        checkpoints.reached(FLOW, site.name, result.step)
-        return result
+    done = report.done
 
     with ExitStack() as stack:
         # The node side needs nothing from Azure until the connection string exists: connect
@@ -192,8 +188,9 @@ def _provision(
             done,
             tls_secret=tls_state.tls_secret if tls_state else None,
         )
-        # Before the release exists (dry run of a new site) its service has no address yet.
-        host = None if dry and not release.exists else st.registry_host_task(conn)
+        # An upgrade keeps the address and the recorded pull port: read it only for a release
+        # this run installed (a dry run of a new site has no service, so no address, yet).
+        host = current_host or (None if dry else st.registry_host_task(conn))
         route = None
         if host is not None:
             now = release if dry else st.read_helm_release_task(conn)

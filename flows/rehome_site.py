@@ -27,7 +27,6 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows import checkpoints
 from flows.inputs import load_site_inputs
 from flows.locks import locked_site
 from flows.models import ProvisionSpec
@@ -68,10 +67,7 @@ def rehome_site(site_block: str, parent_block: str, spec: ProvisionSpec) -> dict
     site, cr, dry = inputs.site, inputs.cr_name, spec.dry_run
     report = RunReport(FLOW, site.name, dry_run=dry)
 
-    def done(result: StepResult) -> StepResult:
-        report.step(result.step, result)
-        checkpoints.reached(FLOW, site.name, result.step)
-        return result
+    done = report.done
 
     outcome = "failed"
     provision: dict[str, Any] = {}

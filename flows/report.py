@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from flows import checkpoints
 from model.result import StepResult
 
 
@@ -31,6 +32,12 @@ class RunReport:
     dry_run: bool = False
     # The non-secret details of each row's StepResult (ids, counts, masked diffs), for the plan.
     details: list[dict[str, Any]] = field(default_factory=list)
+
+    def done(self, result: StepResult) -> StepResult:
+        """Record a step's result and mark its boundary (the one seam crash tests use)."""
+        self.step(result.step, result)
+        checkpoints.reached(self.flow, self.site, result.step)
+        return result
 
     def step(self, step: str, result: StepResult) -> StepResult:
         self.note(

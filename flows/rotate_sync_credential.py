@@ -25,7 +25,6 @@ from flows.locks import locked_site
 from flows.report import RunReport, artifact_key
 from model.azure_context import AzureContext
 from model.errors import PermanentError, TransientError
-from model.result import StepResult
 from model.site import SiteCheck, SyncCredentialRef
 from tasks import rotation, sync_rotation
 from tasks.azure import steps as az
@@ -220,10 +219,7 @@ def _renew_certificate(
     if site_tls.serving_transport(release) != "https" or release.sync_ref is None:
         return None
 
-    def done(result: StepResult) -> StepResult:
-        report.step(result.step, result)
-        checkpoints.reached(FLOW, site.name, result.step)
-        return result
+    done = report.done
 
     host = st.registry_host_task(conn)
     info = az.read_connected_registry(ctx, cr)

@@ -17,12 +17,11 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows import checkpoints, node_rollout
+from flows import node_rollout
 from flows.host_keys import pin_host_keys
 from flows.inputs import load_site_inputs
 from flows.locks import locked_site
 from flows.report import RunReport, artifact_key
-from model.result import StepResult
 from tasks.azure import teardown_steps as azt
 from tasks.site import teardown_steps as stt
 from tasks.site.connection import open_site
@@ -47,10 +46,7 @@ def teardown_site(site_block: str, parent_block: str, dry_run: bool = False) -> 
     site, cr, client = inputs.site, inputs.cr_name, inputs.client_token
     report = RunReport(FLOW, site.name, dry_run=dry_run)
 
-    def done(result: StepResult) -> StepResult:
-        report.step(result.step, result)
-        checkpoints.reached(FLOW, site.name, result.step)
-        return result
+    done = report.done
 
     outcome = "failed"
     try:
