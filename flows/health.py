@@ -15,50 +15,64 @@ from model.cron import CONTINUOUS, Cron
 # A continuous sync reports at least this often; beyond it the link is suspect.
 CONTINUOUS_GRACE = timedelta(minutes=15)
 
-# Connected-registry statusDetails codes mapped to what an operator does about them. The
-# DISK_* codes are the documented ones (Azure/acr connected-registry error codes: they come
-# with connectionState Unhealthy, "a critical error on the instance while it is online");
-# SYNC_TOKEN_INVALID and PARENT_UNREACHABLE (Offline) are in the documented style, names
-# UNCONFIRMED; the rest are what runtimes report in practice. Keys are normalised by fix_for.
-STATUS_FIXES: dict[str, str] = {
-    "diskstoragefull": "the runtime's volume is full: grow the PVC (pvc.storageRequest in the "
-    "Helm values) or free space on the node, or sync fewer repositories.",
-    "diskpermissiondenied": "the runtime cannot write to its volume: fix the ownership and "
-    "permissions of the PVC's backing directory (or the storage class's fsGroup) so the "
-    "connected-registry pod's user can write, then restart the pod.",
-    "diskerror": "the runtime cannot create, write or delete files on its volume: check the "
-    "node's disk and the PVC (kubectl describe pvc), grow it or move it to healthy storage.",
-    "storagefull": "grow the PVC (pvc.storageRequest) or lower the synced repository set.",
-    "synctokeninvalid": "the sync token is disabled, deleted or its password is no longer "
-    "valid: enable it (az acr token update --status enabled) and re-run provision-site (it "
-    "regenerates the unused sync password and upgrades the release).",
-    "tokenauthenticationfailed": "the sync token password in the release is no longer valid: "
-    "re-run provision-site (it regenerates the unused slot and upgrades the release).",
-    "unauthorized": "credentials were rejected: re-run provision-site for the sync token, "
-    "rotate-client-token for clients.",
-    "alreadyactivated": "another runtime activated this connected registry: uninstall it there, "
-    "deactivate the connected registry, then re-run provision-site.",
-    "activationconflict": "deactivate the connected registry (az acr connected-registry "
-    "deactivate) and re-run provision-site.",
-    "parentunreachable": "the node cannot reach the parent: allow outbound HTTPS to "
-    "<registry>.azurecr.io and <registry>.<region>.data.azurecr.io (proxy, DNS, firewall).",
-    "connectivityerror": "check the node's outbound HTTPS to the parent's data endpoint, "
-    "proxy and DNS.",
-    "certificateerror": "the runtime does not trust the parent's TLS certificate: check the "
-    "node's CA store and any TLS-inspecting proxy.",
-    "syncfailed": "look at the connected-registry pod logs; re-run provision-site if the "
-    "sync scope map changed.",
-    "messagettlexceeded": "sync messages expired before delivery: widen the sync window or "
-    "lengthen message_ttl.",
+# The statusDetails codes Azure documents (Azure/acr docs/preview/connected-registry/
+# connected-registry-error-codes.md: "critical errors", reported with connectionState Unhealthy),
+# with the documented description and the documented corrective action adapted to a K3s site
+# (the page speaks of docker; here the runtime is a pod on a PVC). Exactly these three: any other
+# code is shown with its own description and a generic fix, never a guessed one.
+DOCUMENTED_CODES: dict[str, tuple[str, str]] = {
+    "DISK_PERMISSION_DENIED": (
+        "The connected registry was unable to write any file to the disk because it did not "
+        "have sufficient permissions.",
+        "give the connected-registry container's user read, write and execute access to its "
+        "host storage path (the PVC's backing directory or the storage class's fsGroup), then "
+        "restart the pod (kubectl -n <namespace> rollout restart deploy/<release>).",
+    ),
+    "DISK_STORAGE_FULL": (
+        "The connected registry was unable to write files to the local host because there was "
+        "no storage available on disk.",
+        "free space on the node: limit the container logs kept on the host (containerd/kubelet "
+        "log rotation: containerLogMaxSize, containerLogMaxFiles), lower the runtime's log level "
+        "(az acr connected-registry update -r <registry> -n <connected registry> --log-level "
+        "Error; applied at the next sync), or grow the PVC (pvc.storageRequest).",
+    ),
+    "DISK_ERROR": (
+        "The connected registry is unable to create, write, or delete a file on the local disk.",
+        "check the node's disk and the runtime's PVC (kubectl -n <namespace> describe pvc; "
+        "dmesg on the node), free or repair the storage, then restart the pod.",
+    ),
 }
+# Metrics, not errors: the 2026-09-01-preview contract reports disk capacity as a statusDetails
+# entry of a healthy registry (type Disk/DiskSpace, code DiskCapacityMetrics, totalGib and
+# availableGib), so it is a fact, never a failed check.
+INFORMATIONAL_CODES = frozenset({"DISKCAPACITYMETRICS"})
+UNDOCUMENTED_FIX = (
+    "undocumented status code: read its description and the connected-registry pod logs "
+    "(kubectl -n <namespace> logs deploy/<release>)."
+)
+
+
+def _norm(code: str) -> str:
+    # The page spells DISK_STORAGE_FULL, the spec's lifecycle note DiskError: one key for both.
+    return code.replace("_", "").replace("-", "").upper()
+
+
+_BY_KEY = {_norm(code): entry for code, entry in DOCUMENTED_CODES.items()}
+
+
+def documented(code: str) -> tuple[str, str] | None:
+    """(documented description, corrective action) of a code, None when undocumented."""
+    return _BY_KEY.get(_norm(code))
 
 
 def fix_for(code: str) -> str:
-    return STATUS_FIXES.get(
-        code.replace("_", "").replace("-", "").lower(),
-        "unknown status code: read the connected-registry pod logs "
-        "(kubectl logs -n <namespace> deploy/<release>) and the statusDetails description.",
-    )
+    """The documented corrective action for a statusDetails code, else the generic one."""
+    found = documented(code)
+    return found[1] if found else UNDOCUMENTED_FIX
+
+
+def is_informational(code: str) -> bool:
+    return _norm(code) in INFORMATIONAL_CODES
 
 
 @dataclass(frozen=True)
@@ -141,9 +155,14 @@ class Check:
 @dataclass
 class Health:
     checks: list[Check] = field(default_factory=list)
+    # Facts shown in the table (status "info") that never make the site unhealthy.
+    notes: list[tuple[str, str]] = field(default_factory=list)
 
     def add(self, name: str, ok: bool, value: str, fix: str = "") -> None:
         self.checks.append(Check(name, ok, value, "" if ok else fix))
+
+    def note(self, name: str, value: object) -> None:
+        self.notes.append((name, "unknown" if value in (None, "") else str(value)))
 
     @property
     def healthy(self) -> bool:
@@ -161,7 +180,7 @@ class Health:
         return [
             {"check": c.name, "status": "ok" if c.ok else "FAIL", "value": c.value, "fix": c.fix}
             for c in self.checks
-        ]
+        ] + [{"check": n, "status": "info", "value": v, "fix": ""} for n, v in self.notes]
 
 
 # connectionState as the service reports it: Online and Syncing (a sync in progress) are
@@ -221,15 +240,40 @@ def check_sync_result(
     )
 
 
-def check_status_details(health: Health, details: Iterable[Mapping[str, str | None]]) -> None:
-    items = list(details)
+def check_status_details(health: Health, details: Iterable[Mapping[str, object]]) -> None:
+    """One failed row per error code (documented description when the service sends none);
+    metrics entries (DiskCapacityMetrics) are facts, not problems."""
+    items = [d for d in details if not is_informational(str(d.get("code") or ""))]
     if not items:
         health.add("statusDetails", True, "none")
         return
     for d in items:
         code = str(d.get("code") or "unknown")
-        desc = str(d.get("description") or "")
+        known = documented(code)
+        desc = str(d.get("description") or (known[0] if known else ""))
         health.add(f"statusDetails {code}", False, desc or code, fix_for(code))
+
+
+def status_codes(details: Iterable[Mapping[str, object]]) -> list[str]:
+    """The error codes the service reports (metrics entries left out), for results and events."""
+    return [
+        str(d.get("code") or "unknown")
+        for d in details
+        if not is_informational(str(d.get("code") or ""))
+    ]
+
+
+def disk_capacity(details: Iterable[Mapping[str, object]]) -> dict[str, float] | None:
+    """totalGib/availableGib of a DiskCapacityMetrics entry (the contract spells it both
+    totalGib and totalGiB), None without one."""
+    for d in details:
+        if not is_informational(str(d.get("code") or "")):
+            continue
+        lowered = {k.lower(): v for k, v in d.items()}
+        total, free = lowered.get("totalgib"), lowered.get("availablegib")
+        if isinstance(total, int | float) and isinstance(free, int | float):
+            return {"total_gib": float(total), "available_gib": float(free)}
+    return None
 
 
 def check_password_expiry(

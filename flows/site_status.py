@@ -14,10 +14,11 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
-from flows import health, node_rollout, site_tls
+from flows import health, node_rollout, site_tls, status_events
 from flows.inputs import load_site_inputs
 from flows.report import artifact_key
-from model.errors import AcrEdgeError, PermanentError
+from model.azure import ConnectedRegistryInfo, PasswordMeta
+from model.errors import AcrEdgeError, InputError, PermanentError
 from model.site import MirrorRoute
 from tasks import rotation, sync_rotation
 from tasks.azure import steps as az
@@ -28,6 +29,7 @@ from tasks.site.plans import canary_image
 
 FLOW = "site-status"
 LEAD = timedelta(days=14)
+EXPIRY_WARNING_DAYS = 14
 
 
 class SiteUnhealthy(PermanentError):
@@ -36,21 +38,36 @@ class SiteUnhealthy(PermanentError):
 
 @flow(name=FLOW, flow_run_name="status-{site_block}")
 def site_status(
-    site_block: str, parent_block: str, client_token_name: str | None = None
+    site_block: str,
+    parent_block: str,
+    client_token_name: str | None = None,
+    expiry_warning_days: int = EXPIRY_WARNING_DAYS,
 ) -> dict[str, Any]:
-    """Connection state, activation, last sync vs schedule, statusDetails with fixes, client
-    password expiry, Helm release, pods, mirror and hosts.toml, and a canary pull.
+    """Connection state, activation, last sync vs schedule, statusDetails with the documented
+    fixes, sync result, runtime and chart versions, client and sync password ages and expiry,
+    Helm release, pods, mirror and hosts.toml, and a canary pull. Emits
+    `acr-edge.site.unhealthy` / `acr-edge.site.healthy` when the health changes and
+    `acr-edge.credential.expiring` for each used password near its expiry.
 
     Args:
         site_block: EdgeSite block name of the site to check.
         parent_block: ParentRegistry block name (the parent registry and its credentials).
         client_token_name: Client token whose passwords to check; default `<site>-client`.
+        expiry_warning_days: Warn (event `acr-edge.credential.expiring`) when a password the
+            site uses expires within this many days; default 14, e.g. 30.
     """
+    if not 0 <= expiry_warning_days <= 3650:
+        raise InputError(
+            f"expiry_warning_days must be 0..3650, got {expiry_warning_days}",
+            resource="parameter expiry_warning_days",
+            fix="give a number of days such as 14.",
+        )
     inputs = load_site_inputs(site_block, parent_block, client_token_name=client_token_name)
     site, cr, token = inputs.site, inputs.cr_name, inputs.client_token
     verdict = health.Health()
     now = datetime.now(UTC)
     facts: dict[str, Any] = {"site": site.name}
+    credentials: list[status_events.Credential] = []
     ctx = inputs.parent.azure_context()
     try:
         info = az.read_connected_registry(ctx, cr)
@@ -76,6 +93,7 @@ def site_status(
             )
             health.check_sync_result(verdict, info.sync_state, info.last_successful_sync_time)
             health.check_status_details(verdict, info.status_details)
+            _service_facts(verdict, facts, info)
             facts.update(
                 connection_state=info.connection_state,
                 activation=info.activation_status,
@@ -99,9 +117,16 @@ def site_status(
                 p.slot: rotation.days_until(p.expiry, now) for p in passwords
             }
             facts["client_password_in_use"] = in_use
+            facts["client_passwords"] = _password_rows(passwords, in_use, now)
+            credentials += _credentials("client", token, facts["client_passwords"], passwords)
             release = st.release_status_task(conn)
             verdict.add("helm release", release.ok, release.value, "re-run provision-site.")
-            facts["sync_passwords"] = _sync_password_checks(verdict, ctx, conn, cr, now)
+            chart = st.release_chart_task(conn) if release.ok else None
+            facts["chart"] = None if chart is None else asdict(chart)
+            verdict.note("chart version", chart.version if chart else None)
+            sync_rows, sync_metas = _sync_password_checks(verdict, ctx, conn, cr, now)
+            facts["sync_passwords"] = sync_rows
+            credentials += _credentials("sync", cr, sync_rows, sync_metas)
             pods = st.deployment_ready_task(conn)
             verdict.add(
                 "runtime pods",
@@ -151,6 +176,9 @@ def site_status(
             )
     finally:
         ctx.close()
+    facts["events"] = _emit_events(
+        site_block, site.name, verdict, facts, credentials, expiry_warning_days, now
+    )
     create_table_artifact(
         key=artifact_key("site-status", site.name),
         table=verdict.table(),
@@ -219,13 +247,12 @@ def _node_checks(
 
 def _sync_password_checks(
     verdict: health.Health, ctx: Any, conn: SiteConnection, cr: str, now: datetime
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], list[PasswordMeta]]:
     """Each sync password's age and days to expiry; the one the release carries must not be
     within the renewal lead of its expiry (rotate-sync-credential renews it)."""
     carried = st.read_helm_release_task(conn).sync_ref
-    rows = sync_rotation.sync_password_facts(
-        az.read_token_passwords(ctx, cr), carried.slot if carried else None, now
-    )
+    metas = az.read_token_passwords(ctx, cr)
+    rows = sync_rotation.sync_password_facts(metas, carried.slot if carried else None, now)
     for row in rows:
         if not row.in_use:
             continue
@@ -233,4 +260,95 @@ def _sync_password_checks(
         ok = days is not None and days > sync_rotation.SYNC_LEAD_DAYS
         value = "never expires" if days is None else f"{row.slot} expires in {days:.0f} day(s)"
         verdict.add("sync password expiry", ok, value, "run rotate-sync-credential for this site.")
-    return [asdict(row) for row in rows]
+    expiries = {m.slot: m.expiry for m in metas}
+    out = [{**asdict(r), "expires": _iso(expiries.get(r.slot))} for r in rows]
+    return out, metas
+
+
+def _iso(when: datetime | None) -> str | None:
+    return None if when is None else when.isoformat()
+
+
+def _service_facts(
+    verdict: health.Health, facts: dict[str, Any], info: ConnectedRegistryInfo
+) -> None:
+    """What the service says beyond the health rows: runtime version, login server, last
+    activity, the sync result's times, the reported codes and any disk metrics."""
+    disk = health.disk_capacity(info.status_details)
+    facts.update(
+        runtime_version=info.version,
+        login_server=info.login_host,
+        last_activity=_iso(info.last_activity_time),
+        last_sync=_iso(info.last_sync_time),
+        last_sync_end=_iso(info.last_sync_end_time),
+        status_codes=health.status_codes(info.status_details),
+        disk=disk,
+    )
+    verdict.note("runtime version", info.version)
+    verdict.note("sync state", info.sync_state)
+    verdict.note("last successful sync", _iso(info.last_successful_sync_time) or "never")
+    verdict.note("last activity", _iso(info.last_activity_time))
+    verdict.note("login server", info.login_host)
+    if disk is not None:
+        verdict.note("disk", f"{disk['available_gib']:g} GiB free of {disk['total_gib']:g} GiB")
+
+
+def _password_rows(
+    passwords: list[PasswordMeta], in_use: list[str], now: datetime
+) -> list[dict[str, Any]]:
+    """Each client password slot: in use, age and days to expiry (None: never expires)."""
+    rows = []
+    for p in passwords:
+        age = None if p.creation_time is None else (now - p.creation_time).total_seconds()
+        rows.append(
+            {
+                "slot": p.slot,
+                "in_use": p.slot in in_use,
+                "age_days": None if age is None else round(age / 86400, 2),
+                "days_to_expiry": rotation.days_until(p.expiry, now),
+                "expires": _iso(p.expiry),
+            }
+        )
+    return rows
+
+
+def _credentials(
+    kind: str, token: str, rows: list[dict[str, Any]], metas: list[PasswordMeta]
+) -> list[status_events.Credential]:
+    expiries = {m.slot: m.expiry for m in metas}
+    return [
+        status_events.Credential(
+            kind, token, r["slot"], r["days_to_expiry"], expiries.get(r["slot"]), r["in_use"]
+        )
+        for r in rows
+    ]
+
+
+def _emit_events(
+    site_block: str,
+    site: str,
+    verdict: health.Health,
+    facts: dict[str, Any],
+    credentials: list[status_events.Credential],
+    warning_days: int,
+    now: datetime,
+) -> list[str]:
+    """Health-change and expiring-credential events; the verdict is stored for the next run
+    only after the events went out, so a crash in between re-emits rather than loses one."""
+    codes = list(facts.get("status_codes") or [])
+    previous = status_events.read_previous(site_block)
+    change = status_events.health_change(
+        previous,
+        verdict.healthy,
+        site_block,
+        site=site,
+        reasons=verdict.problems,
+        codes=codes,
+    )
+    events = ([change] if change else []) + status_events.expiring(
+        credentials, site_block, site, warning_days
+    )
+    status_events.emit(events)
+    if previous is not verdict.healthy:
+        status_events.store_health(site_block, verdict.healthy, codes, now)
+    return [e.event for e in events]

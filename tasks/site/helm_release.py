@@ -56,7 +56,7 @@ def _helm_error(resource: str, what: str, stderr: str) -> Exception:
     return PermanentError(f"{what} failed: {stderr}", resource=resource)
 
 
-def _release_query(conn: SiteConnection, *verb: str) -> str | None:
+def release_query(conn: SiteConnection, *verb: str) -> str | None:
     """stdout of ``helm <verb> <release> -n <ns> -o json``; None when there is no release."""
     site = conn.site
     rc, out, err = _helm(
@@ -75,7 +75,7 @@ def _release_query(conn: SiteConnection, *verb: str) -> str | None:
 def _release_values(conn: SiteConnection) -> Any:
     """``helm get values -o json`` parsed; None without a release or JSON. Holds the
     connection string: callers keep what they need and drop the rest unlogged."""
-    out = _release_query(conn, "get", "values")
+    out = release_query(conn, "get", "values")
     try:
         return json.loads(out or "null")
     except ValueError:
@@ -84,7 +84,7 @@ def _release_values(conn: SiteConnection) -> Any:
 
 def read_helm_release(conn: SiteConnection) -> ReleaseFact:
     """The release as it is: status, recorded digest and sync credential, masked values."""
-    out = _release_query(conn, "status")
+    out = release_query(conn, "status")
     if out is None:
         return ReleaseFact(status=None)
     try:
@@ -186,7 +186,7 @@ class Revision:
 
 def read_release_history(conn: SiteConnection) -> list[Revision]:
     """``helm history -o json``, oldest first; [] when there is no release."""
-    out = _release_query(conn, "history")
+    out = release_query(conn, "history")
     try:
         rows = json.loads(out or "[]")
         return [

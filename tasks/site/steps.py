@@ -24,7 +24,16 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from model.site import NodeTarget, SiteSettings
-from tasks.site import canary, helm_release, mirror, namespace, node_mirror, nodes, pull_secrets
+from tasks.site import (
+    canary,
+    helm_chart,
+    helm_release,
+    mirror,
+    namespace,
+    node_mirror,
+    nodes,
+    pull_secrets,
+)
 from tasks.site.connection import SiteConnection, open_site
 
 # No tags: Prefect 3 makes a tag-concurrency call per tagged task run even when no limit exists
@@ -108,6 +117,7 @@ ensure_canary_task = task(name="ensure-canary", **_COMMON)(canary.ensure_canary)
 
 # -- read-only checks for site-status ------------------------------------------------------------
 release_status_task = task(name="release-status", **_COMMON)(helm_release.release_status)
+release_chart_task = task(name="release-chart", **_COMMON)(helm_chart.read_release_chart)
 deployment_ready_task = task(name="deployment-ready", **_COMMON)(helm_release.deployment_ready)
 mirror_configured_task = task(name="mirror-configured", **_COMMON)(mirror.mirror_check)
 hosts_toml_task = task(name="hosts-toml", **_COMMON)(mirror.hosts_toml_check)

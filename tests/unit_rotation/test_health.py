@@ -60,7 +60,7 @@ def test_sync_age_against_schedule_and_window() -> None:
 
 
 def test_codes_map_to_fixes() -> None:
-    assert "PVC" in fix_for("DiskError")
+    assert "storage" in fix_for("DiskError")  # the spec's spelling of DISK_ERROR
     assert "pod logs" in fix_for("SomethingNew")
     health = Health()
     check_status_details(health, [{"code": "DiskError", "description": "disk full"}])
@@ -88,20 +88,48 @@ def test_password_expiry_in_use_inside_lead_is_unhealthy() -> None:
 
 
 DOCUMENTED = ("DISK_STORAGE_FULL", "DISK_PERMISSION_DENIED", "DISK_ERROR")
-IN_DOCUMENTED_STYLE = ("SYNC_TOKEN_INVALID", "PARENT_UNREACHABLE")
+UNDOCUMENTED = ("SYNC_TOKEN_INVALID", "PARENT_UNREACHABLE", "SOMETHING_NEW")
 
 
-def test_every_documented_code_has_its_own_fix() -> None:
-    from flows.health import STATUS_FIXES
+def test_the_fixes_table_is_exactly_the_documented_codes() -> None:
+    from flows.health import DOCUMENTED_CODES, UNDOCUMENTED_FIX
 
-    unknown = fix_for("SOMETHING_NEW")
-    fixes = {code: fix_for(code) for code in DOCUMENTED + IN_DOCUMENTED_STYLE}
-    for code, fix in fixes.items():
-        assert fix != unknown, code
-        assert code.replace("_", "").lower() in STATUS_FIXES
+    assert set(DOCUMENTED_CODES) == set(DOCUMENTED)
+    fixes = {code: fix_for(code) for code in DOCUMENTED}
+    assert UNDOCUMENTED_FIX not in fixes.values()
     assert len(set(fixes.values())) == len(fixes)  # no two codes share a fix
-    assert "PVC" in fixes["DISK_STORAGE_FULL"] and "permission" in fixes["DISK_PERMISSION_DENIED"]
-    assert "provision-site" in fixes["SYNC_TOKEN_INVALID"]
+    # the documented corrective actions: log limits / log level, permissions of the host path
+    assert "--log-level" in fixes["DISK_STORAGE_FULL"] and "log" in fixes["DISK_STORAGE_FULL"]
+    assert "read, write and execute" in fixes["DISK_PERMISSION_DENIED"]
+    for code in UNDOCUMENTED:
+        assert fix_for(code) == UNDOCUMENTED_FIX, code
+
+
+def test_a_code_without_description_gets_the_documented_one() -> None:
+    health = Health()
+    check_status_details(health, [{"code": "DISK_PERMISSION_DENIED"}])
+    assert "did not have sufficient permissions" in health.checks[0].value
+
+
+def test_disk_capacity_metrics_are_a_fact_not_a_problem() -> None:
+    from flows.health import disk_capacity, status_codes
+
+    # the 2026-09-01-preview contract's entry (both spellings of the keys occur there)
+    metrics = {
+        "type": "Disk",
+        "code": "DiskCapacityMetrics",
+        "description": "Disk space available on the connected registry.",
+        "totalGiB": 1024,
+        "availableGiB": 512.5,
+    }
+    health = Health()
+    check_status_details(health, [metrics])
+    assert health.healthy
+    assert disk_capacity([metrics]) == {"total_gib": 1024.0, "available_gib": 512.5}
+    assert status_codes([metrics, {"code": "DISK_ERROR"}]) == ["DISK_ERROR"]
+    both = Health()
+    check_status_details(both, [metrics, {"code": "DISK_STORAGE_FULL"}])
+    assert [c.name for c in both.checks] == ["statusDetails DISK_STORAGE_FULL"]
 
 
 def test_unhealthy_fails_and_points_at_status_details() -> None:
