@@ -175,7 +175,7 @@ def test_healthy_unhealthy_healthy_emits_one_event_each(fsb: FlowSandbox, site: 
         for _ in range(2):  # the second unhealthy run is no change: no second event
             with pytest.raises(SiteUnhealthy):
                 site_status(block, fsb.parent_block)
-        stored = Variable.get(status_events.variable_name(block))
+        stored: Any = Variable.get(status_events.variable_name(block))
         assert stored["healthy"] is False and stored["codes"] == ["DISK_ERROR"]
     finally:
         fsb.azure.set_connected_registry_state(cr, "Online")
@@ -229,6 +229,11 @@ def test_passwords_within_the_warning_window_emit_expiring_events(
         assert event.payload["kind"] == kind and event.payload["expires"] == row["expires"]
         assert event.payload["days_left"] == row["days_to_expiry"]
         assert event.resource["acr-edge.site"] == block
+        text = event.model_dump_json()
+        secrets = list(fsb.azure.secrets())
+        for token in (f"{cr_name(fsb)}-client", names.sync_token_name(cr_name(fsb))):
+            secrets += fsb.azure.password_values(token).values()
+        assert not [v for v in secrets if v and str(v) in text]
         assert set(event.payload) == {
             "site",
             "site_block",
