@@ -285,8 +285,7 @@ def _service_facts(
         disk=disk,
     )
     verdict.note("runtime version", info.version)
-    verdict.note("sync state", info.sync_state)
-    verdict.note("last successful sync", _iso(info.last_successful_sync_time) or "never")
+    # sync state and last successful sync have their own check rows ("sync result", the age)
     verdict.note("last activity", _iso(info.last_activity_time))
     verdict.note("login server", info.login_host)
     if disk is not None:

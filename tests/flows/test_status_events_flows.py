@@ -83,7 +83,8 @@ def test_disk_full_reports_the_documented_code_description_and_fix(
     assert artifact is not None
     rows = {r["check"]: r for r in _table(artifact.data)}
     assert rows["statusDetails DISK_STORAGE_FULL"]["fix"] == fix
-    assert rows["sync state"]["value"] == "Failed"
+    assert rows["sync result"]["value"].startswith("Failed; last successful sync 20")
+    assert rows["runtime version"]["status"] == "info"
 
 
 def _table(data: Any) -> list[dict[str, str]]:
