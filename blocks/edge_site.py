@@ -91,7 +91,7 @@ class EdgeSite(SiteAccess):
     )
     registries_path: str = Field(
         default="",
-        title="registries.yaml path",
+        title="Mirror configuration path",
         description="Path of the containerd mirror configuration on every node. Default "
         "(empty): `/etc/rancher/k3s/registries.yaml` for K3s, `/etc/rancher/rke2/registries.yaml`"
         " for RKE2. Example: `/etc/rancher/k3s/registries.yaml`.",
@@ -119,7 +119,7 @@ class EdgeSite(SiteAccess):
     )
     hosts_dir: str = Field(
         default="",
-        title="containerd hosts directory",
+        title="Containerd hosts directory",
         description="containerd's `certs.d` directory, where the registry's CA file goes on "
         "every node. Default (empty): `/var/lib/rancher/k3s/agent/etc/containerd/certs.d` "
         "(RKE2: `/var/lib/rancher/rke2/...`). Example: the default.",

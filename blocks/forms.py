@@ -49,6 +49,7 @@ TITLE_WORDS = frozenset(
         "RKE2",
         "SSH",
         "TLS",
+        "TTL",
     }
 )
 
@@ -140,3 +141,18 @@ def check_kubeconfig(text: str, field: str = "kubeconfig") -> str:
             "/etc/rancher/k3s/k3s.yaml with its server address changed to one you can reach"
         )
     return text
+
+
+def _portable(regex: re.Pattern[str]) -> str:
+    """The pattern without Python-only named groups, which an ECMA-262 (browser) regex
+    refuses; JSON-schema patterns are ECMA-262."""
+    return re.sub(r"\(\?P<[A-Za-z_][A-Za-z0-9_]*>", "(?:", regex.pattern)
+
+
+# Flow-parameter forms (the validators in model.cron / model.durations decide, with ranges).
+CRON_FORM = {
+    "pattern": rf"^\s*{patterns.CRON_FIELD.pattern}(?:\s+{patterns.CRON_FIELD.pattern}){{4}}\s*$"
+}
+DURATION_FORM = {
+    "pattern": rf"^\s*(?:{_portable(patterns.ISO_DURATION)}|{_portable(patterns.TIMESPAN)})\s*$"
+}
