@@ -14,6 +14,8 @@ import binascii
 import re
 from typing import Any
 
+from pydantic.json_schema import JsonDict
+
 from model import patterns
 
 # Prefect's own logos for the two collections these blocks sit beside (square PNGs that the
@@ -64,7 +66,7 @@ API_VERSION = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?:-preview)?", re.ASCII)
 SSH_HOST = re.compile(r"[^-\s]\S*")
 
 
-def pattern(regex: re.Pattern[str], *, optional_empty: bool = False) -> dict[str, Any]:
+def pattern(regex: re.Pattern[str], *, optional_empty: bool = False) -> JsonDict:
     """``json_schema_extra`` putting ``regex`` (anchored) into the form's schema only.
 
     The form refuses a mismatch at submit (its message is the JSON-schema one, "does not
@@ -150,9 +152,9 @@ def _portable(regex: re.Pattern[str]) -> str:
 
 
 # Flow-parameter forms (the validators in model.cron / model.durations decide, with ranges).
-CRON_FORM = {
+CRON_FORM: JsonDict = {
     "pattern": rf"^\s*{patterns.CRON_FIELD.pattern}(?:\s+{patterns.CRON_FIELD.pattern}){{4}}\s*$"
 }
-DURATION_FORM = {
+DURATION_FORM: JsonDict = {
     "pattern": rf"^\s*(?:{_portable(patterns.ISO_DURATION)}|{_portable(patterns.TIMESPAN)})\s*$"
 }

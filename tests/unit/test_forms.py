@@ -135,9 +135,12 @@ def test_key_and_kubeconfig_are_textareas_but_stay_secret() -> None:
     assert {"ssh_private_key", "kubeconfig"} <= set(schema["secret_fields"])
     # one-line secrets keep the masked input
     assert props["ssh_key_passphrase"]["anyOf"][0]["format"] == "password"
-    assert ParentRegistry._to_block_schema().fields["properties"]["client_secret"]["anyOf"][0][
-        "format"
-    ] == "password"
+    assert (
+        ParentRegistry._to_block_schema().fields["properties"]["client_secret"]["anyOf"][0][
+            "format"
+        ]
+        == "password"
+    )
 
 
 def _openssh_key() -> str:
