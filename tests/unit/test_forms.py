@@ -23,11 +23,11 @@ from prefect.utilities.callables import parameter_schema
 from prefect.utilities.schema_tools.validation import validate
 from pydantic import BaseModel, SecretStr, ValidationError
 
+import blocks
 from blocks import EdgeSite, ParentRegistry, forms
 from blocks.edge_node import NodeOverride
 from deployments.definitions import definitions
 from flows.models import ProvisionSpec
-from tests.test_block_standard import BLOCK_TYPES
 
 # Flows whose docstrings other changes own (listed in docs/design.md, "Block and run forms").
 _DOCSTRINGS_ELSEWHERE = {
@@ -42,8 +42,10 @@ _DOCSTRINGS_ELSEWHERE = {
 
 
 def _models() -> list[type[BaseModel]]:
-    """Every model a form shows: the block types and the models nested in them."""
-    return [*BLOCK_TYPES, NodeOverride, ProvisionSpec]
+    """Every model a form shows: the exported block types and the models nested in them."""
+    exported = [getattr(blocks, name) for name in blocks.__all__]
+    block_types = [obj for obj in exported if isinstance(obj, type) and issubclass(obj, Block)]
+    return [*block_types, NodeOverride, ProvisionSpec]
 
 
 def _fields() -> list[Any]:
@@ -305,7 +307,7 @@ def test_good_values_pass_form_and_model() -> None:
     }
     assert _form_errors(ParentRegistry, parent) == []
     ParentRegistry(**parent)
-    spec = {
+    spec: dict[str, Any] = {
         "namespaces": ["samples", "team/app"],
         "sync_schedule": "*/15 2-4 * * 1,3",
         "sync_window": "PT4H",
