@@ -7,13 +7,67 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from blocks import forms
 from model import names, patterns
 from model.errors import InputError
 
+# Chart values that carry secrets must come from the flow (connection string) or a secret
+# reference, never from plain block configuration that the UI shows and the API returns.
+_SECRET_VALUE_KEYS = frozenset(
+    {"connectionstring", "password", "syncpassword", "token", "key", "crt", "cacrt", "privatekey"}
+)
+# Values the block sets from dedicated fields; a second source would make the digest ambiguous.
+_MANAGED_VALUE_PATHS = frozenset(
+    {
+        "httpEnabled",
+        "service.clusterIP",
+        "pvc.storageClassName",
+        "pvc.storageRequest",
+        "acrEdge",
+        # transport: acr-edge issues the certificate and names its Secret
+        "tls",
+        "cert-manager",
+    }
+)
+
+
+def _walk_keys(value: Any, prefix: str = "") -> list[str]:
+    paths: list[str] = []
+    if isinstance(value, dict):
+        for key, sub in value.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            paths.append(path)
+            paths.extend(_walk_keys(sub, path))
+    elif isinstance(value, list):
+        for item in value:
+            paths.extend(_walk_keys(item, prefix))
+    return paths
+
+
+def check_chart_values(value: dict[str, Any]) -> dict[str, Any]:
+    """Extra Helm values: never a secret, never a value a dedicated block field sets."""
+    paths = _walk_keys(value)
+    for path in paths:  # a secret is named first, even under a managed path
+        leaf = path.rsplit(".", 1)[-1].lower().replace("-", "").replace("_", "")
+        if leaf in _SECRET_VALUE_KEYS or "password" in leaf or "connectionstring" in leaf:
+            raise ValueError(
+                f"chart_values.{path} would carry a secret; secrets never go in block "
+                "configuration (the connection string is supplied by the flow)"
+            )
+    for path in paths:
+        if path in _MANAGED_VALUE_PATHS:
+            raise ValueError(
+                f"chart_values.{path} is set from a dedicated block field; use that field"
+            )
+    return value
+
 
 def check_ssh_host(value: str, field: str = "ssh_host") -> str:
-    if not value or any(c.isspace() for c in value) or value.startswith("-"):
-        raise ValueError(f"{field} must be a host name or IP address without spaces")
+    if not patterns.matches(forms.SSH_HOST, value):
+        raise ValueError(
+            f"{field} must be a host name or IP address without spaces, not starting with "
+            "'-' (e.g. k3s-server-1.plant01.example.com or 10.0.0.5)"
+        )
     return value
 
 
@@ -57,30 +111,37 @@ class NodeOverride(BaseModel):
 
     name: str = Field(
         title="Node name",
-        description="The Kubernetes node name (as `kubectl get nodes` shows it).",
+        description="The Kubernetes node name, as `kubectl get nodes` prints it. Required. "
+        "Example: `agent-2`.",
     )
     ssh_host: str | None = Field(
         default=None,
         title="SSH host",
-        description="Host name or address to reach this node at, instead of its InternalIP.",
+        description="Host name or address to reach this node at. Default: the node's "
+        "InternalIP. Example: `agent-2.plant01.example.com`.",
+        json_schema_extra=forms.pattern(forms.SSH_HOST),
     )
     ssh_port: int | None = Field(
         default=None,
         ge=1,
         le=65535,
         title="SSH port",
-        description="SSH port of this node, instead of the site's ssh_port.",
+        description="SSH port of this node (1-65535). Default: the site's SSH port. "
+        "Example: `2222`.",
     )
     ssh_user: str | None = Field(
         default=None,
         title="SSH user",
-        description="SSH user on this node, instead of the site's ssh_user.",
+        description="SSH user on this node (POSIX name: lowercase letters, digits, `_`, `.`, "
+        "`-`). Default: the site's SSH user. Example: `edge`.",
+        json_schema_extra=forms.pattern(patterns.SSH_USER),
     )
     known_hosts: list[str] = Field(
         default_factory=list,
         title="Pinned host keys",
-        description="known_hosts lines pinning this node's host key (the site's known_hosts "
-        "are searched as well).",
+        description="known_hosts lines pinning this node's host key; the site's pinned keys "
+        "are searched as well. Default: none. Example: "
+        "`10.0.0.7 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA...`.",
     )
 
     @field_validator("name")

@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from prefect.blocks.core import Block
-from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
-from blocks.edge_node import (
-    NodeOverride,
-    check_known_hosts,
-    check_node_overrides,
-    check_ssh_host,
-    check_unit_name,
-)
-from model import names
+from blocks import forms
+from blocks.edge_node import check_chart_values, check_unit_name
+from blocks.site_access import SiteAccess
+from model import names, patterns
 from model.errors import InputError
 
 # Distribution defaults; every path stays overridable on the block.
@@ -37,25 +32,6 @@ DISTRIBUTION_DEFAULTS: dict[str, dict[str, str]] = {
     },
 }
 
-# Chart values that carry secrets must come from the flow (connection string) or a secret
-# reference, never from plain block configuration that the UI shows and the API returns.
-_SECRET_VALUE_KEYS = frozenset(
-    {"connectionstring", "password", "syncpassword", "token", "key", "crt", "cacrt", "privatekey"}
-)
-# Values the block sets from dedicated fields; a second source would make the digest ambiguous.
-_MANAGED_VALUE_PATHS = frozenset(
-    {
-        "httpEnabled",
-        "service.clusterIP",
-        "pvc.storageClassName",
-        "pvc.storageRequest",
-        "acrEdge",
-        # transport: acr-edge issues the certificate and names its Secret
-        "tls",
-        "cert-manager",
-    }
-)
-
 
 def _rule(check: Callable[..., Any], *args: Any) -> Any:
     """Run a model.names rule as a pydantic validator (ValueError carries the rule's message)."""
@@ -65,20 +41,13 @@ def _rule(check: Callable[..., Any], *args: Any) -> Any:
         raise ValueError(str(exc)) from None
 
 
-def _walk_keys(value: Any, prefix: str = "") -> list[str]:
-    paths: list[str] = []
-    if isinstance(value, dict):
-        for key, sub in value.items():
-            path = f"{prefix}.{key}" if prefix else str(key)
-            paths.append(path)
-            paths.extend(_walk_keys(sub, path))
-    elif isinstance(value, list):
-        for item in value:
-            paths.extend(_walk_keys(item, prefix))
-    return paths
+# List items the form checks one by one (the validators below decide).
+_Namespace = Annotated[str, Field(json_schema_extra=forms.pattern(patterns.DNS1123_LABEL))]
+_Tag = Annotated[str, Field(json_schema_extra=forms.pattern(patterns.BLOCK_NAME))]
+_DNS_LABEL_RULE = "1-63 lowercase letters, digits and `-`, starting and ending alphanumeric"
 
 
-class EdgeSite(Block):
+class EdgeSite(SiteAccess):
     """One edge K3s or RKE2 cluster that hosts a connected registry.
 
     ``ssh_host`` is one server of the cluster, reached over SSH with a pinned host key. Every
@@ -99,104 +68,213 @@ class EdgeSite(Block):
       credential on disk (mode 0600) and a K3s restart on every rotation.
 
     Example:
+        Load a saved site and read how it is reached:
         ```python
         from blocks.edge_site import EdgeSite
-        site = EdgeSite.load("plant01")
+
+        site = EdgeSite.load("BLOCK_NAME")
+        print(site.resource)
         ```
     """
-
-    # Validation errors must not echo rejected input: it can be a key, a kubeconfig or a value
-    # that was refused precisely because it carries a secret.
-    model_config = ConfigDict(hide_input_in_errors=True)
 
     _block_type_slug: ClassVar[str] = "edge-site"
     _block_type_name: ClassVar[str] = "Edge Site"
     _description: ClassVar[str] = "An edge K3s/RKE2 cluster hosting an ACR connected registry."
+    _logo_url: ClassVar[Any] = forms.KUBERNETES_LOGO
+    _documentation_url: ClassVar[Any] = forms.CONNECTED_REGISTRY_DOCS
 
-    name: str = Field(description="Connected registry name (lowercase alphanumeric, 5-50).")
-    ssh_host: str
-    ssh_port: int = Field(default=22, ge=1, le=65535)
-    ssh_user: str = "root"
-    ssh_private_key: SecretStr
-    ssh_key_passphrase: SecretStr | None = None
-    known_hosts: list[str] = Field(
-        default_factory=list, description="Pinned known_hosts lines for the node's host key."
+    distribution: Literal["k3s", "rke2"] = Field(
+        default="k3s",
+        title="Kubernetes distribution",
+        description="Which distribution the cluster runs; it sets the default paths and "
+        "service names below. Default: `k3s`. Example: `rke2`.",
     )
-    trust_on_first_use: bool = Field(
-        default=False,
-        description="Accept and record the host key when none is pinned (save the block after).",
+    registries_path: str = Field(
+        default="",
+        title="Mirror configuration path",
+        description="Path of the containerd mirror configuration on every node. Default "
+        "(empty): `/etc/rancher/k3s/registries.yaml` for K3s, `/etc/rancher/rke2/registries.yaml`"
+        " for RKE2. Example: `/etc/rancher/k3s/registries.yaml`.",
     )
-    sudo: bool = Field(default=False, description="Run privileged commands via `sudo -n`.")
-    distribution: Literal["k3s", "rke2"] = "k3s"
-    registries_path: str = ""
-    kubeconfig_path: str = ""
+    kubeconfig_path: str = Field(
+        default="",
+        title="Kubeconfig path on the node",
+        description="Path of the cluster's kubeconfig on the SSH host, read for the SSH "
+        "tunnel access. Default (empty): `/etc/rancher/k3s/k3s.yaml` for K3s, "
+        "`/etc/rancher/rke2/rke2.yaml` for RKE2. Example: `/etc/rancher/k3s/k3s.yaml`.",
+    )
     service_name: str = Field(
-        default="", description="Service restarted on servers (k3s / rke2-server by default)."
+        default="",
+        title="Server service name",
+        description="systemd unit restarted on server nodes when the mirror needs it. Default "
+        "(empty): `k3s` for K3s, `rke2-server` for RKE2. Example: `k3s`.",
+        json_schema_extra=forms.pattern(patterns.SYSTEMD_UNIT, optional_empty=True),
     )
     agent_service_name: str = Field(
         default="",
         title="Agent service name",
-        description="Service restarted on agent nodes (k3s-agent / rke2-agent by default).",
+        description="systemd unit restarted on agent nodes when the mirror needs it. Default "
+        "(empty): `k3s-agent` for K3s, `rke2-agent` for RKE2. Example: `k3s-agent`.",
+        json_schema_extra=forms.pattern(patterns.SYSTEMD_UNIT, optional_empty=True),
     )
-    hosts_dir: str = ""
-    kube_access: Literal["ssh-tunnel", "kubeconfig"] = "ssh-tunnel"
-    kubeconfig: SecretStr | None = None
-    chart_ref: str = "oci://mcr.microsoft.com/acr/connected-registry/chart"
-    chart_version: str | None = None
-    chart_values: dict[str, Any] = Field(default_factory=dict)
-    namespace: str = "connected-registry"
-    release_name: str = "connected-registry"
-    storage_class: str | None = None
-    storage_request: str | None = None
+    hosts_dir: str = Field(
+        default="",
+        title="Containerd hosts directory",
+        description="containerd's `certs.d` directory, where the registry's CA file goes on "
+        "every node. Default (empty): `/var/lib/rancher/k3s/agent/etc/containerd/certs.d` "
+        "(RKE2: `/var/lib/rancher/rke2/...`). Example: the default.",
+    )
+    kube_access: Literal["ssh-tunnel", "kubeconfig"] = Field(
+        default="ssh-tunnel",
+        title="Kubernetes API access",
+        description="`ssh-tunnel`: reach the API through an SSH port forward with the node's "
+        "own kubeconfig (nothing more to store). `kubeconfig`: use the Kubeconfig field "
+        "instead. Default: `ssh-tunnel`. Example: `kubeconfig` when the API is reachable "
+        "directly.",
+    )
+    kubeconfig: SecretStr | None = Field(
+        default=None,
+        title="Kubeconfig",
+        description="The whole kubeconfig file (YAML or JSON), with its line breaks; used "
+        "only when Kubernetes API access is `kubeconfig`. Stored encrypted. Default: none. "
+        "Example: `/etc/rancher/k3s/k3s.yaml` with `server:` changed to an address you reach.",
+        json_schema_extra=forms.multiline_secret,
+    )
+    chart_ref: str = Field(
+        default="oci://mcr.microsoft.com/acr/connected-registry/chart",
+        title="Helm chart",
+        description="Helm chart reference of the connected registry runtime. Default: "
+        "`oci://mcr.microsoft.com/acr/connected-registry/chart`. Example: a mirror of it, "
+        "`oci://myregistry.azurecr.io/helm/connected-registry`.",
+    )
+    chart_version: str | None = Field(
+        default=None,
+        title="Helm chart version",
+        description="Chart version to install or upgrade to. Default: none (the latest). "
+        "Example: `0.3.0`.",
+    )
+    chart_values: dict[str, Any] = Field(
+        default_factory=dict,
+        title="Extra Helm values",
+        description="Further chart values, never secrets and never the values a field here "
+        "sets (TLS, service IP, storage). Default: none. Example: "
+        '`{"resources": {"limits": {"memory": "1Gi"}}}`.',
+    )
+    namespace: str = Field(
+        default="connected-registry",
+        title="Runtime namespace",
+        description=f"Kubernetes namespace of the runtime ({_DNS_LABEL_RULE}). Default: "
+        "`connected-registry`. Example: `acr`.",
+        json_schema_extra=forms.pattern(patterns.DNS1123_LABEL),
+    )
+    release_name: str = Field(
+        default="connected-registry",
+        title="Helm release name",
+        description=f"Name of the runtime's Helm release ({_DNS_LABEL_RULE}). Default: "
+        "`connected-registry`. Example: `cr-plant01`.",
+        json_schema_extra=forms.pattern(patterns.DNS1123_LABEL),
+    )
+    storage_class: str | None = Field(
+        default=None,
+        title="Storage class",
+        description="StorageClass of the runtime's volume. Default: none (the cluster's "
+        "default class; K3s: `local-path`). Example: `longhorn`.",
+    )
+    storage_request: str | None = Field(
+        default=None,
+        title="Storage request",
+        description="Size of the runtime's volume, a Kubernetes quantity. Default: none (the "
+        "chart's). Example: `50Gi`.",
+        json_schema_extra=forms.pattern(forms.QUANTITY),
+    )
     transport: Literal["https", "http"] = Field(
         default="https",
-        description="https (default): the registry serves TLS with a certificate from the "
-        "site's own CA, which every node trusts. http: the first version's plain-HTTP mode "
-        "(no encryption, no server identity on the site network).",
+        title="Transport",
+        description="`https`: the registry serves TLS with a certificate from the site's own "
+        "CA, which every node trusts. `http`: plain HTTP (no encryption, no server identity on "
+        "the site network). Default: `https`. Example: `https`.",
     )
-    service_cluster_ip: str | None = None
-    service_cidr: str = "10.43.0.0/16"
-    app_namespaces: list[str] = Field(default_factory=lambda: ["default"])
-    pull_secret_name: str = "acr-edge-pull"
-    patch_default_service_account: bool = False
-    auth_model: Literal["pull-secret", "node"] = "pull-secret"
-    tags: list[str] = Field(default_factory=list)
-    connect_timeout: float = Field(default=10.0, gt=0)
-    command_timeout: float = Field(default=120.0, gt=0)
-    helm_timeout: float = Field(default=300.0, gt=0)
-    ready_timeout: float = Field(default=300.0, gt=0)
-    restart_timeout: float = Field(default=180.0, gt=0)
-    canary_timeout: float = Field(default=120.0, gt=0)
-    nodes: list[NodeOverride] = Field(
+    service_cluster_ip: str | None = Field(
+        default=None,
+        title="Service cluster IP",
+        description="Fixed ClusterIP of the registry's service, inside the service CIDR (the "
+        "nodes pull from it; https names it in the certificate). Default: none (Kubernetes "
+        "picks one). Example: `10.43.0.50`.",
+    )
+    service_cidr: str = Field(
+        default="10.43.0.0/16",
+        title="Service CIDR",
+        description="The cluster's service network, which the service cluster IP must be in. "
+        "Default: `10.43.0.0/16` (K3s and RKE2). Example: `10.96.0.0/12`.",
+    )
+    app_namespaces: list[_Namespace] = Field(
+        default_factory=lambda: ["default"],
+        min_length=1,
+        title="App namespaces",
+        description="Kubernetes namespaces whose workloads pull from the connected registry: "
+        f"each gets the pull secret ({_DNS_LABEL_RULE}; at least one). Default: `default`. "
+        "Example: `apps`, `monitoring`.",
+    )
+    pull_secret_name: str = Field(
+        default="acr-edge-pull",
+        title="Pull secret name",
+        description=f"Name of the pull secret in each app namespace ({_DNS_LABEL_RULE}). "
+        "Default: `acr-edge-pull`. Example: `registry-pull`.",
+        json_schema_extra=forms.pattern(patterns.DNS1123_LABEL),
+    )
+    patch_default_service_account: bool = Field(
+        default=False,
+        title="Patch default service account",
+        description="Add the pull secret to each app namespace's `default` service account, "
+        "so pods pull without naming it. Default: off. Example: on.",
+    )
+    auth_model: Literal["pull-secret", "node"] = Field(
+        default="pull-secret",
+        title="Pull credentials",
+        description="`pull-secret`: a pull secret per app namespace; workloads pull "
+        "`{registry-host}/{repo}:{tag}`. `node`: the credential goes into every node's "
+        "registries.yaml, for workloads that pull the upstream name through the mirror (a "
+        "restart per rotation). Default: `pull-secret`. Example: `node`.",
+    )
+    tags: list[_Tag] = Field(
         default_factory=list,
-        title="Node overrides",
-        description="Per node (by name): SSH host, port, user or pinned host key where they "
-        "differ from the site's; every other node is reached at its InternalIP.",
+        title="Tags",
+        description="Labels the fleet flows select sites by (lowercase letters, digits, `-`). "
+        "Default: none. Example: `wave-1`, `emea`.",
     )
-    ssh_jump: bool = Field(
-        default=True,
-        title="Jump through ssh_host",
-        description="Reach the other nodes through the ssh_host session as a jump host "
-        "(ProxyJump; each hop's host key pinned). Off: connect to each node directly.",
+    helm_timeout: float = Field(
+        default=300.0,
+        gt=0,
+        title="Helm timeout",
+        description="Seconds a Helm install or upgrade may take. Default: `300`. Example: `600`.",
     )
-    node_order: Literal["agents-first", "servers-first"] = Field(
-        default="agents-first",
-        title="Node order",
-        description="Which nodes converge first, one at a time (each role by name).",
+    ready_timeout: float = Field(
+        default=300.0,
+        gt=0,
+        title="Ready timeout",
+        description="Seconds the runtime may take to be Ready and Online after an install. "
+        "Default: `300`. Example: `900` on a slow link.",
+    )
+    restart_timeout: float = Field(
+        default=180.0,
+        gt=0,
+        title="Restart timeout",
+        description="Seconds K3s/RKE2 may take to restart and its node to be Ready again. "
+        "Default: `180`. Example: `300`.",
+    )
+    canary_timeout: float = Field(
+        default=120.0,
+        gt=0,
+        title="Canary pull timeout",
+        description="Seconds the test pod that proves a pull may take. Default: `120`. "
+        "Example: `300`.",
     )
     restart_policy: Literal["auto", "always", "never"] = Field(
         default="auto",
         title="Restart policy",
-        description="auto: restart K3s only when containerd cannot pick the change up "
-        "(node credentials); always: restart on every change; never: write and report "
-        "'restart pending'.",
-    )
-    retry_attempts: int = Field(
-        default=6,
-        ge=1,
-        le=50,
-        description="Attempts (first try included) per SSH connect and per idempotent node "
-        "read when the connection drops or times out.",
+        description="`auto`: restart K3s only when containerd cannot pick the change up "
+        "(node credentials); `always`: restart on every change; `never`: write and report "
+        "'restart pending'. Default: `auto`. Example: `never` in a change freeze.",
     )
 
     @model_validator(mode="before")
@@ -214,35 +292,10 @@ class EdgeSite(Block):
                 data[key] = value
         return data
 
-    @field_validator("name")
-    @classmethod
-    def _check_name(cls, value: str) -> str:
-        return str(_rule(names.validate_cr_name, value))
-
-    @field_validator("ssh_host")
-    @classmethod
-    def _check_host(cls, value: str) -> str:
-        return check_ssh_host(value)
-
-    @field_validator("ssh_user")
-    @classmethod
-    def _check_user(cls, value: str) -> str:
-        return str(_rule(names.validate_ssh_user, value))
-
-    @field_validator("known_hosts")
-    @classmethod
-    def _check_known_hosts(cls, value: list[str]) -> list[str]:
-        return check_known_hosts(value)
-
     @field_validator("service_name", "agent_service_name")
     @classmethod
     def _check_service(cls, value: str, info: Any) -> str:
         return check_unit_name(value, info.field_name)
-
-    @field_validator("nodes")
-    @classmethod
-    def _check_nodes(cls, value: list[NodeOverride]) -> list[NodeOverride]:
-        return check_node_overrides(value)
 
     @field_validator("namespace", "app_namespaces", "release_name", "pull_secret_name")
     @classmethod
@@ -260,23 +313,33 @@ class EdgeSite(Block):
             raise ValueError(f"service_cidr {value!r} is not a CIDR like 10.43.0.0/16") from None
         return value
 
+    @field_validator("kubeconfig")
+    @classmethod
+    def _check_kubeconfig(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            forms.check_kubeconfig(value.get_secret_value())
+        return value
+
+    @field_validator("storage_request")
+    @classmethod
+    def _check_quantity(cls, value: str | None) -> str | None:
+        if value is not None and not patterns.matches(forms.QUANTITY, value):
+            raise ValueError(
+                f"storage_request {value!r} is not a Kubernetes quantity (e.g. 50Gi or 500Mi)"
+            )
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _check_tags(cls, value: list[str]) -> list[str]:
+        for tag in value:
+            _rule(names.validate_block_name, tag, "tags")
+        return value
+
     @field_validator("chart_values")
     @classmethod
     def _check_chart_values(cls, value: dict[str, Any]) -> dict[str, Any]:
-        paths = _walk_keys(value)
-        for path in paths:  # a secret is named first, even under a managed path
-            leaf = path.rsplit(".", 1)[-1].lower().replace("-", "").replace("_", "")
-            if leaf in _SECRET_VALUE_KEYS or "password" in leaf or "connectionstring" in leaf:
-                raise ValueError(
-                    f"chart_values.{path} would carry a secret; secrets never go in block "
-                    "configuration (the connection string is supplied by the flow)"
-                )
-        for path in paths:
-            if path in _MANAGED_VALUE_PATHS:
-                raise ValueError(
-                    f"chart_values.{path} is set from a dedicated block field; use that field"
-                )
-        return value
+        return check_chart_values(value)
 
     @model_validator(mode="after")
     def _check_consistency(self) -> EdgeSite:
@@ -301,8 +364,3 @@ class EdgeSite(Block):
     def http_enabled(self) -> bool:
         """The chart's ``httpEnabled``: derived from ``transport``, never set on its own."""
         return self.transport == "http"
-
-    @property
-    def resource(self) -> str:
-        """How errors and results name this site."""
-        return f"site {self.name} ({self.ssh_user}@{self.ssh_host}:{self.ssh_port})"

@@ -14,9 +14,18 @@ from urllib.parse import urlparse
 from prefect.blocks.core import Block
 from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from model import names
-from model.errors import InputError, PermanentError
-from model.retry import RetryPolicy, call_with_retry
+from blocks import forms
+from blocks.azure_endpoints import (
+    ARM_API_VERSION,
+    CATALOG_AUDIENCE,
+    KNOWN_ARM_AUDIENCES,
+    KNOWN_AUTHORITIES,
+    discover_arm_audience,
+    https_url,
+)
+from model import names, patterns
+from model.errors import InputError
+from model.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from azure.containerregistry import ContainerRegistryClient
@@ -25,49 +34,22 @@ if TYPE_CHECKING:
 
     from model.azure_context import AzureContext
 
-CATALOG_AUDIENCE = "https://containerregistry.azure.net"
-ARM_API_VERSION = "2025-11-01"
-# Authority hosts MSAL knows; anything else (a private cloud, the sandbox) must skip instance
-# discovery, which would otherwise ask login.microsoftonline.com about it.
-KNOWN_AUTHORITIES = frozenset(
-    {
-        "login.microsoftonline.com",
-        "login.chinacloudapi.cn",
-        "login.microsoftonline.us",
-    }
-)
-# ARM endpoint -> token audience of that cloud.
-KNOWN_ARM_AUDIENCES = {
-    "management.azure.com": "https://management.azure.com",
-    "management.chinacloudapi.cn": "https://management.chinacloudapi.cn",
-    "management.usgovcloudapi.net": "https://management.usgovcloudapi.net",
-}
-
-
-_AUDIENCE_CACHE: dict[str, str] = {}
-
 
 def _named(field: str, exc: Exception) -> str:
     text = str(exc)
     return text if text.startswith(field) else f"{field}: {text}"
 
 
-def _https_url(value: str, field: str) -> str:
-    parsed = urlparse(value)
-    if parsed.scheme != "https" or not parsed.hostname:
-        raise ValueError(f"{field} must be an https:// URL (got {value!r}); TLS is required.")
-    if parsed.path not in ("", "/") or parsed.query or parsed.fragment:
-        raise ValueError(f"{field} must be a bare https://host[:port] URL (got {value!r}).")
-    return value.rstrip("/")
-
-
 class ParentRegistry(Block):
     """The parent Azure Container Registry (Premium) that connected registries sync from.
 
     Example:
+        Load the saved parent registry and build its Azure clients:
         ```python
-        from blocks import ParentRegistry
-        ctx = ParentRegistry.load("contoso").azure_context()
+        from blocks.parent_registry import ParentRegistry
+
+        parent = ParentRegistry.load("BLOCK_NAME")
+        ctx = parent.azure_context()
         ```
     """
 
@@ -77,56 +59,133 @@ class ParentRegistry(Block):
     _block_type_name = "Parent Registry"
     _block_type_slug = "parent-registry"
     _description = "Azure Container Registry that acr-edge provisions connected registries from."
+    _logo_url = forms.AZURE_LOGO  # type: ignore[assignment]  # Prefect types it HttpUrl
+    _documentation_url = forms.CONNECTED_REGISTRY_DOCS  # type: ignore[assignment]
 
-    subscription_id: str = Field(description="Azure subscription GUID.")
-    resource_group: str = Field(description="Resource group of the registry.")
-    registry_name: str = Field(description="Registry name (without .azurecr.io).")
+    subscription_id: str = Field(
+        title="Azure subscription ID",
+        description="GUID of the subscription that holds the registry. Required. Example: "
+        "`00000000-0000-0000-0000-000000000000`.",
+        json_schema_extra=forms.pattern(forms.GUID),
+    )
+    resource_group: str = Field(
+        title="Resource group",
+        description="Resource group of the registry (1-90 letters, digits, `-`, `_`, `.`, "
+        "`(`, `)`; not ending in `.`). Required. Example: `rg-containers`.",
+        json_schema_extra=forms.pattern(patterns.RESOURCE_GROUP),
+    )
+    registry_name: str = Field(
+        title="Registry name",
+        description="Name of the Premium registry, without `.azurecr.io` (5-50 letters and "
+        "digits). Required. Example: `contoso`.",
+        json_schema_extra=forms.pattern(patterns.REGISTRY_NAME),
+    )
     auth: Literal["service-principal", "default"] = Field(
         default="service-principal",
-        description="service-principal: tenant_id/client_id/client_secret. default: "
-        "DefaultAzureCredential (managed identity, workload identity, az login, environment).",
+        title="Authentication",
+        description="`service-principal`: the tenant ID, client ID and client secret below. "
+        "`default`: DefaultAzureCredential (managed identity, workload identity, az login, "
+        "environment). Default: `service-principal`. Example: `default` on an Azure VM.",
     )
-    tenant_id: str | None = Field(default=None, description="Entra ID tenant (service principal).")
+    tenant_id: str | None = Field(
+        default=None,
+        title="Entra tenant ID",
+        description="Entra ID tenant of the service principal (GUID or domain); needed with "
+        "`service-principal`, not allowed with `default`. Default: none. Example: "
+        "`contoso.onmicrosoft.com`.",
+    )
     client_id: str | None = Field(
         default=None,
-        description="Service principal app id; with auth=default, a user-assigned managed "
-        "identity's client id.",
+        title="Client ID",
+        description="Application (client) ID of the service principal; with `default`, a "
+        "user-assigned managed identity's client ID. Default: none. Example: "
+        "`11111111-2222-3333-4444-555555555555`.",
     )
-    client_secret: SecretStr | None = Field(default=None, description="Service principal secret.")
-    arm_endpoint: str = Field(default="https://management.azure.com")
-    authority_host: str = Field(default="https://login.microsoftonline.com")
+    client_secret: SecretStr | None = Field(
+        default=None,
+        title="Client secret",
+        description="Secret of the service principal; needed with `service-principal`. Stored "
+        "encrypted. Default: none. Example: the value `az ad sp create-for-rbac` prints as "
+        "`password`.",
+    )
+    arm_endpoint: str = Field(
+        default="https://management.azure.com",
+        title="ARM endpoint",
+        description="Azure Resource Manager URL of the cloud (a bare `https://host`). Default: "
+        "`https://management.azure.com`. Example: `https://management.chinacloudapi.cn`.",
+        json_schema_extra=forms.pattern(forms.HTTPS_BASE_URL),
+    )
+    authority_host: str = Field(
+        default="https://login.microsoftonline.com",
+        title="Entra authority",
+        description="Entra ID sign-in URL of the cloud (a bare `https://host`). Default: "
+        "`https://login.microsoftonline.com`. Example: `https://login.microsoftonline.us`.",
+        json_schema_extra=forms.pattern(forms.HTTPS_BASE_URL),
+    )
     data_plane_endpoint: str | None = Field(
-        default=None, description="Defaults to https://<registry>.azurecr.io."
+        default=None,
+        title="Registry login server",
+        description="Data-plane URL of the registry (a bare `https://host`). Default: none, "
+        "meaning `https://{registry_name}.azurecr.io`. Example: "
+        "`https://contoso.azurecr.cn`.",
+        json_schema_extra=forms.pattern(forms.HTTPS_BASE_URL),
     )
     ca_bundle_path: str | None = Field(
-        default=None, description="PEM bundle to verify TLS with (else the system/requests one)."
+        default=None,
+        title="CA bundle path",
+        description="PEM file on the worker to verify TLS with. Default: none (the system's "
+        "or requests' bundle). Example: `/etc/ssl/certs/corp-proxy.pem`.",
     )
     connected_registry_api_version: str = Field(
         default="2026-01-01-preview",
-        description="api-version for connectedRegistries calls (the live service lists only "
-        "preview versions there).",
+        title="Connected registry API version",
+        description="ARM api-version for the connectedRegistries calls (the live service "
+        "lists only preview versions there). Default: `2026-01-01-preview`. Example: "
+        "`2026-09-01-preview`.",
+        json_schema_extra=forms.pattern(forms.API_VERSION),
     )
     arm_audience: str | None = Field(
         default=None,
-        description="ARM token audience; derived from arm_endpoint for known clouds, else the "
-        "endpoint itself.",
+        title="ARM token audience",
+        description="Audience of ARM tokens. Default: none, meaning derived from the ARM "
+        "endpoint for known clouds, else read from its `/metadata/endpoints`. Example: "
+        "`https://management.core.windows.net/`.",
     )
     retry_attempts: int = Field(
         default=6,
         ge=1,
         le=50,
-        description="Attempts per Azure request (first try included) on transient failures "
-        "(429, 5xx, dropped connections), and per re-read-before-rewrite of a write.",
+        title="Retry attempts",
+        description="Attempts per Azure request (first try included, 1-50) on transient "
+        "failures (429, 5xx, dropped connections), and per re-read-before-rewrite of a write. "
+        "Default: `6`. Example: `10`.",
     )
     retry_base_delay: float = Field(
-        default=0.5, ge=0, le=60, description="First retry's wait in seconds; doubles after."
+        default=0.5,
+        ge=0,
+        le=60,
+        title="First retry delay",
+        description="Seconds (0-60) the first retry waits; each further one doubles it. "
+        "Default: `0.5`. Example: `2`.",
     )
     retry_max_delay: float = Field(
         default=30.0,
         ge=0,
         le=600,
-        description="Cap on any one retry's wait, a server's Retry-After included.",
+        title="Longest retry delay",
+        description="Cap in seconds (0-600) on any one retry's wait, a server's Retry-After "
+        "included. Default: `30`. Example: `120`.",
     )
+
+    @field_validator("connected_registry_api_version")
+    @classmethod
+    def _check_api_version(cls, value: str) -> str:
+        if not patterns.matches(forms.API_VERSION, value):
+            raise ValueError(
+                f"connected_registry_api_version {value!r} is not an ARM api-version "
+                "(YYYY-MM-DD or YYYY-MM-DD-preview, e.g. 2026-01-01-preview)"
+            )
+        return value
 
     @field_validator("subscription_id", "resource_group", "registry_name")
     @classmethod
@@ -144,12 +203,12 @@ class ParentRegistry(Block):
     @field_validator("arm_endpoint", "authority_host")
     @classmethod
     def _check_endpoint(cls, value: str, info: Any) -> str:
-        return _https_url(value, info.field_name)
+        return https_url(value, info.field_name)
 
     @field_validator("data_plane_endpoint")
     @classmethod
     def _check_data_plane(cls, value: str | None) -> str | None:
-        return None if value is None else _https_url(value, "data_plane_endpoint")
+        return None if value is None else https_url(value, "data_plane_endpoint")
 
     @field_validator("ca_bundle_path")
     @classmethod
@@ -194,39 +253,10 @@ class ParentRegistry(Block):
         audience = self.arm_audience
         if audience is None:
             host = (urlparse(self.arm_endpoint).hostname or "").lower()
-            audience = KNOWN_ARM_AUDIENCES.get(host) or self._discover_arm_audience()
+            audience = KNOWN_ARM_AUDIENCES.get(host) or discover_arm_audience(
+                self.arm_endpoint, self.ca_bundle_path, self.retry_policy
+            )
         return audience.rstrip("/") + "/.default"
-
-    def _discover_arm_audience(self) -> str:
-        cached = _AUDIENCE_CACHE.get(self.arm_endpoint)
-        if cached:
-            return cached
-        import requests
-
-        url = f"{self.arm_endpoint}/metadata/endpoints?api-version=2022-09-01"
-
-        def fetch() -> str:
-            response = requests.get(url, verify=self.ca_bundle_path or True, timeout=15)
-            response.raise_for_status()
-            audiences = (response.json().get("authentication") or {}).get("audiences") or []
-            if not audiences:
-                raise PermanentError(
-                    "cloud metadata lists no ARM audience.",
-                    resource=url,
-                    fix="set arm_audience on the ParentRegistry block.",
-                )
-            return str(audiences[0])
-
-        try:
-            audience = call_with_retry(fetch, what=url, policy=self.retry_policy)
-        except PermanentError as exc:
-            raise PermanentError(
-                f"cannot discover the ARM token audience: {exc}",
-                resource="arm_endpoint",
-                fix="set arm_audience on the ParentRegistry block.",
-            ) from None
-        _AUDIENCE_CACHE[self.arm_endpoint] = audience
-        return audience
 
     @property
     def catalog_endpoint(self) -> str:

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from blocks import forms
 from model import cron, durations, limits, names, patterns
 from model.errors import InputError
 from tasks.azure.spec import MAX_NOTIFICATIONS, NOTIFICATION, validate_notifications
@@ -39,109 +40,141 @@ AppNamespace = Annotated[str, _form(patterns.DNS1123_LABEL)]
 NotificationPattern = Annotated[str, _form(NOTIFICATION)]
 
 
+# 'all' or one label selector key=value (the validator names the field and the fix).
+_NODES_FORM = re.compile(r"^(all|[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?=[-A-Za-z0-9_.]{0,63})$")
+
+
 class ProvisionSpec(BaseModel):
     """What to sync onto a site and how its clients pull."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    dry_run: bool = Field(
+        default=False,
+        title="Dry run",
+        description="Plan only: list every ARM, registries.yaml, Helm and secret change with "
+        "its reason, and write nothing. Default: off. Example: on for a first look at a site.",
+    )
     namespaces: list[RepoNamespace] = Field(
         min_length=1,
-        description="Repository namespaces in the parent registry to sync, e.g. 'samples' or "
-        "'team/app'. Each expands to every repository under it.",
+        title="Repository namespaces",
+        description="Repository namespaces in the parent registry to sync; each expands to "
+        "every repository under it (lowercase OCI path components joined by `/`). Required, at "
+        "least one. Example: `samples`, `team/app`.",
     )
     allow_empty_namespaces: bool = Field(
         default=False,
-        description="Accept a namespace that matches no repository yet (otherwise refused as a "
-        "likely typo).",
+        title="Allow empty namespaces",
+        description="Accept a namespace that matches no repository yet. Default: off (such a "
+        "namespace is refused as a likely typo). Example: on before the first push.",
     )
     mode: Literal["ReadOnly", "ReadWrite"] = Field(
         default="ReadOnly",
-        description="Connected registry mode. ReadOnly is the secure default; it cannot be "
-        "changed after creation.",
+        title="Mode",
+        description="Connected registry mode; it cannot be changed after creation. Default: "
+        "`ReadOnly` (the secure choice: clients pull only). Example: `ReadWrite` to push at "
+        "the edge.",
     )
     sync_schedule: str = Field(
         default="30 * * * *",
-        description="Five-field cron for when the connected registry syncs ('* * * * *' = "
-        "continuous).",
+        title="Sync schedule",
+        description="Five-field cron (minute hour day month weekday; digits and `* / , -`, "
+        "weekday 0-6) for when the connected registry syncs; `* * * * *` syncs continuously. "
+        "Default: `30 * * * *` (hourly at :30). Example: `0 2 * * *`.",
+        json_schema_extra=forms.CRON_FORM,
     )
     sync_window: str = Field(
         default="PT1H",
-        description="ISO-8601 duration each scheduled sync may run, 1 hour to 7 days.",
+        title="Sync window",
+        description="ISO-8601 duration each scheduled sync may run, 1 hour to 7 days. "
+        "Default: `PT1H`. Example: `PT4H` or `P1D`.",
+        json_schema_extra=forms.DURATION_FORM,
     )
     message_ttl: str = Field(
         default="P2D",
-        description="ISO-8601 duration sync messages are kept, 1 to 90 days.",
+        title="Message TTL",
+        description="ISO-8601 duration sync messages are kept, 1 to 90 days. Default: `P2D`. "
+        "Example: `P7D`.",
+        json_schema_extra=forms.DURATION_FORM,
     )
     client_token_name: TokenName | None = Field(
         default=None,
-        description="Client token (and scope map) name; default '<site>-client'.",
+        title="Client token name",
+        description="Name of the client token and its scope map (5-50 letters, digits and "
+        "`-`). Default: `{site}-client`, the connected registry name plus `-client`. Example: "
+        "`plant01-pull`.",
     )
     app_namespaces: list[AppNamespace] | None = Field(
         default=None,
-        description="Kubernetes namespaces that get the pull secret; default: the site block's.",
+        title="App namespaces",
+        description="Kubernetes namespaces that get the pull secret (DNS-1123 labels). "
+        "Default: the site block's app namespaces. Example: `apps`, `monitoring`.",
     )
     client_password_days: int = Field(
         default=90,
         ge=limits.CLIENT_PASSWORD_DAYS_MIN,
         le=limits.CLIENT_PASSWORD_DAYS_MAX,
-        description="Lifetime of a newly generated client password, in days.",
+        title="Client password lifetime (days)",
+        description=f"Days a newly generated client password stays valid "
+        f"({limits.CLIENT_PASSWORD_DAYS_MIN}-{limits.CLIENT_PASSWORD_DAYS_MAX}). Default: "
+        "`90`. Example: `30`.",
     )
     enable_data_endpoint: bool = Field(
         default=False,
-        description="Enable the parent registry's dedicated data endpoint if it is off "
-        "(otherwise preflight refuses).",
+        title="Enable data endpoint",
+        description="Turn on the parent registry's dedicated data endpoint if it is off (a "
+        "connected registry needs it). Default: off (preflight refuses while it is off). "
+        "Example: on for a new registry.",
     )
     nodes: str = Field(
         default="all",
         title="Nodes",
-        pattern=r"^(all|[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?=[-A-Za-z0-9_.]{0,63})$",
-        description="Which nodes of the site get the mirror: 'all' (default) or one label "
-        "selector 'key=value', e.g. 'node-role.kubernetes.io/control-plane=true'.",
+        json_schema_extra={"pattern": _NODES_FORM.pattern},
+        description="Which nodes of the site get the mirror: `all` or one label selector "
+        "`key=value`. Default: `all`. Example: `node-role.kubernetes.io/control-plane=true`.",
     )
     log_level: Literal["Debug", "Information", "Warning", "Error", "None"] | None = Field(
         default=None,
         title="Log level",
-        description="Verbosity of the connected registry's logs. Unset: a new connected "
-        "registry gets 'Information' (the az CLI's default) and an existing one keeps its own "
-        "(e.g. 'Debug' set for troubleshooting).",
+        description="Verbosity of the connected registry's logs. Default (unset): a new "
+        "connected registry gets `Information` (the az CLI's default) and an existing one "
+        "keeps its own. Example: `Debug` for troubleshooting.",
         examples=["Debug"],
     )
     audit_logs_enabled: bool | None = Field(
         default=None,
         title="Audit logs",
-        description="Whether the connected registry keeps audit logs. Unset: off for a new "
-        "connected registry (the az CLI's default), unchanged on an existing one.",
+        description="Whether the connected registry keeps audit logs. Default (unset): off "
+        "for a new connected registry (the az CLI's default), unchanged on an existing one. "
+        "Example: on.",
         examples=[True],
     )
     gc_enabled: bool | None = Field(
         default=None,
         title="Garbage collection",
         description="Whether the connected registry garbage-collects unreferenced content. "
-        "Unset: on for a new connected registry (the az CLI's default), unchanged on an "
-        "existing one.",
+        "Default (unset): on for a new connected registry (the az CLI's default), unchanged on "
+        "an existing one. Example: on.",
         examples=[True],
     )
     gc_schedule: str | None = Field(
         default=None,
         title="Garbage collection schedule",
-        description="Five-field cron for when garbage collection runs. Unset: '0 0 * * *' "
-        "(daily at midnight, the az CLI's default) for a new connected registry, unchanged "
-        "on an existing one.",
+        description="Five-field cron for when garbage collection runs. Default (unset): "
+        "`0 0 * * *` (daily at midnight, the az CLI's default) for a new connected registry, "
+        "unchanged on an existing one. Example: `0 3 * * 0`.",
+        json_schema_extra=forms.CRON_FORM,
         examples=["0 3 * * 0"],
     )
     notifications: list[NotificationPattern] | None = Field(
         default=None,
         max_length=MAX_NOTIFICATIONS,
         title="Notifications",
-        description="Artifact patterns '<repository>:<tag>:<action>' the connected registry "
-        "generates notifications for ('*' matches anything). Unset: none for a new connected "
-        "registry, unchanged on an existing one; an empty list removes them all.",
+        description="Artifact patterns `{repository}:{tag}:{action}` the connected registry "
+        "generates notifications for (`*` matches anything). Default (unset): none for a new "
+        "connected registry, unchanged on an existing one; an empty list removes them all. "
+        "Example: `hello-world:*:*`.",
         examples=[["hello-world:*:*", "team/app/*:1.0:*"]],
-    )
-    dry_run: bool = Field(
-        default=False,
-        description="Plan only: report ARM, registries.yaml, Helm and secret changes; write "
-        "nothing.",
     )
 
     @field_validator("namespaces")
@@ -152,6 +185,16 @@ class ProvisionSpec(BaseModel):
         except InputError as exc:
             raise ValueError(str(exc)) from None
         return out
+
+    @field_validator("nodes")
+    @classmethod
+    def _check_nodes(cls, value: str) -> str:
+        if not _NODES_FORM.fullmatch(value):
+            raise ValueError(
+                f"nodes {value!r} is neither 'all' nor one label selector key=value (e.g. "
+                "node-role.kubernetes.io/control-plane=true)"
+            )
+        return value
 
     @field_validator("sync_schedule")
     @classmethod

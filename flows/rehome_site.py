@@ -53,9 +53,13 @@ def rehome_site(site_block: str, parent_block: str, spec: ProvisionSpec) -> dict
     password. A re-run after a finished re-home changes nothing.
 
     Args:
-        site_block: EdgeSite block name of the site (already naming the new hardware).
-        parent_block: ParentRegistry block name.
-        spec: What to provision on the new hardware; spec.dry_run lists the plan only.
+        site_block: Name of the EdgeSite block of the site, already naming the new hardware
+            (lowercase letters, digits, `-`). Required. Example: `plant01`.
+        parent_block: Name of the ParentRegistry block: the parent registry and its
+            credentials. Required. Example: `contoso`.
+        spec: What to provision on the new hardware, as for provision-site (its fields say
+            their defaults); Dry run lists the plan and writes nothing. Required. Example:
+            `{"namespaces": ["samples"]}`.
     """
     logger = get_run_logger()
     inputs = load_site_inputs(

@@ -53,16 +53,22 @@ def rotate_client_token(
     or finish a rotation an earlier run left half done. Parameters are names and numbers only.
 
     Args:
-        site_block: EdgeSite block name of the site.
-        parent_block: ParentRegistry block name (the parent registry and its credentials).
-        client_token_name: Client token to rotate; default `<site>-client`.
-        lifetime_days: Days the new password stays valid.
-        propagation_timeout_seconds: How long the new password may take to reach the site's
+        site_block: Name of the EdgeSite block of the site (lowercase letters, digits, `-`).
+            Required. Example: `plant01`.
+        parent_block: Name of the ParentRegistry block: the parent registry and its
+            credentials. Required. Example: `contoso`.
+        client_token_name: Client token to rotate. Default: `{site}-client` (the name
+            provision-site gave it). Example: `plant01-pull`.
+        lifetime_days: Days the new password stays valid. Default: `90`. Example: `30`.
+        propagation_timeout_seconds: Seconds the new password may take to reach the site's
             connected registry before the rotation gives up (the old one stays valid).
-        lead_days: Rotate when the password in use expires within this many days.
+            Default: `300`. Example: `900` on a slow link.
+        lead_days: Rotate when the password in use expires within this many days. Default:
+            `14`. Example: `30`.
         force: Rotate now even if not due: for a leaked or suspect password. Same zero-downtime
             steps (the old password is revoked only after the new one pulls); refused while an
-            interrupted rotation has pull secrets split between both slots.
+            interrupted rotation has pull secrets split between both slots. Default: off.
+            Example: on after a leak.
     """
     life = rotation.validate_lifetime(lifetime_days, lead_days, propagation_timeout_seconds)
     inputs = load_site_inputs(site_block, parent_block, client_token_name=client_token_name)

@@ -51,14 +51,19 @@ def rotate_sync_credential(
     Parameters are names and numbers only.
 
     Args:
-        site_block: EdgeSite block name of the site.
-        parent_block: ParentRegistry block name (the parent registry and its credentials).
-        lifetime_days: Days the new sync password stays valid.
-        lead_days: Rotate when the password in use expires within this many days.
+        site_block: Name of the EdgeSite block of the site (lowercase letters, digits, `-`).
+            Required. Example: `plant01`.
+        parent_block: Name of the ParentRegistry block: the parent registry and its
+            credentials. Required. Example: `contoso`.
+        lifetime_days: Days the new sync password stays valid. Default: `365`. Example:
+            `180`.
+        lead_days: Rotate when the password in use expires within this many days. Default:
+            `30`. Example: `60`.
         force: Rotate now even if not due (a leaked or suspect password); same steps, the old
-            password is revoked only after the runtime synced with the new one.
+            password is revoked only after the runtime synced with the new one. Default: off.
+            Example: on after a leak.
         dry_run: List the plan (every step this run would take, with its reason) and write
-            nothing.
+            nothing. Default: off. Example: on, to see whether a rotation is due.
     """
     inputs = load_site_inputs(site_block, parent_block)
     # The propagation allowance of a sync password is the release's readiness wait.

@@ -37,9 +37,12 @@ def teardown_site(site_block: str, parent_block: str, dry_run: bool = False) -> 
     says so.
 
     Args:
-        site_block: EdgeSite block name of the site.
-        parent_block: ParentRegistry block name.
-        dry_run: list every deletion with its reason; write nothing.
+        site_block: Name of the EdgeSite block of the site (lowercase letters, digits, `-`).
+            Required. Example: `plant01`.
+        parent_block: Name of the ParentRegistry block: the parent registry and its
+            credentials. Required. Example: `contoso`.
+        dry_run: List every deletion with its reason and write nothing. Default: off.
+            Example: on, to see what would go before tearing down.
     """
     logger = get_run_logger()
     inputs = load_site_inputs(site_block, parent_block)  # refused before any side effect
