@@ -5,13 +5,20 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 
 def _sandbox(argv: Sequence[str]) -> int:
     from acr_edge.sandbox_blocks import register
     from sandbox.cli import main as sandbox_main
 
-    return sandbox_main(list(argv), register_blocks=register)
+    def register_and_say(info: dict[str, Any]) -> list[str]:
+        # Say what was saved: these are the names runs and `acr-edge deploy` refer to.
+        names = register(info)
+        print(f"saved blocks: {', '.join(names)} (parent first; the deployments' default)")
+        return names
+
+    return sandbox_main(list(argv), register_blocks=register_and_say)
 
 
 def _demo(argv: Sequence[str]) -> int:
