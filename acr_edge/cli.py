@@ -42,7 +42,7 @@ def _bench(argv: Sequence[str]) -> int:
 COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "sandbox": (_sandbox, "run the Azure + K3s-site emulator (`sandbox up`)"),
     "demo": (_demo, "provision two sandbox sites end to end, rotate a token, report status"),
-    "deploy": (_deploy, "register block types and deployments with the Prefect API"),
+    "deploy": (_deploy, "block types, work pool, deployments (--notify BLOCK: alert automations)"),
     "bench": (_bench, "benchmarks against the sandbox; prints JSON figures"),
 }
 
