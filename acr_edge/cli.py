@@ -5,13 +5,20 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 
 def _sandbox(argv: Sequence[str]) -> int:
     from acr_edge.sandbox_blocks import register
     from sandbox.cli import main as sandbox_main
 
-    return sandbox_main(list(argv), register_blocks=register)
+    def register_and_say(info: dict[str, Any]) -> list[str]:
+        # Say what was saved: these are the names runs and `acr-edge deploy` refer to.
+        names = register(info)
+        print(f"saved blocks: {', '.join(names)} (parent first; the deployments' default)")
+        return names
+
+    return sandbox_main(list(argv), register_blocks=register_and_say)
 
 
 def _demo(argv: Sequence[str]) -> int:
@@ -35,7 +42,7 @@ def _bench(argv: Sequence[str]) -> int:
 COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "sandbox": (_sandbox, "run the Azure + K3s-site emulator (`sandbox up`)"),
     "demo": (_demo, "provision two sandbox sites end to end, rotate a token, report status"),
-    "deploy": (_deploy, "register block types and deployments with the Prefect API"),
+    "deploy": (_deploy, "block types, work pool, deployments (--notify BLOCK: alert automations)"),
     "bench": (_bench, "benchmarks against the sandbox; prints JSON figures"),
 }
 

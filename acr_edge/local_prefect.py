@@ -2,6 +2,8 @@
 
 Our own is a real `prefect server start` subprocess on a free loopback port with its own
 PREFECT_HOME (database, results), removed afterwards, so the demo leaves nothing behind.
+That home is 0700 and everything the server writes in it 0600: `prefect.db` holds the blocks
+(SSH key, client secret) and the key that decrypts them.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 
 from model.errors import PermanentError
 
-SERVER_START_TIMEOUT = 90.0
+SERVER_START_TIMEOUT = 180.0  # a busy 2-core host can take a minute
 
 # Settings of the private server (a user's environment overrides each one). With SQLite, every
 # write transaction that lands between another request's read and write makes that request
@@ -68,9 +70,13 @@ class PrefectApi:
         return self.url.removesuffix("/api")
 
 
+# Files and folders the private server creates are the user's alone.
+PRIVATE_UMASK = 0o077
+
+
 def isolate_prefect_home() -> None:
     """Before prefect is imported: without a user API, keep everything in a temp PREFECT_HOME
-    instead of creating ~/.prefect."""
+    instead of creating ~/.prefect (mkdtemp makes it 0700)."""
     if "PREFECT_API_URL" not in os.environ and "PREFECT_HOME" not in os.environ:
         os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="acr-edge-prefect-")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -93,6 +99,7 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def _own_server() -> Iterator[PrefectApi]:
     home = tempfile.mkdtemp(prefix="acr-edge-prefect-server-")
+    os.chmod(home, 0o700)  # mkdtemp's mode already; said here because the database lives in it
     port = _free_port()
     url = f"http://127.0.0.1:{port}/api"
     env = {
@@ -103,7 +110,7 @@ def _own_server() -> Iterator[PrefectApi]:
         "PREFECT_API_URL": url,
     }
     log_path = os.path.join(home, "server.log")
-    with open(log_path, "wb") as log:
+    with open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as log:
         proc = subprocess.Popen(
             [
                 sys.executable,
@@ -122,6 +129,8 @@ def _own_server() -> Iterator[PrefectApi]:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            # prefect.db, its -wal/-shm files and result storage: 0600, folders 0700
+            umask=PRIVATE_UMASK,
         )
     try:
         deadline = time.monotonic() + SERVER_START_TIMEOUT

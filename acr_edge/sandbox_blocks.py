@@ -1,17 +1,24 @@
 """Save the sandbox's parent registry and sites as ordinary acr-edge blocks.
 
 After this, flows run against the sandbox exactly as against Azure: by block name
-(`sandbox-parent`, `sandbox-site-1`, ...). Only endpoints, CA bundle and credentials differ.
+(`parent-registry`, `sandbox-site-1`, ...). Only endpoints, CA bundle and credentials differ.
+The parent is saved under the deployments' default `parent_block`, so a deploy without flags
+runs against it; a block of that name that points at real Azure is never overwritten.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from pydantic import SecretStr
 
-PARENT_BLOCK = "sandbox-parent"
+from deployments.definitions import DEFAULT_PARENT_BLOCK
+from model.errors import InputError
+
+PARENT_BLOCK = DEFAULT_PARENT_BLOCK
 SITE_BLOCK_PREFIX = "sandbox-site-"
 APP_NAMESPACES = ["apps"]
 
@@ -98,9 +105,10 @@ def site_block(site: dict[str, Any], transport: str = TRANSPORT) -> Any:
 def register(
     info: dict[str, Any], *, overwrite: bool = True, transport: str = TRANSPORT
 ) -> list[str]:
-    """Save `sandbox-parent` and `sandbox-site-N` in the current Prefect API; returns the
+    """Save `parent-registry` and `sandbox-site-N` in the current Prefect API; returns the
     saved block document names in that order. Blocks are all built (validated) before the
     first save, so bad sandbox info writes nothing."""
+    _refuse_foreign_parent(PARENT_BLOCK)
     blocks: list[tuple[str, Any]] = [(PARENT_BLOCK, parent_block(info))]
     blocks += [
         (site_block_name(i), site_block(s, transport)) for i, s in enumerate(info["sites"], 1)
@@ -108,3 +116,29 @@ def register(
     for name, block in blocks:
         block.save(name, overwrite=overwrite)
     return [name for name, _ in blocks]
+
+
+def _refuse_foreign_parent(name: str) -> None:
+    """A saved parent whose ARM endpoint is not on loopback is a real registry's: refused,
+    before any save, rather than re-pointed at the sandbox."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        with get_client(sync_client=True) as client:
+            doc = client.read_block_document_by_name(name, "parent-registry", include_secrets=False)
+    except ObjectNotFound:
+        return
+    host = urlparse(str(doc.data.get("arm_endpoint") or "")).hostname or ""
+    try:
+        if host == "localhost" or ipaddress.ip_address(host).is_loopback:
+            return
+    except ValueError:
+        pass
+    raise InputError(
+        f"block {name!r} already names a parent registry at {host or 'Azure'}; the sandbox "
+        "does not overwrite it.",
+        resource=f"parent-registry/{name}",
+        fix="use a Prefect server without it (unset PREFECT_API_URL for the demo's own), "
+        "or rename that block and deploy with --parent-block.",
+    )

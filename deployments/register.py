@@ -8,12 +8,15 @@ Idempotent: re-running updates each deployment in place and says so.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
+from urllib.parse import urlparse
 
+from deployments import automations
 from deployments.definitions import (
     DEFAULT_PARENT_BLOCK,
     DEFAULT_ROTATE_CRON,
@@ -30,14 +33,40 @@ from model.names import validate_block_name
 
 @dataclass(frozen=True)
 class Outcome:
-    kind: Literal["block-type", "work-pool", "deployment"]
+    kind: Literal["block-type", "work-pool", "deployment", "automation"]
     name: str
-    action: Literal["created", "updated", "exists", "registered"]
+    action: Literal["created", "updated", "exists", "registered", "unchanged", "deleted", "left"]
     detail: str = ""
 
     def line(self) -> str:
         tail = f" ({self.detail})" if self.detail else ""
         return f"{self.kind:<10} {self.name:<40} {self.action}{tail}"
+
+
+def insecure_api_warning(url: str) -> str | None:
+    """Pure: why this API URL is unsafe to deploy through, or None. Plain http is fine on
+    loopback only: elsewhere the API's auth string and every block secret read back cross the
+    network in clear."""
+    parsed = urlparse(url)
+    if parsed.scheme != "http":
+        return None
+    host = (parsed.hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass
+    return (
+        f"the Prefect API {url} is plain http to {host or 'an unnamed host'}: the API auth "
+        "string and the block secrets workers read cross the network unencrypted. Put TLS in "
+        "front of the API (https://) and set PREFECT_API_AUTH_STRING (README: Production)."
+    )
+
+
+def _warn(text: str) -> None:
+    print(f"acr-edge deploy: warning: {text}", file=sys.stderr)
 
 
 def _require_api() -> str:
@@ -172,8 +201,13 @@ def deploy(
     status_sites: Sequence[str] = (),
     status_tag: str | None = None,
     parent_block: str = DEFAULT_PARENT_BLOCK,
+    notify: str | None = None,
+    warn: Callable[[str], None] = _warn,
 ) -> list[Outcome]:
-    """Everything `acr-edge deploy` does; returns one outcome per object it touched."""
+    """Everything `acr-edge deploy` does; returns one outcome per object it touched. With
+    `notify` (a saved notification block) it also converges the `acr-edge: ...` alert
+    Automations. `warn` hears of an API reached over plain http off this host, before the
+    first request to it."""
     validate_block_name(work_pool, "work pool")
     defs = definitions(
         timezone=timezone,
@@ -183,11 +217,36 @@ def deploy(
         status_tag=status_tag,
         parent_block=parent_block,
     )
+    from prefect.settings import PREFECT_API_URL
+
+    warning = insecure_api_warning(str(PREFECT_API_URL.value() or ""))
+    if warning:
+        warn(warning)
     _require_api()
+    # Read-only, before the first write: a bad --notify leaves the server as it was.
+    block = automations.resolve_notification_block(notify) if notify is not None else None
     outcomes = register_block_types()
     outcomes.append(ensure_work_pool(work_pool))
     outcomes.extend(apply_deployment(d, work_pool) for d in defs)
+    changes = automations.converge(block[0]) if block else automations.existing_note()
+    outcomes.extend(_automation_outcome(c, block[1] if block else None) for c in changes)
     return outcomes
+
+
+_ALERT_ACTIONS: dict[str, Any] = {
+    "create": "created",
+    "update": "updated",
+    "unchanged": "unchanged",
+    "delete-duplicate": "deleted",
+    "left": "left",
+}
+
+
+def _automation_outcome(change: automations.AutomationChange, block: str | None) -> Outcome:
+    detail = change.reason
+    if block is not None and change.action in ("create", "update", "unchanged"):
+        detail = f"notifies {block}" + (f"; {detail}" if detail else "")
+    return Outcome("automation", change.name, _ALERT_ACTIONS[change.action], detail)
 
 
 PREFECT_YAML_HEADER = """\
@@ -273,6 +332,14 @@ def _parser() -> argparse.ArgumentParser:
         help="ParentRegistry block name used as the deployments' default",
     )
     p.add_argument(
+        "--notify",
+        metavar="BLOCK",
+        default=None,
+        help="saved notification block (NAME or TYPE/NAME, e.g. slack-webhook/ops): create or "
+        "update the `acr-edge: ...` Automations (site unhealthy, rotation failed, credential "
+        "expiring, fleet wave halted) that notify through it; without it none are written",
+    )
+    p.add_argument(
         "--write-prefect-yaml",
         metavar="PATH",
         default=None,
@@ -297,12 +364,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             status_sites=args.site_status_sites,
             status_tag=args.status_tag,
             parent_block=args.parent_block,
+            notify=args.notify,
         )
     except AcrEdgeError as exc:
         print(f"acr-edge deploy: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, InputError) else 1
     for outcome in outcomes:
         print(outcome.line())
+    if args.notify is None and any(o.kind == "automation" for o in outcomes):
+        print("automations left as they are: deploy with --notify BLOCK to converge them")
     print(f"start a worker: prefect worker start --pool {args.work_pool}")
     print("fleet runs wait on their per-site runs: leave workers room for both (--limit)")
     return 0

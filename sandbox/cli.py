@@ -38,6 +38,13 @@ def _parser() -> argparse.ArgumentParser:
         f"(default {DEFAULT_PROPAGATION_DELAY:g}; 0 = at once)",
     )
     up.add_argument(
+        "--data-endpoint",
+        choices=("on", "off"),
+        default="on",
+        help="the seeded registry's dedicated data endpoint (default on, so the first "
+        "provision passes preflight; off reproduces that preflight failure)",
+    )
+    up.add_argument(
         "--register-blocks",
         action="store_true",
         help="register Prefect blocks for the sandbox (needs a Prefect API)",
@@ -57,7 +64,7 @@ def main(
     if args.register_blocks and register_blocks is None:
         print("--register-blocks: start the sandbox with `acr-edge sandbox up` to save blocks")
         return 2
-    seed = SeedConfig()
+    seed = SeedConfig(data_endpoint_enabled=args.data_endpoint == "on")
     if args.repos is not None:
         seed.repo_count = max(0, args.repos)
     started = time.perf_counter()

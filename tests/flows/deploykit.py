@@ -12,10 +12,13 @@ import sys
 import time
 from typing import Any
 
+from acr_edge.sandbox_blocks import PARENT_BLOCK
+
 POOL = "acr-edge-test"
 TZ = "Europe/Berlin"
 STATUS_SITES = ("sandbox-site-1",)
-PARENT = "sandbox-parent"
+PARENT = PARENT_BLOCK  # what the sandbox saves: the deployments' default
+
 ARGS = [
     "--work-pool", POOL,
     "--timezone", TZ,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from deploykit import ARGS, POOL, STATUS_SITES, TZ, wait_final, worker_argv, worker_env
+from deploykit import ARGS, PARENT, POOL, STATUS_SITES, TZ, wait_final, worker_argv, worker_env
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 
@@ -71,7 +71,7 @@ def test_deploy_registers_pool_block_types_and_every_deployment(first_deploy_out
         assert dep.path is None  # module entrypoint: nothing tied to this checkout
         assert "acr-edge" in dep.tags
         assert dep.description
-        assert dep.parameters["parent_block"] == "sandbox-parent"
+        assert dep.parameters["parent_block"] == PARENT
 
 
 def test_second_deploy_updates_in_place(first_deploy_output: str, capsys: Any) -> None:
@@ -283,7 +283,7 @@ def test_worker_provisions_a_sandbox_site_from_the_deployment(
     state = wait_final(run.id, timeout=30)
     assert state is not None and state.is_completed(), (state, worker.stderr[-3000:])
     # the run made the connected registry through the block's ARM endpoint
-    parent: Any = ParentRegistry.load("sandbox-parent")
+    parent: Any = ParentRegistry.load(PARENT)
     ctx = parent.azure_context()
     try:
         cr_name = sandbox_blocks["sites"][0]["name"]
