@@ -107,9 +107,7 @@ def check_teardown_permissions(ctx: AzureContext, *, dry_run: bool = False) -> S
     """Refuse a teardown (or re-home) before anything is removed, on the cluster or in ARM,
     when the principal lacks a delete it needs: half a teardown leaves a site without its
     runtime while its connected registry still waits for it."""
-    return _check(
-        ctx, rbac.TEARDOWN_ACTIONS, catalog=False, fix=TEARDOWN_RBAC_FIX, dry_run=dry_run
-    )
+    return _check(ctx, rbac.TEARDOWN_ACTIONS, catalog=False, fix=TEARDOWN_RBAC_FIX, dry_run=dry_run)
 
 
 def _check(
