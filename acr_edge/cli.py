@@ -39,11 +39,18 @@ def _bench(argv: Sequence[str]) -> int:
     return bench_main(list(argv))
 
 
+def _sudoers(argv: Sequence[str]) -> int:
+    from acr_edge.sudoers import main as sudoers_main
+
+    return sudoers_main(list(argv))
+
+
 COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "sandbox": (_sandbox, "run the Azure + K3s-site emulator (`sandbox up`)"),
     "demo": (_demo, "provision two sandbox sites end to end, rotate a token, report status"),
     "deploy": (_deploy, "block types, work pool, deployments (--notify BLOCK: alert automations)"),
     "bench": (_bench, "benchmarks against the sandbox; prints JSON figures"),
+    "sudoers": (_sudoers, "print the sudoers recipe: the only commands acr-edge runs as root"),
 }
 
 

@@ -22,6 +22,7 @@ from flows.host_keys import pin_host_keys
 from flows.inputs import load_site_inputs
 from flows.locks import locked_site
 from flows.report import RunReport, artifact_key
+from model.errors import PermanentError
 from tasks.azure import teardown_steps as azt
 from tasks.site import teardown_steps as stt
 from tasks.site.connection import open_site
@@ -54,6 +55,11 @@ def teardown_site(site_block: str, parent_block: str, dry_run: bool = False) -> 
     outcome = "failed"
     try:
         with locked_site(inputs) as ctx:
+            # The deletes are checked before anything goes: a principal that may provision but
+            # not delete (README's operator role alone) is refused with nothing removed.
+            permissions = done(azt.check_teardown_permissions(ctx, dry_run=dry_run))
+            if permissions.action == "blocked":
+                raise PermanentError(permissions.message, resource=permissions.resource)
             with ExitStack() as stack:
                 conn = stack.enter_context(open_site(site))
                 # Every node reached (host key verified, file checked) before the first write.

@@ -39,6 +39,31 @@ PROVISION_ACTIONS: tuple[str, ...] = (
     f"{_P}/scopeMaps/operationStatuses/read",
 )
 
+# Teardown and re-home, on top of the reads above: the only deletes acr-edge ever makes (its
+# connected registry, its tokens and their scope maps) and the deactivation the service
+# requires before a connected registry may be deleted. Kept out of PROVISION_ACTIONS so the
+# principal the schedules use (provision, rotation, status) cannot delete anything.
+TEARDOWN_ACTIONS: tuple[str, ...] = (
+    f"{_P}/read",
+    f"{_P}/scopeMaps/read",
+    f"{_P}/tokens/read",
+    f"{_P}/connectedRegistries/read",
+    f"{_P}/operationStatuses/read",
+    f"{_P}/tokens/operationStatuses/read",
+    f"{_P}/scopeMaps/operationStatuses/read",
+    # Deactivate and delete answer as long-running operations polled under the connected
+    # registry (UNCONFIRMED: no provider-operations list names this action; docs/design.md).
+    f"{_P}/connectedRegistries/operationStatuses/read",
+    f"{_P}/connectedRegistries/deactivate/action",
+    f"{_P}/connectedRegistries/delete",
+    f"{_P}/tokens/delete",
+    f"{_P}/scopeMaps/delete",
+)
+# What README's second custom role adds to the first (the deletes, nothing else).
+TEARDOWN_ONLY_ACTIONS: tuple[str, ...] = tuple(
+    a for a in TEARDOWN_ACTIONS if a not in PROVISION_ACTIONS
+)
+
 # Listing repositories: AcrPull's action in "RBAC Registry Permissions" mode, or the catalog
 # data action of "Container Registry Repository Catalog Lister" in the ABAC mode. Either does.
 CATALOG_ALTERNATIVES: tuple[tuple[str, str], ...] = (
@@ -89,10 +114,15 @@ class PermissionCheck:
 
 
 def check(
-    permissions: Sequence[Mapping[str, Any]], required: Iterable[str] = PROVISION_ACTIONS
+    permissions: Sequence[Mapping[str, Any]],
+    required: Iterable[str] = PROVISION_ACTIONS,
+    *,
+    catalog: bool = True,
 ) -> PermissionCheck:
+    """Which of ``required`` are missing; with ``catalog``, also whether repositories can be
+    listed (teardown lists none, so it does not ask)."""
     missing = tuple(a for a in required if not granted(permissions, a))
-    catalog_ok = any(
+    catalog_ok = not catalog or any(
         granted(permissions, name, data=kind == "dataAction") for kind, name in CATALOG_ALTERNATIVES
     )
     return PermissionCheck(missing=missing, catalog_ok=catalog_ok)

@@ -4,8 +4,8 @@ Every ARM request under a subscription is authorized (reads too, as ARM does) ag
 principal's role assignments at the request's scope or any parent scope. Built-in role actions
 follow Microsoft's built-in-roles reference (Owner, Contributor, Reader, AcrPull, Container
 Registry Repository Catalog Lister; Contributor's notActions abridged to the Microsoft.Authorization
-ones that matter here). ``acr-edge-operator`` is the custom role with exactly the actions README's
-"The parent registry and its principal" lists.
+ones that matter here). ``acr-edge-operator`` and ``acr-edge-teardown`` are the custom roles with
+exactly the actions README's "The parent registry and its principal" lists.
 """
 
 from __future__ import annotations
@@ -56,7 +56,16 @@ README_ACTIONS = (
     f"{CR}/tokens/operationStatuses/read",
     f"{CR}/scopeMaps/operationStatuses/read",
 )
+# README's second custom role: the deletes teardown (and re-home's deactivation) need on top.
+README_TEARDOWN_ACTIONS = (
+    f"{CR}/connectedRegistries/operationStatuses/read",
+    f"{CR}/connectedRegistries/deactivate/action",
+    f"{CR}/connectedRegistries/delete",
+    f"{CR}/tokens/delete",
+    f"{CR}/scopeMaps/delete",
+)
 CUSTOM_ROLE = "acr-edge-operator"
+TEARDOWN_ROLE = "acr-edge-teardown"
 
 ROLES: dict[str, RoleDefinition] = {
     r.name.lower(): r
@@ -81,9 +90,12 @@ ROLES: dict[str, RoleDefinition] = {
             data_actions=(CATALOG_DATA_ACTION,),
         ),
         RoleDefinition(CUSTOM_ROLE, "1b2c3d4e-0000-4000-8000-00000000ed9e", README_ACTIONS),
+        RoleDefinition(
+            TEARDOWN_ROLE, "1b2c3d4e-0000-4000-8000-00000000ed9f", README_TEARDOWN_ACTIONS
+        ),
     )
 }
-BUILT_IN = frozenset(ROLES) - {CUSTOM_ROLE}
+BUILT_IN = frozenset(ROLES) - {CUSTOM_ROLE, TEARDOWN_ROLE}
 ROLE_NAMES = tuple(r.name for r in ROLES.values())
 
 _COLLECTIONS = {

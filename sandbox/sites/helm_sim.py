@@ -75,6 +75,9 @@ class Release:
         return self.current.revision
 
 
+_GLOBAL_VALUE_FLAGS = ("--kubeconfig", "--kube-context", "-n", "--namespace")
+
+
 class HelmUsageError(Exception):
     pass
 
@@ -187,9 +190,16 @@ class HelmSimulator:
         return ToolResult(_mask(result.stdout, secrets), _mask(result.stderr, secrets), result.exit)
 
     async def _run(self, argv: list[str], stdin: bytes, cwd: str, secrets: list[str]) -> ToolResult:
+        # Global flags may come before the command (`helm --kubeconfig K status ...`).
+        leading: list[str] = []
+        while argv and argv[0] in _GLOBAL_VALUE_FLAGS:
+            if len(argv) < 2:
+                raise HelmUsageError(f"flag needs an argument: {argv[0]}")
+            leading += argv[:2]
+            argv = argv[2:]
         if not argv:
             return ToolResult.fail("Usage: helm [command]")
-        command, rest = argv[0], argv[1:]
+        command, rest = argv[0], [*leading, *argv[1:]]
         if command in ("version", "--version"):
             if "--short" in rest:
                 return ToolResult(f"{HELM_VERSION}+ge4da497\n")
@@ -198,6 +208,13 @@ class HelmSimulator:
                 f'dd9e43400318262b", GitTreeState:"clean", GoVersion:"go1.23.7"}}\n'
             )
         opts = self._parse(rest)
+        kubeconfig = opts.get("kubeconfig")
+        if kubeconfig is not None and not (Path(cwd) / kubeconfig).is_file():
+            # helm reads the file before it talks to the cluster.
+            return ToolResult.fail(
+                f"Error: Kubernetes cluster unreachable: stat {kubeconfig}: no such file or "
+                "directory"
+            )
         if command in ("upgrade", "install"):
             return await self._upgrade(command, opts, stdin, cwd, secrets)
         if command == "status":

@@ -19,7 +19,7 @@ from sandbox.sites.k3s_service import K3sService
 from sandbox.sites.kube_objects import BY_KIND
 from sandbox.sites.ssh_server import NodeSsh, SshConfig, SshKnobs, is_loopback
 from sandbox.sites.tool_result import ToolResult
-from sandbox.sites.tools import CONTROL_ENV, TOKEN_ENV, write_tools
+from sandbox.sites.tools import CONTROL_ENV, SUDOERS_ENV, TOKEN_ENV, write_tools
 
 if TYPE_CHECKING:
     from sandbox.sites.kubelet import Kubelet
@@ -77,6 +77,8 @@ class SimulatedNode:
         self.command_log = base_dir / "commands.log"
         self.registries_path = self.root / "etc/rancher/k3s/registries.yaml"
         self.hosts_dir = self.root / "var/lib/rancher/k3s/agent/etc/containerd/certs.d"
+        # The sudoers recipe knob: when a test writes this file, the node's sudo enforces it.
+        self.sudoers_path = self.root / "etc/sudoers.d/acr-edge"
         self.host_key = keys.new_ssh_key()
         self._token = secrets.token_urlsafe(24)
         self.k3s = K3sService(
@@ -213,6 +215,7 @@ class SimulatedNode:
             "SHELL": "/bin/sh",
             "LANG": "C.UTF-8",
             CONTROL_ENV: self.site.control.url,
+            SUDOERS_ENV: str(self.sudoers_path),
             TOKEN_ENV: self._token,
         }
         if self.is_server:

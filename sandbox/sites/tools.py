@@ -18,6 +18,7 @@ from sandbox.sites.tool_result import ToolResult
 
 TOKEN_ENV = "ACR_EDGE_SITE_TOKEN"
 CONTROL_ENV = "ACR_EDGE_SITE_CONTROL"
+SUDOERS_ENV = "ACR_EDGE_SITE_SUDOERS"  # the node's sudoers recipe file (enforced when present)
 SIMULATED_TOOLS = ("helm", "kubectl", "systemctl", "k3s")
 
 _CLIENT = """#!{python} -S
@@ -48,7 +49,7 @@ sys.stderr.write(reply.get("stderr", ""))
 sys.exit(int(reply.get("exit", 1)))
 """
 
-_SUDO = """#!{python} -S
+_SUDO = r"""#!{python} -S
 # Simulated sudo: the session is already root; drop sudo's own options and run the command.
 import os, sys
 args = sys.argv[1:]
@@ -59,12 +60,34 @@ while args and args[0].startswith("-"):
     if opt in ("-u", "-g", "-p", "-C", "-h") and args:
         args.pop(0)
 if not args:
-    sys.stderr.write("usage: sudo [-n] [-S] [-E] [-u user] command\\n")
+    sys.stderr.write("usage: sudo [-n] [-S] [-E] [-u user] command\n")
     sys.exit(1)
+# A sudoers recipe on the node (the knob: a test writes the file) is enforced as sudo would:
+# a command no Cmnd_Alias entry matches (program by name, each argument as a glob) is refused.
+rules = os.environ.get("{sudoers_env}", "")
+if rules and os.path.exists(rules):
+    import fnmatch, re
+    text = open(rules).read().replace("\\\n", "")
+    ok = False
+    for line in text.splitlines():
+        if not line.startswith("Cmnd_Alias"):
+            continue
+        for entry in re.split(r"(?<!\\),", line.split("=", 1)[1]):
+            words = [re.sub(r"\\(.)", r"\1", w) for w in re.split(r"(?<!\\)\s+", entry.strip())]
+            if (os.path.basename(words[0]) == os.path.basename(args[0])
+                    and len(words) == len(args)
+                    and all(fnmatch.fnmatchcase(a, p) for a, p in zip(args[1:], words[1:]))):
+                ok = True
+    if not ok:
+        with open(rules + ".refused", "a") as seen:  # for tests: what was refused
+            seen.write(" ".join(args) + "\n")
+        sys.stderr.write("Sorry, user edge is not allowed to execute '%s' as root.\n"
+                         % " ".join(args))
+        sys.exit(1)
 try:
     os.execvp(args[0], args)
 except FileNotFoundError:
-    sys.stderr.write("sudo: %s: command not found\\n" % args[0])
+    sys.stderr.write("sudo: %s: command not found\n" % args[0])
     sys.exit(1)
 """
 
@@ -77,7 +100,10 @@ def write_tools(bin_dir: Path) -> None:
         )
         for tool in SIMULATED_TOOLS
     }
-    scripts["sudo"] = _SUDO.format(python=sys.executable)
+    # Plain replacement, not str.format: the script is full of regex braces and backslashes.
+    scripts["sudo"] = _SUDO.replace("{python}", sys.executable).replace(
+        "{sudoers_env}", SUDOERS_ENV
+    )
     for name, text in scripts.items():
         path = bin_dir / name
         path.write_text(text)

@@ -57,6 +57,10 @@ RBAC_FIX = (
     "README 'The parent registry and its principal' (or Contributor), plus AcrPull (or "
     "Container Registry Repository Catalog Lister in ABAC mode) to list repositories."
 )
+TEARDOWN_RBAC_FIX = (
+    "assign the principal that tears sites down both custom roles in README 'The parent "
+    "registry and its principal' (acr-edge-operator and acr-edge-teardown), or Contributor."
+)
 
 
 def read_permissions(ctx: AzureContext) -> list[Json]:
@@ -96,25 +100,38 @@ def check_permissions(ctx: AzureContext, *, dry_run: bool = False) -> StepResult
     A dry run reports the same verdict as its blocker row (action ``blocked``) instead of
     raising, so the plan shows it; the flow then stops.
     """
+    return _check(ctx, rbac.PROVISION_ACTIONS, catalog=True, fix=RBAC_FIX, dry_run=dry_run)
+
+
+def check_teardown_permissions(ctx: AzureContext, *, dry_run: bool = False) -> StepResult:
+    """Refuse a teardown (or re-home) before anything is removed, on the cluster or in ARM,
+    when the principal lacks a delete it needs: half a teardown leaves a site without its
+    runtime while its connected registry still waits for it."""
+    return _check(ctx, rbac.TEARDOWN_ACTIONS, catalog=False, fix=TEARDOWN_RBAC_FIX, dry_run=dry_run)
+
+
+def _check(
+    ctx: AzureContext, required: tuple[str, ...], *, catalog: bool, fix: str, dry_run: bool
+) -> StepResult:
     resource = f"registries/{ctx.registry}"
-    verdict = rbac.check(read_permissions(ctx))
+    verdict = rbac.check(read_permissions(ctx), required, catalog=catalog)
     if verdict.ok:
+        listing = " and can list repositories" if catalog else ""
         return StepResult(
             resource=resource,
             changed=False,
-            message=f"the principal has all {len(rbac.PROVISION_ACTIONS)} required actions and "
-            "can list repositories",
+            message=f"the principal has all {len(required)} required actions{listing}",
             action="none",
             step=PERMISSIONS_STEP,
             planned=dry_run,
         )
     message = f"the principal lacks permissions on the registry: {verdict.message()}"
     if not dry_run:
-        raise PermanentError(message, resource=resource, fix=RBAC_FIX)
+        raise PermanentError(message, resource=resource, fix=fix)
     return StepResult(
         resource=resource,
         changed=False,
-        message=f"{message}. Fix: {RBAC_FIX}",
+        message=f"{message}. Fix: {fix}",
         action=BLOCKED,
         step=PERMISSIONS_STEP,
         planned=True,

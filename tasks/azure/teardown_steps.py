@@ -7,7 +7,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.azure import teardown
+from tasks.azure import registry, teardown
 
 _COMMON: dict[str, Any] = {"cache_policy": NO_CACHE}
 
@@ -29,3 +29,6 @@ delete_sync_scope_map = task(task_run_name="delete-sync-scope-map-{cr_name}", **
 delete_client_scope_map = task(task_run_name="delete-client-scope-map-{name}", **_COMMON)(
     teardown.delete_client_scope_map
 )
+check_teardown_permissions = task(
+    task_run_name="preflight-teardown-permissions-{ctx.registry}", **_COMMON
+)(registry.check_teardown_permissions)

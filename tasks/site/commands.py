@@ -10,8 +10,12 @@ from typing import Protocol, runtime_checkable
 from pydantic import SecretStr
 
 from model.errors import PermanentError, redact
+from tasks.site import sudo_policy
 
-SUDO_FIX = "allow the SSH user passwordless sudo (sudo -n) for this command, or log in as root"
+SUDO_FIX = (
+    "allow the SSH user passwordless sudo (sudo -n) for this command: install the recipe "
+    "`acr-edge sudoers SITE_BLOCK` prints as /etc/sudoers.d/acr-edge, or log in as root"
+)
 
 
 @dataclass(frozen=True)
@@ -83,11 +87,25 @@ class CommandRunner(Protocol):
     ) -> None: ...
 
 
-def sudo_prefix(cmd: Sequence[str] | str) -> str:
-    """`sudo -n --` never prompts (no tty); a shell string runs under `sh -c`."""
-    if isinstance(cmd, str):
-        return "sudo -n -- sh -c " + shlex.quote(cmd)
-    return "sudo -n -- " + shlex.join(cmd)
+def sudo_refused(stderr: str) -> bool:
+    """sudo's own refusal (no rule for the command, or no NOPASSWD): permanent, whatever the
+    refused command line says (a helm line holds "--timeout", which reads as transient)."""
+    low = stderr.lower()
+    return "is not allowed to execute" in low or "a password is required" in low
+
+
+def helm_argv(kubeconfig: str, args: Sequence[str]) -> list[str]:
+    """helm reads the node's admin kubeconfig (root-only on K3s), so it runs like the other
+    privileged commands. The path is helm's own flag rather than an `env KUBECONFIG=` prefix:
+    sudoers can then allow helm itself, not `env`, which would run anything."""
+    return ["helm", "--kubeconfig", kubeconfig, *args]
+
+
+def sudo_prefix(cmd: Sequence[str] | str, resource: str = "node") -> str:
+    """`sudo -n --` never prompts (no tty). Only a command of acr-edge's sudoers recipe is
+    sent (:mod:`tasks.site.sudo_policy`); anything else, a shell string included, is refused
+    before it leaves this process."""
+    return "sudo -n -- " + shlex.join(sudo_policy.check(cmd, resource))
 
 
 def short(line: str, limit: int = 80) -> str:

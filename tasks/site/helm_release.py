@@ -9,9 +9,8 @@ leaves this module: it travels to helm on stdin, read back only for a settings-o
 from __future__ import annotations
 
 import json
-import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,41 +18,14 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import SecretStr
 
 from model import tls
-from model.errors import PermanentError, TransientError, classify, redact
+from model.errors import PermanentError, TransientError, classify
 from model.plan import Change, converge
 from model.result import StepResult
 from model.site import ReleaseFact, SiteCheck, SyncCredentialRef
 from tasks.site import helm_values, plans
 from tasks.site.connection import SiteConnection, api_status, kube_call
-
-_TRANSIENT_HELM = re.compile(
-    r"connection refused|timed? ?out|unreachable|503|502|504|i/o timeout|EOF|"
-    r"TLS handshake|another operation .* is in progress",
-    re.IGNORECASE,
-)
-
-
-def _helm(
-    conn: SiteConnection,
-    args: Sequence[str],
-    *,
-    stdin: SecretStr | None = None,
-    timeout: float | None = None,
-    secrets: Sequence[str] = (),
-    idempotent: bool = False,
-) -> tuple[int, str, str]:
-    site = conn.site
-    # helm reads the node's admin kubeconfig (root-only on K3s), so it runs like the other
-    # privileged commands; KUBECONFIG is passed as an argument of `env`, not a secret.
-    argv = ["env", f"KUBECONFIG={site.kubeconfig_path}", "helm", *args]
-    result = conn.ssh.run(argv, stdin=stdin, sudo=site.sudo, timeout=timeout, idempotent=idempotent)
-    return result.exit_status, result.stdout, redact(result.error_text(), secrets)
-
-
-def _helm_error(resource: str, what: str, stderr: str) -> Exception:
-    if _TRANSIENT_HELM.search(stderr):
-        return TransientError(f"{resource}: {what} failed: {stderr}")
-    return PermanentError(f"{what} failed: {stderr}", resource=resource)
+from tasks.site.helm_cli import helm as _helm
+from tasks.site.helm_cli import helm_error as _helm_error
 
 
 def release_query(conn: SiteConnection, *verb: str) -> str | None:

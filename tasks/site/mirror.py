@@ -57,20 +57,31 @@ def restart_pending(conn: SiteConnection, host: str) -> bool:
     hosts = hosts_toml_path(conn, host)
 
     def compare() -> bool:
+        # Two mtimes from `stat`, not `find -newer`: find can run programs (-exec), so a
+        # sudoers rule for it would be root for anyone holding the SSH key.
         result = conn.ssh.run(
-            ["find", site.registries_path, "-newer", hosts, "-print"],
+            ["stat", "-c", "%.9Y", "--", site.registries_path, hosts],
             sudo=site.sudo,
             timeout=site.command_timeout,
             idempotent=True,
         )
+        lines = result.stdout.split()
         if result.exit_status != 0:
-            if "no such file" in result.stderr.lower():
-                return True
+            if "no such file" in result.stderr.lower() and len(lines) == 1:
+                return True  # registries.yaml is there, the generated hosts.toml is not
             raise TransientError(
                 f"{conn.resource}: cannot compare {site.registries_path} with {hosts}: "
                 f"{result.error_text()}"
             )
-        return bool(result.stdout.strip())
+        try:
+            written, generated = (float(x) for x in lines)
+        except ValueError:
+            raise PermanentError(
+                f"unexpected `stat` output comparing {site.registries_path} with {hosts}",
+                resource=_resource(conn),
+                fix="the node needs GNU coreutils stat (8.26 or newer)",
+            ) from None
+        return written > generated
 
     return call_with_retry(compare, what=_resource(conn), attempts=3)
 

@@ -295,7 +295,11 @@ class SshSession(RemoteFiles):
         sudo: bool,
         timeout: float | None,
     ) -> CommandResult:
-        line = sudo_prefix(cmd) if sudo else (cmd if isinstance(cmd, str) else shlex.join(cmd))
+        line = (
+            sudo_prefix(cmd, self.resource)
+            if sudo
+            else (cmd if isinstance(cmd, str) else shlex.join(cmd))
+        )
         secrets: tuple[str, ...] = ()
         data: bytes | None
         if isinstance(stdin, SecretStr):

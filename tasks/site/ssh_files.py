@@ -1,15 +1,16 @@
 """Node files over SSH: read (None when absent), atomic replace with the mode set first.
 
-A mixin of :class:`tasks.site.ssh.SshSession`: SFTP for the SSH user's own files, a `sudo`
-shell one-liner otherwise. Reads retry after a dropped connection; a write whose connection
-dropped is not repeated (whether its rename landed is unknown: the step reads the file again).
+A mixin of :class:`tasks.site.ssh.SshSession`: SFTP for the SSH user's own files, otherwise
+single commands under `sudo` (never a shell: each line is one a sudoers recipe can name
+exactly, see :mod:`tasks.site.sudo_policy`). Reads retry after a dropped connection; a write
+whose connection dropped is not repeated (whether its rename landed is unknown: the step reads
+the file again).
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import uuid
 from collections.abc import Callable
 
 import paramiko
@@ -20,7 +21,15 @@ from model.retry import RetryPolicy, call_with_retry
 from tasks.site.commands import SUDO_FIX as _SUDO_FIX
 from tasks.site.commands import CommandResult
 
-_MISSING_EXIT = 44  # our "file does not exist" signal from the sudo read helper
+# GNU cat's words for a missing file (sudo resets the environment, so the C locale's).
+_MISSING = "no such file or directory"
+
+
+def temp_path(path: str) -> str:
+    """The fixed temporary name beside ``path`` a sudo write goes through. Fixed, not random,
+    so the sudoers recipe can name it exactly; the site lock keeps writers of one node apart."""
+    directory, _, base = path.rpartition("/")
+    return f"{directory}/.{base}.acr-edge.tmp"
 
 
 def error_detail(exc: BaseException) -> str:
@@ -72,9 +81,8 @@ class RemoteFiles:
 
     def _read_once(self, path: str, *, sudo: bool) -> bytes | None:
         if sudo:
-            script = f'if [ -e "$1" ]; then exec cat -- "$1"; else exit {_MISSING_EXIT}; fi'
-            result = self.run(["sh", "-c", script, "sh", path], sudo=True)
-            if result.exit_status == _MISSING_EXIT:
+            result = self.run(["cat", "--", path], sudo=True)
+            if result.exit_status == 1 and _MISSING in result.stderr.lower():
                 return None
             result.check(f"{self.resource}: read {path}", fix=_SUDO_FIX)
             return result.stdout.encode()
@@ -107,21 +115,9 @@ class RemoteFiles:
         """Atomic replace: temp file beside the target, mode (and ``owner``: uid, gid) set
         before the content lands, rename. ``owner`` keeps an operator's file's owner."""
         payload = data.get_secret_value().encode() if isinstance(data, SecretStr) else data
-        directory, _, base = path.rpartition("/")
-        tmp = f"{directory}/.{base}.acr-edge-{uuid.uuid4().hex[:8]}.tmp"
+        tmp = temp_path(path)
         if sudo:
-            chown = 'chown "$4" "$1" && ' if owner is not None else ""
-            script = (
-                f'umask 077; : > "$1" && chmod "$3" "$1" && {chown}cat > "$1" && '
-                'mv -f -- "$1" "$2" || { rc=$?; rm -f -- "$1"; exit $rc; }'
-            )
-            who = f"{owner[0]}:{owner[1]}" if owner is not None else ""
-            result = self.run(
-                ["sh", "-c", script, "sh", tmp, path, f"{mode:o}", who],
-                stdin=SecretStr(payload.decode()) if isinstance(data, SecretStr) else payload,
-                sudo=True,
-            )
-            result.check(f"{self.resource}: write {path}", fix=_SUDO_FIX)
+            self._sudo_write(path, tmp, data, payload, mode=mode, owner=owner)
             return
         sftp = self.sftp()
         try:
@@ -151,6 +147,39 @@ class RemoteFiles:
                 raise self.dropped(f"writing {path}", error_detail(exc)) from None
             self._discard(tmp)
             raise classify(exc, resource=f"{self.resource}: {path}") from None
+
+    def _sudo_write(
+        self,
+        path: str,
+        tmp: str,
+        data: bytes | SecretStr,
+        payload: bytes,
+        *,
+        mode: int,
+        owner: tuple[int, int] | None,
+    ) -> None:
+        """Empty temp file root-only (install), content in (dd), mode and owner from the file
+        it replaces (``--reference``) or acr-edge's mode for a new one, then rename."""
+        what = f"{self.resource}: write {path}"
+        stdin = SecretStr(payload.decode()) if isinstance(data, SecretStr) else payload
+        steps: list[tuple[list[str], bytes | SecretStr | None]] = [
+            (["install", "-m", "600", "--", "/dev/null", tmp], None),
+            (["dd", f"of={tmp}", "status=none"], stdin),
+        ]
+        if owner is not None:  # replacing an operator's file: keep its mode, owner and group
+            steps += [
+                (["chmod", f"--reference={path}", "--", tmp], None),
+                (["chown", f"--reference={path}", "--", tmp], None),
+            ]
+        elif mode != 0o600:
+            steps.append((["chmod", f"{mode:o}", "--", tmp], None))
+        steps.append((["mv", "-f", "--", tmp, path], None))
+        for argv, given in steps:
+            result = self.run(argv, stdin=given, sudo=True)
+            if not result.ok:
+                if argv[0] != "install":
+                    self.run(["rm", "-f", "--", tmp], sudo=True)
+                result.check(what, fix=_SUDO_FIX)
 
     def _discard(self, tmp: str) -> None:
         with contextlib.suppress(OSError):

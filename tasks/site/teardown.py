@@ -29,6 +29,7 @@ from model.plan import Change, converge
 from model.result import StepResult
 from model.site import ReleaseFact
 from tasks.site import mirror, node_files, plans, registries_teardown
+from tasks.site.commands import helm_argv
 from tasks.site.connection import SiteConnection, kube_call
 from tasks.site.helm_release import read_helm_release, registry_host
 from tasks.site.node_mirror import SSH_WRITE_POLICY
@@ -127,16 +128,9 @@ def delete_pull_secret(
 
 def _uninstall(conn: SiteConnection, change: Change) -> StepResult:
     site = conn.site
-    argv = [
-        "env",
-        f"KUBECONFIG={site.kubeconfig_path}",
-        "helm",
-        "uninstall",
-        site.release_name,
-        "-n",
-        site.namespace,
-        "--wait",
-    ]
+    argv = helm_argv(
+        site.kubeconfig_path, ["uninstall", site.release_name, "-n", site.namespace, "--wait"]
+    )
     result = conn.ssh.run(argv, sudo=site.sudo, timeout=site.command_timeout)
     if result.exit_status == 0:
         return StepResult.from_change(change, writes=1)

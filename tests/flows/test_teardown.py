@@ -220,6 +220,7 @@ def test_a_foreign_token_secret_and_namespace_under_our_names_are_left(fsb: Flow
 # Every step name teardown-site reports; test_the_crash_matrix_covers_every_step checks this
 # list against a dry run's rows, so a step added to the flow fails until it is crashed here too.
 CRASH_STEPS = [
+    "preflight-permissions",
     "node-mirror-teardown",
     "delete-node-ca-file",
     "delete-pull-secret",
@@ -233,6 +234,54 @@ CRASH_STEPS = [
     "delete-client-scope-map",
     "delete-sync-scope-map",
 ]
+
+
+def parent_with(fsb: FlowSandbox, roles: list[str], name: str) -> str:
+    from acr_edge.sandbox_blocks import parent_block
+
+    who = fsb.azure.add_principal(roles)
+    info = {**fsb.info, "client_id": who["client_id"], "client_secret": who["client_secret"]}
+    parent_block(info).save(name, overwrite=True)
+    return name
+
+
+def test_the_operator_role_alone_cannot_tear_down_and_nothing_is_removed(
+    fsb: FlowSandbox,
+) -> None:
+    from model.errors import PermanentError
+    from model.rbac import TEARDOWN_ONLY_ACTIONS
+
+    provision(fsb, 1)
+    site = fsb.site_blocks[1]
+    operator = parent_with(fsb, ["acr-edge-operator", "AcrPull"], "teardown-operator-only")
+    files, tomls = node_files(fsb, 1), hosts_tomls(fsb, 1)
+    revision = fsb.site(1).helm_revision(*RELEASE)
+    fsb.azure.clear_requests()
+    with pytest.raises(PermanentError) as err:
+        teardown_site(site, operator)
+    text = str(err.value)
+    for action in TEARDOWN_ONLY_ACTIONS:
+        assert action in text, (action, text)
+    assert "acr-edge-teardown" in text and "Traceback" not in text
+    # Refused before anything went: ARM, the nodes' files, the release and the secrets.
+    assert fsb.arm_writes() == []
+    assert node_files(fsb, 1) == files and hosts_tomls(fsb, 1) == tomls
+    assert fsb.site(1).helm_revision(*RELEASE) == revision
+    assert all(v is not None for v in owned(fsb, 1).values())
+    assert all(pull_secrets(fsb, 1).values())
+    # The dry run shows the same verdict as its blocker row.
+    with pytest.raises(PermanentError):
+        teardown_site(site, operator, dry_run=True)
+
+    both = parent_with(
+        fsb, ["acr-edge-operator", "acr-edge-teardown", "AcrPull"], "teardown-both-roles"
+    )
+    out = teardown_site(site, both)
+    assert out["outcome"] == "torn down", out
+    assert out["steps"][0]["step"] == "preflight-permissions", out["steps"][0]
+    assert all(v is None for v in owned(fsb, 1).values()), owned(fsb, 1)
+    refused = [r for r in fsb.azure.requests("arm") if r.get("status") == 403]
+    assert refused == [], refused
 
 
 def test_the_crash_matrix_covers_every_step(fsb: FlowSandbox) -> None:

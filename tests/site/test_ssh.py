@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.server
-import os
 import socket
 import threading
 import urllib.request
@@ -90,23 +89,54 @@ def test_closed_port_is_transient(sshd) -> None:  # type: ignore[no-untyped-def]
         _connect(sshd, port=port, attempts=2, known_hosts=[sshd.known_hosts_line])
 
 
-def test_sudo_is_non_interactive_and_without_tty(sshd, session: SshSession) -> None:  # type: ignore[no-untyped-def]
+def test_sudo_is_non_interactive_and_without_tty(  # type: ignore[no-untyped-def]
+    sshd, session: SshSession, tmp_path: Path
+) -> None:
     log = sshd.dir / "sudo.log"
     log.unlink(missing_ok=True)
-    assert session.run(["id", "-u"], sudo=True).stdout.strip() == str(os.getuid())
-    assert session.run("echo $((1+2))", sudo=True).stdout == "3\n"
-    lines = log.read_text().splitlines()
-    assert lines == ["sudo -n -- id -u", "sudo -n -- sh -c echo $((1+2))"]
+    target = tmp_path / "registries.yaml"
+    target.write_text("mirrors: {}\n")
+    assert session.run(["cat", "--", str(target)], sudo=True).stdout == "mirrors: {}\n"
+    assert log.read_text().splitlines() == [f"sudo -n -- cat -- {target}"]
+
+
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        "echo $((1+2))",  # a shell string
+        ["sh", "-c", "id"],
+        ["id", "-u"],
+        ["env", "KUBECONFIG=/etc/rancher/k3s/k3s.yaml", "helm", "list"],
+        ["find", "/etc", "-exec", "sh", ";"],
+        ["cat", "--", "/etc/rancher/../shadow"],
+        ["cat", "--", "/etc/a b"],
+        ["cat", "--", "-rf"],
+        ["helm", "--kubeconfig", "/k.yaml", "upgrade", "--install", "r", "c", "-n", "ns",
+         "--create-namespace", "-f", "-", "--timeout", "300s", "--post-renderer", "/tmp/x"],
+    ],
+)  # fmt: skip
+def test_sudo_runs_only_the_recipe_commands(  # type: ignore[no-untyped-def]
+    sshd, session: SshSession, cmd: list[str] | str
+) -> None:
+    log = sshd.dir / "sudo.log"
+    log.unlink(missing_ok=True)
+    with pytest.raises(PermanentError, match="refused") as err:
+        session.run(cmd, sudo=True)
+    assert "Traceback" not in str(err.value)
+    assert not log.exists()  # refused before anything reached the node
 
 
 def test_secret_travels_on_stdin_only(sshd, session: SshSession) -> None:  # type: ignore[no-untyped-def]
-    for sudo in (False, True):
-        result = session.run(["record"], stdin=SecretStr(SECRET), sudo=sudo)
-        assert result.stdout == "recorded\n"
-        assert (sshd.dir / "record.stdin").read_text() == SECRET
-        seen = (sshd.dir / "record.argv").read_text()
-        assert "proc" in seen and "record" in seen  # the recorder saw the process tree
-        assert "Zx9-very-secret" not in seen
+    result = session.run(["record"], stdin=SecretStr(SECRET))
+    assert result.stdout == "recorded\n"
+    assert (sshd.dir / "record.stdin").read_text() == SECRET
+    seen = (sshd.dir / "record.argv").read_text()
+    assert "proc" in seen and "record" in seen  # the recorder saw the process tree
+    assert "Zx9-very-secret" not in seen
+    # Under sudo: the content command of an atomic write reads it from stdin too.
+    tmp = sshd.dir / ".record.acr-edge.tmp"
+    done = session.run(["dd", f"of={tmp}", "status=none"], stdin=SecretStr(SECRET), sudo=True)
+    assert done.ok and tmp.read_text() == SECRET
     assert "Zx9-very-secret" not in sshd.log.read_text()
     assert "Zx9-very-secret" not in (sshd.dir / "sudo.log").read_text()
 

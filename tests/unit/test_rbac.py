@@ -67,17 +67,43 @@ def test_catalog_data_action_counts_in_abac_mode() -> None:
     assert rbac.check(perms, required=()).ok
 
 
-def _readme_custom_role() -> dict[str, object]:
+def _readme_roles() -> dict[str, dict[str, object]]:
     import json
     import re
     from pathlib import Path
 
     text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = text.split("### 1. The parent registry and its principal", 1)[1].split("### 2.")[0]
-    block = re.search(r"```json\n(.*?)```", section, re.DOTALL)
-    assert block is not None, "README's RBAC section has no custom-role JSON"
-    role: dict[str, object] = json.loads(block.group(1))
-    return role
+    blocks = re.findall(r"```json\n(.*?)```", section, re.DOTALL)
+    assert blocks, "README's RBAC section has no custom-role JSON"
+    roles = [json.loads(b) for b in blocks]
+    return {str(r["Name"]): r for r in roles}
+
+
+def _readme_custom_role() -> dict[str, object]:
+    return _readme_roles()["acr-edge-operator"]
+
+
+def test_readme_teardown_role_adds_exactly_the_deletes() -> None:
+    role = _readme_roles()["acr-edge-teardown"]
+    actions = role["Actions"]
+    assert isinstance(actions, list)
+    assert actions == list(rbac.TEARDOWN_ONLY_ACTIONS)
+    assert all(a.endswith(("/delete", "/action", "/operationStatuses/read")) for a in actions)
+    assert role["NotActions"] == []
+    # The operator role deletes nothing: provisioning never needs to.
+    assert not any(a.endswith("/delete") for a in rbac.PROVISION_ACTIONS)
+    both = [{"actions": [*_readme_custom_role()["Actions"], *actions]}]  # type: ignore[misc]
+    assert rbac.check(both, rbac.TEARDOWN_ACTIONS, catalog=False).ok
+    assert not rbac.check(
+        [{"actions": _readme_custom_role()["Actions"]}], rbac.TEARDOWN_ACTIONS, catalog=False
+    ).ok
+
+
+def test_the_sandbox_teardown_role_is_readmes() -> None:
+    from sandbox.azure.rbac import README_TEARDOWN_ACTIONS
+
+    assert list(README_TEARDOWN_ACTIONS) == _readme_roles()["acr-edge-teardown"]["Actions"]
 
 
 def test_readme_custom_role_lists_exactly_the_checked_actions() -> None:
