@@ -83,10 +83,10 @@ def test_the_whole_lifecycle_runs_within_the_recipe(fsb: FlowSandbox) -> None:
     assert site_status(site, parent)["healthy"] is True
     assert teardown_site(site, parent)["outcome"] == "torn down"
     assert refusals(fsb, 0) == []
-    # Everything privileged went through sudo, and only as one command each.
-    sudo = [str(c.get("command")) for n in fsb.site(0).nodes for c in n.commands()]
-    sudo = [c for c in sudo if c.startswith("sudo ")]
-    assert sudo and not any(" sh -c " in c or " env " in c for c in sudo), sudo
+    # The nodes saw nothing else: every command was one of the recipe's, through sudo.
+    seen = [str(c["command"]) for n in fsb.site(0).nodes for c in n.commands() if "command" in c]
+    assert seen and all(c.startswith("sudo -n -- ") for c in seen), seen
+    assert not any(" sh -c " in c or " env " in c for c in seen), seen
 
 
 def test_a_recipe_without_the_helm_upgrade_line_stops_provisioning(fsb: FlowSandbox) -> None:
