@@ -441,13 +441,18 @@ class AzureSandbox:
 
     # -- knobs, faults, log, secrets --------------------------------------------------------
     def set_knobs(self, **knobs: Any) -> None:
+        if "retry_after" in knobs:  # the knob's old name (LRO Retry-After)
+            knobs["lro_retry_after"] = knobs.pop("retry_after")
         for name, value in knobs.items():
             if not hasattr(self.knobs, name):
                 raise ValueError(f"unknown knob {name!r}; known: {sorted(Knobs().__dict__)}")
             current = getattr(self.knobs, name)
             if isinstance(current, bool):
                 value = parse_bool(value)  # bool("false") would be True
-            setattr(self.knobs, name, type(current)(value))
+            value = type(current)(value)
+            if name == "lro_retry_after" and value < 0:
+                raise ValueError("lro_retry_after must be >= 0 seconds")
+            setattr(self.knobs, name, value)
 
     set_latency = set_knobs
 
