@@ -296,3 +296,15 @@ def parse_rates(body: dict[str, Any], current: dict[str, Rate]) -> dict[str, Rat
             float(spec.get("refill_per_second", now.refill_per_second)),
         )
     return rates
+
+
+def parse_rate_spec(text: str) -> dict[str, float]:
+    """``"CAPACITY/REFILL"`` (e.g. ``"200/10"``) as the JSON the throttle knob takes."""
+    capacity, sep, refill = text.partition("/")
+    try:
+        rate = Rate(float(capacity), float(refill)) if sep else None
+    except ValueError as err:
+        raise ValueError(f"{text!r}: {err}") from err
+    if rate is None:
+        raise ValueError(f"{text!r}: expected CAPACITY/REFILL_PER_SECOND, e.g. 200/10")
+    return rate.to_dict()
