@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -218,6 +217,7 @@ def test_every_arm_response_carries_the_remaining_tokens_of_its_kind(sb: Running
 
 def test_an_empty_bucket_answers_429_with_retry_after_and_arms_body(sb: RunningSandbox) -> None:
     info = sb.info
+    sb.azure.throttle.clock = Clock()  # frozen: no token comes back however slow the machine
     _internal(sb, "POST", {"reads": {"capacity": 2, "refill_per_second": 0.5}})
     mgmt = mgmt_client(info, retry_total=0)
     _headers(mgmt, info)
@@ -232,7 +232,7 @@ def test_an_empty_bucket_answers_429_with_retry_after_and_arms_body(sb: RunningS
     assert f"actor '{actor}'" in exc.message
     assert exc.response is not None
     headers = exc.response.headers  # type: ignore[attr-defined]
-    assert int(headers["Retry-After"]) >= 1  # 1 token at 0.5/s is up to 2 s away
+    assert headers["Retry-After"] == "2"  # 1 token at 0.5/s
     assert headers["x-ms-ratelimit-remaining-subscription-reads"] == "0"
     status = _internal(sb, "GET")
     assert status["throttled"] == {"reads": 1, "writes": 0, "deletes": 0}
@@ -310,18 +310,23 @@ def test_internal_endpoint_refuses_bad_knobs(sb: RunningSandbox) -> None:
     assert session.get(url, verify=sb.info["ca_bundle"], timeout=10).status_code == 401
 
 
-class SleepingRecorder(RecordingTransport):
-    """Records the SDK's waits and really waits them, so the bucket refills meanwhile."""
+class ClockedRecorder(RecordingTransport):
+    """Records the SDK's waits and lets them pass on the throttle's clock instead of sleeping."""
+
+    def __init__(self, clock: Clock, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.clock = clock
 
     def sleep(self, duration: float) -> None:
         super().sleep(duration)
-        time.sleep(duration)
+        self.clock.now += duration
 
 
 def test_the_sdk_waits_retry_after_and_then_succeeds(sb: RunningSandbox) -> None:
     info = sb.info
+    clock = sb.azure.throttle.clock = Clock()
     _internal(sb, "POST", {"reads": {"capacity": 1, "refill_per_second": 1}})
-    transport = SleepingRecorder(connection_verify=info["ca_bundle"])
+    transport = ClockedRecorder(clock, connection_verify=info["ca_bundle"])
     mgmt = mgmt_client(info, transport=transport, retry_backoff_factor=0.01)
     _headers(mgmt, info)
     sb.azure.clear_requests()
@@ -329,5 +334,5 @@ def test_the_sdk_waits_retry_after_and_then_succeeds(sb: RunningSandbox) -> None
     headers = _headers(mgmt, info)  # 429 Retry-After: 1, then 200
     assert headers["x-ms-ratelimit-remaining-subscription-reads"] == "0"
     statuses = [e["status"] for e in sb.azure.requests("arm")]
-    assert statuses[0] == 429 and statuses[-1] == 200
-    assert transport.sleeps and max(transport.sleeps) >= 1.0
+    assert statuses == [429, 200]
+    assert transport.sleeps == [1.0]  # Retry-After: 1, honoured exactly

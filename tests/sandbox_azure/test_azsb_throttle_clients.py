@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,12 +43,26 @@ def _block(info: dict[str, Any]) -> ParentRegistry:
     )
 
 
-class SleepingRecorder(RecordingTransport):
-    """Records the client's waits and really waits them, so the bucket refills meanwhile."""
+class Clock:
+    """The throttle's clock, frozen unless a recorded wait moves it on."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class ClockedRecorder(RecordingTransport):
+    """Records the client's waits and lets them pass on the throttle's clock (no sleeping)."""
+
+    def __init__(self, clock: Clock, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.clock = clock
 
     def sleep(self, duration: float) -> None:
         super().sleep(duration)
-        time.sleep(duration)
+        self.clock.now += duration
 
 
 def _statuses(sb: RunningSandbox) -> list[int]:
@@ -58,8 +71,9 @@ def _statuses(sb: RunningSandbox) -> list[int]:
 
 def test_block_client_waits_retry_after_and_then_succeeds(sb: RunningSandbox) -> None:
     info = sb.info
+    clock = sb.azure.throttle.clock = Clock()
     sb.azure.set_throttle(reads={"capacity": 1, "refill_per_second": 1})
-    transport = SleepingRecorder(connection_verify=info["ca_bundle"])
+    transport = ClockedRecorder(clock, connection_verify=info["ca_bundle"])
     policy = RetryPolicy(attempts=2, base_delay=0.01, max_delay=5.0)
     mgmt = _block(info).management_client(polling_interval=0, transport=transport, policy=policy)
     rg, name = info["resource_group"], info["registry"]
@@ -69,14 +83,15 @@ def test_block_client_waits_retry_after_and_then_succeeds(sb: RunningSandbox) ->
     reg = get_or_none(lambda: mgmt.registries.get(rg, name), f"registry {name}")
     assert reg is not None and reg["name"] == name
     assert _statuses(sb) == [429, 200]
-    assert transport.sleeps and transport.sleeps[0] >= 1.0  # Retry-After: 1 honoured
+    # Retry-After: 1 honoured: the policy's own backoff (0.01 s, jittered) is shorter
+    assert transport.sleeps == [1.0]
     assert sb.azure.throttle_status()["throttled"]["reads"] == 1
 
 
 def test_block_client_gives_up_after_its_attempts_naming_the_resource(sb: RunningSandbox) -> None:
     info = sb.info
+    sb.azure.throttle.clock = Clock()  # frozen: the retry meets the same empty bucket
     sb.azure.set_throttle(reads={"capacity": 1, "refill_per_second": 0.05})
-    # the waits are recorded, not slept: the retry meets the same empty bucket
     transport = RecordingTransport(connection_verify=info["ca_bundle"])
     policy = RetryPolicy(attempts=2, base_delay=0.01, max_delay=5.0)
     mgmt = _block(info).management_client(polling_interval=0, transport=transport, policy=policy)
