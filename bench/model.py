@@ -24,6 +24,10 @@ class LatencyModel:
     k3s_restart_ms: float = 0.0  # time K3s is down during a restart
     # A new password's time to reach the connected registry (the canary waits it out).
     propagation_ms: float = 0.0
+    # Retry-After the LROs answer (the sandbox's lro_retry_after; ACR's is 10 s). The client
+    # polls once at once and then every Retry-After, so an LRO costs whole Retry-Afters.
+    # 0: it polls again at once (the 50 ms hook), i.e. the LRO costs its own time.
+    lro_retry_after_ms: float = 0.0
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
@@ -44,12 +48,81 @@ class Step:
     def seconds(self, m: LatencyModel) -> float:
         ms = (
             self.arm_calls * m.arm_latency_ms
-            + self.lros * m.lro_ms
+            + self.lros * lro_wait_s(m.lro_ms, m.lro_retry_after_ms)
             + self.ssh_calls * m.ssh_rtt_ms
             + self.pods * m.pod_ready_ms
             + self.restarts * m.k3s_restart_ms
         )
         return ms / 1000.0
+
+
+def _whole(ratio: float) -> int:
+    """ceil() that does not turn 2.0000000001 (float noise) into 3."""
+    return max(0, math.ceil(ratio - 1e-9))
+
+
+def lro_wait_s(lro: float, retry_after: float) -> float:
+    """What one LRO costs the client, in the unit of its arguments (s or ms alike).
+
+    azure-core polls once at once, then sleeps Retry-After between polls: an LRO in progress
+    for ``lro`` is seen done at the first multiple of ``retry_after`` not before ``lro``.
+    """
+    if lro < 0 or retry_after < 0:
+        raise ValueError("lro and retry_after must be >= 0")
+    if lro == 0 or retry_after == 0:
+        return float(lro)
+    return _whole(lro / retry_after) * float(retry_after)
+
+
+def lro_polls(lro: float, retry_after: float, *, zero_interval: float = 0.05) -> int:
+    """Status polls (ARM reads) one LRO takes: the first at once, then one per Retry-After.
+
+    With ``retry_after`` 0 the client's hook polls every ``zero_interval`` (same unit)."""
+    if lro < 0 or retry_after < 0 or zero_interval <= 0:
+        raise ValueError("lro, retry_after must be >= 0 and zero_interval > 0")
+    if lro == 0:
+        return 1
+    return 1 + _whole(lro / (retry_after or zero_interval))
+
+
+# ARM's token buckets per principal and subscription (learn.microsoft.com, "Understand how
+# Azure Resource Manager throttles requests"; the sandbox's sandbox.azure.throttle.ARM_RATES).
+ARM_READ_CAPACITY, ARM_READ_REFILL = 250.0, 25.0
+ARM_WRITE_CAPACITY, ARM_WRITE_REFILL = 200.0, 10.0
+ARM_DELETE_CAPACITY, ARM_DELETE_REFILL = 200.0, 10.0
+
+
+def _bucket_floor_s(requests: float, capacity: float, refill: float) -> float:
+    if requests < 0 or capacity < 0 or refill <= 0:
+        raise ValueError("requests and capacity must be >= 0 and refill > 0")
+    return max(0.0, (requests - capacity) / refill)
+
+
+def arm_write_floor_s(
+    writes: float, capacity: float = ARM_WRITE_CAPACITY, refill: float = ARM_WRITE_REFILL
+) -> float:
+    """No client, however parallel, issues ``writes`` from one principal faster: the bucket's
+    ``capacity`` goes at once, the rest at ``refill`` per second."""
+    return _bucket_floor_s(writes, capacity, refill)
+
+
+def arm_read_floor_s(
+    reads: float, capacity: float = ARM_READ_CAPACITY, refill: float = ARM_READ_REFILL
+) -> float:
+    """As :func:`arm_write_floor_s` for reads (LRO polls are reads)."""
+    return _bucket_floor_s(reads, capacity, refill)
+
+
+def arm_delete_floor_s(
+    deletes: float, capacity: float = ARM_DELETE_CAPACITY, refill: float = ARM_DELETE_REFILL
+) -> float:
+    """As :func:`arm_write_floor_s` for deletes (teardown)."""
+    return _bucket_floor_s(deletes, capacity, refill)
+
+
+def bound_s(critical_path_s: float, *floors_s: float) -> float:
+    """The fleet's bound: the largest of its critical path and the ARM floors."""
+    return max((critical_path_s, *floors_s))
 
 
 # The minimum dependency graph for one site (from the connected-registry protocol). Which ARM
@@ -85,6 +158,12 @@ def site_critical_path(model: LatencyModel, graph: tuple[Step, ...] = SITE_GRAPH
         start = max((finish[d] for d in step.after), default=0.0)
         finish[step.name] = start + step.seconds(model)
     return max(finish.values(), default=0.0)
+
+
+def site_lro_polls(model: LatencyModel, graph: tuple[Step, ...] = SITE_GRAPH) -> int:
+    """LRO status polls (ARM reads) one fresh site takes under ``model``."""
+    per_lro = lro_polls(model.lro_ms / 1000.0, model.lro_retry_after_ms / 1000.0)
+    return sum(step.lros for step in graph) * per_lro
 
 
 def fleet_lower_bound(model: LatencyModel, sites: int, max_concurrency: int) -> float:

@@ -13,6 +13,7 @@ from typing import Any
 
 from sandbox.azure import SeedConfig
 from sandbox.azure.config import DEFAULT_PROPAGATION_DELAY
+from sandbox.azure.throttle import parse_rate_spec
 from sandbox.runner import start_sandbox
 
 
@@ -45,11 +46,47 @@ def _parser() -> argparse.ArgumentParser:
         "provision passes preflight; off reproduces that preflight failure)",
     )
     up.add_argument(
+        "--no-arm-throttle",
+        action="store_true",
+        help="serve ARM without its request throttle (on by default, at ARM's rates)",
+    )
+    for kind, default in (("reads", "250/25"), ("writes", "200/10"), ("deletes", "200/10")):
+        up.add_argument(
+            f"--arm-{kind}",
+            type=_rate,
+            default=None,
+            metavar="CAPACITY/REFILL",
+            help=f"ARM {kind} bucket per principal and subscription (default {default}; "
+            "the subscription's global bucket is 15 times it)",
+        )
+    up.add_argument(
+        "--lro-retry-after",
+        type=int,
+        default=None,
+        help="Retry-After seconds on long-running operations (default 10, as ACR answers)",
+    )
+    up.add_argument(
         "--register-blocks",
         action="store_true",
         help="register Prefect blocks for the sandbox (needs a Prefect API)",
     )
     return parser
+
+
+def _rate(text: str) -> dict[str, float]:
+    try:
+        return parse_rate_spec(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
+def _throttle(args: argparse.Namespace) -> dict[str, Any]:
+    knob: dict[str, Any] = {"enabled": not args.no_arm_throttle}
+    for kind in ("reads", "writes", "deletes"):
+        given = getattr(args, f"arm_{kind}")
+        if given is not None:
+            knob[kind] = given
+    return knob
 
 
 # Saves the sandbox's endpoints as acr-edge blocks. The caller (acr_edge.cli) passes it in:
@@ -74,6 +111,12 @@ def main(
     if not 1 <= args.nodes_per_site <= 254:
         print("--nodes-per-site must be between 1 and 254")
         return 2
+    if args.lro_retry_after is not None and args.lro_retry_after < 0:
+        print("--lro-retry-after must be >= 0")
+        return 2
+    extra: dict[str, Any] = {}
+    if args.lro_retry_after is not None:
+        extra["lro_retry_after"] = args.lro_retry_after
     running = start_sandbox(
         args.state_dir,
         sites=args.sites,
@@ -81,6 +124,8 @@ def main(
         seed=seed,
         port=args.port,
         propagation_delay=args.propagation_delay,
+        throttle=_throttle(args),
+        **extra,
     )
     elapsed = time.perf_counter() - started
     stop = threading.Event()

@@ -64,7 +64,9 @@ def start_sandbox(
     each; write ``sandbox.json`` (``sites[]`` = node 1's keys plus ``nodes[]``).
 
     ``knobs`` go to :class:`sandbox.azure.AzureSandbox` (``port``, ``fault_seed``, ``latency``,
-    ``lro_polls``, ``lro_seconds``, ``retry_after``, ``propagation_delay``, ...).
+    ``lro_polls``, ``lro_seconds``, ``lro_retry_after``, ``propagation_delay``, ``throttle``
+    = the fields of POST /_sandbox/throttle, ...). ARM's throttle is on at ARM's rates unless
+    ``throttle={"enabled": False}`` or other rates are given.
     ``propagation_delay`` defaults to ``DEFAULT_PROPAGATION_DELAY`` (3 s): new passwords and
     client tokens take time to reach a connected registry live, so callers (the demo, `sandbox
     up`) wait as they would there; tests that are not about propagation pass 0.

@@ -31,6 +31,9 @@ def azure_sandbox_fixture(
     # Tests set what they test: propagation is 0 here unless a test asks for it (start_sandbox
     # itself defaults to a few seconds, as the demo and `sandbox up` run).
     knobs.setdefault("propagation_delay", 0)
+    # LROs answer Retry-After: 10 as ACR does; 1 s keeps tests that hold an LRO in progress
+    # (lro_polls, lro_seconds) quick while the client still waits a positive Retry-After.
+    knobs.setdefault("lro_retry_after", 1)
     running = start_sandbox(state_dir, sites=sites, seed=seed, **knobs)
     try:
         yield running

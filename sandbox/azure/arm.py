@@ -486,7 +486,7 @@ class ArmApi:
 
     # -- LRO plumbing -----------------------------------------------------------------------
     def _retry_after(self) -> dict[str, str]:
-        return {"Retry-After": str(int(self.store.knobs.retry_after))}
+        return {"Retry-After": str(int(self.store.knobs.lro_retry_after))}
 
     def _is_sync(self, coll: str, method: str) -> bool:
         return (

@@ -59,7 +59,12 @@ class Knobs:
     # ACR answers some writes synchronously (scope map PUT, connected registry PUT, DELETE:
     # recorded); True makes every write an LRO so tests can watch Creating/Updating/Deleting.
     force_async: bool = False
-    retry_after: int = 0  # Retry-After sent on LRO responses
+    # Retry-After (seconds) on LRO answers: the 201/202 and every InProgress poll. 10 as ACR
+    # answers (inferred, UNCONFIRMED: azure-cli's recordings strip Retry-After, but CLI 2.84's
+    # token LRO polled at once, then 11 s later, where azure-core's default interval is 30 s).
+    # azure-core polls once at once, then waits this long between polls, so an LRO of
+    # lro_seconds costs ceil(lro_seconds / lro_retry_after) waits. Tests set 1 (sandbox.testing).
+    lro_retry_after: int = 10
     # seconds before a new password, or a client token newly attached, works at a connected
     # registry (docs: "allow a few minutes"). 0 here; start_sandbox and `sandbox up` default to
     # DEFAULT_PROPAGATION_DELAY so the normal path waits as it would live.
