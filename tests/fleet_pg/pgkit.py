@@ -132,25 +132,22 @@ def postgres() -> Iterator[Postgres]:
     # Not under pytest's tmp dir: that one is private to root and the server's user must
     # own its data directory.
     base = Path(tempfile.mkdtemp(prefix="acr-edge-pg-"))
+    if root:
+        os.chown(base, account.pw_uid, account.pw_gid)
     password = secrets.token_urlsafe(24)  # URL-safe: goes into the connection URL as is
     port = _free_port()
-    pwfile = base / "pwfile"
-    pwfile.write_text(password + "\n")
-    pwfile.chmod(0o600)
-    if root:
-        for path in (base, pwfile):
-            os.chown(path, account.pw_uid, account.pw_gid)
     data = base / "data"
     log = base / "postgres.log"
     proc: subprocess.Popen[bytes] | None = None
     try:
+        # The cluster's superuser is the OS user, by peer authentication on the socket only;
+        # every TCP login needs a password (scram-sha-256).
         subprocess.run(
             [
                 str(bindir / "initdb"),
                 "-D", str(data),
-                "-U", PG_USER,
-                f"--pwfile={pwfile}",
-                "--auth=scram-sha-256",
+                "--auth-local=peer",
+                "--auth-host=scram-sha-256",
                 "--encoding=UTF8",
                 "--no-locale",
                 "--no-sync",
@@ -160,7 +157,6 @@ def postgres() -> Iterator[Postgres]:
             capture_output=True,
             **_as_db_user(),
         )  # fmt: skip
-        pwfile.unlink()
         with open(data / "postgresql.conf", "a", encoding="utf-8") as conf:
             # A throwaway database: durability off keeps it light on a shared machine.
             conf.write(
@@ -177,18 +173,34 @@ def postgres() -> Iterator[Postgres]:
                 stdin=subprocess.DEVNULL,
                 **_as_db_user(),
             )
-        env = {**os.environ, "PGPASSWORD": password}
-        client = ["-h", "127.0.0.1", "-p", str(port), "-U", PG_USER]
+        tcp = ["-h", "127.0.0.1", "-p", str(port)]
         deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while subprocess.run([str(bindir / "pg_isready"), *client], capture_output=True).returncode:
+        while subprocess.run([str(bindir / "pg_isready"), *tcp], capture_output=True).returncode:
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"PostgreSQL did not start:\n{log.read_text(errors='replace')}")
             time.sleep(0.2)
-        # A password login over TCP, as the Prefect server will make.
+        # Prefect's login owns its database and is no superuser (Prefect's migrations create
+        # the trusted extension pg_trgm as the owner). The password goes on stdin.
         subprocess.run(
-            [str(bindir / "createdb"), *client, PG_DATABASE], env=env, check=True, timeout=60
-        )
-        yield Postgres(port=port, password=password, bindir=bindir, log=log)
+            [
+                str(bindir / "psql"),
+                "-h", str(base), "-p", str(port), "-d", "postgres",
+                "-v", "ON_ERROR_STOP=1", "-q", "-f", "-",
+            ],
+            input=(
+                f"CREATE ROLE {PG_USER} LOGIN PASSWORD '{password}';\n"
+                f"CREATE DATABASE {PG_DATABASE} OWNER {PG_USER};\n"
+            ).encode(),
+            cwd=base,
+            check=True,
+            capture_output=True,
+            timeout=60,
+            **_as_db_user(),
+        )  # fmt: skip
+        pg = Postgres(port=port, password=password, bindir=bindir, log=log)
+        # A password login over TCP, as the Prefect server will make.
+        assert pg.query("SELECT current_user") == PG_USER
+        yield pg
     finally:
         if proc is not None:
             _stop(proc, signal.SIGINT)  # "fast" shutdown: ends the server's open connections

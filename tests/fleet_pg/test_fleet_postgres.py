@@ -17,6 +17,9 @@ import pytest
 from deploykit import ARGS, POOL, wait_final, worker_argv, worker_env
 from flowkit import FlowSandbox, spec, start
 from pgkit import ROOT, PrefectServer
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+from flows.site_status import site_status
 
 pytestmark = [pytest.mark.prefect, pytest.mark.postgres, pytest.mark.timeout(1800)]
 
@@ -165,9 +168,15 @@ def test_fleet_provision_on_postgres_through_two_workers(
         cr = fsb.azure.resource("connectedRegistries", site["name"])
         assert cr is not None and cr["properties"]["connectionState"] == "Online", site["name"]
         assert fsb.site(i).helm_revision(*RELEASE) >= 1, site["name"]
-    # Read back through the status deployment as an operator would: its per-site runs fail on
-    # an unhealthy site, and so the fleet-status run.
-    _run_deployment("fleet-status/fleet-status", {"parent_block": fsb.parent_block, "tag": fsb.tag})
+    # Read back as site-status sees each site, through the real SDKs and the site's Kubernetes
+    # API over SSH (here in the test process: three more worker runs would add minutes).
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        for block, site in zip(fsb.site_blocks, fsb.info["sites"], strict=True):
+            status = site_status(block, fsb.parent_block)
+            assert status["healthy"] is True, status
+            assert (status["connection_state"], status["activation"]) == ("Online", "Active")
+            checks = {c["check"]: c["status"] for c in status["checks"]}
+            assert checks["canary pull"] == "ok" and checks[f"mirror on {site['name']}"] == "ok"
 
     # A second fleet provision on converged sites writes nothing, in ARM or on the sites.
     fsb.azure.clear_requests()
