@@ -193,3 +193,7 @@ def test_fleet_provision_on_postgres_through_two_workers(
         "SELECT count(*) FROM flow_run WHERE deployment_id IS NOT NULL"
     )
     assert int(stored) == len(runs) + len(again)
+    # The database password was only ever in the environment: no log of the server or of a
+    # worker (which carries its runs' output) shows it.
+    for log in (prefect_server.log, *workers.values()):
+        assert prefect_server.postgres.password not in log.read_text(errors="replace"), log
