@@ -138,6 +138,17 @@ class ProvisionSpec(BaseModel):
         "registry, unchanged on an existing one; an empty list removes them all.",
         examples=[["hello-world:*:*", "team/app/*:1.0:*"]],
     )
+    shrink_approval_timeout: int = Field(
+        default=3600,
+        ge=1,
+        le=7 * 24 * 3600,
+        title="Shrink approval timeout (s)",
+        description="Seconds the run waits for approval in the Prefect UI when the spec would "
+        "remove repositories from the site's sync scope (a ReadOnly connected registry then "
+        "deletes them from the site). Unanswered: nothing is removed and the run fails. "
+        "Default 3600.",
+        examples=[86400],
+    )
     dry_run: bool = Field(
         default=False,
         description="Plan only: report ARM, registries.yaml, Helm and secret changes; write "
