@@ -35,9 +35,11 @@ def sites_to_reconcile() -> tuple[list[str], list[str]]:
     """(sites a stored spec applies to, sites with no stored spec)."""
     sites = edge_sites()
     specs = stored_specs()
-    chosen = site_spec.covered_sites(sites, specs)
+    # A site an invalid spec was meant for is started too: its run fails naming the block.
+    every = specs.valid + [bad.spec for bad in specs.invalid]
+    chosen = site_spec.covered_sites(sites, every)
     log = get_run_logger()
-    for name in site_spec.unknown_sites(sites, specs):
+    for name in site_spec.unknown_sites(sites, every):
         log.warning("a stored spec names site %s, but no edge-site block has that name", name)
     return chosen, sorted(set(sites) - set(chosen))
 

@@ -8,7 +8,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -182,3 +181,38 @@ def test_new_repositories_reach_the_site_on_the_reconcile_path(fsb: FlowSandbox)
     out = provision_site(fsb.site_blocks[0], fsb.parent_block)  # as reconcile-fleet starts it
     assert out["outcome"] == "converged", out
     assert "samples/brand-new" in _scope(fsb)
+
+
+def _corrupt(name: str, data: dict[str, Any]) -> None:
+    """Store data the block would refuse (as an edit through the API could)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import BlockDocumentUpdate
+
+    with get_client(sync_client=True) as client:
+        doc = client.read_block_document_by_name(name, "edge-site-spec")
+        client.update_block_document(doc.id, BlockDocumentUpdate(data=data))
+
+
+def test_an_invalid_stored_spec_fails_only_the_sites_it_applies_to(fsb: FlowSandbox) -> None:
+    from flows.site_specs import spec_for_site
+
+    other = f"{fsb.extra['spec']}-other"
+    EdgeSiteSpec(sites=["someone-else"], namespaces=["samples"]).save(other, overwrite=True)
+    _corrupt(other, {"sites": ["someone-else"], "namespaces": [], "sync_window": "PT1M"})
+    spec, resolved = spec_for_site(fsb.site_blocks[0], [fsb.tag])
+    assert resolved.spec.name == fsb.extra["spec"] and spec.namespaces == ["samples"]
+    with pytest.raises(InputError, match=other):
+        spec_for_site("someone-else", [])
+
+
+def test_the_reconcile_picks_every_site_with_a_stored_spec(fsb: FlowSandbox) -> None:
+    from prefect import flow
+
+    from flows.reconcile import sites_to_reconcile
+
+    @flow
+    def pick() -> tuple[list[str], list[str]]:
+        return sites_to_reconcile()
+
+    chosen, without = pick()
+    assert fsb.site_blocks[0] in chosen and fsb.site_blocks[0] not in without
