@@ -113,14 +113,13 @@ def provision_site(
     cr_spec = _cr_spec(inputs, spec)
     report = RunReport(FLOW, inputs.site.name, dry_run=spec.dry_run)
     plan = ProvisionPlan(inputs.site.name, report.rows, report.details)
-    report.note("spec", f"block {site_block}", f"from the {source}: {', '.join(spec.namespaces)}")
     outcome = "failed"
     try:
         ctx = inputs.parent.azure_context()
         try:
             # Read and decide the scope before the lock and before any node is reached: an
             # approval may take hours and must hold neither.
-            scope = _desired_scope(ctx, inputs, spec, report)
+            scope = _desired_scope(ctx, inputs, spec, report, source)
             with site_lock(inputs.parent, inputs.site.name):
                 kept = _provision(ctx, inputs, spec, cr_spec, report, plan, scope)
         finally:
@@ -153,7 +152,7 @@ def provision_site(
 
 
 def _desired_scope(
-    ctx: AzureContext, inputs: SiteInputs, spec: ProvisionSpec, report: RunReport
+    ctx: AzureContext, inputs: SiteInputs, spec: ProvisionSpec, report: RunReport, source: str
 ) -> tuple[list[str], tuple[str, ...]]:
     """Permissions, the repositories under the namespaces (listed live) and the removals from
     the site's current scope the run may apply (approved, or planned in a dry run)."""
@@ -167,7 +166,7 @@ def _desired_scope(
     report.note(
         "list-repositories",
         f"registries/{ctx.registry}",
-        f"{len(repos)} repositories under {', '.join(spec.namespaces)}",
+        f"{len(repos)} repositories under {', '.join(spec.namespaces)} (spec: {source})",
     )
     approved = approval.gate(
         ctx,

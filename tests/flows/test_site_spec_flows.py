@@ -115,9 +115,9 @@ def test_provision_with_the_stored_spec_and_no_spec_parameter(fsb: FlowSandbox) 
     out = provision_site(fsb.site_blocks[0], fsb.parent_block)
     assert out["outcome"] == "converged", out
     assert _scope(fsb) == _repos(fsb, *TWO)
-    assert any(r["step"] == "spec" and fsb.extra["spec"] in r["message"] for r in out["steps"]), (
-        out["steps"]
-    )
+    [listed] = [r for r in out["steps"] if r["step"] == "list-repositories"]
+    assert fsb.extra["spec"] in listed["message"] and "names the site" in listed["message"]
+    assert out["steps"][0]["step"] == "preflight-permissions"
 
 
 def test_a_dry_run_plans_the_shrink_without_pausing(fsb: FlowSandbox) -> None:
