@@ -21,6 +21,11 @@ from model.errors import InputError
 PARENT_BLOCK = DEFAULT_PARENT_BLOCK
 SITE_BLOCK_PREFIX = "sandbox-site-"
 APP_NAMESPACES = ["apps"]
+# The stored desired spec of every sandbox site (tag "sandbox"): provision-site without a spec
+# and the daily reconcile use it. The namespaces are the demo's.
+SPEC_BLOCK = "sandbox-spec"
+SITE_TAG = "sandbox"
+SPEC_NAMESPACES = ["samples", "edge/apps"]
 
 # Site-info keys that map one to one onto EdgeSite fields when the sandbox provides them.
 _PASSTHROUGH_SITE_FIELDS = (
@@ -96,25 +101,40 @@ def site_block(site: dict[str, Any], transport: str = TRANSPORT) -> Any:
         ssh_private_key=SecretStr(Path(site["private_key_path"]).read_text()),
         known_hosts=pinned,
         app_namespaces=list(site.get("app_namespaces") or APP_NAMESPACES),
-        tags=["sandbox"],
+        tags=[SITE_TAG],
         transport=transport,  # type: ignore[arg-type]  # the block validates it
         **fields,
+    )
+
+
+def spec_block(namespaces: list[str] | None = None) -> Any:
+    """The sandbox sites' stored spec: by tag, the sandbox registry's data endpoint enabled
+    (it starts like a fresh Premium registry, with the endpoint off)."""
+    from blocks.site_spec import EdgeSiteSpec
+
+    return EdgeSiteSpec(
+        tags=[SITE_TAG],
+        namespaces=list(namespaces or SPEC_NAMESPACES),
+        enable_data_endpoint=True,
     )
 
 
 def register(
     info: dict[str, Any], *, overwrite: bool = True, transport: str = TRANSPORT
 ) -> list[str]:
-    """Save `parent-registry` and `sandbox-site-N` in the current Prefect API; returns the
-    saved block document names in that order. Blocks are all built (validated) before the
-    first save, so bad sandbox info writes nothing."""
+    """Save `parent-registry`, `sandbox-site-N` and the sites' spec `sandbox-spec` in the
+    current Prefect API; returns the parent's and the sites' block document names in that
+    order (the spec is saved beside them). Blocks are all built (validated) before the first
+    save, so bad sandbox info writes nothing."""
     _refuse_foreign_parent(PARENT_BLOCK)
     blocks: list[tuple[str, Any]] = [(PARENT_BLOCK, parent_block(info))]
     blocks += [
         (site_block_name(i), site_block(s, transport)) for i, s in enumerate(info["sites"], 1)
     ]
+    spec = spec_block()
     for name, block in blocks:
         block.save(name, overwrite=overwrite)
+    spec.save(SPEC_BLOCK, overwrite=overwrite)
     return [name for name, _ in blocks]
 
 

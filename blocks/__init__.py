@@ -1,9 +1,10 @@
 """Prefect Blocks: configuration and credentials that build acr-edge's clients.
 
-Both are exported here so ``prefect block register -m blocks`` registers every block type.
+All are exported here so ``prefect block register -m blocks`` registers every block type.
 """
 
 from blocks.edge_site import EdgeSite
 from blocks.parent_registry import ParentRegistry
+from blocks.site_spec import EdgeSiteSpec
 
-__all__ = ["EdgeSite", "ParentRegistry"]
+__all__ = ["EdgeSite", "EdgeSiteSpec", "ParentRegistry"]

@@ -22,6 +22,9 @@ DEFAULT_WORK_POOL = "acr-edge"
 DEFAULT_TIMEZONE = "UTC"
 DEFAULT_ROTATE_CRON = "0 3 * * 1"  # Mondays 03:00: a quiet hour, weekly is well inside 90 days
 DEFAULT_STATUS_MINUTES = 15
+# Daily at 02:00, before the weekly rotation's hour: new repositories under a site's namespaces
+# reach it within a day.
+DEFAULT_RECONCILE_CRON = "0 2 * * *"
 DEFAULT_PARENT_BLOCK = "parent-registry"
 # Per-site deployments: bounds ARM pressure from a fleet fan-out (and from hand-started runs).
 SITE_RUN_CONCURRENCY = 10
@@ -85,7 +88,7 @@ def definitions(
     status_tag: str | None = None,
     parent_block: str = DEFAULT_PARENT_BLOCK,
 ) -> list[DeploymentDefinition]:
-    """The eleven deployments; raises InputError on bad input (before anything is written).
+    """The twelve deployments; raises InputError on bad input (before anything is written).
 
     Status checks: the `fleet-status` schedule starts a `site-status` run per site every
     `status_minutes`, for every EdgeSite block unless narrowed to `status_sites` or `status_tag`,
@@ -258,6 +261,25 @@ def definitions(
             tags=("acr-edge", "teardown", "fleet"),
             parameters=dict(parent),
             concurrency_limit=1,
+        ),
+        DeploymentDefinition(
+            flow_name="reconcile-fleet",
+            entrypoint="flows.reconcile:reconcile_fleet",
+            description=(
+                "Daily: one provision-site run, with no spec parameter, per site that a stored "
+                "spec (edge-site-spec block, by site or tag) applies to, so repositories added "
+                "under its namespaces reach it. A site whose spec would remove repositories "
+                "waits for approval in its own run. Fails when any site's run fails."
+            ),
+            tags=("acr-edge", "provision", "fleet"),
+            parameters=dict(parent),
+            schedules=(
+                ScheduleDefinition(
+                    slug="daily-reconcile", cron=DEFAULT_RECONCILE_CRON, timezone=timezone
+                ),
+            ),
+            concurrency_limit=1,
+            collision_strategy="CANCEL_NEW",
         ),
         DeploymentDefinition(
             flow_name="rotate-fleet-sync",

@@ -95,9 +95,10 @@ def _require_api() -> str:
 def register_block_types() -> list[Outcome]:
     from blocks.edge_site import EdgeSite
     from blocks.parent_registry import ParentRegistry
+    from blocks.site_spec import EdgeSiteSpec
 
     out = []
-    for block in (ParentRegistry, EdgeSite):
+    for block in (ParentRegistry, EdgeSite, EdgeSiteSpec):
         block.register_type_and_schema()
         out.append(Outcome("block-type", block.get_block_type_slug(), "registered"))
     return out

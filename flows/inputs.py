@@ -30,14 +30,17 @@ def load_site_inputs(
     *,
     client_token_name: str | None = None,
     app_namespaces: list[str] | None = None,
+    site: EdgeSite | None = None,
 ) -> SiteInputs:
-    """Load and validate both blocks and derive every name; raises InputError, writes nothing."""
-    from blocks.edge_site import EdgeSite
+    """Load and validate both blocks and derive every name; raises InputError, writes nothing.
+
+    ``site``: the EdgeSite block already loaded by :func:`load_site` (not loaded twice)."""
     from blocks.parent_registry import ParentRegistry
 
     names.validate_block_name(site_block, "site_block")
     names.validate_block_name(parent_block, "parent_block")
-    site = _load(EdgeSite, site_block, "site_block", "edge-site")
+    if site is None:
+        site = load_site(site_block)
     parent = _load(ParentRegistry, parent_block, "parent_block", "parent-registry")
     cr_name = names.validate_cr_name(site.name)
     client = names.client_token_name(cr_name, client_token_name)
@@ -53,6 +56,15 @@ def load_site_inputs(
             list(app_namespaces or site.app_namespaces), "app_namespaces"
         ),
     )
+
+
+def load_site(site_block: str) -> EdgeSite:
+    """The EdgeSite block by name; InputError for a bad or unknown name."""
+    from blocks.edge_site import EdgeSite
+
+    names.validate_block_name(site_block, "site_block")
+    site: EdgeSite = _load(EdgeSite, site_block, "site_block", "edge-site")
+    return site
 
 
 def _load(cls: Any, name: str, what: str, slug: str) -> Any:

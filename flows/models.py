@@ -176,6 +176,17 @@ class ProvisionSpec(BaseModel):
         "Example: `hello-world:*:*`.",
         examples=[["hello-world:*:*", "team/app/*:1.0:*"]],
     )
+    shrink_approval_timeout: int = Field(
+        default=3600,
+        ge=1,
+        le=7 * 24 * 3600,
+        title="Shrink approval timeout",
+        description="Seconds the run waits for approval in the Prefect UI when the spec would "
+        "remove repositories from the site's sync scope (a ReadOnly connected registry then "
+        "deletes them from the site). Unanswered: nothing is removed and the run fails. "
+        "Default: 3600. Example: 86400.",
+        examples=[86400],
+    )
 
     @field_validator("namespaces")
     @classmethod

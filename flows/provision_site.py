@@ -20,15 +20,17 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows import node_rollout, site_tls
+from flows import approval, node_rollout, site_tls
 from flows.host_keys import fingerprint, pin_host_keys
-from flows.inputs import SiteInputs, load_site_inputs
-from flows.locks import locked_site
+from flows.inputs import SiteInputs, load_site, load_site_inputs
+from flows.locks import site_lock
 from flows.models import ProvisionSpec
 from flows.node_rollout import SiteNodes
 from flows.plan import ProvisionPlan
 from flows.provision_node import FLOW, Done, node_side, sync_side
 from flows.report import RunReport, artifact_key
+from flows.site_specs import spec_for_site
+from model import names, scope_shrink
 from model.azure import ConnectedRegistryInfo, PasswordMeta
 from model.azure_context import AzureContext
 from model.errors import InputError, PermanentError
@@ -70,38 +72,64 @@ def _cr_spec(inputs: SiteInputs, spec: ProvisionSpec) -> ConnectedRegistrySpec:
     task_runner=ThreadPoolTaskRunner(max_workers=6),  # type: ignore[arg-type]
     validate_parameters=True,
 )
-def provision_site(site_block: str, parent_block: str, spec: ProvisionSpec) -> dict[str, Any]:
+def provision_site(
+    site_block: str,
+    parent_block: str,
+    spec: ProvisionSpec | None = None,
+    dry_run: bool = False,
+) -> dict[str, Any]:
     """Provision one site: in ARM the sync scope map, token and connected registry, beside
     them the client scope map and token (attached to the connected registry); on the node the
     Helm release, registries.yaml mirror and pull secrets; then a canary pull.
 
     Parameters are block names, never secrets. A re-run on a converged site writes nothing.
-    ``spec.dry_run`` runs the same steps without their applies and reports the plan.
+    ``spec.dry_run`` runs the same steps without their applies and reports the plan. A spec
+    that would remove repositories from the site's sync scope waits for approval in the UI.
 
     Args:
         site_block: EdgeSite block name of the site (its SSH, node paths and app namespaces).
         parent_block: ParentRegistry block name (the parent registry and its credentials).
         spec: What to provision: namespaces, sync mode and schedule, client token, dry run.
+            Leave empty to use the site's stored spec (the edge-site-spec block naming the
+            site, or else the one matching its tags).
+        dry_run: Plan only (as spec.dry_run), e.g. for the site's stored spec.
     """
     logger = get_run_logger()
     # Everything below is refused before the first side effect.
+    site = load_site(site_block)
+    source = "spec parameter"
+    if spec is None:
+        spec, resolved = spec_for_site(site_block, site.tags)
+        source = resolved.why
+    if dry_run and not spec.dry_run:
+        spec = spec.model_copy(update={"dry_run": True})
     inputs = load_site_inputs(
         site_block,
         parent_block,
         client_token_name=spec.client_token_name,
         app_namespaces=spec.app_namespaces,
+        site=site,
     )
     cr_spec = _cr_spec(inputs, spec)
     report = RunReport(FLOW, inputs.site.name, dry_run=spec.dry_run)
     plan = ProvisionPlan(inputs.site.name, report.rows, report.details)
     outcome = "failed"
     try:
-        with locked_site(inputs) as ctx:
-            _provision(ctx, inputs, spec, cr_spec, report, plan)
+        ctx = inputs.parent.azure_context()
+        try:
+            # Read and decide the scope before the lock and before any node is reached: an
+            # approval may take hours and must hold neither.
+            scope = _desired_scope(ctx, inputs, spec, report, source)
+            with site_lock(inputs.parent, inputs.site.name):
+                kept = _provision(ctx, inputs, spec, cr_spec, report, plan, scope)
+        finally:
+            ctx.close()
         if spec.dry_run:
             outcome = "planned"
         else:
             outcome = "converged" if report.writes else "already converged"
+        if kept:
+            outcome += f"; removal of {len(kept)} repositories not approved (kept)"
     finally:
         if spec.dry_run:
             create_markdown_artifact(
@@ -120,7 +148,36 @@ def provision_site(site_block: str, parent_block: str, spec: ProvisionSpec) -> d
         logger.info("%s: planned %d change(s), wrote nothing", inputs.site.name, plan.writes)
         return plan.summary()
     logger.info("%s: %s with %d write(s)", inputs.site.name, outcome, report.writes)
-    return report.summary(outcome=outcome, nodes=plan.nodes)
+    return report.summary(outcome=outcome, nodes=plan.nodes, kept_repositories=list(kept))
+
+
+def _desired_scope(
+    ctx: AzureContext, inputs: SiteInputs, spec: ProvisionSpec, report: RunReport, source: str
+) -> tuple[list[str], tuple[str, ...]]:
+    """Permissions, the repositories under the namespaces (listed live) and the removals from
+    the site's current scope the run may apply (approved, or planned in a dry run)."""
+    dry = spec.dry_run
+    # Permissions first: a principal that lacks any action is refused before the first write
+    # (a dry run shows the same verdict as its blocker row, then stops).
+    permissions = report.done(az.check_permissions(ctx, dry_run=dry))
+    if permissions.action == "blocked":
+        raise PermanentError(permissions.message, resource=permissions.resource)
+    repos = az.list_repositories(ctx, spec.namespaces, allow_empty=spec.allow_empty_namespaces)
+    report.note(
+        "list-repositories",
+        f"registries/{ctx.registry}",
+        f"{len(repos)} repositories under {', '.join(spec.namespaces)} (spec: {source})",
+    )
+    approved = approval.gate(
+        ctx,
+        inputs.cr_name,
+        inputs.site.name,
+        repos,
+        timeout=spec.shrink_approval_timeout,
+        dry_run=dry,
+        report=report,
+    )
+    return repos, approved
 
 
 def _provision(
@@ -130,7 +187,9 @@ def _provision(
     cr_spec: ConnectedRegistrySpec,
     report: RunReport,
     plan: ProvisionPlan,
-) -> None:
+    scope: tuple[list[str], tuple[str, ...]],
+) -> tuple[str, ...]:
+    """Returns the repositories kept in scope because their removal was not approved."""
     site, dry = inputs.site, spec.dry_run
 
     done = report.done
@@ -152,8 +211,8 @@ def _provision(
             return site_nodes
 
         try:
-            repos, info, sync_passwords = _azure_side(
-                ctx, inputs, spec, cr_spec, report, done, ready
+            repos, kept, info, sync_passwords = _azure_side(
+                ctx, inputs, spec, cr_spec, report, done, ready, scope
             )
         except BaseException:
             # Never close the connection under a running node step: let them finish first.
@@ -200,6 +259,7 @@ def _provision(
             # Pulls through the served certificate are proven (nodes and canary): the other
             # slot's certificate goes.
             site_tls.retire_idle_slot(conn, tls_state.tls_secret, dry, done)
+    return kept
 
 
 def _check_transport(site: Any, release: ReleaseFact) -> None:
@@ -277,21 +337,18 @@ def _azure_side(
     report: RunReport,
     done: Done,
     ready: Callable[[], object],
-) -> tuple[list[str], ConnectedRegistryInfo | None, list[PasswordMeta]]:
-    """Repositories, preflight, then the sync chain (scope map, token, connected registry) beside
-    the client scope map and token; the client token attached; then reads."""
+    scope: tuple[list[str], tuple[str, ...]],
+) -> tuple[list[str], tuple[str, ...], ConnectedRegistryInfo | None, list[PasswordMeta]]:
+    """The scope re-read under the lock, preflight, then the sync chain (scope map, token,
+    connected registry) beside the client scope map and token; the client token attached;
+    then reads."""
     cr, client, dry = inputs.cr_name, inputs.client_token, spec.dry_run
-    # Permissions first: a principal that lacks any action is refused before the first write
-    # (a dry run shows the same verdict as its blocker row, then stops).
-    permissions = done(az.check_permissions(ctx, dry_run=dry))
-    if permissions.action == "blocked":
-        raise PermanentError(permissions.message, resource=permissions.resource)
-    repos = az.list_repositories(ctx, spec.namespaces, allow_empty=spec.allow_empty_namespaces)
-    report.note(
-        "list-repositories",
-        f"registries/{ctx.registry}",
-        f"{len(repos)} repositories under {', '.join(spec.namespaces)}",
-    )
+    # Re-read under the lock: another run may have changed the scope since the gate read it,
+    # and only the removals the gate approved may happen.
+    desired, approved = scope
+    decision = scope_shrink.decide(approval.read_sync_scope(ctx, cr), desired, approved)
+    repos = list(decision.repositories)
+    report.note("sync-scope", f"scopeMaps/{names.sync_scope_map_name(cr)}", decision.message)
     ready()  # every node reached and checked before the first write (preflight may write)
     done(
         az.preflight_parent(
@@ -325,4 +382,4 @@ def _azure_side(
             fix="check that the parent's dedicated data endpoint is enabled",
         )
     # A dry run may plan a sync token that does not exist yet: it has no password.
-    return repos, info, az.read_token_passwords(ctx, cr, missing_ok=dry)
+    return repos, decision.kept, info, az.read_token_passwords(ctx, cr, missing_ok=dry)

@@ -30,6 +30,7 @@ FLOWS = (
     "fleet-status",
     "teardown-fleet",
     "rotate-fleet-sync",
+    "reconcile-fleet",
 )
 PER_SITE = (
     "provision-site",
@@ -63,7 +64,7 @@ def test_deploy_registers_pool_block_types_and_every_deployment(first_deploy_out
         pool = client.read_work_pool(POOL)
         assert pool.type == "process"
         slugs = {bt.slug for bt in client.read_block_types()}
-    assert {"parent-registry", "edge-site"} <= slugs
+    assert {"parent-registry", "edge-site", "edge-site-spec"} <= slugs
     for name in FLOWS:
         dep = _deployment(name)
         assert dep.work_pool_name == POOL
@@ -104,6 +105,11 @@ def test_schedules_read_back_with_cron_interval_timezone_and_site_parameters(
     assert (sync.schedule.cron, sync.schedule.timezone) == ("0 3 * * 1", TZ)
     assert sync.active and sync.parameters == {}
     assert not _deployment("teardown-fleet").schedules  # never on a schedule: it deletes
+    # Daily reconcile: every site with a stored spec, no spec parameter.
+    [daily] = _deployment("reconcile-fleet").schedules
+    assert (daily.schedule.cron, daily.schedule.timezone) == ("0 2 * * *", TZ)
+    assert daily.active and daily.parameters == {}
+    assert "spec" not in _deployment("reconcile-fleet").parameters
     status = _deployment("fleet-status")
     [every] = status.schedules
     assert every.active
@@ -141,7 +147,8 @@ def test_parameter_schemas_describe_the_ui_form(first_deploy_output: str) -> Non
     schema = _deployment("provision-site").parameter_openapi_schema
     props = schema["properties"]
     assert {"site_block", "parent_block", "spec"} <= set(props)
-    assert set(schema["required"]) >= {"site_block", "spec"}
+    assert set(schema["required"]) >= {"site_block"}
+    assert "spec" not in schema["required"]  # none: the site's stored spec
     assert props["site_block"]["description"].startswith("EdgeSite block name")
     spec_def = schema["definitions"]["ProvisionSpec"]
     assert spec_def["properties"]["namespaces"]["description"]

@@ -68,3 +68,13 @@ def test_bad_info_writes_nothing(sandbox_info: dict[str, Any]) -> None:
     # every block is validated before the first save: the parent still names the real registry
     reloaded: Any = ParentRegistry.load(PARENT_BLOCK)
     assert reloaded.registry_name == sandbox_info["registry"]
+
+
+def test_register_stores_the_sandbox_sites_spec(sandbox_info: dict[str, Any]) -> None:
+    from acr_edge.sandbox_blocks import SPEC_BLOCK, SPEC_NAMESPACES
+    from flows.site_specs import spec_for_site
+
+    register(sandbox_info)
+    spec, resolved = spec_for_site("sandbox-site-1", ["sandbox"])
+    assert resolved.spec.name == SPEC_BLOCK and spec.namespaces == SPEC_NAMESPACES
+    assert spec.enable_data_endpoint  # the sandbox registry starts with it off

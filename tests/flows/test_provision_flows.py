@@ -126,7 +126,8 @@ def test_parameter_form_reads_well_in_the_ui() -> None:
     assert model["mode"]["enum"] == ["ReadOnly", "ReadWrite"]
     assert model["namespaces"]["minItems"] == 1 and model["namespaces"]["items"]["pattern"]
     assert all(p.get("description") for p in model.values())
-    assert set(schema["properties"]) == {"site_block", "parent_block", "spec"}
+    assert set(schema["properties"]) == {"site_block", "parent_block", "spec", "dry_run"}
+    assert set(schema["required"]) == {"site_block", "parent_block"}  # spec: the stored one
 
 
 def test_sync_password_regenerated_elsewhere_is_replaced_in_the_other_slot(
