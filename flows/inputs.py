@@ -76,8 +76,26 @@ def _load(cls: Any, name: str, what: str, slug: str) -> Any:
             raise InputError(
                 f"no {slug} block named {name!r}",
                 resource=what,
-                fix=f"create it (prefect block ls; acr-edge deploy) or pass an existing {slug} "
-                "block name",
+                fix=f"save a {slug} block of that name (UI: Blocks > +), or pass the name of "
+                "an existing one (`prefect block ls`)",
             ) from None
         # Validation errors of stored documents: hide_input_in_errors keeps values out.
-        raise InputError(f"{slug} block {name!r} is invalid: {text}", resource=what) from None
+        raise InputError(
+            f"{slug} block {name!r} is invalid: {_one_line(text)}",
+            resource=what,
+            fix=f"edit the {slug} block {name!r} in the UI (Blocks) and save it again",
+        ) from None
+    except RuntimeError as exc:
+        # Prefect wraps a stored document that no longer validates (saved by a form that does
+        # not check patterns) in a RuntimeError; the readable reason is its cause.
+        cause = exc.__cause__ or exc
+        raise InputError(
+            f"{slug} block {name!r} is invalid: {_one_line(str(cause))}",
+            resource=what,
+            fix=f"edit the {slug} block {name!r} in the UI (Blocks) and save it again",
+        ) from None
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."

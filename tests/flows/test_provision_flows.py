@@ -100,14 +100,40 @@ def test_status_of_a_healthy_site_then_of_a_broken_one(fsb: FlowSandbox) -> None
     assert "Fix:" in str(err.value) or "re-run provision-site" in str(err.value)
 
 
+def _saved_with(source: str, doc_name: str, **data: object) -> str:
+    """A copy of block ``source`` saved as ``doc_name`` with ``data`` written straight into the
+    stored document, as a form that checks nothing would."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import BlockDocumentUpdate
+
+    from blocks.edge_site import EdgeSite
+
+    EdgeSite.load(source).save(doc_name, overwrite=True)
+    with get_client(sync_client=True) as client:
+        doc = client.read_block_document_by_name(doc_name, "edge-site", include_secrets=True)
+        client.update_block_document(
+            doc.id, BlockDocumentUpdate(data={**doc.data, **data}, merge_existing_data=False)
+        )
+    return doc_name
+
+
 def test_bad_input_is_refused_before_any_side_effect(fsb: FlowSandbox) -> None:
     from model.errors import InputError
 
     fsb.azure.clear_requests()
     with pytest.raises(InputError, match="not a Prefect block name"):
         provision_site("Bad Name!", fsb.parent_block, ProvisionSpec(**spec()))
-    with pytest.raises(InputError, match="no edge-site block named"):
+    with pytest.raises(InputError, match="no edge-site block named") as missing:
         provision_site("no-such-site", fsb.parent_block, ProvisionSpec(**spec()))
+    assert "acr-edge deploy" not in str(missing.value)  # deploy creates no blocks
+    # A stored document the UI let through (its form does not check patterns): one line
+    # naming the block and the field, never Prefect's RuntimeError or a traceback.
+    bad = _saved_with(fsb.site_blocks[0], "broken-site-doc", name="Plant_01")
+    with pytest.raises(InputError, match="broken-site-doc") as invalid:
+        provision_site(bad, fsb.parent_block, ProvisionSpec(**spec()))
+    text = str(invalid.value)
+    assert "is invalid" in text and "name" in text and "\n" not in text, text
+    assert "Traceback" not in text and "RuntimeError" not in text
     from prefect.exceptions import ParameterTypeError
 
     # A raw dict as the UI/API would send it: Prefect validates it against the model first.
