@@ -15,7 +15,7 @@ from the shared rate limits.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
@@ -212,6 +212,7 @@ def _options(
     )
 
 
+F = TypeVar("F", bound=Callable[..., Any])
 WAVE_ARGS = """        canary: Sites in the first (canary) wave; 0 for none.
         wave_size: Sites per later wave.
         max_failures: Failed sites tolerated before no further wave starts (0: stop after
@@ -220,7 +221,8 @@ WAVE_ARGS = """        canary: Sites in the first (canary) wave; 0 for none.
         max_concurrency: Sites running at the same time within each shard."""
 
 
-def _doc(fn: Callable[..., Any]) -> Callable[..., Any]:
+def _doc(fn: F) -> F:
+    """The wave options' Args: text, one copy for every fleet flow (the run form reads it)."""
     fn.__doc__ = (fn.__doc__ or "").replace("        {waves}", WAVE_ARGS)
     return fn
 

@@ -89,6 +89,7 @@ def _parent_flow_run(run: Any) -> Any:
 
     with get_client(sync_client=True) as client:
         task_run = client.read_task_run(run.parent_task_run_id)
+        assert task_run.flow_run_id is not None
         return client.read_flow_run(task_run.flow_run_id)
 
 
@@ -126,6 +127,7 @@ def test_selection_is_by_name_or_tag_and_refuses_unknowns(fsb: FlowSandbox) -> N
     assert set(fsb.site_blocks) <= set(select_sites(None, None, default_all=True))
 
 
+@pytest.mark.timeout(900)
 def test_a_wave_halts_at_its_budget(fsb: FlowSandbox, worker: subprocess.Popen[bytes]) -> None:
     """The canary site's node refuses SSH: its run fails, so with no failure budget the later
     waves never start; the fleet run fails naming both kinds, and emits the halted event."""
@@ -171,11 +173,10 @@ def test_a_wave_halts_at_its_budget(fsb: FlowSandbox, worker: subprocess.Popen[b
     assert event.resource["prefect.resource.name"] == "provision-fleet"
 
 
+@pytest.mark.timeout(900)  # a busy 2-core machine: each wave starts its own shard processes
 def test_fleet_runs_sites_as_named_subflows_of_shards(
     fsb: FlowSandbox, worker: subprocess.Popen[bytes]
 ) -> None:
-    from prefect.client.orchestration import get_client
-
     sites = fsb.site_blocks
     rotate_names = [f"rotate-{s}" for s in sites]
 
@@ -213,13 +214,23 @@ def test_fleet_runs_sites_as_named_subflows_of_shards(
         "provision-shard-w2-2of2",
     }
 
-    # The weekly deployment itself, run by the worker: one rotate-<site> subflow per site.
+
+@pytest.mark.timeout(900)  # a busy 2-core machine: each wave starts its own shard processes
+def test_the_weekly_rotation_deployment_runs_shards_on_the_worker(
+    fsb: FlowSandbox, worker: subprocess.Popen[bytes]
+) -> None:
+    """After the provisioning above: the rotate-fleet-tokens deployment itself, run by the
+    worker, starts its shards on the same pool: one rotate-<site> subflow per site."""
+    from prefect.client.orchestration import get_client
+
+    sites = fsb.site_blocks
+    rotate_names = [f"rotate-{s}" for s in sites]
     with get_client(sync_client=True) as client:
         dep = client.read_deployment_by_name("rotate-fleet-tokens/rotate-fleet-tokens")
         fleet_run = client.create_flow_run_from_deployment(
             dep.id, parameters={"parent_block": fsb.parent_block, "tag": fsb.tag}
         )
-    state = wait_final(fleet_run.id, timeout=240)
+    state = wait_final(fleet_run.id, timeout=600)
     assert state is not None and state.is_completed(), state
     runs = _site_runs("rotate-client-token", rotate_names)
     for site, name in zip(sites, rotate_names, strict=True):
@@ -239,6 +250,7 @@ def test_fleet_runs_sites_as_named_subflows_of_shards(
     assert status["failed"] == []
 
 
+@pytest.mark.timeout(900)
 def test_sync_rotation_and_teardown_fan_out_per_site(
     fsb: FlowSandbox, worker: subprocess.Popen[bytes]
 ) -> None:
