@@ -121,11 +121,17 @@ def _describe(rows: list[dict[str, Any]]) -> None:
     ids = [r["flow_run_id"] for r in rows if r.get("flow_run_id")]
     texts: dict[str, list[str]] = {}
     if ids:
+        arts: list[Any] = []
         with get_client(sync_client=True) as client:
-            arts = client.read_artifacts(
-                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=ids)),
-                limit=max(200, 4 * len(ids)),
-            )
+            while True:  # the API answers at most 200 a page
+                page = client.read_artifacts(
+                    artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=ids)),
+                    limit=200,
+                    offset=len(arts),
+                )
+                arts += page
+                if len(page) < 200:
+                    break
         for art in arts:
             if art.description and art.flow_run_id is not None:
                 texts.setdefault(str(art.flow_run_id), []).append(art.description)
