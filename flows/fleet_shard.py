@@ -114,15 +114,16 @@ def run_site(kind: str, site_block: str, parameters: dict[str, Any]) -> dict[str
 def _describe(rows: list[dict[str, Any]]) -> None:
     """Each site run's URL and its own one-line outcome (its artifact descriptions), read in
     one call for the whole shard."""
-    from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
     from prefect.utilities.urls import url_for
+
+    from flows.locks import run_client
 
     ids = [r["flow_run_id"] for r in rows if r.get("flow_run_id")]
     texts: dict[str, list[str]] = {}
     if ids:
         arts: list[Any] = []
-        with get_client(sync_client=True) as client:
+        with run_client() as client:
             while True:  # the API answers at most 200 a page
                 page = client.read_artifacts(
                     artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=ids)),
@@ -242,10 +243,11 @@ def _run_sites(
 def _shard_rows(run: FlowRun, job: SiteJob, shard: list[str]) -> list[dict[str, Any]]:
     """The shard's per-site rows from its artifact; a site the shard did not report (it
     crashed or never started) is a failed row carrying the shard's state and message."""
-    from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
-    with get_client(sync_client=True) as client:
+    from flows.locks import run_client
+
+    with run_client() as client:
         arts = client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]))
         )

@@ -65,6 +65,21 @@ _checked: ContextVar[frozenset[str]] = ContextVar(
 )
 
 
+@contextmanager
+def run_client() -> Iterator[Any]:
+    """The current run's own API client, else a new one. A new client fetches a CSRF token
+    before its first write (a GET each time): per lock that was a third call."""
+    from prefect.client.orchestration import SyncPrefectClient, get_client
+    from prefect.context import FlowRunContext, TaskRunContext
+
+    ctx = TaskRunContext.get() or FlowRunContext.get()
+    if ctx is not None and isinstance(ctx.client, SyncPrefectClient):
+        yield ctx.client
+        return
+    with get_client(sync_client=True) as client:
+        yield client
+
+
 def _fix_limit(client: Any, name: str, limit: int | None, active: bool | None) -> None:
     """Someone widened or disabled the site's limit: the exclusion is the point, restore it."""
     from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
@@ -86,10 +101,8 @@ def _create_limit(client: Any, name: str) -> None:
 
 def ensure_site_limit(parent: ParentCoordinates, site: str) -> str:
     """Create the site's limit (limit 1) unless it exists; restore it if widened or disabled."""
-    from prefect.client.orchestration import get_client
-
     name = site_limit_name(parent, site)
-    with get_client(sync_client=True) as client:
+    with run_client() as client:
         _check_one(client, name)
     return name
 
@@ -109,12 +122,10 @@ def _check_one(client: Any, name: str) -> None:
 def ensure_site_limits(parent: ParentCoordinates, sites: list[str]) -> list[str]:
     """The limits of many sites checked in bulk: one paged read of every global limit
     (200 a page), then a create or a repair only where needed. Returns the names."""
-    from prefect.client.orchestration import get_client
-
     names = [site_limit_name(parent, s) for s in sites]
     wanted = set(names)
     seen: dict[str, Any] = {}
-    with get_client(sync_client=True) as client:
+    with run_client() as client:
         offset, page = 0, 200
         while True:
             batch = client.read_global_concurrency_limits(limit=page, offset=offset)
@@ -243,10 +254,8 @@ def site_lock(
     Taking it is one API call (a read first unless a bulk check of this site's limit is in
     force: :func:`checked_site_limits`), giving it back one more.
     """
-    from prefect.client.orchestration import get_client
-
     name = site_limit_name(parent, site)
-    with get_client(sync_client=True) as client:
+    with run_client() as client:
         if name not in _checked.get():
             _check_one(client, name)  # a run started by hand: also catch a disabled limit
         lease_id = _acquire(client, name, timeout_seconds)
