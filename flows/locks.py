@@ -67,8 +67,8 @@ _checked: ContextVar[frozenset[str]] = ContextVar(
 
 @contextmanager
 def run_client() -> Iterator[Any]:
-    """The current run's own API client, else a new one. A new client fetches a CSRF token
-    before its first write (a GET each time): per lock that was a third call."""
+    """The current run's own API client, else a new one (no extra connection per lock; the
+    CSRF-token GETs a new client makes did not measurably drop, see docs/design.md)."""
     from prefect.client.orchestration import SyncPrefectClient, get_client
     from prefect.context import FlowRunContext, TaskRunContext
 
