@@ -5,7 +5,9 @@ Every deployment is named after its flow, because the fleet flows start runs of 
 deployments (`provision-site/provision-site`, `rotate-client-token/rotate-client-token`,
 `rotate-sync-credential/rotate-sync-credential`, `site-status/site-status`,
 `teardown-site/teardown-site`) by that name. Per-site deployments carry no schedule (a run
-needs its site); the fleet deployments that fan out to them do.
+needs its site); the fleet deployments do. A fleet run starts `fleet-shard/fleet-shard` runs,
+each running a shard of sites as per-site subflows; the per-site deployments serve runs started
+by hand (or by an automation) for one site.
 """
 
 from __future__ import annotations
@@ -200,12 +202,24 @@ def definitions(
             concurrency_limit=SITE_RUN_CONCURRENCY,
         ),
         DeploymentDefinition(
+            flow_name="fleet-shard",
+            entrypoint="flows.fleet_shard:fleet_shard",
+            description=(
+                "Started by the fleet flows, one run per shard of a wave: runs the shard's "
+                "sites in this process as named per-site subflows (provision-<site>, "
+                "rotate-<site>, ...), at most max_concurrency at a time, and records one row "
+                "per site for the fleet run. Fails when any of its sites fails."
+            ),
+            tags=("acr-edge", "fleet"),
+        ),
+        DeploymentDefinition(
             flow_name="provision-fleet",
             entrypoint="flows.fleet:provision_fleet",
             description=(
-                "Provision many sites (by name or tag) by starting one provision-site run per "
-                "site, at most max_concurrency at a time, ARM writes paced; fails when any "
-                "site's run fails (the summary artifact links each run)."
+                "Provision many sites (by name or tag) in waves: a canary wave, then waves of "
+                "wave_size, the next only within max_failures; each wave runs as fleet-shard "
+                "runs of shard_size sites. Fails naming the failed and not-started sites (the "
+                "summary artifact links each run)."
             ),
             tags=("acr-edge", "provision", "fleet"),
             parameters=dict(parent),
@@ -254,9 +268,9 @@ def definitions(
             flow_name="teardown-fleet",
             entrypoint="flows.fleet:teardown_fleet",
             description=(
-                "Tear down many sites (by name or tag, never all by default) by starting one "
-                "teardown-site run per site, at most max_concurrency at a time, ARM writes "
-                "paced; dry_run lists each site's deletions. Fails when any site's run fails."
+                "Tear down many sites (by name or tag, never all by default) in waves of "
+                "fleet-shard runs (canary first, failure budget max_failures); dry_run lists "
+                "each site's deletions. Fails when any site's run fails."
             ),
             tags=("acr-edge", "teardown", "fleet"),
             parameters=dict(parent),

@@ -1,70 +1,64 @@
-"""Fleet flows: provision, rotate, check or tear down many sites, bounded and paced.
+"""Fleet flows: provision, rotate, check or tear down many sites, in waves, sharded.
 
-Sites are EdgeSite block documents chosen by name or tag. Every fleet flow starts one run of the
-per-site deployment for each chosen site (``provision-site``, ``rotate-client-token``,
-``rotate-sync-credential``, ``site-status``, ``teardown-site``), so the runs spread over the
-work pool's workers and each site's run is visible, retryable and locked on its own. At most
-``max_concurrency`` sites are in flight, and site starts are paced by a token bucket so the ARM
-writes they cause stay under the subscription's write budget. A fleet run fails when any site's
-run does not complete; its summary artifact names each site, its run and the run's URL.
+Sites are EdgeSite block documents chosen by name or tag. A fleet run goes in waves
+(model.waves): a canary wave of the first ``canary`` sites, then waves of ``wave_size``; the
+next wave starts only while the failed sites so far are within ``max_failures``. Each wave is
+split into shards of at most ``shard_size`` sites, and each shard is one run of the
+``fleet-shard`` deployment (flows/fleet_shard.py), spread over the work pool's workers, which
+runs its sites as named subflows (``provision-<site>`` ...) with their own artifacts. So a
+process starts per shard, not per site. The fleet run's summary artifact names each site, its
+run and the run's URL; a halted fleet names the failed sites and those not started, emits
+``acr-edge.fleet.wave-halted`` and fails. ARM pacing is not done here: every ARM request draws
+from the shared rate limits.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
-from prefect.cache_policies import NO_CACHE
-from prefect.client.schemas.objects import FlowRun
 from prefect.futures import PrefectFuture, wait
+from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.fleet_shard import (
+    PROVISION,
+    ROTATE,
+    ROTATE_SYNC,
+    STATUS,
+    TEARDOWN,
+    SiteJob,
+    failed_row,
+    run_shard,
+)
 from flows.models import ProvisionSpec
-from flows.pacer import WRITES_PER_PROVISION, WRITES_PER_ROTATION, Pacer, TokenBucket
+from model import waves
 from model.errors import InputError, PermanentError
 from model.names import validate_block_name
 from tasks import sync_rotation
 
-# Subscription write budget: bursts of 10, refilled at 10 writes per second.
-ARM_WRITE_BUCKET = TokenBucket(capacity=10, refill_per_second=10)
-SITE_RUN_TIMEOUT = 3600.0
-
-
-@dataclass(frozen=True)
-class SiteJob:
-    """The per-site deployment a fleet flow fans out to (deployment name = flow name)."""
-
-    flow_name: str
-    run_prefix: str  # the per-site flow's own run name is f"{run_prefix}-{site_block}"
-    writes_per_site: int
-
-    @property
-    def deployment(self) -> str:
-        return f"{self.flow_name}/{self.flow_name}"
-
-    def run_name(self, site_block: str) -> str:
-        return f"{self.run_prefix}-{site_block}"
-
-
-PROVISION = SiteJob("provision-site", "provision", WRITES_PER_PROVISION)
-ROTATE = SiteJob("rotate-client-token", "rotate", WRITES_PER_ROTATION)
-STATUS = SiteJob("site-status", "status", 0)  # read-only
-# Deactivate and delete the connected registry, two tokens, two scope maps.
-WRITES_PER_TEARDOWN = 6
-TEARDOWN = SiteJob("teardown-site", "teardown", WRITES_PER_TEARDOWN)
-ROTATE_SYNC = SiteJob("rotate-sync-credential", "rotate-sync", WRITES_PER_ROTATION)
+HALTED_EVENT = "acr-edge.fleet.wave-halted"
+# One thread per shard of a wave (the default pool is cpu+4 threads: 6 shards on 2 cores).
+FLEET_RUNNER: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=64)
 PROVISION_DEPLOYMENT = PROVISION.deployment
 ROTATE_DEPLOYMENT = ROTATE.deployment
 STATUS_DEPLOYMENT = STATUS.deployment
+__all__ = ["PROVISION", "ROTATE", "ROTATE_SYNC", "STATUS", "TEARDOWN", "SiteJob"]
 
 
 def select_sites(
     sites: list[str] | None, tag: str | None, *, default_all: bool = False
 ) -> list[str]:
-    """Block names of the chosen EdgeSite documents; refuses unknown names and empty picks.
+    """Block names of the chosen EdgeSite documents (see :func:`select_site_names`)."""
+    return list(select_site_names(sites, tag, default_all=default_all))
+
+
+def select_site_names(
+    sites: list[str] | None, tag: str | None, *, default_all: bool = False
+) -> dict[str, str]:
+    """Block name -> site (connected registry) name of the chosen EdgeSite documents, read in
+    one call; refuses unknown names and empty picks.
 
     With ``default_all`` (rotation, status) choosing neither means every edge-site block;
     provisioning always needs an explicit choice.
@@ -106,125 +100,100 @@ def select_sites(
         raise InputError(
             "no edge-site blocks exist", resource="sites", fix="save an EdgeSite block per site"
         )
-    return chosen
+    return {n: str(known[n].data.get("name") or "") for n in chosen}
 
 
-def _run_url(run: FlowRun) -> str:
-    from prefect.utilities.urls import url_for
-
-    return url_for(run) or f"flow-run/{run.id}"
-
-
-def _artifact_text(flow_run_id: Any) -> str:
-    """The site run's own artifact descriptions: its one-line outcome, in the site's words."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-    with get_client(sync_client=True) as client:
-        arts = client.read_artifacts(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
-        )
-    return "; ".join(a.description for a in arts if a.description)
-
-
-@task(
-    name="run-site-deployment",
-    task_run_name="{deployment}:{site_block}",
-    cache_policy=NO_CACHE,
-    persist_result=False,
-)
-def run_site_deployment(
-    deployment: str, run_name: str, site_block: str, parameters: dict[str, Any]
-) -> dict[str, Any]:
-    """Start the site's run of ``deployment``, wait for it, and describe how it ended.
-
-    A site run that fails is reported (not raised) so the summary can name its run and URL;
-    the fleet flow fails afterwards.
-    """
-    from prefect.deployments import run_deployment
-
-    run: FlowRun = run_deployment(  # type: ignore[assignment]
-        deployment,
-        parameters=parameters,
-        flow_run_name=run_name,  # shown until the flow applies its own (identical) name
-        timeout=SITE_RUN_TIMEOUT,
-        poll_interval=2,
-    )
-    state = run.state
-    ok = state is not None and state.is_completed()
-    state_name = str(state.name) if state else "Unknown"
-    detail = _artifact_text(run.id)
-    if not ok and state is not None and state.message:
-        detail = f"{detail}; {state.message}" if detail else state.message
-    return {
-        "site": site_block,
-        "ok": ok,
-        "state": state_name,
-        "run": run.name,
-        "url": _run_url(run),
-        "outcome": detail,
-    }
-
-
-def fan_out(
+def in_waves(
     fleet: str,
     job: SiteJob,
-    names: list[str],
-    parameters: Callable[[str], dict[str, Any]],
+    names: dict[str, str],
+    parameters: dict[str, Any],
+    options: waves.WaveOptions,
     max_concurrency: int,
 ) -> dict[str, Any]:
-    """One run of ``job``'s deployment per site, at most ``max_concurrency`` in flight and
-    paced by the ARM write bucket; writes the ``<fleet>-summary`` table artifact and raises
-    PermanentError naming the failed sites and their runs when any did not complete."""
+    """Run ``job`` on the sites in waves of shards (one fleet-shard run per shard), the next
+    wave only within the failure budget; writes the ``<fleet>-summary`` table artifact and
+    raises PermanentError naming failed and not-started sites when any site did not complete."""
     if max_concurrency < 1:
         raise InputError(f"max_concurrency={max_concurrency} must be >= 1", resource="fleet")
-    gate = threading.BoundedSemaphore(max_concurrency)
-    pacer = Pacer(ARM_WRITE_BUCKET)
-    started: list[tuple[str, PrefectFuture[dict[str, Any]]]] = []
-    for name in names:
-        gate.acquire()
-        pacer.acquire(job.writes_per_site)
-        future = run_site_deployment.submit(
-            job.deployment, job.run_name(name), name, parameters(name)
+    logger = get_run_logger()
+    roll = waves.Rollout(waves.plan_waves(list(names), options), options.max_failures)
+    rows: list[dict[str, Any]] = []
+    while (decision := roll.decide()).proceed:
+        logger.info("%s: %s", fleet, decision.reason)
+        wave_no = roll.done_waves + 1
+        shards = waves.split_shards(roll.waves[roll.done_waves], options.shard_size)
+        started: list[tuple[list[str], PrefectFuture[dict[str, Any]]]] = []
+        for i, shard in enumerate(shards, 1):
+            label = f"w{wave_no}-{i}of{len(shards)}"
+            shard_params = {
+                "kind": job.kind,
+                "site_blocks": shard,
+                "parameters": parameters,
+                "lock_names": {s: names[s] for s in shard if names[s]},
+                "max_concurrency": max_concurrency,
+                "label": label,
+            }
+            started.append((shard, run_shard.submit(job, label, shard, shard_params)))
+        wait([f for _, f in started])
+        wave_rows: list[dict[str, Any]] = []
+        for shard, future in started:
+            try:
+                wave_rows += future.result()["rows"]
+            except Exception as exc:  # the shard run could not be started or watched
+                wave_rows += [failed_row(job, s, "NotStarted", str(exc)) for s in shard]
+        rows += wave_rows
+        roll.record(
+            ok=[r["site"] for r in wave_rows if r["ok"]],
+            failed=[r["site"] for r in wave_rows if not r["ok"]],
         )
-        future.add_done_callback(lambda _f: gate.release())
-        started.append((name, future))
-    wait([f for _, f in started])
-    rows = []
-    for name, future in started:
-        try:
-            rows.append(future.result())
-        except Exception as exc:  # the run could not be started or watched at all
-            rows.append(
-                {
-                    "site": name,
-                    "ok": False,
-                    "state": "NotStarted",
-                    "run": job.run_name(name),
-                    "url": "",
-                    "outcome": str(exc),
-                }
-            )
-    return _finish(fleet, rows, pacer.waited)
+    not_started = roll.not_started
+    if roll.halted is not None:
+        logger.warning("%s: %s", fleet, roll.halted.reason)
+        _emit_halted(fleet, roll.failed, not_started, roll.halted.reason)
+        rows += [
+            {**failed_row(job, s, "NotStarted", roll.halted.reason), "run": ""} for s in not_started
+        ]
+    return _finish(fleet, rows, not_started, roll.halted.reason if roll.halted else None)
 
 
-def _finish(kind: str, rows: list[dict[str, Any]], paced: float) -> dict[str, Any]:
-    failed = [r for r in rows if not r["ok"]]
-    headline = f"{kind}: {len(rows) - len(failed)}/{len(rows)} sites ok"
+def _emit_halted(fleet: str, failed: list[str], not_started: list[str], reason: str) -> None:
+    """The event an Automation can act on (e.g. notify): which sites failed, which wait."""
+    from prefect.events import emit_event
+    from prefect.runtime import flow_run
+
+    emit_event(
+        event=HALTED_EVENT,
+        resource={
+            "prefect.resource.id": f"acr-edge.fleet.{flow_run.id}",
+            "prefect.resource.name": fleet,
+        },
+        payload={"failed": failed, "not_started": not_started, "reason": reason},
+    )
+
+
+def _finish(
+    kind: str, rows: list[dict[str, Any]], not_started: list[str], halted: str | None
+) -> dict[str, Any]:
+    skipped = set(not_started)
+    failed = [r for r in rows if not r["ok"] and r["site"] not in skipped]
+    ran = len(rows) - len(skipped)
+    headline = f"{kind}: {ran - len(failed)}/{len(rows)} sites ok"
     if failed:
         headline += "; failed: " + ", ".join(f"{r['site']} ({r['url']})" for r in failed)
-    create_table_artifact(
-        key=f"{kind}-summary",
-        table=rows,
-        description=f"{headline}; {paced:.1f}s spent pacing ARM writes",
-    )
+    if not_started:
+        headline += f"; not started ({halted}): " + ", ".join(not_started)
+    create_table_artifact(key=f"{kind}-summary", table=rows, description=headline)
     summary = {
         "sites": rows,
         "failed": [r["site"] for r in failed],
-        "paced_seconds": round(paced, 2),
+        "not_started": list(not_started),
+        "halted": halted,
     }
-    if failed:
+    if failed or not_started:
         listing = "; ".join(f"{r['site']}: {r['run']} {r['state']} {r['url']}" for r in failed)
+        if not_started:
+            listing += f"; not started: {', '.join(not_started)}"
         raise PermanentError(
             f"{kind}: {len(failed)} of {len(rows)} site(s) failed: {listing}",
             resource=kind,
@@ -235,135 +204,166 @@ def _finish(kind: str, rows: list[dict[str, Any]], paced: float) -> dict[str, An
     return summary
 
 
-@flow(name="provision-fleet")
-def provision_fleet(
-    parent_block: str,
-    spec: ProvisionSpec,
-    sites: list[str] | None = None,
-    tag: str | None = None,
-    max_concurrency: int = 10,
-) -> dict[str, Any]:
-    """Provision every chosen site through its own provision-site deployment run.
-
-    Args:
-        parent_block: ParentRegistry block name (the parent registry and its credentials).
-        spec: What to provision on every chosen site.
-        sites: EdgeSite block names to provision (or use tag).
-        tag: Provision every EdgeSite block carrying this tag (or use sites).
-        max_concurrency: Sites provisioned at the same time.
-    """
-    validate_block_name(parent_block, "parent_block")
-    names = select_sites(sites, tag)
-    body = spec.model_dump(mode="json")
-    return fan_out(
-        "provision-fleet",
-        PROVISION,
-        names,
-        lambda name: {"site_block": name, "parent_block": parent_block, "spec": body},
-        max_concurrency,
+def _options(
+    canary: int, wave_size: int, max_failures: int | None, shard_size: int
+) -> waves.WaveOptions:
+    return waves.WaveOptions(
+        canary=canary, wave_size=wave_size, max_failures=max_failures, shard_size=shard_size
     )
 
 
-@flow(name="rotate-fleet-tokens")
+F = TypeVar("F", bound=Callable[..., Any])
+WAVE_ARGS = """        canary: Sites in the first (canary) wave; 0 for none.
+        wave_size: Sites per later wave.
+        max_failures: Failed sites tolerated before no further wave starts (0: stop after
+            the first wave with a failure; empty: no budget).
+        shard_size: Sites per fleet-shard run (one process on a worker) within a wave.
+        max_concurrency: Sites running at the same time within each shard."""
+
+
+def _doc(fn: F) -> F:
+    """The wave options' Args: text, one copy for every fleet flow (the run form reads it)."""
+    fn.__doc__ = (fn.__doc__ or "").replace("        {waves}", WAVE_ARGS)
+    return fn
+
+
+@flow(name="provision-fleet", task_runner=FLEET_RUNNER)  # type: ignore[arg-type]
+@_doc
+def provision_fleet(
+    parent_block: str,
+    spec: ProvisionSpec | None = None,
+    sites: list[str] | None = None,
+    tag: str | None = None,
+    canary: int = waves.DEFAULT_CANARY,
+    wave_size: int = waves.DEFAULT_WAVE_SIZE,
+    max_failures: int | None = waves.DEFAULT_MAX_FAILURES,
+    shard_size: int = waves.DEFAULT_SHARD_SIZE,
+    max_concurrency: int = 10,
+) -> dict[str, Any]:
+    """Provision the chosen sites in waves, each site a provision-site run (named
+    provision-<site>) inside a fleet-shard run.
+
+    Args:
+        parent_block: ParentRegistry block name (the parent registry and its credentials).
+        spec: What to provision on every chosen site; empty: each site's own stored spec.
+        sites: EdgeSite block names to provision (or use tag).
+        tag: Provision every EdgeSite block carrying this tag (or use sites).
+        {waves}
+    """
+    validate_block_name(parent_block, "parent_block")
+    options = _options(canary, wave_size, max_failures, shard_size)
+    names = select_site_names(sites, tag)
+    params: dict[str, Any] = {"parent_block": parent_block}
+    if spec is not None:  # omitted: provision-site resolves each site's stored spec
+        params["spec"] = spec.model_dump(mode="json")
+    return in_waves("provision-fleet", PROVISION, names, params, options, max_concurrency)
+
+
+@flow(name="rotate-fleet-tokens", task_runner=FLEET_RUNNER)  # type: ignore[arg-type]
+@_doc
 def rotate_fleet_tokens(
     parent_block: str,
     sites: list[str] | None = None,
     tag: str | None = None,
     lifetime_days: int = 90,
+    canary: int = waves.DEFAULT_CANARY,
+    wave_size: int = waves.DEFAULT_WAVE_SIZE,
+    max_failures: int | None = waves.DEFAULT_MAX_FAILURES,
+    shard_size: int = waves.DEFAULT_SHARD_SIZE,
     max_concurrency: int = 10,
 ) -> dict[str, Any]:
-    """Rotate each chosen site's client token where due (or finish an interrupted rotation)
-    through its own rotate-client-token deployment run.
+    """Rotate each chosen site's client token where due (or finish an interrupted rotation),
+    in waves, each site a rotate-client-token run (rotate-<site>).
 
     Args:
         parent_block: ParentRegistry block name (the parent registry and its credentials).
         sites: EdgeSite block names (leave empty with no tag for every site).
         tag: Only EdgeSite blocks carrying this tag.
         lifetime_days: Lifetime of each new client password, in days.
-        max_concurrency: Sites rotated at the same time.
+        {waves}
     """
     validate_block_name(parent_block, "parent_block")
-    names = select_sites(sites, tag, default_all=True)
-    return fan_out(
-        "rotate-fleet-tokens",
-        ROTATE,
-        names,
-        lambda name: {
-            "site_block": name,
-            "parent_block": parent_block,
-            "lifetime_days": lifetime_days,
-        },
-        max_concurrency,
-    )
+    options = _options(canary, wave_size, max_failures, shard_size)
+    names = select_site_names(sites, tag, default_all=True)
+    params = {"parent_block": parent_block, "lifetime_days": lifetime_days}
+    return in_waves("rotate-fleet-tokens", ROTATE, names, params, options, max_concurrency)
 
 
-@flow(name="fleet-status")
+@flow(name="fleet-status", task_runner=FLEET_RUNNER)  # type: ignore[arg-type]
+@_doc
 def fleet_status(
     parent_block: str,
     sites: list[str] | None = None,
     tag: str | None = None,
+    canary: int = 0,
+    wave_size: int = waves.DEFAULT_WAVE_SIZE,
+    max_failures: int | None = None,
+    shard_size: int = waves.DEFAULT_SHARD_SIZE,
     max_concurrency: int = 10,
 ) -> dict[str, Any]:
-    """Check every chosen site through its own site-status deployment run; fails when any
-    site is unhealthy or unreachable, naming those sites and their runs.
+    """Check every chosen site (a site-status run each, status-<site>); fails when any site is
+    unhealthy or unreachable, naming those sites and their runs. Read-only, so by default no
+    canary and no failure budget: every site is checked.
 
     Args:
         parent_block: ParentRegistry block name (the parent registry and its credentials).
         sites: EdgeSite block names (leave empty with no tag for every site).
         tag: Only EdgeSite blocks carrying this tag.
-        max_concurrency: Sites checked at the same time.
+        {waves}
     """
     validate_block_name(parent_block, "parent_block")
-    names = select_sites(sites, tag, default_all=True)
-    return fan_out(
-        "fleet-status",
-        STATUS,
-        names,
-        lambda name: {"site_block": name, "parent_block": parent_block},
-        max_concurrency,
-    )
+    options = _options(canary, wave_size, max_failures, shard_size)
+    names = select_site_names(sites, tag, default_all=True)
+    params = {"parent_block": parent_block}
+    return in_waves("fleet-status", STATUS, names, params, options, max_concurrency)
 
 
-@flow(name="teardown-fleet")
+@flow(name="teardown-fleet", task_runner=FLEET_RUNNER)  # type: ignore[arg-type]
+@_doc
 def teardown_fleet(
     parent_block: str,
     sites: list[str] | None = None,
     tag: str | None = None,
     dry_run: bool = False,
+    canary: int = waves.DEFAULT_CANARY,
+    wave_size: int = waves.DEFAULT_WAVE_SIZE,
+    max_failures: int | None = waves.DEFAULT_MAX_FAILURES,
+    shard_size: int = waves.DEFAULT_SHARD_SIZE,
     max_concurrency: int = 10,
 ) -> dict[str, Any]:
-    """Tear down every chosen site through its own teardown-site deployment run (only what
-    acr-edge owns; each site's run says what it left). Sites must be chosen explicitly.
+    """Tear down the chosen sites in waves (only what acr-edge owns; each site's
+    teardown-<site> run says what it left). Sites must be chosen explicitly.
 
     Args:
         parent_block: ParentRegistry block name (the parent registry and its credentials).
         sites: EdgeSite block names to tear down (or use tag).
         tag: Tear down every EdgeSite block carrying this tag (or use sites).
         dry_run: Every site's run lists its deletions and writes nothing.
-        max_concurrency: Sites torn down at the same time.
+        {waves}
     """
     validate_block_name(parent_block, "parent_block")
-    names = select_sites(sites, tag)  # never "every site" by default: this deletes
-    return fan_out(
-        "teardown-fleet",
-        TEARDOWN,
-        names,
-        lambda name: {"site_block": name, "parent_block": parent_block, "dry_run": dry_run},
-        max_concurrency,
-    )
+    options = _options(canary, wave_size, max_failures, shard_size)
+    names = select_site_names(sites, tag)  # never "every site" by default: this deletes
+    params = {"parent_block": parent_block, "dry_run": dry_run}
+    return in_waves("teardown-fleet", TEARDOWN, names, params, options, max_concurrency)
 
 
-@flow(name="rotate-fleet-sync")
+@flow(name="rotate-fleet-sync", task_runner=FLEET_RUNNER)  # type: ignore[arg-type]
+@_doc
 def rotate_fleet_sync(
     parent_block: str,
     sites: list[str] | None = None,
     tag: str | None = None,
     lifetime_days: int = sync_rotation.SYNC_PASSWORD_DAYS,
     lead_days: int = sync_rotation.SYNC_LEAD_DAYS,
+    canary: int = waves.DEFAULT_CANARY,
+    wave_size: int = waves.DEFAULT_WAVE_SIZE,
+    max_failures: int | None = waves.DEFAULT_MAX_FAILURES,
+    shard_size: int = waves.DEFAULT_SHARD_SIZE,
     max_concurrency: int = 10,
 ) -> dict[str, Any]:
-    """Rotate each chosen site's sync password where due (or finish an interrupted rotation)
-    through its own rotate-sync-credential deployment run.
+    """Rotate each chosen site's sync password where due (or finish an interrupted rotation),
+    in waves, each site a rotate-sync-credential run (rotate-sync-<site>).
 
     Args:
         parent_block: ParentRegistry block name (the parent registry and its credentials).
@@ -371,19 +371,10 @@ def rotate_fleet_sync(
         tag: Only EdgeSite blocks carrying this tag.
         lifetime_days: Lifetime of each new sync password, in days.
         lead_days: Rotate when the password in use expires within this many days.
-        max_concurrency: Sites rotated at the same time.
+        {waves}
     """
     validate_block_name(parent_block, "parent_block")
-    names = select_sites(sites, tag, default_all=True)
-    return fan_out(
-        "rotate-fleet-sync",
-        ROTATE_SYNC,
-        names,
-        lambda name: {
-            "site_block": name,
-            "parent_block": parent_block,
-            "lifetime_days": lifetime_days,
-            "lead_days": lead_days,
-        },
-        max_concurrency,
-    )
+    options = _options(canary, wave_size, max_failures, shard_size)
+    names = select_site_names(sites, tag, default_all=True)
+    params = {"parent_block": parent_block, "lifetime_days": lifetime_days, "lead_days": lead_days}
+    return in_waves("rotate-fleet-sync", ROTATE_SYNC, names, params, options, max_concurrency)

@@ -1,7 +1,8 @@
-"""Fleet flows: selection by name/tag, and every fan-out through the real per-site deployments
-(applied by the same registrar as test_deploy, on the same pool) and a real process worker:
-a failing fleet, provisioning, rotation started from the rotate-fleet-tokens deployment, and
-the fleet-status check."""
+"""Fleet flows: selection by name/tag, and every fleet run in waves of fleet-shard runs through
+the real deployments (applied by the same registrar as test_deploy, on the same pool) and a real
+process worker, each site a named subflow of its shard: a wave that halts at its budget, a
+failing fleet, provisioning, rotation started from the rotate-fleet-tokens deployment, the
+fleet-status check, sync rotation and teardown."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def fsb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlowSandbox]:
-    box = start(tmp_path_factory.mktemp("fleet"), sites=2)
+    box = start(tmp_path_factory.mktemp("fleet"), sites=3)
     try:
         yield box
     finally:
@@ -42,7 +43,7 @@ def fsb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlowSandbox]:
 @pytest.fixture(scope="module")
 def worker(fsb: FlowSandbox) -> Iterator[subprocess.Popen[bytes]]:
     """All deployments applied by `acr-edge deploy`'s registrar, served by a process worker
-    (room for a fleet run and its per-site runs at once)."""
+    (room for a fleet run and its shard runs at once)."""
     deploy(**KWARGS)
     proc = subprocess.Popen(
         worker_argv("--limit", "4"),
@@ -62,12 +63,12 @@ def worker(fsb: FlowSandbox) -> Iterator[subprocess.Popen[bytes]]:
             proc.wait()
 
 
-def _site_runs(deployment: str, run_names: list[str]) -> dict[str, list[Any]]:
-    """Runs of a per-site deployment by run name, newest first."""
+def _site_runs(flow_name: str, run_names: list[str]) -> dict[str, list[Any]]:
+    """Runs of a per-site flow by run name, newest first."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
-        DeploymentFilter,
-        DeploymentFilterName,
+        FlowFilter,
+        FlowFilterName,
         FlowRunFilter,
         FlowRunFilterName,
     )
@@ -75,11 +76,38 @@ def _site_runs(deployment: str, run_names: list[str]) -> dict[str, list[Any]]:
 
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(
-            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[deployment])),
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])),
             flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=run_names)),
             sort=FlowRunSort.START_TIME_DESC,
         )
     return {n: [r for r in runs if r.name == n] for n in run_names}
+
+
+def _parent_flow_run(run: Any) -> Any:
+    """The flow run a subflow ran in (through its tracking task run)."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        task_run = client.read_task_run(run.parent_task_run_id)
+        assert task_run.flow_run_id is not None
+        return client.read_flow_run(task_run.flow_run_id)
+
+
+def _halted_events(fleet_run_id: Any) -> list[Any]:
+    from prefect.client.orchestration import get_client
+    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+
+    from flows.fleet import HALTED_EVENT
+
+    with get_client(sync_client=True) as client:
+        page = client.read_events(
+            filter=EventFilter(
+                event=EventNameFilter(name=[HALTED_EVENT]),
+                resource=EventResourceFilter(id=[f"acr-edge.fleet.{fleet_run_id}"]),
+            ),
+            limit=50,  # the server's maximum page
+        )
+    return list(page.events)
 
 
 def test_selection_is_by_name_or_tag_and_refuses_unknowns(fsb: FlowSandbox) -> None:
@@ -99,57 +127,122 @@ def test_selection_is_by_name_or_tag_and_refuses_unknowns(fsb: FlowSandbox) -> N
     assert set(fsb.site_blocks) <= set(select_sites(None, None, default_all=True))
 
 
-def test_fleet_fans_out_through_the_per_site_deployments(
+@pytest.mark.timeout(900)
+def test_a_wave_halts_at_its_budget(fsb: FlowSandbox, worker: subprocess.Popen[bytes]) -> None:
+    """The canary site's node refuses SSH: its run fails, so with no failure budget the later
+    waves never start; the fleet run fails naming both kinds, and emits the halted event."""
+    import time
+
+    sites = fsb.site_blocks
+    fsb.site(0).knobs.unreachable = "refuse"
+    try:
+        state = provision_fleet(
+            fsb.parent_block,
+            ProvisionSpec(**spec()),
+            sites=sites,
+            canary=1,
+            wave_size=1,
+            max_failures=0,
+            return_state=True,
+        )
+    finally:
+        fsb.site(0).knobs.unreachable = False
+    assert state.is_failed()
+    with pytest.raises(PermanentError) as halted:
+        state.result()
+    text = str(halted.value)
+    assert f"{sites[0]}: provision-{sites[0]} Failed" in text
+    assert f"not started: {sites[1]}, {sites[2]}" in text
+    summary = _artifact("provision-fleet-summary")
+    assert "not started (" in summary.description and sites[2] in summary.description
+    rows = {r["site"]: r for r in _summary_rows(summary)}
+    assert rows[sites[0]]["state"] == "Failed" and str(sites[0]) in rows[sites[0]]["run"]
+    assert rows[sites[1]]["state"] == rows[sites[2]]["state"] == "NotStarted"
+    # Only the canary ran: no provision run exists for the others.
+    runs = _site_runs("provision-site", [f"provision-{s}" for s in sites])
+    assert len(runs[f"provision-{sites[0]}"]) == 1
+    assert runs[f"provision-{sites[1]}"] == [] and runs[f"provision-{sites[2]}"] == []
+    assert fsb.azure.resource("connectedRegistries", fsb.info["sites"][1]["name"]) is None
+    fleet_run_id = state.state_details.flow_run_id
+    deadline = time.monotonic() + 60  # events are written by the server in the background
+    while not (events := _halted_events(fleet_run_id)) and time.monotonic() < deadline:
+        time.sleep(1)
+    [event] = events
+    assert event.payload["failed"] == [sites[0]]
+    assert event.payload["not_started"] == [sites[1], sites[2]]
+    assert event.resource["prefect.resource.name"] == "provision-fleet"
+
+
+@pytest.mark.timeout(900)  # a busy 2-core machine: each wave starts its own shard processes
+def test_fleet_runs_sites_as_named_subflows_of_shards(
     fsb: FlowSandbox, worker: subprocess.Popen[bytes]
 ) -> None:
-    from prefect.client.orchestration import get_client
-
     sites = fsb.site_blocks
     rotate_names = [f"rotate-{s}" for s in sites]
 
-    # Nothing provisioned yet: each site's rotation run fails, so the fleet run fails and its
-    # summary names both sites with links to their runs.
+    # Nothing provisioned yet: the canary site's rotation fails, so the fleet run fails, its
+    # summary names that site with a link to its run, and the other sites are not started.
     with pytest.raises(PermanentError) as failed:
         rotate_fleet_tokens(fsb.parent_block, tag=fsb.tag)
-    for site in sites:
-        assert f"{site}: rotate-{site} Failed" in str(failed.value)
+    assert f"{sites[0]}: rotate-{sites[0]} Failed" in str(failed.value)
+    assert f"not started: {sites[1]}, {sites[2]}" in str(failed.value)
     summary = _artifact("rotate-fleet-tokens-summary")
     assert summary is not None and summary.description is not None
-    failed_runs = _site_runs("rotate-client-token", rotate_names)
-    for site, name in zip(sites, rotate_names, strict=True):
-        [run] = failed_runs[name]
-        assert run.state is not None and run.state.is_failed()
-        assert f"{site} (http" in summary.description and str(run.id) in summary.description
+    [run] = _site_runs("rotate-client-token", rotate_names)[rotate_names[0]]
+    assert run.state is not None and run.state.is_failed()
+    assert f"{sites[0]} (http" in summary.description and str(run.id) in summary.description
 
+    # Canary first, then a wave of two shards of one site each.
     out = provision_fleet(
         fsb.parent_block,
         ProvisionSpec(**spec(enable_data_endpoint=True, client_password_days=5)),
         tag=fsb.tag,
+        wave_size=2,
+        shard_size=1,
         max_concurrency=2,
     )
-    assert out["failed"] == [] and {r["site"] for r in out["sites"]} == set(sites)
+    assert out["failed"] == [] and out["not_started"] == []
     assert [r["run"] for r in out["sites"]] == [f"provision-{s}" for s in sites]
     for site in fsb.info["sites"]:
         cr = fsb.azure.resource("connectedRegistries", site["name"])
         assert cr["properties"]["connectionState"] == "Online"
+    provisioned = _site_runs("provision-site", [f"provision-{s}" for s in sites])
+    shards = {_parent_flow_run(provisioned[f"provision-{s}"][0]).name for s in sites}
+    assert shards == {
+        "provision-shard-w1-1of1",
+        "provision-shard-w2-1of2",
+        "provision-shard-w2-2of2",
+    }
 
-    # The weekly deployment itself, run by the worker: one rotate-client-token run per site.
+
+@pytest.mark.timeout(900)  # a busy 2-core machine: each wave starts its own shard processes
+def test_the_weekly_rotation_deployment_runs_shards_on_the_worker(
+    fsb: FlowSandbox, worker: subprocess.Popen[bytes]
+) -> None:
+    """After the provisioning above: the rotate-fleet-tokens deployment itself, run by the
+    worker, starts its shards on the same pool: one rotate-<site> subflow per site."""
+    from prefect.client.orchestration import get_client
+
+    sites = fsb.site_blocks
+    rotate_names = [f"rotate-{s}" for s in sites]
     with get_client(sync_client=True) as client:
         dep = client.read_deployment_by_name("rotate-fleet-tokens/rotate-fleet-tokens")
         fleet_run = client.create_flow_run_from_deployment(
             dep.id, parameters={"parent_block": fsb.parent_block, "tag": fsb.tag}
         )
-    state = wait_final(fleet_run.id, timeout=120)
+    state = wait_final(fleet_run.id, timeout=600)
     assert state is not None and state.is_completed(), state
     runs = _site_runs("rotate-client-token", rotate_names)
     for site, name in zip(sites, rotate_names, strict=True):
-        assert len(runs[name]) == 2, site  # the failed one above, and this fleet's
         newest = runs[name][0]
         assert newest.state is not None and newest.state.is_completed(), site
         assert newest.parameters["site_block"] == site
-        assert newest.parent_task_run_id is not None  # shown under the fleet run in the UI
+        assert newest.deployment_id is None  # a subflow of its shard, not a process of its own
+        shard = _parent_flow_run(newest)
+        assert shard.name.startswith("rotate-shard-w") and shard.deployment_id is not None
+        assert site in shard.parameters["site_blocks"]
     table = _artifact("rotate-fleet-tokens-summary")
-    assert table is not None and "2/2 sites ok" in str(table.description)
+    assert table is not None and "3/3 sites ok" in str(table.description)
     assert all(": rotated" in r["outcome"] for r in _summary_rows(table))
 
     status = fleet_status(fsb.parent_block, tag=fsb.tag)
@@ -157,6 +250,7 @@ def test_fleet_fans_out_through_the_per_site_deployments(
     assert status["failed"] == []
 
 
+@pytest.mark.timeout(900)
 def test_sync_rotation_and_teardown_fan_out_per_site(
     fsb: FlowSandbox, worker: subprocess.Popen[bytes]
 ) -> None:
@@ -176,7 +270,7 @@ def test_sync_rotation_and_teardown_fan_out_per_site(
     assert plan["failed"] == [] and all("planned" in r["outcome"] for r in plan["sites"]), plan
     for cr in crs:
         assert fsb.azure.resource("connectedRegistries", cr) is not None
-    done = teardown_fleet(fsb.parent_block, tag=fsb.tag, max_concurrency=2)
+    done = teardown_fleet(fsb.parent_block, tag=fsb.tag, canary=0, max_concurrency=2)
     assert [r["run"] for r in done["sites"]] == [f"teardown-{s}" for s in sites]
     assert all("torn down" in r["outcome"] for r in done["sites"]), done
     for cr in crs:

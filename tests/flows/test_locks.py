@@ -57,3 +57,41 @@ def test_the_same_site_of_the_same_registry_is_exclusive() -> None:
         site_lock(a, "site01", timeout_seconds=1),
     ):
         pass  # pragma: no cover - the lock is held
+
+
+def _limit(name: str) -> object:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return client.read_global_concurrency_limit_by_name(name)
+
+
+def test_a_widened_or_disabled_limit_is_restored_before_the_site_runs() -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+
+    from flows.locks import checked_site_limits
+
+    a, _ = _parents()
+    name = site_limit_name(a, "site02")
+    with site_lock(a, "site02", timeout_seconds=60):  # creates it on first use
+        assert _limit(name).active_slots == 1  # type: ignore[attr-defined]
+    assert _limit(name).active_slots == 0  # type: ignore[attr-defined]
+    with get_client(sync_client=True) as client:
+        client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(limit=3))
+    # The one-call path (bulk-checked limits) sees the width in the answer to its increment.
+    with checked_site_limits(a, ["site03"]), site_lock(a, "site02", timeout_seconds=60):
+        assert _limit(name).limit == 1  # type: ignore[attr-defined]
+        with pytest.raises(TimeoutError), site_lock(a, "site02", timeout_seconds=1):
+            pass  # pragma: no cover
+    with get_client(sync_client=True) as client:
+        client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(active=False))
+    # A disabled limit would grant nothing: the bulk check restores it, then the site is held.
+    with checked_site_limits(a, ["site02"]):
+        assert _limit(name).active  # type: ignore[attr-defined]
+        with site_lock(a, "site02", timeout_seconds=60):
+            assert _limit(name).active_slots == 1  # type: ignore[attr-defined]
+    with get_client(sync_client=True) as client:
+        client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(active=False))
+    with site_lock(a, "site02", timeout_seconds=60):  # started by hand: read first, restored
+        assert _limit(name).active_slots == 1  # type: ignore[attr-defined]
