@@ -227,6 +227,9 @@ def _doc(fn: F) -> F:
     return fn
 
 
+with_wave_args = _doc  # for fleet flows defined elsewhere (reconcile-fleet)
+
+
 @flow(name="provision-fleet", task_runner=FLEET_RUNNER)  # type: ignore[arg-type]
 @_doc
 def provision_fleet(

@@ -14,9 +14,9 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from flows.fleet import PROVISION, fan_out
+from flows.fleet import FLEET_RUNNER, PROVISION, in_waves, select_site_names, with_wave_args
 from flows.site_specs import stored_specs
-from model import site_spec
+from model import site_spec, waves
 from model.names import validate_block_name
 
 FLOW = "reconcile-fleet"
@@ -44,14 +44,22 @@ def sites_to_reconcile() -> tuple[list[str], list[str]]:
     return chosen, sorted(set(sites) - set(chosen))
 
 
-@flow(name=FLOW)
-def reconcile_fleet(parent_block: str, max_concurrency: int = 10) -> dict[str, Any]:
+@flow(name=FLOW, task_runner=FLEET_RUNNER)  # type: ignore[arg-type]
+@with_wave_args
+def reconcile_fleet(
+    parent_block: str,
+    canary: int = waves.DEFAULT_CANARY,
+    wave_size: int = waves.DEFAULT_WAVE_SIZE,
+    max_failures: int | None = waves.DEFAULT_MAX_FAILURES,
+    shard_size: int = waves.DEFAULT_SHARD_SIZE,
+    max_concurrency: int = 10,
+) -> dict[str, Any]:
     """Provision every site that has a stored spec (edge-site-spec block) with that spec, so
     repositories added under its namespaces reach it; removals wait for approval per site.
 
     Args:
         parent_block: ParentRegistry block name (the parent registry and its credentials).
-        max_concurrency: Sites provisioned at the same time.
+        {waves}
     """
     validate_block_name(parent_block, "parent_block")
     chosen, without = sites_to_reconcile()
@@ -65,11 +73,15 @@ def reconcile_fleet(parent_block: str, max_concurrency: int = 10) -> dict[str, A
     if not chosen:
         log.warning("no site has a stored spec: nothing to reconcile (save edge-site-spec blocks)")
         return {"sites": [], "failed": [], "without_spec": without}
-    summary = fan_out(
+    options = waves.WaveOptions(
+        canary=canary, wave_size=wave_size, max_failures=max_failures, shard_size=shard_size
+    )
+    summary = in_waves(
         FLOW,
         PROVISION,
-        chosen,
-        lambda name: {"site_block": name, "parent_block": parent_block},
+        select_site_names(chosen, None),
+        {"parent_block": parent_block},  # no spec: each run resolves its site's own
+        options,
         max_concurrency,
     )
     return {**summary, "without_spec": without}
