@@ -110,7 +110,7 @@ class EdgeSiteSpec(Block):
     client_token_name: str | None = Field(
         default=None,
         title="Client token name",
-        description="Client token (and scope map) name. Default: '<site>-client'. Example: "
+        description="Client token (and scope map) name. Default: `{site}-client`. Example: "
         "'plant01-pull'.",
     )
     app_namespaces: list[str] | None = Field(
@@ -166,7 +166,7 @@ class EdgeSiteSpec(Block):
     notifications: list[str] | None = Field(
         default=None,
         title="Notifications",
-        description="Artifact patterns '<repository>:<tag>:<action>' to notify on. Default: "
+        description="Artifact patterns `{repository}:{tag}:{action}` to notify on. Default: "
         "unset (none when created, unchanged otherwise). Example: ['hello-world:*:*'].",
     )
     shrink_approval_timeout: int = Field(

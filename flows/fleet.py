@@ -213,12 +213,16 @@ def _options(
 
 
 F = TypeVar("F", bound=Callable[..., Any])
-WAVE_ARGS = """        canary: Sites in the first (canary) wave; 0 for none.
-        wave_size: Sites per later wave.
+WAVE_ARGS = """        canary: Sites in the first (canary) wave; 0 for none. Default: `1`
+            (fleet-status: `0`). Example: `2`.
+        wave_size: Sites per later wave. Default: `25`. Example: `50`.
         max_failures: Failed sites tolerated before no further wave starts (0: stop after
-            the first wave with a failure; empty: no budget).
+            the first wave with a failure; empty: no budget). Default: `0` (fleet-status:
+            empty). Example: `3`.
         shard_size: Sites per fleet-shard run (one process on a worker) within a wave.
-        max_concurrency: Sites running at the same time within each shard."""
+            Default: `20`. Example: `10`.
+        max_concurrency: Sites running at the same time within each shard. Default: `10`.
+            Example: `5`."""
 
 
 def _doc(fn: F) -> F:
@@ -247,10 +251,14 @@ def provision_fleet(
     provision-<site>) inside a fleet-shard run.
 
     Args:
-        parent_block: ParentRegistry block name (the parent registry and its credentials).
-        spec: What to provision on every chosen site; empty: each site's own stored spec.
-        sites: EdgeSite block names to provision (or use tag).
-        tag: Provision every EdgeSite block carrying this tag (or use sites).
+        parent_block: ParentRegistry block name (the parent registry and its credentials). Required.
+            Example: `parent-registry`.
+        spec: What to provision on every chosen site; empty: each site's own stored spec. Default:
+            empty. Example: `{"namespaces": ["samples"]}`.
+        sites: EdgeSite block names to provision (or use tag). Default: empty. Example: `["plant01",
+            "plant02"]`.
+        tag: Provision every EdgeSite block carrying this tag (or use sites). Default: empty.
+            Example: `north`.
         {waves}
     """
     validate_block_name(parent_block, "parent_block")
@@ -279,10 +287,12 @@ def rotate_fleet_tokens(
     in waves, each site a rotate-client-token run (rotate-<site>).
 
     Args:
-        parent_block: ParentRegistry block name (the parent registry and its credentials).
-        sites: EdgeSite block names (leave empty with no tag for every site).
-        tag: Only EdgeSite blocks carrying this tag.
-        lifetime_days: Lifetime of each new client password, in days.
+        parent_block: ParentRegistry block name (the parent registry and its credentials). Required.
+            Example: `parent-registry`.
+        sites: EdgeSite block names (leave empty with no tag for every site). Default: empty.
+            Example: `["plant01", "plant02"]`.
+        tag: Only EdgeSite blocks carrying this tag. Default: empty. Example: `north`.
+        lifetime_days: Lifetime of each new client password, in days. Default: `90`. Example: `30`.
         {waves}
     """
     validate_block_name(parent_block, "parent_block")
@@ -309,9 +319,11 @@ def fleet_status(
     canary and no failure budget: every site is checked.
 
     Args:
-        parent_block: ParentRegistry block name (the parent registry and its credentials).
-        sites: EdgeSite block names (leave empty with no tag for every site).
-        tag: Only EdgeSite blocks carrying this tag.
+        parent_block: ParentRegistry block name (the parent registry and its credentials). Required.
+            Example: `parent-registry`.
+        sites: EdgeSite block names (leave empty with no tag for every site). Default: empty.
+            Example: `["plant01", "plant02"]`.
+        tag: Only EdgeSite blocks carrying this tag. Default: empty. Example: `north`.
         {waves}
     """
     validate_block_name(parent_block, "parent_block")
@@ -338,10 +350,14 @@ def teardown_fleet(
     teardown-<site> run says what it left). Sites must be chosen explicitly.
 
     Args:
-        parent_block: ParentRegistry block name (the parent registry and its credentials).
-        sites: EdgeSite block names to tear down (or use tag).
-        tag: Tear down every EdgeSite block carrying this tag (or use sites).
-        dry_run: Every site's run lists its deletions and writes nothing.
+        parent_block: ParentRegistry block name (the parent registry and its credentials). Required.
+            Example: `parent-registry`.
+        sites: EdgeSite block names to tear down (or use tag). Default: empty. Example: `["plant01",
+            "plant02"]`.
+        tag: Tear down every EdgeSite block carrying this tag (or use sites). Default: empty.
+            Example: `north`.
+        dry_run: Every site's run lists its deletions and writes nothing. Default: `false`. Example:
+            `true`.
         {waves}
     """
     validate_block_name(parent_block, "parent_block")
@@ -369,11 +385,14 @@ def rotate_fleet_sync(
     in waves, each site a rotate-sync-credential run (rotate-sync-<site>).
 
     Args:
-        parent_block: ParentRegistry block name (the parent registry and its credentials).
-        sites: EdgeSite block names (leave empty with no tag for every site).
-        tag: Only EdgeSite blocks carrying this tag.
-        lifetime_days: Lifetime of each new sync password, in days.
-        lead_days: Rotate when the password in use expires within this many days.
+        parent_block: ParentRegistry block name (the parent registry and its credentials). Required.
+            Example: `parent-registry`.
+        sites: EdgeSite block names (leave empty with no tag for every site). Default: empty.
+            Example: `["plant01", "plant02"]`.
+        tag: Only EdgeSite blocks carrying this tag. Default: empty. Example: `north`.
+        lifetime_days: Lifetime of each new sync password, in days. Default: `365`. Example: `30`.
+        lead_days: Rotate when the password in use expires within this many days. Default: `30`.
+            Example: `14`.
         {waves}
     """
     validate_block_name(parent_block, "parent_block")

@@ -169,13 +169,16 @@ def fleet_shard(
     names and options, never secrets.
 
     Args:
-        kind: provision, rotate, rotate-sync, status or teardown.
-        site_blocks: EdgeSite block names of this shard.
+        kind: provision, rotate, rotate-sync, status or teardown. Required. Example: `provision`.
+        site_blocks: EdgeSite block names of this shard. Required. Example: `["plant01",
+            "plant02"]`.
         parameters: The per-site flow's parameters other than site_block (e.g. parent_block).
-        lock_names: Connected-registry name of each site block: its lock is checked in bulk
-            for the shard, so each site run takes its lock with one call.
-        max_concurrency: Sites of this shard running at the same time.
-        label: Which wave and shard this is (in the run name).
+            Required. Example: `{"parent_block": "parent-registry"}`.
+        lock_names: Connected-registry name of each site block: its lock is checked in bulk for the
+            shard, so each site run takes its lock with one call. Default: empty. Example:
+            `{"plant01": "plant01edge"}`.
+        max_concurrency: Sites of this shard running at the same time. Default: `10`. Example: `5`.
+        label: Which wave and shard this is (in the run name). Default: `1`. Example: `w1-1of2`.
     """
     job = JOBS.get(kind)
     if job is None:

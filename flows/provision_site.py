@@ -88,11 +88,14 @@ def provision_site(
 
     Args:
         site_block: EdgeSite block name of the site (its SSH, node paths and app namespaces).
-        parent_block: ParentRegistry block name (the parent registry and its credentials).
-        spec: What to provision: namespaces, sync mode and schedule, client token, dry run.
-            Leave empty to use the site's stored spec (the edge-site-spec block naming the
-            site, or else the one matching its tags).
-        dry_run: Plan only (as spec.dry_run), e.g. for the site's stored spec.
+            Required. Example: `plant01`.
+        parent_block: ParentRegistry block name (the parent registry and its credentials). Required.
+            Example: `parent-registry`.
+        spec: What to provision: namespaces, sync mode and schedule, client token, dry run. Leave
+            empty to use the site's stored spec (the edge-site-spec block naming the site, or else
+            the one matching its tags). Default: empty. Example: `{"namespaces": ["samples"]}`.
+        dry_run: Plan only (as spec.dry_run), e.g. for the site's stored spec. Default: `false`.
+            Example: `true`.
     """
     logger = get_run_logger()
     # Everything below is refused before the first side effect.

@@ -58,7 +58,8 @@ def reconcile_fleet(
     repositories added under its namespaces reach it; removals wait for approval per site.
 
     Args:
-        parent_block: ParentRegistry block name (the parent registry and its credentials).
+        parent_block: ParentRegistry block name (the parent registry and its credentials). Required.
+            Example: `parent-registry`.
         {waves}
     """
     validate_block_name(parent_block, "parent_block")

@@ -50,11 +50,13 @@ def site_status(
     `acr-edge.credential.expiring` for each used password near its expiry.
 
     Args:
-        site_block: EdgeSite block name of the site to check.
-        parent_block: ParentRegistry block name (the parent registry and its credentials).
-        client_token_name: Client token whose passwords to check; default `<site>-client`.
-        expiry_warning_days: Warn (event `acr-edge.credential.expiring`) when a password the
-            site uses expires within this many days; default 14, e.g. 30.
+        site_block: EdgeSite block name of the site to check. Required. Example: `plant01`.
+        parent_block: ParentRegistry block name (the parent registry and its credentials). Required.
+            Example: `parent-registry`.
+        client_token_name: Client token whose passwords to check. Default: empty (the site's
+            `{site}-client`). Example: `plant01-reader`.
+        expiry_warning_days: Warn (event `acr-edge.credential.expiring`) when a password the site
+            uses expires within this many days. Default: `14`. Example: `30`.
     """
     if not 0 <= expiry_warning_days <= 3650:
         raise InputError(
