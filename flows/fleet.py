@@ -18,10 +18,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_table_artifact
-from prefect.futures import PrefectFuture, wait
+from prefect.futures import PrefectFuture, as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows import fleet_report
 from flows.fleet_shard import (
     PROVISION,
     ROTATE,
@@ -34,11 +34,11 @@ from flows.fleet_shard import (
 )
 from flows.models import ProvisionSpec
 from model import waves
-from model.errors import InputError, PermanentError
+from model.errors import InputError
 from model.names import validate_block_name
 from tasks import sync_rotation
 
-HALTED_EVENT = "acr-edge.fleet.wave-halted"
+HALTED_EVENT = fleet_report.HALTED_EVENT
 # One thread per shard of a wave (the default pool is cpu+4 threads: 6 shards on 2 cores).
 FLEET_RUNNER: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=64)
 PROVISION_DEPLOYMENT = PROVISION.deployment
@@ -119,6 +119,7 @@ def in_waves(
     logger = get_run_logger()
     roll = waves.Rollout(waves.plan_waves(list(names), options), options.max_failures)
     rows: list[dict[str, Any]] = []
+    progress = fleet_report.Progress(fleet, len(names))
     while (decision := roll.decide()).proceed:
         logger.info("%s: %s", fleet, decision.reason)
         wave_no = roll.done_waves + 1
@@ -135,13 +136,16 @@ def in_waves(
                 "label": label,
             }
             started.append((shard, run_shard.submit(job, label, shard, shard_params)))
-        wait([f for _, f in started])
+        shard_of = {id(f): shard for shard, f in started}
         wave_rows: list[dict[str, Any]] = []
-        for shard, future in started:
+        for future in as_completed([f for _, f in started]):
+            shard = shard_of[id(future)]
             try:
-                wave_rows += future.result()["rows"]
+                got = future.result()["rows"]
             except Exception as exc:  # the shard run could not be started or watched
-                wave_rows += [failed_row(job, s, "NotStarted", str(exc)) for s in shard]
+                got = [failed_row(job, s, "NotStarted", str(exc)) for s in shard]
+            wave_rows += got
+            progress.add(got)
         rows += wave_rows
         roll.record(
             ok=[r["site"] for r in wave_rows if r["ok"]],
@@ -150,58 +154,12 @@ def in_waves(
     not_started = roll.not_started
     if roll.halted is not None:
         logger.warning("%s: %s", fleet, roll.halted.reason)
-        _emit_halted(fleet, roll.failed, not_started, roll.halted.reason)
+        fleet_report.emit_halted(fleet, roll.failed, not_started, roll.halted.reason)
         rows += [
             {**failed_row(job, s, "NotStarted", roll.halted.reason), "run": ""} for s in not_started
         ]
-    return _finish(fleet, rows, not_started, roll.halted.reason if roll.halted else None)
-
-
-def _emit_halted(fleet: str, failed: list[str], not_started: list[str], reason: str) -> None:
-    """The event an Automation can act on (e.g. notify): which sites failed, which wait."""
-    from prefect.events import emit_event
-    from prefect.runtime import flow_run
-
-    emit_event(
-        event=HALTED_EVENT,
-        resource={
-            "prefect.resource.id": f"acr-edge.fleet.{flow_run.id}",
-            "prefect.resource.name": fleet,
-        },
-        payload={"failed": failed, "not_started": not_started, "reason": reason},
-    )
-
-
-def _finish(
-    kind: str, rows: list[dict[str, Any]], not_started: list[str], halted: str | None
-) -> dict[str, Any]:
-    skipped = set(not_started)
-    failed = [r for r in rows if not r["ok"] and r["site"] not in skipped]
-    ran = len(rows) - len(skipped)
-    headline = f"{kind}: {ran - len(failed)}/{len(rows)} sites ok"
-    if failed:
-        headline += "; failed: " + ", ".join(f"{r['site']} ({r['url']})" for r in failed)
-    if not_started:
-        headline += f"; not started ({halted}): " + ", ".join(not_started)
-    create_table_artifact(key=f"{kind}-summary", table=rows, description=headline)
-    summary = {
-        "sites": rows,
-        "failed": [r["site"] for r in failed],
-        "not_started": list(not_started),
-        "halted": halted,
-    }
-    if failed or not_started:
-        listing = "; ".join(f"{r['site']}: {r['run']} {r['state']} {r['url']}" for r in failed)
-        if not_started:
-            listing += f"; not started: {', '.join(not_started)}"
-        raise PermanentError(
-            f"{kind}: {len(failed)} of {len(rows)} site(s) failed: {listing}",
-            resource=kind,
-            fix="open each failed site's run for the failing step and its fix; re-running the "
-            "fleet retries only what is not converged",
-        )
-    get_run_logger().info("%s: %d site(s) ok", kind, len(rows))
-    return summary
+    halted = roll.halted.reason if roll.halted else None
+    return fleet_report.finish(fleet, rows, not_started, halted)
 
 
 def _options(

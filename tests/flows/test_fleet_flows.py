@@ -158,12 +158,20 @@ def test_a_wave_halts_at_its_budget(fsb: FlowSandbox, worker: subprocess.Popen[b
     rows = {r["site"]: r for r in _summary_rows(summary)}
     assert rows[sites[0]]["state"] == "Failed" and str(sites[0]) in rows[sites[0]]["run"]
     assert rows[sites[1]]["state"] == rows[sites[2]]["state"] == "NotStarted"
+    # Worst first, outcome first; the overview counts per state before the rows.
+    assert _summary_rows(summary)[0]["site"] == sites[0]
+    assert next(iter(_summary_rows(summary)[0])) == "outcome"
+    overview = _artifact("provision-fleet-overview")
+    assert overview is not None and "| Failed | 1 |" in str(overview.data)
+    assert "| NotStarted | 2 |" in str(overview.data)
+    fleet_run_id = state.state_details.flow_run_id
+    progress = _progress(fleet_run_id)
+    assert progress is not None and "1/3 site(s) finished, 1 failed" in str(progress.description)
     # Only the canary ran: no provision run exists for the others.
     runs = _site_runs("provision-site", [f"provision-{s}" for s in sites])
     assert len(runs[f"provision-{sites[0]}"]) == 1
     assert runs[f"provision-{sites[1]}"] == [] and runs[f"provision-{sites[2]}"] == []
     assert fsb.azure.resource("connectedRegistries", fsb.info["sites"][1]["name"]) is None
-    fleet_run_id = state.state_details.flow_run_id
     deadline = time.monotonic() + 60  # events are written by the server in the background
     while not (events := _halted_events(fleet_run_id)) and time.monotonic() < deadline:
         time.sleep(1)
@@ -282,6 +290,24 @@ def _artifact(key: str) -> Any:
     from prefect.artifacts import Artifact
 
     return Artifact.get(key)
+
+
+def _progress(flow_run_id: Any) -> Any:
+    """The fleet run's progress artifact (the newest of its progress artifacts)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterType,
+        FlowRunFilter,
+        FlowRunFilterId,
+    )
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(type=ArtifactFilterType(any_=["progress"])),
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
+        )
+    return found[-1] if found else None
 
 
 def _summary_rows(artifact: Any) -> list[dict[str, Any]]:
