@@ -4,8 +4,8 @@ Sites are EdgeSite block documents chosen by name or tag. Every fleet flow start
 per-site deployment for each chosen site (``provision-site``, ``rotate-client-token``,
 ``rotate-sync-credential``, ``site-status``, ``teardown-site``), so the runs spread over the
 work pool's workers and each site's run is visible, retryable and locked on its own. At most
-``max_concurrency`` sites are in flight, and site starts are paced by a token bucket so the ARM
-writes they cause stay under the subscription's write budget. A fleet run fails when any site's
+``max_concurrency`` sites are in flight; every site run draws its ARM requests from the
+subscription's shared budget (flows/arm_budget.py). A fleet run fails when any site's
 run does not complete; its summary artifact names each site, its run and the run's URL.
 """
 
@@ -23,13 +23,10 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.futures import PrefectFuture, wait
 
 from flows.models import ProvisionSpec
-from flows.pacer import WRITES_PER_PROVISION, WRITES_PER_ROTATION, Pacer, TokenBucket
 from model.errors import InputError, PermanentError
 from model.names import validate_block_name
 from tasks import sync_rotation
 
-# Subscription write budget: bursts of 10, refilled at 10 writes per second.
-ARM_WRITE_BUCKET = TokenBucket(capacity=10, refill_per_second=10)
 SITE_RUN_TIMEOUT = 3600.0
 
 
@@ -39,7 +36,6 @@ class SiteJob:
 
     flow_name: str
     run_prefix: str  # the per-site flow's own run name is f"{run_prefix}-{site_block}"
-    writes_per_site: int
 
     @property
     def deployment(self) -> str:
@@ -49,13 +45,11 @@ class SiteJob:
         return f"{self.run_prefix}-{site_block}"
 
 
-PROVISION = SiteJob("provision-site", "provision", WRITES_PER_PROVISION)
-ROTATE = SiteJob("rotate-client-token", "rotate", WRITES_PER_ROTATION)
-STATUS = SiteJob("site-status", "status", 0)  # read-only
-# Deactivate and delete the connected registry, two tokens, two scope maps.
-WRITES_PER_TEARDOWN = 6
-TEARDOWN = SiteJob("teardown-site", "teardown", WRITES_PER_TEARDOWN)
-ROTATE_SYNC = SiteJob("rotate-sync-credential", "rotate-sync", WRITES_PER_ROTATION)
+PROVISION = SiteJob("provision-site", "provision")
+ROTATE = SiteJob("rotate-client-token", "rotate")
+STATUS = SiteJob("site-status", "status")
+TEARDOWN = SiteJob("teardown-site", "teardown")
+ROTATE_SYNC = SiteJob("rotate-sync-credential", "rotate-sync")
 PROVISION_DEPLOYMENT = PROVISION.deployment
 ROTATE_DEPLOYMENT = ROTATE.deployment
 STATUS_DEPLOYMENT = STATUS.deployment
@@ -173,17 +167,15 @@ def fan_out(
     parameters: Callable[[str], dict[str, Any]],
     max_concurrency: int,
 ) -> dict[str, Any]:
-    """One run of ``job``'s deployment per site, at most ``max_concurrency`` in flight and
-    paced by the ARM write bucket; writes the ``<fleet>-summary`` table artifact and raises
-    PermanentError naming the failed sites and their runs when any did not complete."""
+    """One run of ``job``'s deployment per site, at most ``max_concurrency`` in flight; writes
+    the ``<fleet>-summary`` table artifact and raises PermanentError naming the failed sites
+    and their runs when any did not complete."""
     if max_concurrency < 1:
         raise InputError(f"max_concurrency={max_concurrency} must be >= 1", resource="fleet")
     gate = threading.BoundedSemaphore(max_concurrency)
-    pacer = Pacer(ARM_WRITE_BUCKET)
     started: list[tuple[str, PrefectFuture[dict[str, Any]]]] = []
     for name in names:
         gate.acquire()
-        pacer.acquire(job.writes_per_site)
         future = run_site_deployment.submit(
             job.deployment, job.run_name(name), name, parameters(name)
         )
@@ -205,10 +197,10 @@ def fan_out(
                     "outcome": str(exc),
                 }
             )
-    return _finish(fleet, rows, pacer.waited)
+    return _finish(fleet, rows)
 
 
-def _finish(kind: str, rows: list[dict[str, Any]], paced: float) -> dict[str, Any]:
+def _finish(kind: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
     failed = [r for r in rows if not r["ok"]]
     headline = f"{kind}: {len(rows) - len(failed)}/{len(rows)} sites ok"
     if failed:
@@ -216,12 +208,11 @@ def _finish(kind: str, rows: list[dict[str, Any]], paced: float) -> dict[str, An
     create_table_artifact(
         key=f"{kind}-summary",
         table=rows,
-        description=f"{headline}; {paced:.1f}s spent pacing ARM writes",
+        description=headline,
     )
     summary = {
         "sites": rows,
         "failed": [r["site"] for r in failed],
-        "paced_seconds": round(paced, 2),
     }
     if failed:
         listing = "; ".join(f"{r['site']}: {r['run']} {r['state']} {r['url']}" for r in failed)

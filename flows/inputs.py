@@ -31,14 +31,20 @@ def load_site_inputs(
     client_token_name: str | None = None,
     app_namespaces: list[str] | None = None,
 ) -> SiteInputs:
-    """Load and validate both blocks and derive every name; raises InputError, writes nothing."""
+    """Load and validate both blocks and derive every name; raises InputError, writes nothing.
+
+    Inside a flow run the parent's ARM clients draw from the subscription's shared budget
+    (flows/arm_budget.py), whichever process, worker or fleet runs the flow.
+    """
     from blocks.edge_site import EdgeSite
     from blocks.parent_registry import ParentRegistry
+    from flows.arm_budget import flow_arm_budget
 
     names.validate_block_name(site_block, "site_block")
     names.validate_block_name(parent_block, "parent_block")
     site = _load(EdgeSite, site_block, "site_block", "edge-site")
     parent = _load(ParentRegistry, parent_block, "parent_block", "parent-registry")
+    parent.use_arm_budget(flow_arm_budget(parent.subscription_id))
     cr_name = names.validate_cr_name(site.name)
     client = names.client_token_name(cr_name, client_token_name)
     return SiteInputs(
