@@ -71,6 +71,12 @@ def handle_internal(sandbox: AzureSandbox, req: Request) -> Response:
         if route == ("POST", "/_sandbox/latency"):
             sandbox.set_knobs(**body)
             return Response.json(200, {"ok": True, "knobs": dict(sandbox.knobs.__dict__)})
+        if route == ("GET", "/_sandbox/throttle"):
+            return Response.json(200, sandbox.throttle_status())
+        if route == ("POST", "/_sandbox/throttle"):
+            if not isinstance(body, dict):
+                return _bad("body must be a JSON object")
+            return Response.json(200, {"ok": True, **sandbox.set_throttle(**body)})
         if route == ("GET", "/_sandbox/state"):
             return Response.json(200, sandbox.snapshot())
         if route == ("POST", "/_sandbox/principals"):

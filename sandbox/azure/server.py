@@ -22,13 +22,14 @@ from sandbox.azure import resources as res
 from sandbox.azure.arm import ArmApi, metadata_endpoints
 from sandbox.azure.config import Knobs, SeedConfig
 from sandbox.azure.dataplane import DataPlane, is_dataplane_path
-from sandbox.azure.entra import Entra, is_entra_path
+from sandbox.azure.entra import ARM_AUDIENCES, Entra, is_entra_path
 from sandbox.azure.faults import FaultRule, FaultTable, LoggedRequest, RequestLog
 from sandbox.azure.http import ArmError, Request, Response, parse_bool
 from sandbox.azure.internal import handle_internal
 from sandbox.azure.lro import LroOutcome
 from sandbox.azure.runtime import Runtime
 from sandbox.azure.store import Principal, Registry, Store, Subscription
+from sandbox.azure.throttle import Admission, ArmThrottle, parse_rates, throttled_subscription
 from sandbox.tls import SandboxCA, create_ca
 
 TOKEN_PATHS = ("/oauth2/exchange", "/oauth2/token")
@@ -114,6 +115,7 @@ class AzureSandbox:
         host: str = "127.0.0.1",
         fault_seed: int = 0,
         internal_key: str | None = None,
+        throttle: dict[str, Any] | None = None,
         **knobs: Any,
     ) -> None:
         self.state_dir = Path(state_dir)
@@ -124,6 +126,11 @@ class AzureSandbox:
         self.set_knobs(**knobs)
         self.store = Store(self.knobs)
         self.faults = FaultTable(seed=fault_seed)
+        # ARM's token buckets, on by default with ARM's rates; ``throttle`` takes the fields
+        # of POST /_sandbox/throttle (enabled, reads/writes/deletes, global_multiplier, ...)
+        self.throttle = ArmThrottle()
+        if throttle:
+            self.set_throttle(**throttle)
         self.log = RequestLog()
         self.internal_key = internal_key or secrets.token_urlsafe(24)
         self._key = secrets.token_bytes(32)
@@ -483,6 +490,38 @@ class AzureSandbox:
     def clear_faults(self) -> None:
         self.faults.clear()
 
+    def set_throttle(
+        self,
+        *,
+        enabled: Any = None,
+        reads: dict[str, float] | None = None,
+        writes: dict[str, float] | None = None,
+        deletes: dict[str, float] | None = None,
+        global_multiplier: float | None = None,
+        min_retry_after: int | None = None,
+        reset: Any = False,
+    ) -> dict[str, Any]:
+        """ARM throttle knobs (see ``sandbox.azure.throttle``); returns the new status.
+
+        ``reads``/``writes``/``deletes`` are ``{"capacity": N, "refill_per_second": R}`` of the
+        per-principal bucket (the subscription's global bucket is ``global_multiplier`` times
+        it). New rates or ``reset`` refill every bucket; ``reset`` also zeroes the counts.
+        """
+        given = {"reads": reads, "writes": writes, "deletes": deletes}
+        rates = parse_rates({k: v for k, v in given.items() if v is not None}, self.throttle.rates)
+        self.throttle.configure(
+            enabled=None if enabled is None else _flag("enabled", enabled),
+            rates=rates,
+            global_multiplier=None if global_multiplier is None else float(global_multiplier),
+            min_retry_after=None if min_retry_after is None else int(min_retry_after),
+            reset=_flag("reset", reset),
+        )
+        return self.throttle.status()
+
+    def throttle_status(self) -> dict[str, Any]:
+        """Rates, 429s per kind, and the tokens left (GET /_sandbox/throttle)."""
+        return self.throttle.status()
+
     def requests(self, kind: str | None = None) -> list[dict[str, Any]]:
         return [e.to_dict() for e in self.log.entries() if kind is None or e.kind == kind]
 
@@ -540,10 +579,23 @@ class AzureSandbox:
             return handle_internal(self, req)
         if self.knobs.latency > 0:
             time.sleep(self.knobs.latency)
-        resp = self.faults.pick(req.method, req.path)
-        if resp is None:
-            with self.store.lock:
-                resp = self._route(kind, req)
+        admission = self._admit(kind, req)
+        if admission is not None and not admission.allowed:
+            # ARM's front door refuses before any resource provider (or fault) sees it
+            resp = Response.json(
+                429,
+                admission.error_body(),
+                {**admission.headers(), "x-ms-failure-cause": "gateway"},
+            )
+        else:
+            faulted = self.faults.pick(req.method, req.path)
+            if faulted is not None:
+                resp = faulted
+            else:
+                with self.store.lock:
+                    resp = self._route(kind, req)
+            if admission is not None:
+                resp.headers.update(admission.headers())
         low = req.path.lower()
         lro_poll = kind == "arm" and ("/operationstatuses/" in low or "/operationresults/" in low)
         write = (
@@ -563,6 +615,25 @@ class AzureSandbox:
             )
         )
         return resp
+
+    def _admit(self, kind: str, req: Request) -> Admission | None:
+        """The throttle's verdict for an authenticated subscription-scoped ARM request.
+
+        Unauthenticated requests are not counted: ARM answers them 401 and names no actor.
+        """
+        if kind != "arm" or not self.throttle.enabled:
+            return None
+        subscription = throttled_subscription(req.path)
+        if subscription is None:
+            return None
+        scheme, _, token = req.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        claims = self.entra.verify(token.strip(), ARM_AUDIENCES)
+        if claims is None:
+            return None
+        actor = str(claims.get("oid") or claims.get("appid") or "")
+        return self.throttle.admit(subscription, actor, req.method)
 
     def _route(self, kind: str, req: Request) -> Response:
         try:
@@ -589,6 +660,14 @@ class AzureSandbox:
                     }
                 },
             )
+
+
+def _flag(name: str, value: Any) -> bool:
+    """A knob's boolean (JSON or its spelling); ValueError, which /_sandbox answers 400."""
+    try:
+        return parse_bool(value)
+    except ArmError as err:
+        raise ValueError(f"{name}: {err.message}") from err
 
 
 def start_azure_sandbox(state_dir: Path, **kwargs: Any) -> AzureSandbox:
