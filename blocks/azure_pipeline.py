@@ -18,23 +18,32 @@ ambiguous: it surfaces as a TransientError to :func:`model.plan.converge`, which
 resource again and plans again instead of replaying the write blindly.
 
 :func:`honour_zero_retry_after` is the management clients' ``raw_response_hook`` (LRO polls).
+
+:class:`ArmBudgetPolicy` draws each ARM request (every attempt, LRO polls included) from an
+:class:`ArmBudget` before it is sent; flows inject a budget shared by every process
+(``flows/arm_budget.py``), plain SDK use has none. A 429 is still the retry policy's to back
+off (Retry-After): the budget only keeps acr-edge from causing it.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from azure.core.exceptions import ServiceRequestError
+from azure.core.pipeline.policies import HTTPPolicy
 from azure.core.pipeline.policies import RetryPolicy as CoreRetryPolicy
 
+from model.arm_budget import Kind, request_kind
 from model.errors import TRANSIENT_HTTP, parse_retry_after
 from model.retry import DEFAULT_POLICY, RetryPolicy, delay_for
 
 __all__ = [
     "READ_METHODS",
     "ZERO_RETRY_AFTER_SECONDS",
+    "ArmBudget",
+    "ArmBudgetPolicy",
     "WriteSafeRetryPolicy",
     "honour_zero_retry_after",
     "token_exchange",
@@ -167,3 +176,30 @@ def honour_zero_retry_after(response: Any) -> None:
     if seconds is not None and seconds <= 0 and "retry-after-ms" not in headers:
         del headers["Retry-After"]
         headers["retry-after-ms"] = str(int(ZERO_RETRY_AFTER_SECONDS * 1000))
+
+
+class ArmBudget(Protocol):
+    """Where ARM requests draw their slot from (implemented by ``flows/arm_budget.py``)."""
+
+    def draw(self, kind: Kind) -> None:
+        """Return once one ``kind`` request may be sent (blocks while the budget is spent)."""
+
+
+class ArmBudgetPolicy(HTTPPolicy):  # type: ignore[misc]
+    """Draws every request to ``arm_endpoint`` from ``budget`` just before it is sent.
+
+    It is a per-retry policy (after :class:`WriteSafeRetryPolicy`), so each attempt, which
+    ARM counts as a request, draws its own slot; requests to other hosts draw nothing.
+    """
+
+    def __init__(self, budget: ArmBudget, arm_endpoint: str) -> None:
+        super().__init__()
+        self.budget = budget
+        self.arm_endpoint = arm_endpoint
+
+    def send(self, request: Any) -> Any:
+        http = request.http_request
+        kind = request_kind(str(http.method), str(http.url), self.arm_endpoint)
+        if kind is not None:
+            self.budget.draw(kind)
+        return self.next.send(request)

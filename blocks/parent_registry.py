@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlparse
 
 from prefect.blocks.core import Block
-from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
 
 from blocks import forms
 from blocks.azure_endpoints import (
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
     from azure.mgmt.containerregistry import ContainerRegistryManagementClient
 
+    from blocks.azure_pipeline import ArmBudget
     from model.azure_context import AzureContext
 
 
@@ -187,6 +188,14 @@ class ParentRegistry(Block):
             )
         return value
 
+    # Not a field (never saved): the flow that loaded the block injects the shared ARM budget.
+    _arm_budget: ArmBudget | None = PrivateAttr(default=None)
+
+    def use_arm_budget(self, budget: ArmBudget | None) -> None:
+        """Every ARM request of the management clients built from now on draws from
+        ``budget`` (flows inject the shared one; ``None``, the default, draws nothing)."""
+        self._arm_budget = budget
+
     @field_validator("subscription_id", "resource_group", "registry_name")
     @classmethod
     def _check_name(cls, value: str, info: Any) -> str:
@@ -325,9 +334,16 @@ class ParentRegistry(Block):
         """``transport`` is for custom HTTP stacks (and tests that record the poller's waits)."""
         from azure.mgmt.containerregistry import ContainerRegistryManagementClient
 
-        from blocks.azure_pipeline import WriteSafeRetryPolicy, honour_zero_retry_after
+        from blocks.azure_pipeline import (
+            ArmBudgetPolicy,
+            WriteSafeRetryPolicy,
+            honour_zero_retry_after,
+        )
 
         extra: dict[str, Any] = {"transport": transport} if transport is not None else {}
+        if self._arm_budget is not None:
+            # After the retry policy: each attempt is a request ARM counts.
+            extra["per_retry_policies"] = [ArmBudgetPolicy(self._arm_budget, self.arm_endpoint)]
         policy = policy or self.retry_policy
         return ContainerRegistryManagementClient(
             credential or self.credential(policy=policy),

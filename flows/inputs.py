@@ -34,14 +34,19 @@ def load_site_inputs(
 ) -> SiteInputs:
     """Load and validate both blocks and derive every name; raises InputError, writes nothing.
 
-    ``site``: the EdgeSite block already loaded by :func:`load_site` (not loaded twice)."""
+    ``site``: the EdgeSite block already loaded by :func:`load_site` (not loaded twice).
+    Inside a flow run the parent's ARM clients draw from the subscription's shared budget
+    (flows/arm_budget.py), whichever process, worker or fleet runs the flow.
+    """
     from blocks.parent_registry import ParentRegistry
+    from flows.arm_budget import flow_arm_budget
 
     names.validate_block_name(site_block, "site_block")
     names.validate_block_name(parent_block, "parent_block")
     if site is None:
         site = load_site(site_block)
     parent = _load(ParentRegistry, parent_block, "parent_block", "parent-registry")
+    parent.use_arm_budget(flow_arm_budget(parent.subscription_id))
     cr_name = names.validate_cr_name(site.name)
     client = names.client_token_name(cr_name, client_token_name)
     return SiteInputs(
