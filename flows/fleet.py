@@ -120,6 +120,7 @@ def in_waves(
     roll = waves.Rollout(waves.plan_waves(list(names), options), options.max_failures)
     rows: list[dict[str, Any]] = []
     progress = fleet_report.Progress(fleet, len(names))
+    order = {site: i for i, site in enumerate(names)}
     while (decision := roll.decide()).proceed:
         logger.info("%s: %s", fleet, decision.reason)
         wave_no = roll.done_waves + 1
@@ -146,6 +147,7 @@ def in_waves(
                 got = [failed_row(job, s, "NotStarted", str(exc)) for s in shard]
             wave_rows += got
             progress.add(got)
+        wave_rows.sort(key=lambda r: order.get(r["site"], 0))  # plan order, not finish order
         rows += wave_rows
         roll.record(
             ok=[r["site"] for r in wave_rows if r["ok"]],
