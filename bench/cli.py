@@ -16,83 +16,42 @@ import argparse
 import contextvars
 import json
 import os
-import re
 import resource
-import ssl
-import statistics
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
-from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from acr_edge.local_prefect import isolate_prefect_home
-from bench.model import LatencyModel, fleet_lower_bound, site_critical_path
+from bench.model import (
+    ARM_READ_CAPACITY,
+    ARM_READ_REFILL,
+    ARM_WRITE_CAPACITY,
+    ARM_WRITE_REFILL,
+    LatencyModel,
+    arm_read_floor_s,
+    arm_write_floor_s,
+    bound_s,
+    fleet_lower_bound,
+    site_critical_path,
+)
+from bench.prefect_figures import RECORDER_LAG_S, run_breakdown, tally_difference
+from bench.sandbox_figures import (
+    Internal,
+    apply_azure_model,
+    apply_model,
+    apply_throttle,
+    arm_counts,
+    cpu_seconds,
+    ssh_command_count,
+    throttled,
+)
 
 BENCH_NAMESPACES = ["samples", "edge/apps"]
-
-
-class Internal:
-    """The sandbox's `/_sandbox` endpoints over verified HTTPS (its own CA)."""
-
-    def __init__(self, info: dict[str, Any]) -> None:
-        self.base = info["internal_endpoint"].rstrip("/")
-        self.key = info["internal_key"]
-        self.ctx = ssl.create_default_context(cafile=info["ca_bundle"])
-
-    def call(self, method: str, path: str, body: Any = None) -> Any:
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(
-            f"{self.base}{path}",
-            data=data,
-            method=method,
-            headers={"X-Sandbox-Key": self.key, "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(req, context=self.ctx, timeout=30) as resp:
-            return json.loads(resp.read() or b"null")
-
-
-def apply_azure_model(internal: Internal, model: LatencyModel) -> None:
-    internal.call(
-        "POST",
-        "/latency",
-        {"latency": model.arm_latency_ms / 1000.0, "lro_seconds": model.lro_ms / 1000.0},
-    )
-
-
-def apply_model(running: Any, internal: Internal, model: LatencyModel) -> None:
-    """Azure knobs over the internal endpoint; site knobs live on each in-process node."""
-    apply_azure_model(internal, model)
-    for site in running.sites:
-        site.knobs.ssh.latency = model.ssh_rtt_ms / 1000.0
-        site.knobs.pod_ready_time = model.pod_ready_ms / 1000.0
-        site.knobs.restart_time = model.k3s_restart_ms / 1000.0
-
-
-def arm_counts(internal: Internal) -> dict[str, int]:
-    entries = internal.call("GET", "/requests")["requests"]
-    arm = [e for e in entries if str(e["path"]).startswith("/subscriptions")]
-    return {
-        "arm_reads": sum(1 for e in arm if not e["write"]),
-        "arm_writes": sum(1 for e in arm if e["write"]),
-        "other_requests": len(entries) - len(arm),
-    }
-
-
-def ssh_command_count(info: dict[str, Any]) -> int:
-    total = 0
-    for site in info["sites"]:
-        logs = {site["command_log"], *(n["command_log"] for n in site.get("nodes") or [])}
-        for name in logs:
-            log = Path(name)
-            if log.exists():
-                total += sum(1 for line in log.read_text().splitlines() if line.strip())
-    return total
 
 
 def import_flows() -> float:
@@ -147,89 +106,6 @@ def _provision_all(blocks: list[str], parent: str, concurrency: int) -> list[str
         return [e for e in (f.result() for f in futures) if e]
 
 
-# The private server's task-run recorder writes task runs at most a second after their events.
-RECORDER_LAG_S = 1.5
-
-_RUN_SUFFIX = re.compile(r"-[0-9a-f]{3}$")
-
-
-def _task_kind(name: str, cr_name: str) -> str:
-    """Task-run name without what differs per site/run (CR name, Prefect's random suffix)."""
-    return _RUN_SUFFIX.sub("", name.replace(cr_name, "{site}"))
-
-
-def _seconds(a: Any, b: Any) -> float | None:
-    return (b - a).total_seconds() if a is not None and b is not None else None
-
-
-def _stats(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {}
-    return {
-        "min": round(min(values), 2),
-        "median": round(statistics.median(values), 2),
-        "max": round(max(values), 2),
-    }
-
-
-def run_breakdown(exclude: set[Any]) -> dict[str, Any]:
-    """Where a pass's time went, read back from the Prefect API: per-site run durations, the
-    wait between a run's creation and its start, and total task time by task kind."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
-
-    with get_client(sync_client=True) as client:
-        runs = []
-        offset = 0
-        while True:
-            page = client.read_flow_runs(
-                flow_filter=FlowFilter(name=FlowFilterName(any_=["provision-site"])),
-                limit=200,
-                offset=offset,
-            )
-            runs += page
-            offset += len(page)
-            if len(page) < 200:
-                break
-        runs = [r for r in runs if r.id not in exclude]
-        ids = {r.id for r in runs}
-        site_of = {r.id: str(r.parameters.get("site_block", "")) for r in runs}
-        tasks = []
-        offset = 0
-        while True:
-            tpage = client.read_task_runs(limit=200, offset=offset)
-            tasks += [t for t in tpage if t.flow_run_id in ids]
-            offset += len(tpage)
-            if len(tpage) < 200:
-                break
-    durations = [d for r in runs if (d := _seconds(r.start_time, r.end_time)) is not None]
-    waits = [d for r in runs if (d := _seconds(r.created, r.start_time)) is not None]
-    by_kind: dict[str, float] = defaultdict(float)
-    for t in tasks:
-        d = _seconds(t.start_time, t.end_time)
-        if d is not None:
-            # CR names are the site names ("site7"); block names end in the same index.
-            index = site_of.get(t.flow_run_id, "") if t.flow_run_id else ""
-            index = index.rsplit("-", 1)[-1]
-            by_kind[_task_kind(t.name, f"site{index}")] += d
-    n = max(len(runs), 1)
-    top = sorted(by_kind.items(), key=lambda kv: -kv[1])[:12]
-    return {
-        "flow_runs": len(runs),
-        "task_runs": len(tasks),
-        "site_run_s": _stats(durations),
-        "created_to_start_s": _stats(waits),
-        "task_s_per_site": {k: round(v / n, 2) for k, v in top},
-        "_ids": ids,
-    }
-
-
-def _minus(total: dict[str, int] | None, first: dict[str, int] | None) -> dict[str, int] | None:
-    if total is None or first is None:
-        return None
-    return {k: v - first.get(k, 0) for k, v in total.items() if v - first.get(k, 0)}
-
-
 def run_bench(
     sites: int,
     model: LatencyModel,
@@ -238,6 +114,37 @@ def run_bench(
     *,
     sandbox_in_process: bool = False,
     nodes_per_site: int = 1,
+    rates: dict[str, tuple[float, float]] | None = None,
+) -> dict[str, Any]:
+    rates = rates or {
+        "reads": (ARM_READ_CAPACITY, ARM_READ_REFILL),
+        "writes": (ARM_WRITE_CAPACITY, ARM_WRITE_REFILL),
+    }
+    # The flows' shared budget (Prefect rate limits) paces at the rates the sandbox enforces;
+    # put back afterwards, so a caller in the same process (a test) keeps its own.
+    before = os.environ.get("ACR_EDGE_ARM_RATES")
+    os.environ["ACR_EDGE_ARM_RATES"] = json.dumps(
+        {k: {"capacity": int(c), "refill_per_second": r} for k, (c, r) in rates.items()}
+    )
+    try:
+        return _run_bench(
+            sites, model, concurrency, state_dir, sandbox_in_process, nodes_per_site, rates
+        )
+    finally:
+        if before is None:
+            os.environ.pop("ACR_EDGE_ARM_RATES", None)
+        else:
+            os.environ["ACR_EDGE_ARM_RATES"] = before
+
+
+def _run_bench(
+    sites: int,
+    model: LatencyModel,
+    concurrency: int,
+    state_dir: Path,
+    sandbox_in_process: bool,
+    nodes_per_site: int,
+    rates: dict[str, tuple[float, float]],
 ) -> dict[str, Any]:
     from acr_edge.local_prefect import prefect_api, quiet_runs
     from acr_edge.sandbox_blocks import PARENT_BLOCK, register
@@ -267,21 +174,27 @@ def run_bench(
                 apply_model(running, internal, model)
             else:
                 apply_azure_model(internal, model)  # site knobs were set in the child
+            apply_throttle(internal, rates)
             internal.call("DELETE", "/requests")
             ssh_before = ssh_command_count(info)
+            cpu0 = cpu_seconds()
             t1 = time.monotonic()
             errors = _provision_all(blocks, PARENT_BLOCK, concurrency)
             wall = time.monotonic() - t1
+            cpu_first = cpu_seconds() - cpu0
             first = arm_counts(internal)
+            throttled_first = throttled(internal)
             ssh_first = ssh_command_count(info) - ssh_before
             api_503_first = api.retryable_errors()
             time.sleep(RECORDER_LAG_S)
             breakdown = run_breakdown(exclude=set())
             internal.call("DELETE", "/requests")
             t2 = time.monotonic()
+            failed_first = len(errors)
             errors += _provision_all(blocks, PARENT_BLOCK, concurrency)
             wall2 = time.monotonic() - t2
             second = arm_counts(internal)
+            throttled_total = throttled(internal)
             ssh_second = ssh_command_count(info) - ssh_before - ssh_first
             api_503_total = api.retryable_errors()
             time.sleep(RECORDER_LAG_S)
@@ -289,6 +202,12 @@ def run_bench(
         finally:
             running.stop()
     bound = fleet_lower_bound(model, sites, concurrency)
+    write_floor = arm_write_floor_s(first["arm_writes"], *rates["writes"])
+    read_floor = arm_read_floor_s(first["arm_reads"], *rates["reads"])
+    full_bound = bound_s(bound, write_floor, read_floor)
+    # A converged pass writes nothing; its bound is its reads' floor (its own critical path is
+    # not modelled, so a bound of 0 reports no ratio).
+    second_bound = bound_s(0.0, arm_read_floor_s(second["arm_reads"], *rates["reads"]))
     peak_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     peak_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return {
@@ -306,16 +225,27 @@ def run_bench(
         "wall_s": round(wall, 2),
         "site_critical_path_s": round(site_critical_path(model), 3),
         "lower_bound_s": round(bound, 3),
-        "wall_over_bound": round(wall / bound, 2) if bound > 0 else None,
+        "arm_rates": {k: {"capacity": c, "refill_per_second": r} for k, (c, r) in rates.items()},
+        "arm_write_floor_s": round(write_floor, 2),
+        "arm_read_floor_s": round(read_floor, 2),
+        "bound_s": round(full_bound, 3),
+        "wall_over_bound": round(wall / full_bound, 2) if full_bound > 0 else None,
+        "wall_over_critical_path_bound": round(wall / bound, 2) if bound > 0 else None,
+        "arm_429s": throttled_first,
+        "second_run_arm_429s": throttled_total,
+        "failed_sites": failed_first,
+        "cpu_s_per_site_bench_process": round(cpu_first / sites, 2),
         "arm_reads_per_site": round(first["arm_reads"] / sites, 1),
         "arm_writes_per_site": round(first["arm_writes"] / sites, 1),
         "ssh_commands_per_site": round(ssh_first / sites, 1),
         "second_run_wall_s": round(wall2, 2),
         "second_run_arm_writes": second["arm_writes"],
+        "second_run_bound_s": round(second_bound, 3),
+        "second_run_wall_over_bound": round(wall2 / second_bound, 2) if second_bound > 0 else None,
         "second_run_arm_reads_per_site": round(second["arm_reads"] / sites, 1),
         "second_run_ssh_commands_per_site": round(ssh_second / sites, 1),
         "prefect_api_503s": api_503_first,
-        "second_run_prefect_api_503s": _minus(api_503_total, api_503_first),
+        "second_run_prefect_api_503s": tally_difference(api_503_total, api_503_first),
         "first_run": {k: v for k, v in breakdown.items() if k != "_ids"},
         "second_run": {k: v for k, v in breakdown2.items() if k != "_ids"},
         "peak_rss_mb": round(peak_self / 1024, 1),
@@ -323,6 +253,17 @@ def run_bench(
         "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
         "cpus": os.cpu_count(),
     }
+
+
+def _rate(text: str) -> tuple[float, float]:
+    capacity, sep, refill = text.partition("/")
+    try:
+        pair = (float(capacity), float(refill))
+    except ValueError:
+        pair = (-1.0, -1.0)
+    if not sep or pair[0] < 1 or pair[1] <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: use CAPACITY/REFILL, e.g. 200/10")
+    return pair
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -340,6 +281,26 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         help="time a new password takes to reach the connected registry (sandbox default 3000)",
+    )
+    p.add_argument(
+        "--lro-retry-after-ms",
+        type=float,
+        default=0.0,
+        help="Retry-After the sandbox's long-running operations answer (ACR: 10000)",
+    )
+    p.add_argument(
+        "--arm-reads",
+        type=_rate,
+        default=(ARM_READ_CAPACITY, ARM_READ_REFILL),
+        metavar="CAPACITY/REFILL",
+        help="ARM read bucket the sandbox enforces and the flows pace at (default ARM's 250/25)",
+    )
+    p.add_argument(
+        "--arm-writes",
+        type=_rate,
+        default=(ARM_WRITE_CAPACITY, ARM_WRITE_REFILL),
+        metavar="CAPACITY/REFILL",
+        help="ARM write bucket (default ARM's 200/10); scale both down for a short run",
     )
     p.add_argument("--state-dir", type=Path, help="keep the sandbox files here")
     p.add_argument(
@@ -366,6 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             pod_ready_ms=args.pod_ready_ms,
             k3s_restart_ms=args.k3s_restart_ms,
             propagation_ms=args.propagation_ms,
+            lro_retry_after_ms=args.lro_retry_after_ms,
         )
     except ValueError as exc:
         print(f"acr-edge bench: {exc}", file=sys.stderr)
@@ -380,6 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         state_dir.resolve(),
         sandbox_in_process=args.sandbox_in_process,
         nodes_per_site=args.nodes_per_site,
+        rates={"reads": args.arm_reads, "writes": args.arm_writes},
     )
     print(json.dumps(result, indent=2))
     return 0 if result["ok"] else 1

@@ -24,6 +24,8 @@ def test_bench_one_site_prints_figures_and_a_converged_rerun_writes_nothing(
     for key in (
         "wall_s", "lower_bound_s", "wall_over_bound", "arm_reads_per_site",
         "arm_writes_per_site", "ssh_commands_per_site", "second_run_arm_writes", "peak_rss_mb",
+        "arm_write_floor_s", "arm_read_floor_s", "bound_s", "arm_429s", "failed_sites",
+        "second_run_wall_over_bound", "cpu_s_per_site_bench_process",
     ):  # fmt: skip
         assert key in figures
     assert figures["sites"] == 1
@@ -31,3 +33,24 @@ def test_bench_one_site_prints_figures_and_a_converged_rerun_writes_nothing(
     assert figures["ssh_commands_per_site"] > 0
     assert figures["second_run_arm_writes"] == 0
     assert figures["wall_s"] >= figures["lower_bound_s"] > 0
+    assert figures["failed_sites"] == 0
+    assert figures["bound_s"] >= figures["lower_bound_s"]  # one site: far below ARM's floors
+    assert figures["arm_write_floor_s"] == figures["arm_read_floor_s"] == 0
+
+
+def test_a_scaled_throttle_shows_its_floor_and_every_429_is_absorbed(
+    tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Buckets scaled down so two sites exceed them: the write floor is positive, the flows'
+    shared budget paces the writes, and no site fails whatever 429s the sandbox answered."""
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.delenv("ACR_EDGE_ARM_RATES", raising=False)
+    argv = ["--sites", "2", "--arm-writes", "4/2", "--arm-reads", "30/10"]
+    code = bench_main([*argv, "--state-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    figures = json.loads(out[out.index("{") :])
+    assert code == 0, figures
+    assert figures["failed_sites"] == 0 and figures["second_run_arm_writes"] == 0
+    assert figures["arm_rates"]["writes"] == {"capacity": 4.0, "refill_per_second": 2.0}
+    assert figures["arm_write_floor_s"] > 0
+    assert figures["bound_s"] >= figures["arm_write_floor_s"]
