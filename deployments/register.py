@@ -257,11 +257,12 @@ PREFECT_YAML_HEADER = """\
 # the block types, creates the work pool and adds help text to the run forms; a test keeps this
 # file in step with definitions.py. Regenerate it with `acr-edge deploy --write-prefect-yaml`.
 #
-# Fleet flows start one run of the per-site deployment (provision-site, rotate-client-token,
-# rotate-sync-credential, site-status, teardown-site) per site, so keep those names.
+# Fleet flows run their sites in waves of fleet-shard runs; each shard runs the per-site flows
+# (provision-site, rotate-client-token, rotate-sync-credential, site-status, teardown-site) as
+# named subflows, and those deployments stay for hand-started runs, so keep those names.
 # fleet-status checks every EdgeSite block every 15 minutes; to narrow it, give its schedule
 # parameters, e.g. {sites: [plant01, plant02]} or {tag: north}. Workers: fleet runs wait on
-# their per-site runs, so give the pool room for both.
+# their shard runs, so give the pool room for both.
 """
 
 
