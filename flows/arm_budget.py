@@ -218,7 +218,14 @@ def draw_counts() -> dict[str, dict[str, int]]:
     the bench's API-call figure)."""
     with _POOLS_LOCK:
         pools = list(_POOLS.values())
-    return {p.settings.name: {"requests": p.requests, "api_calls": p.api_calls} for p in pools}
+    # Summed per name: one process may hold pools of one limit at other rates (a bench or a
+    # test that scaled them earlier), and overwriting one with another would count backwards.
+    out: dict[str, dict[str, int]] = {}
+    for p in pools:
+        seen = out.setdefault(p.settings.name, {"requests": 0, "api_calls": 0})
+        seen["requests"] += p.requests
+        seen["api_calls"] += p.api_calls
+    return out
 
 
 def flow_arm_budget(subscription_id: str) -> PrefectArmBudget | None:
