@@ -52,7 +52,9 @@ def test_demo_teardown_reports_what_is_left_read_back(
             "release_removed": True,
             "left": [],
         }, site
-        assert any("helm uninstall" in line for line in _commands(node_info)), site["name"]
+        assert any("helm " in line and " uninstall " in line for line in _commands(node_info)), (
+            site["name"]
+        )
 
 
 def _commands(site_info: dict[str, Any]) -> list[str]:
