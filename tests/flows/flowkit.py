@@ -40,6 +40,9 @@ def start(tmp: Path, *, sites: int = 1, transport: str = "http", **knobs: Any) -
     """Sites are registered over ``transport``: http by default here (the first version's
     mode, which most flow tests exercise; tests/flows/test_https_provision.py and the demo
     test cover https)."""
+    # Long-running operations answer Retry-After 1 s here (ACR's 10 s is the sandbox default
+    # and the demo's): the flows' polling is under test, not the wait. A test may set its own.
+    knobs.setdefault("lro_retry_after", 1)
     running = start_sandbox(tmp, sites=sites, **knobs)
     for node in running.sites:
         # Keep the simulated kubelet and K3s quick: the flows' waits are what is under test.
