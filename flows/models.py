@@ -40,10 +40,6 @@ AppNamespace = Annotated[str, _form(patterns.DNS1123_LABEL)]
 NotificationPattern = Annotated[str, _form(NOTIFICATION)]
 
 
-# 'all' or one label selector key=value (the validator names the field and the fix).
-_NODES_FORM = re.compile(r"^(all|[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?=[-A-Za-z0-9_.]{0,63})$")
-
-
 class ProvisionSpec(BaseModel):
     """What to sync onto a site and how its clients pull."""
 
@@ -129,7 +125,7 @@ class ProvisionSpec(BaseModel):
     nodes: str = Field(
         default="all",
         title="Nodes",
-        json_schema_extra={"pattern": _NODES_FORM.pattern},
+        json_schema_extra={"pattern": patterns.form_pattern(patterns.NODE_SELECTION)},
         description="Which nodes of the site get the mirror: `all` or one label selector "
         "`key=value`. Default: `all`. Example: `node-role.kubernetes.io/control-plane=true`.",
     )
@@ -200,7 +196,7 @@ class ProvisionSpec(BaseModel):
     @field_validator("nodes")
     @classmethod
     def _check_nodes(cls, value: str) -> str:
-        if not _NODES_FORM.fullmatch(value):
+        if not patterns.matches(patterns.NODE_SELECTION, value):
             raise ValueError(
                 f"nodes {value!r} is neither 'all' nor one label selector key=value (e.g. "
                 "node-role.kubernetes.io/control-plane=true)"

@@ -72,6 +72,9 @@ ISO_DURATION = _compile(
     r"(?:T(?:(?P<hours>[0-9]+)H)?(?:(?P<minutes>[0-9]+)M)?"
     r"(?:(?P<seconds>[0-9]+(?:\.[0-9]+)?)S)?)?"
 )
+# A node selection: "all" or one label selector key=value (a prefixed key like
+# node-role.kubernetes.io/worker may hold "/" and "."; the value is a label value, 0-63 chars).
+NODE_SELECTION = _compile(r"all|[A-Za-z0-9](?:[-A-Za-z0-9_./]*[A-Za-z0-9])?=[-A-Za-z0-9_.]{0,63}")
 # .NET TimeSpan text ("1.00:00:00", "01:00:00"), which some API versions echo back.
 TIMESPAN = _compile(r"(?:(?P<days>[0-9]+)\.)?(?P<h>[0-9]{1,2}):(?P<m>[0-9]{2}):(?P<s>[0-9]{2})")
 

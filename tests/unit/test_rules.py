@@ -45,6 +45,7 @@ VALID = {
     "CRON_FIELD": "*/15",
     "ISO_DURATION": "P1DT2H",
     "TIMESPAN": "1.00:00:00",
+    "NODE_SELECTION": "node-role.kubernetes.io/worker=true",
 }
 
 
