@@ -17,7 +17,6 @@ from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_validator,
 from blocks import forms
 from blocks.azure_endpoints import (
     ARM_API_VERSION,
-    CATALOG_AUDIENCE,
     KNOWN_ARM_AUDIENCES,
     KNOWN_AUTHORITIES,
     discover_arm_audience,
@@ -272,7 +271,8 @@ class ParentRegistry(Block):
         return self.data_plane_endpoint or f"https://{self.registry_name.lower()}.azurecr.io"
 
     @property
-    def _instance_discovery_disabled(self) -> bool:
+    def instance_discovery_disabled(self) -> bool:
+        """Entra ID instance discovery only knows Microsoft's authorities."""
         host = (urlparse(self.authority_host).hostname or "").lower()
         return host not in KNOWN_AUTHORITIES
 
@@ -285,42 +285,17 @@ class ParentRegistry(Block):
             max_delay=self.retry_max_delay,
         )
 
-    def _tls_kwargs(self) -> dict[str, Any]:
+    def tls_kwargs(self) -> dict[str, Any]:
         # An explicit path wins over REQUESTS_CA_BUNDLE, which this kind of machine exports.
         return {"connection_verify": self.ca_bundle_path} if self.ca_bundle_path else {}
 
-    # ---- clients --------------------------------------------------------------------------
+    # ---- clients (built in blocks.azure_clients) -----------------------------------------
 
     def credential(self, *, policy: RetryPolicy | None = None) -> TokenCredential:
-        """Entra ID credential. A service principal's token requests go through
-        :class:`WriteSafeRetryPolicy` (a token POST is safe to repeat: azure-identity marks it
-        so per call). ``auth=default`` keeps azure-identity's own policies: its managed-
-        identity (IMDS) credential brings a retry policy of its own that must not be replaced.
-        """
-        from functools import partial
+        """Entra ID credential; see :func:`blocks.azure_clients.credential`."""
+        from blocks import azure_clients
 
-        from azure.identity import ClientSecretCredential, DefaultAzureCredential
-
-        from blocks.azure_pipeline import WriteSafeRetryPolicy
-
-        common: dict[str, Any] = {
-            "authority": self.authority_host,
-            "disable_instance_discovery": self._instance_discovery_disabled,
-            **self._tls_kwargs(),
-        }
-        if self.auth == "service-principal":
-            assert self.tenant_id and self.client_id and self.client_secret  # validated
-            return ClientSecretCredential(
-                self.tenant_id,
-                self.client_id,
-                self.client_secret.get_secret_value(),
-                retry_policy_class=partial(WriteSafeRetryPolicy, policy or self.retry_policy),
-                **common,
-            )
-        if self.client_id:
-            common["managed_identity_client_id"] = self.client_id
-            common["workload_identity_client_id"] = self.client_id
-        return DefaultAzureCredential(**common)
+        return azure_clients.credential(self, policy or self.retry_policy)
 
     def management_client(
         self,
@@ -332,48 +307,25 @@ class ParentRegistry(Block):
         policy: RetryPolicy | None = None,
     ) -> ContainerRegistryManagementClient:
         """``transport`` is for custom HTTP stacks (and tests that record the poller's waits)."""
-        from azure.mgmt.containerregistry import ContainerRegistryManagementClient
+        from blocks import azure_clients
 
-        from blocks.azure_pipeline import (
-            ArmBudgetPolicy,
-            WriteSafeRetryPolicy,
-            honour_zero_retry_after,
-        )
-
-        extra: dict[str, Any] = {"transport": transport} if transport is not None else {}
-        if self._arm_budget is not None:
-            # After the retry policy: each attempt is a request ARM counts.
-            extra["per_retry_policies"] = [ArmBudgetPolicy(self._arm_budget, self.arm_endpoint)]
-        policy = policy or self.retry_policy
-        return ContainerRegistryManagementClient(
-            credential or self.credential(policy=policy),
-            self.subscription_id,
-            base_url=self.arm_endpoint,
-            credential_scopes=[self.arm_scope],
+        return azure_clients.management_client(
+            self,
             api_version=api_version or ARM_API_VERSION,
+            credential=credential,
             polling_interval=polling_interval,
-            # Per request, writes only when the server provably did not act (azure_pipeline).
-            retry_policy=WriteSafeRetryPolicy(policy),
-            raw_response_hook=honour_zero_retry_after,
-            **self._tls_kwargs(),
-            **extra,
+            transport=transport,
+            policy=policy or self.retry_policy,
+            arm_budget=self._arm_budget,
         )
 
     def catalog_client(
         self, *, credential: TokenCredential | None = None, policy: RetryPolicy | None = None
     ) -> ContainerRegistryClient:
-        from azure.containerregistry import ContainerRegistryClient
+        from blocks import azure_clients
 
-        from blocks.azure_pipeline import WriteSafeRetryPolicy, token_exchange
-
-        policy = policy or self.retry_policy
-        return ContainerRegistryClient(
-            self.catalog_endpoint,
-            credential or self.credential(policy=policy),
-            audience=CATALOG_AUDIENCE,
-            # Each catalog page is retried on its own; so are the token exchanges it needs.
-            retry_policy=WriteSafeRetryPolicy(policy, replay_safe=token_exchange),
-            **self._tls_kwargs(),
+        return azure_clients.catalog_client(
+            self, credential=credential, policy=policy or self.retry_policy
         )
 
     def azure_context(

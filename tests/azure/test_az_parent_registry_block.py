@@ -32,7 +32,7 @@ def test_defaults_public_cloud() -> None:
     assert block.arm_scope == "https://management.azure.com/.default"
     assert block.catalog_endpoint == "https://contosoedge.azurecr.io"
     assert block.connected_registry_api_version == "2026-01-01-preview"
-    assert not block._instance_discovery_disabled
+    assert not block.instance_discovery_disabled
     assert "s3cret-value" not in repr(block)
 
 
@@ -46,7 +46,7 @@ def test_sovereign_and_custom_endpoints() -> None:
         arm_audience="https://management.core.windows.net/",
     )
     assert custom.arm_scope == "https://management.core.windows.net/.default"
-    assert custom._instance_discovery_disabled
+    assert custom.instance_discovery_disabled
 
 
 @pytest.mark.parametrize(
