@@ -33,7 +33,7 @@ from model.names import validate_block_name
 
 @dataclass(frozen=True)
 class Outcome:
-    kind: Literal["block-type", "work-pool", "deployment", "automation"]
+    kind: Literal["block-type", "work-pool", "deployment", "automation", "arm-budget"]
     name: str
     action: Literal["created", "updated", "exists", "registered", "unchanged", "deleted", "left"]
     detail: str = ""
@@ -231,6 +231,9 @@ def deploy(
     outcomes.extend(apply_deployment(d, work_pool) for d in defs)
     changes = automations.converge(block[0]) if block else automations.existing_note()
     outcomes.extend(_automation_outcome(c, block[1] if block else None) for c in changes)
+    from deployments.arm_limits import arm_budget_outcomes
+
+    outcomes.extend(arm_budget_outcomes(parent_block))
     return outcomes
 
 

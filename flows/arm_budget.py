@@ -41,6 +41,7 @@ __all__ = [
     "RATES_ENV",
     "PrefectArmBudget",
     "configured_rates",
+    "converge_arm_budget_limits",
     "ensure_arm_budget_limits",
     "flow_arm_budget",
 ]
@@ -117,15 +118,22 @@ def _ensure_limit(settings: LimitSettings) -> bool:
 
 
 def ensure_arm_budget_limits(subscription_id: str, rates: ArmRates = ARM_RATES) -> list[str]:
-    """Create (or converge) the subscription's three ARM budget limits; returns their names.
-    ``acr-edge deploy`` calls it with the rates the deployment's workers will use."""
-    names = []
+    """Create (or converge) the subscription's three ARM budget limits; returns their names."""
+    return [name for name, _ in converge_arm_budget_limits(subscription_id, rates)]
+
+
+def converge_arm_budget_limits(
+    subscription_id: str, rates: ArmRates = ARM_RATES
+) -> list[tuple[str, bool]]:
+    """(name, changed) per limit: ``acr-edge deploy`` shows the limits before the first run
+    draws from them, at the rates the deployment's workers will use."""
+    done = []
     for kind in KINDS:
         settings = limit_settings(kind, subscription_id, rates)
-        _ensure_limit(settings)
+        changed = _ensure_limit(settings)
         _ENSURED.add(settings)
-        names.append(settings.name)
-    return names
+        done.append((settings.name, changed))
+    return done
 
 
 # Limits this process has already read (and created or converged): one read per limit.
