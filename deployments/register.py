@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-from deployments import automations
+from deployments import automations, scheduled_runs
 from deployments.definitions import (
     DEFAULT_PARENT_BLOCK,
     DEFAULT_ROTATE_CRON,
@@ -162,9 +162,12 @@ def apply_deployment(defn: DeploymentDefinition, work_pool: str) -> Outcome:
     from prefect.deployments.runner import RunnerDeployment
     from prefect.exceptions import ObjectNotFound
 
+    old_slugs: dict[str, str] = {}
     with get_client(sync_client=True) as client:
         try:
-            client.read_deployment_by_name(defn.full_name)
+            old_slugs = scheduled_runs.schedule_slugs(
+                client.read_deployment_by_name(defn.full_name)
+            )
             existed = True
         except ObjectNotFound:
             existed = False
@@ -190,6 +193,12 @@ def apply_deployment(defn: DeploymentDefinition, work_pool: str) -> Outcome:
     deployment._path = None  # type: ignore[assignment]
     deployment.apply()
     what = f"{len(defn.schedules)} schedule(s), pool {work_pool}"
+    if existed and (
+        refreshed := scheduled_runs.refresh(
+            defn.full_name, old_slugs, {s.slug for s in defn.schedules}
+        )
+    ):
+        what += f"; {refreshed}"
     return Outcome("deployment", defn.full_name, "updated" if existed else "created", what)
 
 
