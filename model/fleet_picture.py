@@ -40,9 +40,10 @@ NAME_LIMIT = 40  # characters of a site name kept in a dot's tooltip
 # Geometry (px).
 LEFT, TOP, CELL_W, CELL_H, GAP = 64, 58, 76, 34, 10
 COLS, ROWS = len(AGE_LABELS), len(DAY_LABELS)
-WIDTH = LEFT + (COLS + 1) * CELL_W + GAP + 16
+PLOT_RIGHT = LEFT + (COLS + 1) * CELL_W + GAP  # the unknown column's right edge
+WIDTH = PLOT_RIGHT + 64  # room for the thresholds' labels
 PLOT_BOTTOM = TOP + ROWS * CELL_H
-HEIGHT = PLOT_BOTTOM + GAP + CELL_H + 62
+HEIGHT = PLOT_BOTTOM + GAP + CELL_H + 76
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,7 @@ def fleet_svg(
         else:
             out += _bucket(col, row, members)
     out += _thresholds(sync_grace_seconds, expiry_warning_days, rotation_lead_days)
+    out.append(_legend(sync_grace_seconds, expiry_warning_days, rotation_lead_days))
     out += _footer(figures)
     out.append("</svg>")
     return "\n".join(out) + "\n"
@@ -256,24 +258,37 @@ def _bucket(col: int, row: int, members: list[SiteFigure]) -> list[str]:
 
 
 def _thresholds(grace: float, warning: float, lead: float | None) -> list[str]:
-    top, bottom = TOP - 4, PLOT_BOTTOM + 2
+    """Dashed lines at the thresholds, labelled outside the cells (never over a dot)."""
+    top, bottom = TOP - 4, PLOT_BOTTOM + GAP + CELL_H + 2
     x = _x_of_seconds(grace)
     parts = [
         f'<line x1="{_n(x)}" y1="{top}" x2="{_n(x)}" y2="{bottom}" class="l"/>',
-        f'<text x="{_n(x + 3)}" y="{top - 1}" class="m">sync grace {_fmt_age(grace)}</text>',
+        f'<text x="{_n(x + 3)}" y="{top - 1}" class="m">grace {_fmt_age(grace)}</text>',
     ]
-    right = LEFT + COLS * CELL_W + 2
-    lines = [(warning, "expiry warning")]
-    if lead is not None and lead != warning:
-        lines.append((lead, "sync rotation lead"))
-    for days, label in lines:
+    for days, label in _day_lines(warning, lead):
         y = _y_of_days(days)
-        parts.append(f'<line x1="{LEFT - 2}" y1="{_n(y)}" x2="{right}" y2="{_n(y)}" class="l"/>')
         parts.append(
-            f'<text x="{right - 3}" y="{_n(y - 3)}" text-anchor="end" class="m">'
-            f"{escape(label)} {days:g}d</text>"
+            f'<line x1="{LEFT - 2}" y1="{_n(y)}" x2="{PLOT_RIGHT + 2}" y2="{_n(y)}" class="l"/>'
+        )
+        parts.append(
+            f'<text x="{PLOT_RIGHT + 6}" y="{_n(y + 4)}" class="m">{label} {days:g}d</text>'
         )
     return parts
+
+
+def _day_lines(warning: float, lead: float | None) -> list[tuple[float, str]]:
+    lines = [(warning, "warn")]
+    if lead is not None and lead != warning:
+        lines.append((lead, "rotate"))
+    return lines
+
+
+def _legend(grace: float, warning: float, lead: float | None) -> str:
+    text = f"dashed: sync grace {_fmt_age(grace)} (continuous) · expiry warning {warning:g}d"
+    if lead is not None and lead != warning:
+        text += f" · sync password rotation lead {lead:g}d"
+    text += " · shaded: past a threshold"
+    return f'<text x="{LEFT}" y="{HEIGHT - 28}" class="m">{escape(text)}</text>'
 
 
 def _footer(figures: Sequence[SiteFigure]) -> list[str]:
