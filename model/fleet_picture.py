@@ -41,7 +41,7 @@ NAME_LIMIT = 40  # characters of a site name kept in a dot's tooltip
 LEFT, TOP, CELL_W, CELL_H, GAP = 64, 58, 76, 34, 10
 COLS, ROWS = len(AGE_LABELS), len(DAY_LABELS)
 PLOT_RIGHT = LEFT + (COLS + 1) * CELL_W + GAP  # the unknown column's right edge
-WIDTH = PLOT_RIGHT + 64  # room for the thresholds' labels
+WIDTH = PLOT_RIGHT + 78  # room for the thresholds' labels
 PLOT_BOTTOM = TOP + ROWS * CELL_H
 HEIGHT = PLOT_BOTTOM + GAP + CELL_H + 76
 
