@@ -161,7 +161,9 @@ def in_waves(
             {**failed_row(job, s, "NotStarted", roll.halted.reason), "run": ""} for s in not_started
         ]
     halted = roll.halted.reason if roll.halted else None
-    return fleet_report.finish(fleet, rows, not_started, halted)
+    return fleet_report.finish(
+        fleet, rows, not_started, halted, with_picture=job.kind == STATUS.kind
+    )
 
 
 def _options(

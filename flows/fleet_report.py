@@ -16,6 +16,7 @@ from uuid import UUID
 from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from model import fleet_picture
 from model.errors import PermanentError
 
 HALTED_EVENT = "acr-edge.fleet.wave-halted"
@@ -56,13 +57,61 @@ def _cell(text: Any) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
-def overview_markdown(kind: str, rows: list[dict[str, Any]], halted: str | None) -> str:
-    """Counts first, then every row worst first, with the run as a short link."""
+def figures(rows: Iterable[dict[str, Any]]) -> list[fleet_picture.SiteFigure]:
+    """Each row as the picture sees it: ok; unhealthy (the site answered: its run reported
+    figures); failed (no figures: unreachable, crashed, not started)."""
+    out = []
+    for r in rows:
+        answered = "expiry_days" in r or "sync_age_s" in r
+        state = fleet_picture.OK if r.get("ok") else fleet_picture.FAILED
+        if not r.get("ok") and answered:
+            state = fleet_picture.UNHEALTHY
+        out.append(
+            fleet_picture.SiteFigure(
+                str(r.get("site")),
+                state,
+                _number(r.get("sync_age_s")),
+                _number(r.get("expiry_days")),
+            )
+        )
+    return out
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def picture(kind: str, rows: list[dict[str, Any]]) -> str:
+    """The overview's picture as a markdown image: last-sync age against days to the soonest
+    expiry, the thresholds site-status judges by (a data URI: the UI renders it, measured)."""
+    from flows.health import CONTINUOUS_GRACE
+    from flows.site_status import EXPIRY_WARNING_DAYS
+    from tasks.sync_rotation import SYNC_LEAD_DAYS
+
+    svg = fleet_picture.fleet_svg(
+        figures(rows),
+        title=kind,
+        sync_grace_seconds=CONTINUOUS_GRACE.total_seconds(),
+        expiry_warning_days=EXPIRY_WARNING_DAYS,
+        rotation_lead_days=SYNC_LEAD_DAYS,
+    )
+    return fleet_picture.markdown_image(
+        svg, f"{kind}: last sync age against days to the soonest password expiry, per site"
+    )
+
+
+def overview_markdown(
+    kind: str, rows: list[dict[str, Any]], halted: str | None, image: str | None = None
+) -> str:
+    """Counts first (and the picture, if any), then every row worst first, with the run as a
+    short link."""
     lines = [f"# {kind}", ""]
     if halted:
         lines += [f"**Halted:** {_cell(halted)}", ""]
     lines += ["| state | sites |", "|---|---|"]
     lines += [f"| {state} | {n} |" for state, n in counts(rows)]
+    if image:
+        lines += ["", image]
     lines += ["", "| outcome | site | state | run |", "|---|---|---|---|"]
     for r in ordered(rows):
         run = f"[{_cell(r['run'])}]({r['url']})" if r.get("url") else _cell(r.get("run") or "")
@@ -115,7 +164,12 @@ def emit_halted(fleet: str, failed: list[str], not_started: list[str], reason: s
 
 
 def finish(
-    kind: str, rows: list[dict[str, Any]], not_started: list[str], halted: str | None
+    kind: str,
+    rows: list[dict[str, Any]],
+    not_started: list[str],
+    halted: str | None,
+    *,
+    with_picture: bool = False,
 ) -> dict[str, Any]:
     skipped = set(not_started)
     failed = [r for r in rows if not r["ok"] and r["site"] not in skipped]
@@ -129,7 +183,9 @@ def finish(
     create_table_artifact(key=f"{kind}-summary", table=ordered(rows), description=line)
     create_markdown_artifact(
         key=f"{kind}-overview",
-        markdown=overview_markdown(kind, rows, halted),
+        markdown=overview_markdown(
+            kind, rows, halted, picture(kind, rows) if with_picture else None
+        ),
         description=headline(kind, rows),
     )
     summary = {

@@ -108,7 +108,20 @@ def run_site(kind: str, site_block: str, parameters: dict[str, Any]) -> dict[str
         "flow_run_id": str(state.state_details.flow_run_id or ""),
         "url": "",
         "outcome": "" if ok else (state.message or ""),
-    }
+    } | _figures(state)
+
+
+def _figures(state: Any) -> dict[str, Any]:
+    """The site run's ``fleet_figures`` (site-status: the numbers the fleet picture plots),
+    from its value or, for an unhealthy site, its exception; both are in this process's
+    memory, nothing is persisted. Other flows have none: no keys."""
+    try:
+        value = state.result(raise_on_failure=False)
+    except Exception:  # no value in memory (e.g. crashed): the picture shows it as unknown
+        return {}
+    got = value.get("fleet_figures") if isinstance(value, dict) else None
+    got = getattr(value, "fleet_figures", None) if got is None else got
+    return dict(got) if isinstance(got, dict) else {}
 
 
 def _describe(rows: list[dict[str, Any]]) -> None:

@@ -35,6 +35,10 @@ EXPIRY_WARNING_DAYS = 14
 class SiteUnhealthy(PermanentError):
     """The site answered, and what it said is wrong; the message lists each problem + fix."""
 
+    # What the fleet picture plots (see fleet_figures): a failed run returns no value, and the
+    # fleet-shard running this flow in-process reads it off the exception instead.
+    fleet_figures: dict[str, Any] | None = None
+
 
 @flow(name=FLOW, flow_run_name="status-{site_block}")
 def site_status(
@@ -189,13 +193,32 @@ def site_status(
     )
     facts["healthy"] = verdict.healthy
     facts["checks"] = verdict.table()
+    facts["fleet_figures"] = fleet_figures(facts)
     if not verdict.healthy:
-        raise SiteUnhealthy(
+        unhealthy = SiteUnhealthy(
             f"site {site.name} is unhealthy: " + " | ".join(verdict.problems),
             resource=f"site {site.name}",
         )
+        unhealthy.fleet_figures = facts["fleet_figures"]
+        raise unhealthy
     get_run_logger().info("site %s is healthy", site.name)
     return facts
+
+
+def fleet_figures(facts: dict[str, Any]) -> dict[str, Any]:
+    """The two numbers the fleet-status picture plots for this site: the last sync's age
+    (seconds) and the days until the soonest password the site uses expires, client or sync
+    (None: unknown, or nothing in use expires). Numbers only: no secret, no name."""
+    days = [
+        float(row["days_to_expiry"])
+        for key in ("client_passwords", "sync_passwords")
+        for row in facts.get(key) or []
+        if row.get("in_use") and row.get("days_to_expiry") is not None
+    ]
+    return {
+        "sync_age_s": facts.get("last_sync_age_seconds"),
+        "expiry_days": min(days) if days else None,
+    }
 
 
 def _node_checks(

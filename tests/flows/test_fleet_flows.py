@@ -256,6 +256,15 @@ def test_the_weekly_rotation_deployment_runs_shards_on_the_worker(
     status = fleet_status(fsb.parent_block, tag=fsb.tag)
     assert [r["run"] for r in status["sites"]] == [f"status-{s}" for s in sites]
     assert status["failed"] == []
+    # Each site's two numbers reach the fleet; the overview shows them as one picture, a dot
+    # per site (the client passwords were just rotated: 90 days; the sync one: 365).
+    for row in status["sites"]:
+        assert isinstance(row["expiry_days"], float) and 30 < row["expiry_days"] <= 90, row
+        assert row["sync_age_s"] is None or row["sync_age_s"] >= 0, row
+    overview = _artifact("fleet-status-overview")
+    assert overview is not None and "| Completed | 3 |" in str(overview.data)
+    dots = _picture_dots(str(overview.data))
+    assert sorted(dots) == sorted(f"{s}: ok" for s in sites)
 
 
 @pytest.mark.timeout(900)
@@ -308,6 +317,17 @@ def _progress(flow_run_id: Any) -> Any:
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
         )
     return found[-1] if found else None
+
+
+def _picture_dots(markdown: str) -> list[str]:
+    """The tooltips of the dots in the overview's picture (a base64 SVG data-URI image)."""
+    import base64
+    import xml.etree.ElementTree as ET
+
+    encoded = markdown.split("](data:image/svg+xml;base64,", 1)[1].split(")", 1)[0]
+    root = ET.fromstring(base64.b64decode(encoded).decode())
+    circles = list(root.iter("{http://www.w3.org/2000/svg}circle"))[3:]  # 3: the legend
+    return ["".join(c.itertext()) for c in circles]
 
 
 def _summary_rows(artifact: Any) -> list[dict[str, Any]]:
