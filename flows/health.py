@@ -178,9 +178,10 @@ class Health:
 
     def table(self) -> list[dict[str, str]]:
         return [
-            {"check": c.name, "status": "ok" if c.ok else "FAIL", "value": c.value, "fix": c.fix}
+            # Status and fix first: the UI clips the last columns of a wide table.
+            {"status": "ok" if c.ok else "FAIL", "fix": c.fix, "check": c.name, "value": c.value}
             for c in self.checks
-        ] + [{"check": n, "status": "info", "value": v, "fix": ""} for n, v in self.notes]
+        ] + [{"status": "info", "fix": "", "check": n, "value": v} for n, v in self.notes]
 
 
 # connectionState as the service reports it: Online and Syncing (a sync in progress) are

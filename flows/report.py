@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flows import checkpoints
+from model.names import short_label
 from model.result import StepResult
 
 
@@ -99,14 +100,15 @@ class RunReport:
 
     def table(self) -> list[dict[str, Any]]:
         return [
+            # The reason first: the UI clips the last columns of a wide table.
             {
+                "why": r["message"],
                 "step": r["step"],
-                "resource": r["resource"],
                 "action": r["action"],
                 "this run": "planned"
                 if r["planned"]
                 else ("changed" if r["changed"] else "no change"),
-                "why": r["message"],
+                "resource": short_label(r["resource"]),
             }
             for r in self.rows
         ]

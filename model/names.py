@@ -182,3 +182,13 @@ def name_from_id(resource_id: str, kind: str) -> str:
     if idx + 1 >= len(parts):
         raise InputError(f"{resource_id!r} has no name after /{kind}/.")
     return parts[idx + 1]
+
+
+# A user is a word of its own (not a repository path) and what follows is not a digest.
+_USER_AT_HOST = re.compile(r"(?<![\w/:.-])[A-Za-z_][\w.-]*@(?!sha\d+:)(?=[A-Za-z0-9\[])")
+
+
+def short_label(resource: str) -> str:
+    """A resource as a table cell: the SSH user dropped from ``user@host`` (the site's block
+    names it, and the UI renders ``edge@127.0.0.1`` as a mailto link) and whitespace folded."""
+    return " ".join(_USER_AT_HOST.sub("", resource).split())

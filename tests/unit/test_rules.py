@@ -299,3 +299,17 @@ def test_limits_are_the_ones_checked() -> None:
         actions.check_client_token_limit(limits.MAX_CLIENT_TOKENS_PER_CR + 1, "plant01")
     with pytest.raises(ValidationError):
         ProvisionSpec(namespaces=["s"], client_password_days=limits.CLIENT_PASSWORD_DAYS_MAX + 1)
+
+
+@pytest.mark.parametrize(
+    ("resource", "label"),
+    [
+        ("ssh edge@127.0.0.1:2222", "ssh 127.0.0.1:2222"),
+        ("node agent-1 (k3s.admin@plant01.example:22)", "node agent-1 (plant01.example:22)"),
+        ("etc/rancher/k3s/registries.yaml", "etc/rancher/k3s/registries.yaml"),
+        ("image samples/hello@sha256:abc", "image samples/hello@sha256:abc"),
+        ("scope map\n  site01-client", "scope map site01-client"),
+    ],
+)
+def test_a_short_label_drops_the_ssh_user_and_nothing_else(resource: str, label: str) -> None:
+    assert names.short_label(resource) == label
