@@ -97,7 +97,9 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _own_server() -> Iterator[PrefectApi]:
+def own_server(*, ui: bool = False) -> Iterator[PrefectApi]:
+    """A private `prefect server start` for the duration (see the module docstring); with
+    ``ui`` it also serves the Prefect UI at ``ui_url`` (screenshots), else API only."""
     home = tempfile.mkdtemp(prefix="acr-edge-prefect-server-")
     os.chmod(home, 0o700)  # mkdtemp's mode already; said here because the database lives in it
     port = _free_port()
@@ -108,6 +110,8 @@ def _own_server() -> Iterator[PrefectApi]:
         "PREFECT_HOME": home,
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_API_URL": url,
+        # The UI asks the server where its API is; on a non-default port it must be told.
+        "PREFECT_UI_API_URL": url,
     }
     log_path = os.path.join(home, "server.log")
     with open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as log:
@@ -123,7 +127,7 @@ def _own_server() -> Iterator[PrefectApi]:
                 "--port",
                 str(port),
                 "--analytics-off",
-                "--no-ui",
+                *([] if ui else ["--no-ui"]),
             ],
             env=env,
             stdout=log,
@@ -181,7 +185,7 @@ def prefect_api() -> Iterator[PrefectApi]:
         return
     if configured:
         print(f"Prefect API {configured} does not answer; starting a private one.", file=sys.stderr)
-    with _own_server() as api:
+    with own_server() as api:
         yield api
 
 
