@@ -196,7 +196,11 @@ def _doc(fn: F) -> F:
 with_wave_args = _doc  # for fleet flows defined elsewhere (reconcile-fleet)
 
 
-@flow(name="provision-fleet", task_runner=FLEET_RUNNER)  # type: ignore[arg-type]
+@flow(
+    name="provision-fleet",
+    flow_run_name=fleet_report.fleet_run_name("provision-fleet"),
+    task_runner=FLEET_RUNNER,  # type: ignore[arg-type]
+)
 @_doc
 def provision_fleet(
     parent_block: str,
@@ -232,7 +236,11 @@ def provision_fleet(
     return in_waves("provision-fleet", PROVISION, names, params, options, max_concurrency)
 
 
-@flow(name="rotate-fleet-tokens", task_runner=FLEET_RUNNER)  # type: ignore[arg-type]
+@flow(
+    name="rotate-fleet-tokens",
+    flow_run_name=fleet_report.fleet_run_name("rotate-fleet-tokens"),
+    task_runner=FLEET_RUNNER,  # type: ignore[arg-type]
+)
 @_doc
 def rotate_fleet_tokens(
     parent_block: str,
@@ -264,7 +272,11 @@ def rotate_fleet_tokens(
     return in_waves("rotate-fleet-tokens", ROTATE, names, params, options, max_concurrency)
 
 
-@flow(name="fleet-status", task_runner=FLEET_RUNNER)  # type: ignore[arg-type]
+@flow(
+    name="fleet-status",
+    flow_run_name=fleet_report.fleet_run_name("fleet-status"),
+    task_runner=FLEET_RUNNER,  # type: ignore[arg-type]
+)
 @_doc
 def fleet_status(
     parent_block: str,
@@ -295,7 +307,11 @@ def fleet_status(
     return in_waves("fleet-status", STATUS, names, params, options, max_concurrency)
 
 
-@flow(name="teardown-fleet", task_runner=FLEET_RUNNER)  # type: ignore[arg-type]
+@flow(
+    name="teardown-fleet",
+    flow_run_name=fleet_report.fleet_run_name("teardown-fleet"),
+    task_runner=FLEET_RUNNER,  # type: ignore[arg-type]
+)
 @_doc
 def teardown_fleet(
     parent_block: str,
@@ -329,7 +345,11 @@ def teardown_fleet(
     return in_waves("teardown-fleet", TEARDOWN, names, params, options, max_concurrency)
 
 
-@flow(name="rotate-fleet-sync", task_runner=FLEET_RUNNER)  # type: ignore[arg-type]
+@flow(
+    name="rotate-fleet-sync",
+    flow_run_name=fleet_report.fleet_run_name("rotate-fleet-sync"),
+    task_runner=FLEET_RUNNER,  # type: ignore[arg-type]
+)
 @_doc
 def rotate_fleet_sync(
     parent_block: str,

@@ -9,7 +9,7 @@ the column a person needs is the one the UI does not clip.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 from uuid import UUID
 
@@ -23,6 +23,26 @@ HALTED_EVENT = "acr-edge.fleet.wave-halted"
 # Lower sorts first. A site run's Prefect state names; NotStarted is the fleet's own.
 _SEVERITY = {"Crashed": 0, "Failed": 0, "TimedOut": 0, "Cancelled": 1, "NotStarted": 2}
 _OK = 9
+
+
+def fleet_run_name(kind: str) -> Callable[[], str]:
+    """A fleet flow's ``flow_run_name``: what it does and to which sites
+    (``fleet-status-all-sites``, ``provision-fleet-tag-north``, ``rotate-fleet-tokens-plant01``,
+    ``teardown-fleet-3-sites``), instead of Prefect's random two words."""
+
+    def name() -> str:
+        from prefect.runtime import flow_run
+
+        params = dict(flow_run.parameters)
+        sites, tag = params.get("sites") or [], params.get("tag")
+        if tag:
+            return f"{kind}-tag-{tag}"
+        if len(sites) == 1:
+            return f"{kind}-{sites[0]}"
+        return f"{kind}-{len(sites)}-sites" if sites else f"{kind}-all-sites"
+
+    name.__qualname__ = name.__name__ = f"fleet_run_name({kind})"
+    return name
 
 
 def severity(row: dict[str, Any]) -> int:

@@ -25,12 +25,19 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.futures import PrefectFuture, wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.report import artifact_key
 from model.errors import InputError, PermanentError
 from model.names import validate_block_name
 
 SHARD_FLOW = "fleet-shard"
 SHARD_DEPLOYMENT = f"{SHARD_FLOW}/{SHARD_FLOW}"
-SHARD_ARTIFACT = "fleet-shard-sites"
+SHARD_ARTIFACT = "shard"  # key prefix: <kind>-shard-<label>, one per shard (not overwritten)
+
+
+def shard_artifact_key(kind: str, label: str) -> str:
+    return artifact_key(f"{kind}-{SHARD_ARTIFACT}", label)
+
+
 SHARD_RUN_TIMEOUT = 3 * 3600.0
 
 
@@ -206,7 +213,7 @@ def fleet_shard(
     _describe(rows)
     failed = [r for r in rows if not r["ok"]]
     create_table_artifact(
-        key=SHARD_ARTIFACT,
+        key=shard_artifact_key(kind, label),
         table=rows,
         description=f"{kind} shard {label}: {len(rows) - len(failed)}/{len(rows)} sites ok",
     )
@@ -269,7 +276,7 @@ def _shard_rows(run: FlowRun, job: SiteJob, shard: list[str]) -> list[dict[str, 
         )
     reported: dict[str, dict[str, Any]] = {}
     for art in arts:
-        if art.key == SHARD_ARTIFACT and art.data:
+        if (art.key or "").startswith(f"{job.kind}-{SHARD_ARTIFACT}-") and art.data:
             for row in _table(art.data):
                 reported[row["site"]] = row
     state = run.state

@@ -14,6 +14,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
+from flows import fleet_report
 from flows.fleet import FLEET_RUNNER, PROVISION, in_waves, select_site_names, with_wave_args
 from flows.site_specs import stored_specs
 from model import site_spec, waves
@@ -44,7 +45,11 @@ def sites_to_reconcile() -> tuple[list[str], list[str]]:
     return chosen, sorted(set(sites) - set(chosen))
 
 
-@flow(name=FLOW, task_runner=FLEET_RUNNER)  # type: ignore[arg-type]
+@flow(
+    name=FLOW,
+    flow_run_name=fleet_report.fleet_run_name(FLOW),
+    task_runner=FLEET_RUNNER,  # type: ignore[arg-type]
+)
 @with_wave_args
 def reconcile_fleet(
     parent_block: str,

@@ -165,6 +165,11 @@ def test_a_wave_halts_at_its_budget(fsb: FlowSandbox, worker: subprocess.Popen[b
     assert overview is not None and "| Failed | 1 |" in str(overview.data)
     assert "| NotStarted | 2 |" in str(overview.data)
     fleet_run_id = state.state_details.flow_run_id
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        # Named for what it does and to which sites, not Prefect's random two words.
+        assert client.read_flow_run(fleet_run_id).name == "provision-fleet-3-sites"
     progress = _progress(fleet_run_id)
     assert progress is not None and "1/3 site(s) finished, 1 failed" in str(progress.description)
     # Only the canary ran: no provision run exists for the others.
@@ -253,7 +258,13 @@ def test_the_weekly_rotation_deployment_runs_shards_on_the_worker(
     assert table is not None and "3/3 sites ok" in str(table.description)
     assert all(": rotated" in r["outcome"] for r in _summary_rows(table))
 
-    status = fleet_status(fsb.parent_block, tag=fsb.tag)
+    status_state = fleet_status(fsb.parent_block, tag=fsb.tag, return_state=True)
+    status = status_state.result()
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(status_state.state_details.flow_run_id)
+    assert run.name == f"fleet-status-tag-{fsb.tag}"
     assert [r["run"] for r in status["sites"]] == [f"status-{s}" for s in sites]
     assert status["failed"] == []
     # Each site's two numbers reach the fleet; the overview shows them as one picture, a dot
