@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-from deployments import automations, scheduled_runs
+from deployments import automations, parameter_titles, scheduled_runs
 from deployments.definitions import (
     DEFAULT_PARENT_BLOCK,
     DEFAULT_ROTATE_CRON,
@@ -188,6 +188,7 @@ def apply_deployment(defn: DeploymentDefinition, work_pool: str) -> Outcome:
             resource=defn.full_name,
             fix="keep the flow's name equal to its deployment name.",
         )
+    parameter_titles.apply(deployment._parameter_openapi_schema)
     # Module entrypoints resolve on any worker with the package installed; a path stored here
     # would pin runs to this machine's checkout.
     deployment._path = None  # type: ignore[assignment]

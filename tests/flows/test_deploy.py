@@ -195,6 +195,17 @@ def test_parameter_schemas_describe_the_ui_form(first_deploy_output: str) -> Non
     ]
     assert not undescribed, f"parameters without a description: {undescribed}"
 
+    # Titled as the spec's fields are (sentence case), not with the Python name.
+    assert props["site_block"]["title"] == "Site (EdgeSite block name)"
+    assert props["dry_run"]["title"] == "Dry run"
+    raw = [
+        (name, param)
+        for name in (*FLOWS, *FLEET_INTERNAL)
+        for param, prop in _deployment(name).parameter_openapi_schema["properties"].items()
+        if prop.get("title") == param or not str(prop.get("title"))[:1].isupper()
+    ]
+    assert not raw, f"parameters titled with their Python name: {raw}"
+
 
 def test_bad_input_is_refused_before_any_write(capsys: Any) -> None:
     for bad in (

@@ -305,3 +305,11 @@ def test_good_values_pass_form_and_model() -> None:
     }
     assert _form_errors(ProvisionSpec, spec) == []
     ProvisionSpec(**spec)
+
+
+def test_run_form_titles_follow_the_block_forms_rule() -> None:
+    from deployments import parameter_titles
+
+    for name in (*parameter_titles.TITLES, "expiry_warning_days", "dry_run", "lead_days"):
+        _check_title(parameter_titles.title(name))
+    assert parameter_titles.title("propagation_timeout_seconds") == "Propagation timeout seconds"
