@@ -98,6 +98,8 @@ class RunReport:
         }
 
     def table(self) -> list[dict[str, Any]]:
+        """The artifact's rows; a dry run's blockers (where the real run would stop) first."""
+        rows = sorted(self.rows, key=lambda r: r["action"] != "blocked")
         return [
             {
                 "step": r["step"],
@@ -108,7 +110,7 @@ class RunReport:
                 else ("changed" if r["changed"] else "no change"),
                 "why": r["message"],
             }
-            for r in self.rows
+            for r in rows
         ]
 
 
