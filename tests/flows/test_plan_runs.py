@@ -113,7 +113,7 @@ def test_an_error_the_real_run_would_stop_at_is_a_blocker(fsb: FlowSandbox) -> N
     assert message.startswith("stop registries/") and "data endpoint" in message, message
     assert "Fix:" in message and message.count("registries/") == 1, message  # named once
     text = _markdown(run)
-    assert [s for s in text.splitlines() if s.startswith("## ")][0] == "## Blocked", text
+    assert next(s for s in text.splitlines() if s.startswith("## ")) == "## Blocked", text
     assert "az acr update" in text.split("## Blocked", 1)[1].split("\n## ", 1)[0]
 
 
@@ -168,7 +168,7 @@ def test_teardown_dry_runs_blocked_and_clean(fsb: FlowSandbox, reader: str) -> N
     assert run.state.name == "Blocked" and run.state.is_failed(), run.state
     assert (run.state.message or "").startswith("preflight-permissions "), run.state.message
     text = _markdown(run)
-    assert [s for s in text.splitlines() if s.startswith("## ")][0] == "## Blocked", text
+    assert next(s for s in text.splitlines() if s.startswith("## ")) == "## Blocked", text
     assert text.index("## Blocked") < text.index("| step | resource | action | why |")
 
     clean = teardown_site(site, fsb.parent_block, dry_run=True, return_state=True)
