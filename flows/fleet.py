@@ -21,7 +21,7 @@ from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture, as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows import fleet_report
+from flows import fleet_report, plan_runs
 from flows.fleet_shard import (
     PROVISION,
     ROTATE,
@@ -228,6 +228,8 @@ def provision_fleet(
         {waves}
     """
     validate_block_name(parent_block, "parent_block")
+    if spec is not None and spec.dry_run:
+        plan_runs.mark_plan()  # every site's run is a plan: so is the fleet's
     options = _options(canary, wave_size, max_failures, shard_size)
     names = select_site_names(sites, tag)
     params: dict[str, Any] = {"parent_block": parent_block}
@@ -339,6 +341,8 @@ def teardown_fleet(
         {waves}
     """
     validate_block_name(parent_block, "parent_block")
+    if dry_run:
+        plan_runs.mark_plan()  # every site's run is a plan: so is the fleet's
     options = _options(canary, wave_size, max_failures, shard_size)
     names = select_site_names(sites, tag)  # never "every site" by default: this deletes
     params = {"parent_block": parent_block, "dry_run": dry_run}

@@ -21,7 +21,15 @@ from model.errors import PermanentError
 
 HALTED_EVENT = "acr-edge.fleet.wave-halted"
 # Lower sorts first. A site run's Prefect state names; NotStarted is the fleet's own.
-_SEVERITY = {"Crashed": 0, "Failed": 0, "TimedOut": 0, "Cancelled": 1, "NotStarted": 2}
+# Blocked: a dry run found where the real run would stop (flows.plan_runs), after the errors.
+_SEVERITY = {
+    "Crashed": 0,
+    "Failed": 0,
+    "TimedOut": 0,
+    "Blocked": 1,
+    "Cancelled": 1,
+    "NotStarted": 2,
+}
 _OK = 9
 
 

@@ -104,17 +104,25 @@ def failed_row(job: SiteJob, site: str, state: str, outcome: str) -> dict[str, A
 def run_site(kind: str, site_block: str, parameters: dict[str, Any]) -> dict[str, Any]:
     """Run the site's flow as a subflow and describe how it ended (a failed site is reported,
     not raised: the summary names it and the shard fails afterwards)."""
+    from flows import plan_runs
+
     job = JOBS[kind]
     state = job.load()(site_block=site_block, **parameters, return_state=True)
     ok = state.is_completed()
+    # A dry run (spec.dry_run of a stored spec included: its state says so) is a plan run; a
+    # Blocked one is where the real run would stop, reported as such, not as a crash.
+    dry = plan_runs.is_dry(parameters) or state.name in plan_runs.PLAN_STATES
+    outcome = "" if ok else (state.message or "")
+    if state.name == plan_runs.BLOCKED_STATE:
+        outcome = f"blocked: {outcome}"
     return {
         "site": site_block,
         "ok": ok,
         "state": str(state.name),
-        "run": job.run_name(site_block),
+        "run": plan_runs.plan_name(job.run_name(site_block), dry),
         "flow_run_id": str(state.state_details.flow_run_id or ""),
         "url": "",
-        "outcome": "" if ok else (state.message or ""),
+        "outcome": outcome,
     } | _figures(state)
 
 

@@ -15,7 +15,7 @@ import base64
 import binascii
 import hashlib
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from model.errors import PermanentError
 
@@ -109,4 +109,32 @@ def pin_host_keys(inputs: SiteInputs, lines: Sequence[str], report: RunReport) -
         # One save for all: the row of the first line carries the write.
         report.note(
             "host-key", f"block {inputs.site_block}", message, changed=True, writes=int(i == 0)
+        )
+
+
+def recorded_keys(conn_f: Any, nodes_f: Any) -> list[str]:
+    """Host-key lines accepted on first use by a provision run (the futures of its site
+    connection and of its node pre-flight)."""
+    keys: list[str] = []
+    if conn_f.state.is_completed() and conn_f.result().recorded_host_key:
+        keys.append(conn_f.result().recorded_host_key)
+    if nodes_f.state.is_completed():
+        keys += [k for k in nodes_f.result().recorded_host_keys if k not in keys]
+    return keys
+
+
+def pin_or_plan(inputs: SiteInputs, lines: list[str], report: RunReport, dry: bool) -> None:
+    """Pin the accepted keys; a dry run only plans the pin, one row per key."""
+    if not dry:
+        pin_host_keys(inputs, lines, report)
+        return
+    for line in lines:
+        key_type, fp = fingerprint(line)
+        report.note(
+            "host-key",
+            f"block {inputs.site_block}",
+            f"host key {key_type} {fp} of {line.split()[0]} accepted on first use; "
+            f"the real run pins it in block {inputs.site_block} (not saved: dry run)",
+            action="write",
+            planned=True,
         )

@@ -14,7 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from model.names import short_label
+
 MASK = "***"
+# The reason first and a short resource label: the UI clips a wide table's last columns.
+TABLE_HEAD = "| why | step | action | resource |"
 
 ARM_STEPS = (
     "preflight-permissions",
@@ -36,6 +40,51 @@ SECRET_STEPS = {
 # A canary pull proves the chain; its pod is not a change the plan counts as a write.
 CHECK_STEPS = frozenset({"canary"})
 PROVISIONAL = "provisional"  # a row planned before a resource it depends on exists
+# A row's action where the real run would stop (tasks.azure.registry.BLOCKED, or the error a
+# dry run met): such rows lead every plan, each with its fix.
+BLOCKED = "blocked"
+FIX = " Fix: "  # how model.errors.PermanentError joins a message and its fix
+
+
+def blockers(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in rows if r["action"] == BLOCKED]
+
+
+def blocked_markdown(rows: list[dict[str, Any]]) -> list[str]:
+    """The ``## Blocked`` section (empty without blockers): what stops the real run and the
+    fix, before anything else a person reads."""
+    found = blockers(rows)
+    if not found:
+        return []
+    lines = [
+        "## Blocked",
+        "",
+        "The real run would stop here; fix these first, then plan again.",
+        "",
+        "| blocker | fix | step | resource |",
+        "|---|---|---|---|",
+    ]
+    for r in found:
+        text = " ".join(str(r["message"]).split())
+        blocker, _, fix = text.partition(FIX)
+        where = f"{r['step']} | {short_label(str(r['resource']))}"
+        lines.append(f"| {_cell(blocker)} | {_cell(fix) or '-'} | {where} |")
+    return [*lines, ""]
+
+
+def rows_markdown(title: str, rows: list[dict[str, Any]]) -> list[str]:
+    """A report-based plan (teardown, re-home): the title, the blockers, then every other row."""
+    lines = [f"# {title}", "", *blocked_markdown(rows)]
+    lines += [TABLE_HEAD, "|---|---|---|---|"]
+    for r in rows:
+        if r["action"] != BLOCKED:
+            why = _cell(r["message"])
+            lines.append(f"| {why} | {r['step']} | {r['action']} | {short_label(r['resource'])} |")
+    return lines
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|")
 
 
 def helm_rows(changes: list[tuple[str, Any, Any]]) -> list[dict[str, Any]]:
@@ -82,7 +131,11 @@ class ProvisionPlan:
     nodes: list[dict[str, Any]] = field(default_factory=list)
 
     def _of(self, steps: Any) -> list[dict[str, str]]:
-        return [_row(r) for r in self.rows if r["step"] in steps]
+        return [_row(r) for r in self.rows if r["step"] in steps and r["action"] != BLOCKED]
+
+    @property
+    def blocked(self) -> list[dict[str, str]]:
+        return [_row(r) for r in blockers(self.rows)]
 
     @property
     def arm(self) -> list[dict[str, str]]:
@@ -119,7 +172,11 @@ class ProvisionPlan:
     @property
     def notes(self) -> list[str]:
         known = set(ARM_STEPS) | set(NODE_STEPS) | set(SECRET_STEPS)
-        out = [f"{r['step']}: {r['message']}" for r in self.rows if r["step"] not in known]
+        out = [
+            f"{r['step']}: {r['message']}"
+            for r in self.rows
+            if r["step"] not in known and r["action"] != BLOCKED
+        ]
         out += [
             f"{r['step']}: planned from the facts available ({d[PROVISIONAL]})"
             for r, d in zip(self.rows, self.details, strict=False)
@@ -129,14 +186,19 @@ class ProvisionPlan:
 
     @property
     def writes(self) -> int:
-        """Planned changes (a canary pull is a check, not a change)."""
-        return sum(1 for r in self.rows if r["action"] != "none" and r["step"] not in CHECK_STEPS)
+        """Planned changes (a canary pull is a check, a blocker a stop: neither a change)."""
+        return sum(
+            1
+            for r in self.rows
+            if r["action"] not in ("none", BLOCKED) and r["step"] not in CHECK_STEPS
+        )
 
     def summary(self) -> dict[str, Any]:
         return {
             "site": self.site,
-            "outcome": "planned",
+            "outcome": "blocked" if self.blocked else "planned",
             "dry_run": True,
+            "blocked": self.blocked,
             "writes": 0,
             "planned_writes": self.writes,
             "steps": [dict(r) for r in self.rows],
@@ -154,11 +216,13 @@ class ProvisionPlan:
         lines += [
             f"{self.writes} planned change(s); every row below is what the real run reports.",
             "",
+            *blocked_markdown(self.rows),
         ]
         for title, rows in (("ARM", self.arm), ("Node", self.node)):
-            lines += [f"## {title}", "", "| step | resource | action | why |", "|---|---|---|---|"]
+            lines += [f"## {title}", "", TABLE_HEAD, "|---|---|---|---|"]
             lines += [
-                f"| {r['step']} | {r['resource']} | {r['action']} | {r['why']} |" for r in rows
+                f"| {r['why']} | {r['step']} | {r['action']} | {short_label(r['resource'])} |"
+                for r in rows
             ]
             lines.append("")
         lines += ["## registries.yaml (credentials masked)", ""]

@@ -20,8 +20,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows import approval, node_rollout, site_tls
-from flows.host_keys import fingerprint, pin_host_keys
+from flows import approval, node_rollout, plan_runs, site_tls
+from flows.host_keys import pin_or_plan, recorded_keys
 from flows.inputs import SiteInputs, load_site, load_site_inputs
 from flows.locks import site_lock
 from flows.models import ProvisionSpec
@@ -68,7 +68,7 @@ def _cr_spec(inputs: SiteInputs, spec: ProvisionSpec) -> ConnectedRegistrySpec:
 
 @flow(
     name=FLOW,
-    flow_run_name="provision-{site_block}",
+    flow_run_name=plan_runs.run_name("provision-{site_block}"),
     task_runner=ThreadPoolTaskRunner(max_workers=6),  # type: ignore[arg-type]
     validate_parameters=True,
 )
@@ -83,8 +83,10 @@ def provision_site(
     Helm release, registries.yaml mirror and pull secrets; then a canary pull.
 
     Parameters are block names, never secrets. A re-run on a converged site writes nothing.
-    ``spec.dry_run`` runs the same steps without their applies and reports the plan. A spec
-    that would remove repositories from the site's sync scope waits for approval in the UI.
+    ``spec.dry_run`` runs the same steps without their applies and reports the plan (a run
+    named plan-provision-<site>, tagged plan, ending Planned, or Blocked with its blocker and
+    fix first when the real run would stop). A spec that would remove repositories from the
+    site's sync scope waits for approval in the UI.
 
     Args:
         site_block: EdgeSite block name of the site (its SSH, node paths and app namespaces).
@@ -106,6 +108,8 @@ def provision_site(
         source = resolved.why
     if dry_run and not spec.dry_run:
         spec = spec.model_copy(update={"dry_run": True})
+    if spec.dry_run:  # named and tagged a plan (a stored spec's dry_run is known only now)
+        plan_runs.mark_plan()
     inputs = load_site_inputs(
         site_block,
         parent_block,
@@ -117,6 +121,7 @@ def provision_site(
     report = RunReport(FLOW, inputs.site.name, dry_run=spec.dry_run)
     plan = ProvisionPlan(inputs.site.name, report.rows, report.details)
     outcome = "failed"
+    blocked: plan_runs.PlanBlocked | None = None
     try:
         ctx = inputs.parent.azure_context()
         try:
@@ -133,6 +138,12 @@ def provision_site(
             outcome = "converged" if report.writes else "already converged"
         if kept:
             outcome += f"; removal of {len(kept)} repositories not approved (kept)"
+    except PermanentError as exc:
+        if not spec.dry_run:
+            raise
+        # Where the real run would stop: the plan says so first, and the run is not green.
+        blocked = plan_runs.stop(report, exc)
+        outcome = f"blocked: {blocked}"
     finally:
         if spec.dry_run:
             create_markdown_artifact(
@@ -148,8 +159,8 @@ def provision_site(
                 f"{report.writes} write(s)",
             )
     if spec.dry_run:
-        logger.info("%s: planned %d change(s), wrote nothing", inputs.site.name, plan.writes)
-        return plan.summary()
+        logger.info("%s: %s, %d change(s), wrote nothing", inputs.site.name, outcome, plan.writes)
+        return plan_runs.finish(plan.summary(), blocked, outcome)
     logger.info("%s: %s with %d write(s)", inputs.site.name, outcome, report.writes)
     return report.summary(outcome=outcome, nodes=plan.nodes, kept_repositories=list(kept))
 
@@ -220,15 +231,15 @@ def _provision(
         except BaseException:
             # Never close the connection under a running node step: let them finish first.
             wait([conn_f, nodes_f, release_f])
-            keys = _recorded(conn_f, nodes_f)
+            keys = recorded_keys(conn_f, nodes_f)
             if keys:  # the keys were accepted: pin them even though this run fails
-                _host_keys(inputs, keys, report, dry)
+                pin_or_plan(inputs, keys, report, dry)
             raise
         conn: SiteConnection = conn_f.result()
         site_nodes = ready()
-        keys = _recorded(conn_f, nodes_f)
+        keys = recorded_keys(conn_f, nodes_f)
         if keys:
-            _host_keys(inputs, keys, report, dry)
+            pin_or_plan(inputs, keys, report, dry)
         done(st.ensure_namespace_task(conn, site.namespace, dry_run=dry))
         release: ReleaseFact = release_f.result()
         current_host = st.registry_host_task(conn) if release.exists else None
@@ -304,32 +315,6 @@ def _bridge(
 @task(name="preflight-nodes", cache_policy=NO_CACHE, persist_result=False)
 def preflight_nodes_task(stack: ExitStack, conn: SiteConnection, selector: str) -> SiteNodes:
     return node_rollout.preflight(stack, conn, selector)
-
-
-def _recorded(conn_f: Any, nodes_f: Any) -> list[str]:
-    """Host-key lines accepted on first use by this run (site connection and nodes)."""
-    keys: list[str] = []
-    if conn_f.state.is_completed() and conn_f.result().recorded_host_key:
-        keys.append(conn_f.result().recorded_host_key)
-    if nodes_f.state.is_completed():
-        keys += [k for k in nodes_f.result().recorded_host_keys if k not in keys]
-    return keys
-
-
-def _host_keys(inputs: SiteInputs, lines: list[str], report: RunReport, dry: bool) -> None:
-    if not dry:
-        pin_host_keys(inputs, lines, report)
-        return
-    for line in lines:
-        key_type, fp = fingerprint(line)
-        report.note(
-            "host-key",
-            f"block {inputs.site_block}",
-            f"host key {key_type} {fp} of {line.split()[0]} accepted on first use; "
-            f"the real run pins it in block {inputs.site_block} (not saved: dry run)",
-            action="write",
-            planned=True,
-        )
 
 
 def _azure_side(

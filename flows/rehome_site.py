@@ -27,12 +27,15 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from flows import plan_runs
 from flows.inputs import load_site_inputs
 from flows.locks import locked_site
 from flows.models import ProvisionSpec
+from flows.plan import BLOCKED, rows_markdown
 from flows.provision_site import provision_site
 from flows.report import RunReport, artifact_key
 from model import names
+from model.errors import PermanentError
 from model.plan import Change
 from model.result import StepResult
 from tasks import rotation
@@ -46,7 +49,11 @@ DEACTIVATE_STEP = "deactivate-connected-registry"
 REVOKE_STEP = "revoke-old-sync-password"
 
 
-@flow(name=FLOW, flow_run_name="rehome-{site_block}", validate_parameters=True)
+@flow(
+    name=FLOW,
+    flow_run_name=plan_runs.run_name("rehome-{site_block}"),
+    validate_parameters=True,
+)
 def rehome_site(site_block: str, parent_block: str, spec: ProvisionSpec) -> dict[str, Any]:
     """Re-home one site on the hardware its block now names: revoke the old runtime's sync
     passwords, deactivate the connected registry, then provision-site with a fresh sync
@@ -62,6 +69,8 @@ def rehome_site(site_block: str, parent_block: str, spec: ProvisionSpec) -> dict
             `{"namespaces": ["samples"]}`.
     """
     logger = get_run_logger()
+    if spec.dry_run:
+        plan_runs.mark_plan()
     inputs = load_site_inputs(
         site_block,
         parent_block,
@@ -75,6 +84,7 @@ def rehome_site(site_block: str, parent_block: str, spec: ProvisionSpec) -> dict
 
     outcome = "failed"
     provision: dict[str, Any] = {}
+    blocked: plan_runs.PlanBlocked | None = None
     try:
         with locked_site(inputs) as ctx:
             with ExitStack() as stack:
@@ -114,6 +124,15 @@ def rehome_site(site_block: str, parent_block: str, spec: ProvisionSpec) -> dict
         provision = provision_site(site_block, parent_block, spec)
         writes = report.writes + int(provision.get("writes") or 0)
         outcome = "planned" if dry else ("re-homed" if writes else "already re-homed")
+    except PermanentError as exc:
+        if not dry:
+            raise
+        if isinstance(exc, plan_runs.PlanBlocked):  # provision's plan, its blocker first
+            provision = exc.summary
+            blocked = plan_runs.stop(report, exc, step="provision-site")
+        else:
+            blocked = plan_runs.stop(report, exc)
+        outcome = f"blocked: {blocked}"
     finally:
         if dry:
             create_markdown_artifact(
@@ -129,26 +148,21 @@ def rehome_site(site_block: str, parent_block: str, spec: ProvisionSpec) -> dict
                 "before provision-site",
             )
     logger.info("%s: %s", site.name, outcome)
-    return report.summary(
+    summary = report.summary(
         outcome=outcome,
         writes=report.writes + int(provision.get("writes") or 0),
         rehome_writes=report.writes,
         provision=provision,
     )
+    return plan_runs.finish(summary, blocked, outcome) if dry else summary
 
 
 def _markdown(report: RunReport, provision: dict[str, Any]) -> str:
-    lines = [
-        f"# re-home-site {report.site} (dry run)",
-        "",
-        "| step | resource | action | why |",
-        "|---|---|---|---|",
-    ]
-    for r in report.rows:
-        why = str(r["message"]).replace("|", "\\|")
-        lines.append(f"| {r['step']} | {r['resource']} | {r['action']} | {why} |")
+    lines = rows_markdown(f"re-home-site {report.site} (dry run)", report.rows)
     lines += ["", "Then provision-site on the new hardware:", ""]
     for r in provision.get("steps") or []:
+        if r.get("action") == BLOCKED:
+            continue  # the Blocked section above names it
         why = str(r.get("message", "")).replace("|", "\\|")
         lines.append(f"- {r.get('step')} {r.get('resource')}: {r.get('action')} ({why})")
     return "\n".join(lines) + "\n"

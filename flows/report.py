@@ -99,6 +99,8 @@ class RunReport:
         }
 
     def table(self) -> list[dict[str, Any]]:
+        """The artifact's rows; a dry run's blockers (where the real run would stop) first."""
+        rows = sorted(self.rows, key=lambda r: r["action"] != "blocked")
         return [
             # The reason first: the UI clips the last columns of a wide table.
             {
@@ -110,7 +112,7 @@ class RunReport:
                 else ("changed" if r["changed"] else "no change"),
                 "resource": short_label(r["resource"]),
             }
-            for r in self.rows
+            for r in rows
         ]
 
 

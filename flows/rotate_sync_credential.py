@@ -18,7 +18,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
-from flows import checkpoints, site_tls
+from flows import checkpoints, plan_runs, site_tls
 from flows.host_keys import pin_site_host_key
 from flows.inputs import SiteInputs, load_site_inputs
 from flows.locks import locked_site
@@ -37,7 +37,7 @@ from tasks.site.plans import canary_image, release_resource
 FLOW = "rotate-sync-credential"
 
 
-@flow(name=FLOW, flow_run_name="rotate-sync-{site_block}")
+@flow(name=FLOW, flow_run_name=plan_runs.run_name("rotate-sync-{site_block}"))
 def rotate_sync_credential(
     site_block: str,
     parent_block: str,
@@ -65,11 +65,14 @@ def rotate_sync_credential(
         dry_run: List the plan (every step this run would take, with its reason) and write
             nothing. Default: off. Example: on, to see whether a rotation is due.
     """
+    if dry_run:
+        plan_runs.mark_plan()
     inputs = load_site_inputs(site_block, parent_block)
     # The propagation allowance of a sync password is the release's readiness wait.
     life = rotation.validate_lifetime(lifetime_days, lead_days, inputs.site.ready_timeout)
     report = RunReport(FLOW, inputs.site.name, dry_run=dry_run)
     outcome = "failed"
+    blocked: plan_runs.PlanBlocked | None = None
     try:
         with locked_site(inputs) as ctx, open_site(inputs.site) as conn:
             if conn.recorded_host_key:
@@ -80,6 +83,11 @@ def rotate_sync_credential(
             renewed = _renew_certificate(ctx, conn, inputs, report, dry_run)
             if renewed:
                 outcome = f"{outcome}; {renewed}"
+    except PermanentError as exc:
+        if not dry_run:
+            raise
+        blocked = plan_runs.stop(report, exc)  # where the real run would stop: the first row
+        outcome = f"blocked: {blocked}"
     finally:
         create_table_artifact(
             key=artifact_key("rotate-sync", inputs.site.name),
@@ -88,6 +96,8 @@ def rotate_sync_credential(
             f"{inputs.site.name}: {outcome}",
         )
     get_run_logger().info("%s: %s (%d write(s))", inputs.site.name, outcome, report.writes)
+    if dry_run:
+        return plan_runs.finish(report.summary(outcome=outcome), blocked, outcome)
     return report.summary(outcome=outcome)
 
 

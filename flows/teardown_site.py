@@ -17,10 +17,11 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows import node_rollout
+from flows import node_rollout, plan_runs
 from flows.host_keys import pin_host_keys
 from flows.inputs import load_site_inputs
 from flows.locks import locked_site
+from flows.plan import rows_markdown
 from flows.report import RunReport, artifact_key
 from model.errors import PermanentError
 from tasks.azure import teardown_steps as azt
@@ -30,7 +31,11 @@ from tasks.site.connection import open_site
 FLOW = "teardown-site"
 
 
-@flow(name=FLOW, flow_run_name="teardown-{site_block}", validate_parameters=True)
+@flow(
+    name=FLOW,
+    flow_run_name=plan_runs.run_name("teardown-{site_block}"),
+    validate_parameters=True,
+)
 def teardown_site(site_block: str, parent_block: str, dry_run: bool = False) -> dict[str, Any]:
     """Tear one site down: acr-edge's node mirror entries and CA files, pull secrets, Helm
     release and TLS Secrets on the cluster, then in ARM its connected registry (deactivated,
@@ -46,6 +51,8 @@ def teardown_site(site_block: str, parent_block: str, dry_run: bool = False) -> 
             Example: on, to see what would go before tearing down.
     """
     logger = get_run_logger()
+    if dry_run:
+        plan_runs.mark_plan()
     inputs = load_site_inputs(site_block, parent_block)  # refused before any side effect
     site, cr, client = inputs.site, inputs.cr_name, inputs.client_token
     report = RunReport(FLOW, site.name, dry_run=dry_run)
@@ -53,6 +60,7 @@ def teardown_site(site_block: str, parent_block: str, dry_run: bool = False) -> 
     done = report.done
 
     outcome = "failed"
+    blocked: plan_runs.PlanBlocked | None = None
     try:
         with locked_site(inputs) as ctx:
             # The deletes are checked before anything goes: a principal that may provision but
@@ -94,6 +102,11 @@ def teardown_site(site_block: str, parent_block: str, dry_run: bool = False) -> 
             done(azt.delete_sync_scope_map(ctx, cr, dry_run=dry_run))
         written = "torn down" if report.writes else "already torn down"
         outcome = "planned" if dry_run else written
+    except PermanentError as exc:
+        if not dry_run:
+            raise
+        blocked = plan_runs.stop(report, exc)  # where the real run would stop: shown first
+        outcome = f"blocked: {blocked}"
     finally:
         if dry_run:
             create_markdown_artifact(
@@ -108,17 +121,10 @@ def teardown_site(site_block: str, parent_block: str, dry_run: bool = False) -> 
                 description=f"teardown-site {site.name}: {outcome}, {report.writes} write(s)",
             )
     logger.info("%s: %s with %d write(s)", site.name, outcome, report.writes)
+    if dry_run:
+        return plan_runs.finish(report.summary(outcome=outcome), blocked, outcome)
     return report.summary(outcome=outcome)
 
 
 def _markdown(report: RunReport) -> str:
-    lines = [
-        f"# teardown-site {report.site} (dry run)",
-        "",
-        "| step | resource | action | why |",
-        "|---|---|---|---|",
-    ]
-    for r in report.rows:
-        why = str(r["message"]).replace("|", "\\|")
-        lines.append(f"| {r['step']} | {r['resource']} | {r['action']} | {why} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(rows_markdown(f"teardown-site {report.site} (dry run)", report.rows)) + "\n"

@@ -45,3 +45,10 @@ def test_the_overview_puts_counts_before_rows_and_links_runs_short() -> None:
     assert "| plant01 | NotStarted | provision-plant01 |" in text  # no run yet: no link
     body = text.split("| outcome | site | state | run |", 1)[1]
     assert body.index("plant02") < body.index("plant00")
+
+
+def test_a_blocked_plan_sorts_after_errors_and_before_the_rest() -> None:
+    from flows.fleet_report import severity
+
+    assert severity({"ok": False, "state": "Failed"}) < severity({"ok": False, "state": "Blocked"})
+    assert severity({"ok": False, "state": "Blocked"}) < severity({"ok": True, "state": "Planned"})

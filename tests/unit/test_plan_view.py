@@ -71,3 +71,63 @@ def test_registries_yaml_is_masked_before_any_diff() -> None:
 def test_helm_rows_show_leaves() -> None:
     rows = helm_rows([("pvc", None, {"storageRequest": "30Gi"})])
     assert rows == [{"path": "pvc.storageRequest", "now": None, "planned": "30Gi"}]
+
+
+def test_blockers_come_first_with_their_fix_and_count_as_no_change() -> None:
+    from flows.plan import blocked_markdown, rows_markdown
+
+    rows = [
+        _row("list-repositories", "none", "3 repositories under samples"),
+        _row(
+            "preflight-permissions",
+            "blocked",
+            "the principal lacks permissions: missing a|b. Fix: assign the README role",
+            "registries/acr",
+        ),
+        _row("connected-registry", "create", "connected registry s1 does not exist"),
+    ]
+    plan = ProvisionPlan("s1", rows, [{} for _ in rows])
+    assert plan.writes == 1 and plan.summary()["outcome"] == "blocked"
+    assert [b["step"] for b in plan.blocked] == ["preflight-permissions"]
+    assert [a["step"] for a in plan.arm] == ["connected-registry"]  # listed once: Blocked
+    assert not any("preflight-permissions" in n for n in plan.notes)
+    text = plan.markdown()
+    sections = [line for line in text.splitlines() if line.startswith("## ")]
+    assert sections[0] == "## Blocked", sections
+    assert (
+        "| preflight-permissions | registries/acr | the principal lacks permissions: "
+        "missing a\\|b. | assign the README role |"
+    ) in text
+    assert blocked_markdown(rows[:1]) == []
+    clean = ProvisionPlan("s1", [rows[0], rows[2]], [{}, {}])
+    assert clean.summary()["outcome"] == "planned" and "## Blocked" not in clean.markdown()
+    report = rows_markdown("teardown-site s1 (dry run)", rows)
+    assert report[0] == "# teardown-site s1 (dry run)" and report[2] == "## Blocked"
+    assert report.index("| why | step | action | resource |") > report.index("## Blocked")
+    assert sum("preflight-permissions" in line for line in report) == 1
+
+
+def test_a_dry_run_is_known_from_either_parameter() -> None:
+    from flows.models import ProvisionSpec
+    from flows.plan_runs import is_dry, plan_name
+
+    assert is_dry({"dry_run": True, "spec": None})
+    assert is_dry({"spec": {"namespaces": ["samples"], "dry_run": True}})
+    assert is_dry({"spec": ProvisionSpec(namespaces=["samples"], dry_run=True)})
+    assert not is_dry({"spec": None}) and not is_dry({"site_block": "s1"})
+    assert not is_dry({"spec": ProvisionSpec(namespaces=["samples"])})
+    assert plan_name("provision-s1", True) == "plan-provision-s1"
+    assert plan_name("plan-provision-s1", True) == "plan-provision-s1"
+    assert plan_name("provision-s1", False) == "provision-s1"
+
+
+def test_a_blocked_plan_pickles_with_its_summary() -> None:
+    import pickle
+
+    from flows.plan_runs import PlanBlocked
+
+    err = PlanBlocked("stop registries/acr: off. Fix: on", resource="registries/acr")
+    err.summary = {"outcome": "blocked"}
+    back = pickle.loads(pickle.dumps(err))
+    assert str(back) == str(err) and back.summary == err.summary
+    assert back.resource == "registries/acr"
