@@ -58,7 +58,7 @@ def test_rows_are_grouped_and_counted() -> None:
         "registries-yaml: planned from the facts available (the Helm release's service)",
     ]
     text = plan.markdown()
-    assert "| connected-registry | r | create | connected registry s1 does not exist |" in text
+    assert "| connected registry s1 does not exist | connected-registry | create | r |" in text
     assert plan.summary()["planned_writes"] == 4 and plan.summary()["writes"] == 0
 
 
@@ -95,8 +95,8 @@ def test_blockers_come_first_with_their_fix_and_count_as_no_change() -> None:
     sections = [line for line in text.splitlines() if line.startswith("## ")]
     assert sections[0] == "## Blocked", sections
     assert (
-        "| preflight-permissions | registries/acr | the principal lacks permissions: "
-        "missing a\\|b. | assign the README role |"
+        "| the principal lacks permissions: missing a\\|b. | assign the README role "
+        "| preflight-permissions | registries/acr |"
     ) in text
     assert blocked_markdown(rows[:1]) == []
     clean = ProvisionPlan("s1", [rows[0], rows[2]], [{}, {}])
