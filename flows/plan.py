@@ -244,7 +244,9 @@ class ProvisionPlan:
             "| secret | action | detail |",
             "|---|---|---|",
         ]
-        lines += [f"| {s['secret']} | {s['action']} | {s['detail']} |" for s in self.secrets]
+        lines += [
+            f"| {short_label(s['secret'])} | {s['action']} | {s['detail']} |" for s in self.secrets
+        ]
         if self.notes:
             lines += ["", "## Notes", "", *[f"- {n}" for n in self.notes]]
         return "\n".join(lines) + "\n"
