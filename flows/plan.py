@@ -87,6 +87,15 @@ def _cell(text: Any) -> str:
     return str(text).replace("|", "\\|")
 
 
+def _value(value: Any) -> str:
+    """A Helm value as YAML would write it (not Python's None/False); empty is said."""
+    if value is None:
+        return "(unset)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "(set by the real run)" if value == "" else str(value)
+
+
 def helm_rows(changes: list[tuple[str, Any, Any]]) -> list[dict[str, Any]]:
     """Plan rows for (path, now, planned) value changes, one per leaf: a map added or removed as
     a whole (``pvc``) shows as its settings (``pvc.storageRequest``)."""
@@ -211,6 +220,16 @@ class ProvisionPlan:
             "notes": self.notes,
         }
 
+    def _no_registries_diff(self) -> str:
+        """Why no diff is shown: none is needed, or the mirror's address is not known yet."""
+        planned = [r for r in self.node if r["step"] in ("node-mirror", "registries-yaml")]
+        if any(r["action"] != "none" for r in planned):
+            return (
+                "not shown yet: the mirror's address is the Helm release's service, which "
+                "does not exist before the real run (see the node rows)"
+            )
+        return "no change"
+
     def markdown(self) -> str:
         lines = [f"# provision-site plan for `{self.site}` (dry run: nothing written)", ""]
         lines += [
@@ -229,12 +248,14 @@ class ProvisionPlan:
         lines += (
             ["```diff", self.registries_diff.rstrip(), "```"]
             if self.registries_diff
-            else ["no change shown"]
+            else [self._no_registries_diff()]
         )
         lines += ["", "## Helm values (secrets masked)", ""]
         if self.helm:
             lines += ["| value | now | planned |", "|---|---|---|"]
-            lines += [f"| {h['path']} | {h['now']} | {h['planned']} |" for h in self.helm]
+            lines += [
+                f"| {h['path']} | {_value(h['now'])} | {_value(h['planned'])} |" for h in self.helm
+            ]
         else:
             lines.append("no change")
         lines += [

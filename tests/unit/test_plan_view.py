@@ -131,3 +131,17 @@ def test_a_blocked_plan_pickles_with_its_summary() -> None:
     back = pickle.loads(pickle.dumps(err))
     assert str(back) == str(err) and back.summary == err.summary
     assert back.resource == "registries/acr"
+
+
+def test_helm_values_read_as_yaml_and_a_missing_diff_says_why() -> None:
+    plan = ProvisionPlan("s1", [_row("node-mirror", "write", "mirror for the service")], [{}])
+    plan.helm = [
+        {"path": "httpEnabled", "now": None, "planned": False},
+        {"path": "acrEdge.syncCredential.created", "now": None, "planned": ""},
+    ]
+    text = plan.markdown()
+    assert "| httpEnabled | (unset) | false |" in text
+    assert "| acrEdge.syncCredential.created | (unset) | (set by the real run) |" in text
+    assert "not shown yet: the mirror's address is the Helm release's service" in text
+    converged = ProvisionPlan("s1", [_row("node-mirror", "none", "already mirrors")], [{}])
+    assert "## registries.yaml (credentials masked)\n\nno change\n" in converged.markdown()
