@@ -64,9 +64,9 @@ def site_artifact_key(prefix: str, site: str) -> str:
     return f"{prefix}-{clean}"
 
 
-def pages(site_block: str, site_name: str) -> list[Page]:
-    """Every page to take, in README order; ``site_*`` names the site the per-site artifacts
-    (dry-run plan, status) belong to."""
+def pages(site_block: str) -> list[Page]:
+    """Every page to take, in README order; ``site_block`` names the site the per-site
+    artifacts (dry-run plan, status) belong to (artifacts are keyed by the block's name)."""
     return [
         Page(
             "provision-site-run-form.png",
@@ -137,16 +137,16 @@ def pages(site_block: str, site_name: str) -> list[Page]:
         ),
         Page(
             "provision-plan.png",
-            f"provision-site dry-run plan artifact of `{site_name}` (before its first run)",
+            f"provision-site dry-run plan artifact of `{site_block}` (before its first run)",
             "artifact",
-            site_artifact_key("provision-plan", site_name),
+            site_artifact_key("provision-plan", site_block),
             2400,
         ),
         Page(
             "site-status.png",
-            f"site-status artifact of `{site_name}` (table of checks)",
+            f"site-status artifact of `{site_block}` (table of checks)",
             "artifact",
-            site_artifact_key("site-status", site_name),
+            site_artifact_key("site-status", site_block),
         ),
     ]
 
@@ -359,7 +359,7 @@ def _shoot_all(
 ) -> list[Path]:
     from prefect.client.orchestration import get_client
 
-    chosen = pages(site_block, info["sites"][0]["name"])
+    chosen = pages(site_block)
     (out / "README.md").write_text(readme(chosen))
     taken = []
     with get_client(sync_client=True) as client:

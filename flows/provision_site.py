@@ -119,7 +119,7 @@ def provision_site(
     )
     cr_spec = _cr_spec(inputs, spec)
     report = RunReport(FLOW, inputs.site.name, dry_run=spec.dry_run)
-    plan = ProvisionPlan(inputs.site.name, report.rows, report.details)
+    plan = ProvisionPlan(site_block, report.rows, report.details)
     outcome = "failed"
     blocked: plan_runs.PlanBlocked | None = None
     try:
@@ -147,16 +147,15 @@ def provision_site(
     finally:
         if spec.dry_run:
             create_markdown_artifact(
-                key=artifact_key("provision-plan", inputs.site.name),
+                key=artifact_key("provision-plan", site_block),
                 markdown=plan.markdown(),
-                description=f"dry run of provision-site for {inputs.site.name}: {outcome}",
+                description=f"dry run of provision-site for {site_block}: {outcome}",
             )
         else:
             create_table_artifact(
-                key=artifact_key("provision", inputs.site.name),
+                key=artifact_key("provision", site_block),
                 table=report.table(),
-                description=f"provision-site {inputs.site.name}: {outcome}, "
-                f"{report.writes} write(s)",
+                description=f"provision-site {site_block}: {outcome}, {report.writes} write(s)",
             )
     if spec.dry_run:
         logger.info("%s: %s, %d change(s), wrote nothing", inputs.site.name, outcome, plan.writes)

@@ -136,15 +136,15 @@ def rehome_site(site_block: str, parent_block: str, spec: ProvisionSpec) -> dict
     finally:
         if dry:
             create_markdown_artifact(
-                key=artifact_key("rehome-plan", site.name),
+                key=artifact_key("rehome-plan", site_block),
                 markdown=_markdown(report, provision),
-                description=f"dry run of re-home-site for {site.name}: {outcome}",
+                description=f"dry run of re-home-site for {site_block}: {outcome}",
             )
         else:
             create_table_artifact(
-                key=artifact_key("rehome", site.name),
+                key=artifact_key("rehome", site_block),
                 table=report.table(),
-                description=f"re-home-site {site.name}: {outcome}, {report.writes} write(s) "
+                description=f"re-home-site {site_block}: {outcome}, {report.writes} write(s) "
                 "before provision-site",
             )
     logger.info("%s: %s", site.name, outcome)

@@ -89,9 +89,9 @@ def rotate_client_token(
             outcome = _rotate(ctx, conn, nodes, inputs, life, lifetime_days, report, force)
     finally:
         create_table_artifact(
-            key=artifact_key("rotate", inputs.site.name),
+            key=artifact_key("rotate", site_block),
             table=report.table(),
-            description=f"rotate-client-token {inputs.site.name}: {outcome}",
+            description=f"rotate-client-token {site_block}: {outcome}",
         )
     get_run_logger().info("%s: %s (%d write(s))", inputs.site.name, outcome, report.writes)
     return report.summary(outcome=outcome)

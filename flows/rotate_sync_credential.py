@@ -90,10 +90,10 @@ def rotate_sync_credential(
         outcome = f"blocked: {blocked}"
     finally:
         create_table_artifact(
-            key=artifact_key("rotate-sync", inputs.site.name),
+            key=artifact_key("rotate-sync", site_block),
             table=report.table(),
             description=f"{'dry run of ' if dry_run else ''}rotate-sync-credential "
-            f"{inputs.site.name}: {outcome}",
+            f"{site_block}: {outcome}",
         )
     get_run_logger().info("%s: %s (%d write(s))", inputs.site.name, outcome, report.writes)
     if dry_run:

@@ -186,9 +186,9 @@ def site_status(
         site_block, site.name, verdict, facts, credentials, expiry_warning_days, now
     )
     create_table_artifact(
-        key=artifact_key("site-status", site.name),
+        key=artifact_key("site-status", site_block),
         table=verdict.table(),
-        description=f"site-status {site.name}: "
+        description=f"site-status {site_block}: "
         + ("healthy" if verdict.healthy else f"{len(verdict.problems)} problem(s)"),
     )
     facts["healthy"] = verdict.healthy

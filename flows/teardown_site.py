@@ -110,15 +110,15 @@ def teardown_site(site_block: str, parent_block: str, dry_run: bool = False) -> 
     finally:
         if dry_run:
             create_markdown_artifact(
-                key=artifact_key("teardown-plan", site.name),
+                key=artifact_key("teardown-plan", site_block),
                 markdown=_markdown(report),
-                description=f"dry run of teardown-site for {site.name}: {outcome}",
+                description=f"dry run of teardown-site for {site_block}: {outcome}",
             )
         else:
             create_table_artifact(
-                key=artifact_key("teardown", site.name),
+                key=artifact_key("teardown", site_block),
                 table=report.table(),
-                description=f"teardown-site {site.name}: {outcome}, {report.writes} write(s)",
+                description=f"teardown-site {site_block}: {outcome}, {report.writes} write(s)",
             )
     logger.info("%s: %s with %d write(s)", site.name, outcome, report.writes)
     if dry_run:

@@ -46,7 +46,7 @@ def _artifact_rows(fsb: FlowSandbox) -> list[dict[str, Any]]:
     """The run's table artifact, as the UI shows it (step, resource, action, this run, why)."""
     from prefect.artifacts import Artifact
 
-    artifact: Any = Artifact.get(f"provision-{fsb.info['sites'][0]['name']}")
+    artifact: Any = Artifact.get(f"provision-{fsb.site_blocks[0]}")
     data = artifact.data if isinstance(artifact.data, list) else json.loads(artifact.data)
     return [r for r in data if r["step"] not in NOT_STEPS]
 

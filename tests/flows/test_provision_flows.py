@@ -43,7 +43,7 @@ def test_dry_run_on_a_new_site_plans_everything_and_writes_nothing(fsb: FlowSand
     # Only reads ran on the node (no helm upgrade, no file writes, no restart).
     new_commands = [c for c in fsb.site().commands()[commands_before:]]
     assert not any("upgrade" in str(c) or "restart" in str(c) for c in new_commands)
-    artifact: Any = Artifact.get(f"provision-plan-{cr}")
+    artifact: Any = Artifact.get(f"provision-plan-{site}")
     assert artifact is not None and "dry run" in str(artifact.data)
     for secret in fsb.azure.secrets():
         assert secret not in str(artifact.data) and secret not in str(plan)
@@ -92,7 +92,7 @@ def test_status_of_a_healthy_site_then_of_a_broken_one(fsb: FlowSandbox) -> None
     assert checks["canary pull"]["status"] == "ok" and checks[f"mirror on {cr}"]["status"] == "ok"
     assert checks[f"canary pull on {cr}"]["status"] == "ok"
     assert [n["name"] for n in ok["nodes"]] == [cr] and ok["nodes"][0]["hosts_toml"] == "ok"
-    assert Artifact.get(f"site-status-{cr}") is not None
+    assert Artifact.get(f"site-status-{site}") is not None
 
     fsb.azure.deactivate(cr)
     with pytest.raises(SiteUnhealthy, match="activation") as err:
@@ -196,7 +196,6 @@ def test_dry_run_shows_chart_drift_while_the_sync_credential_is_kept(fsb: FlowSa
     from blocks.edge_site import EdgeSite
 
     site_name, node = fsb.site_blocks[0], fsb.site()
-    cr = fsb.info["sites"][0]["name"]
     provision_site(site_name, fsb.parent_block, ProvisionSpec(**spec(enable_data_endpoint=True)))
     block: EdgeSite = EdgeSite.load(site_name)  # type: ignore[assignment]
     original = block.storage_request
@@ -229,7 +228,7 @@ def test_dry_run_shows_chart_drift_while_the_sync_credential_is_kept(fsb: FlowSa
     assert node.helm_revision("connected-registry", "connected-registry") == revision
     new_commands = [str(c) for c in node.commands()[commands_before:]]
     assert not any(w in c for c in new_commands for w in ("upgrade", "restart", "cat >", "tee"))
-    artifact: Any = Artifact.get(f"provision-plan-{cr}")
+    artifact: Any = Artifact.get(f"provision-plan-{site_name}")
     assert "values changed (pvc.storageRequest)" in str(artifact.data)
     for secret in fsb.azure.secrets():
         assert secret not in str(plan) and secret not in str(artifact.data)

@@ -111,7 +111,7 @@ def test_the_dry_run_shows_the_permissions_blocker_row(fsb: FlowSandbox) -> None
     with pytest.raises(PermanentError, match="scopeMaps/write"):
         provision_site(fsb.site_blocks[1], parent, ProvisionSpec(**spec(dry_run=True)))
     assert fsb.arm_writes() == []
-    artifact: Any = Artifact.get(f"provision-plan-{cr_name(fsb, 1)}")
+    artifact: Any = Artifact.get(f"provision-plan-{fsb.site_blocks[1]}")
     assert artifact is not None
     # The blocker leads the plan (tests/flows/test_plan_runs.py: the run ends Blocked).
     text = str(artifact.data)

@@ -79,7 +79,7 @@ def test_disk_full_reports_the_documented_code_description_and_fix(
     text = str(err.value)
     assert f"statusDetails DISK_STORAGE_FULL: {description} Fix: {fix}" in text
     assert UNDOCUMENTED_FIX not in text and "unknown" not in text.lower()
-    artifact: Any = Artifact.get(artifact_key("site-status", cr_name(fsb)))
+    artifact: Any = Artifact.get(artifact_key("site-status", site))
     assert artifact is not None
     rows = {r["check"]: r for r in _table(artifact.data)}
     assert rows["statusDetails DISK_STORAGE_FULL"]["fix"] == fix

@@ -49,7 +49,7 @@ def test_prefilled_parameters_are_uri_encoded_json() -> None:
 
 
 def test_page_list_covers_the_issue_and_names_distinct_files() -> None:
-    got = pages("sandbox-site-1", "site1")
+    got = pages("sandbox-site-1")
     files = [p.file for p in got]
     assert len(files) == len(set(files))
     assert all(f.endswith(".png") and "/" not in f for f in files)
@@ -59,7 +59,11 @@ def test_page_list_covers_the_issue_and_names_distinct_files() -> None:
         assert ("block-create", slug) in kinds
     assert ("block-edit", "edge-site/sandbox-site-1") in kinds
     assert ("block-edit", "parent-registry/parent-registry") in kinds
-    for key in ("fleet-status-overview", "provision-plan-site1", "site-status-site1"):
+    for key in (
+        "fleet-status-overview",
+        "provision-plan-sandbox-site-1",
+        "site-status-sandbox-site-1",
+    ):
         assert ("artifact", key) in kinds
     assert ("progress", "fleet-status") in kinds
     assert all(p.height >= 1400 for p in got)
