@@ -208,7 +208,10 @@ def finish(
     if not_started:
         line += f"; not started ({halted}): " + ", ".join(not_started)
     # Worst first and the outcome column first: the one a person reads is never clipped.
-    create_table_artifact(key=f"{kind}-summary", table=ordered(rows), description=line)
+    # No url column: a table cell is not a link, and the raw URLs pushed the rest off screen
+    # (the overview links each run).
+    table = [{k: v for k, v in r.items() if k != "url"} for r in ordered(rows)]
+    create_table_artifact(key=f"{kind}-summary", table=table, description=line)
     create_markdown_artifact(
         key=f"{kind}-overview",
         markdown=overview_markdown(
