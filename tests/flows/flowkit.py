@@ -64,6 +64,17 @@ def start(tmp: Path, *, sites: int = 1, transport: str = "http", **knobs: Any) -
     return FlowSandbox(running, parent, names, tag)
 
 
+def parent_as(fsb: FlowSandbox, roles: list[str], name: str | None = None) -> str:
+    """A ParentRegistry block for a new principal holding ``roles`` on the registry; saved
+    as ``name`` or a name made from the roles."""
+    who = fsb.azure.add_principal(roles)
+    info = {**fsb.info, "client_id": who["client_id"], "client_secret": who["client_secret"]}
+    if name is None:
+        name = f"{fsb.parent_block}-{'-'.join(r.lower().replace(' ', '') for r in roles)}"[:60]
+    parent_block(info).save(name, overwrite=True)
+    return name
+
+
 def spec(**overrides: Any) -> dict[str, Any]:
     base: dict[str, Any] = {"namespaces": NAMESPACES}
     base.update(overrides)

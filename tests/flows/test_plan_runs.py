@@ -13,9 +13,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from flowkit import FlowSandbox, spec, start
+from flowkit import FlowSandbox, parent_as, spec, start
 
-from acr_edge.sandbox_blocks import parent_block
 from flows import plan_runs
 from flows.models import ProvisionSpec
 from flows.provision_site import provision_site
@@ -38,11 +37,7 @@ def fsb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlowSandbox]:
 def reader(fsb: FlowSandbox) -> str:
     """A ParentRegistry block for a principal that may read but not write: every run stops
     at the permissions preflight."""
-    who = fsb.azure.add_principal(["Reader"])
-    info = {**fsb.info, "client_id": who["client_id"], "client_secret": who["client_secret"]}
-    name = f"{fsb.parent_block}-reader"
-    parent_block(info).save(name, overwrite=True)
-    return name
+    return parent_as(fsb, ["Reader"], f"{fsb.parent_block}-reader")
 
 
 def _run(state: Any) -> Any:

@@ -11,9 +11,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from flowkit import FlowSandbox, spec, start
+from flowkit import FlowSandbox, parent_as, spec, start
 
-from acr_edge.sandbox_blocks import parent_block
 from flows.models import ProvisionSpec
 from flows.provision_site import provision_site
 from model import names, rbac
@@ -35,15 +34,6 @@ def fsb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlowSandbox]:
         yield box
     finally:
         box.running.stop()
-
-
-def parent_as(fsb: FlowSandbox, roles: list[str]) -> str:
-    """A ParentRegistry block for a new principal holding ``roles`` on the registry."""
-    who = fsb.azure.add_principal(roles)
-    info = {**fsb.info, "client_id": who["client_id"], "client_secret": who["client_secret"]}
-    name = f"{fsb.parent_block}-{'-'.join(r.lower().replace(' ', '') for r in roles)}"[:60]
-    parent_block(info).save(name, overwrite=True)
-    return name
 
 
 def cr_name(fsb: FlowSandbox, i: int) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from flowkit import FlowSandbox, spec, start
+from flowkit import FlowSandbox, parent_as, spec, start
 
 from flows.checkpoints import on_step
 from flows.models import ProvisionSpec
@@ -236,15 +236,6 @@ CRASH_STEPS = [
 ]
 
 
-def parent_with(fsb: FlowSandbox, roles: list[str], name: str) -> str:
-    from acr_edge.sandbox_blocks import parent_block
-
-    who = fsb.azure.add_principal(roles)
-    info = {**fsb.info, "client_id": who["client_id"], "client_secret": who["client_secret"]}
-    parent_block(info).save(name, overwrite=True)
-    return name
-
-
 def test_the_operator_role_alone_cannot_tear_down_and_nothing_is_removed(
     fsb: FlowSandbox,
 ) -> None:
@@ -253,7 +244,7 @@ def test_the_operator_role_alone_cannot_tear_down_and_nothing_is_removed(
 
     provision(fsb, 1)
     site = fsb.site_blocks[1]
-    operator = parent_with(fsb, ["acr-edge-operator", "AcrPull"], "teardown-operator-only")
+    operator = parent_as(fsb, ["acr-edge-operator", "AcrPull"], "teardown-operator-only")
     files, tomls = node_files(fsb, 1), hosts_tomls(fsb, 1)
     revision = fsb.site(1).helm_revision(*RELEASE)
     fsb.azure.clear_requests()
@@ -273,7 +264,7 @@ def test_the_operator_role_alone_cannot_tear_down_and_nothing_is_removed(
     with pytest.raises(PermanentError):
         teardown_site(site, operator, dry_run=True)
 
-    both = parent_with(
+    both = parent_as(
         fsb, ["acr-edge-operator", "acr-edge-teardown", "AcrPull"], "teardown-both-roles"
     )
     out = teardown_site(site, both)
