@@ -8,6 +8,7 @@ That home is 0700 and everything the server writes in it 0600: `prefect.db` hold
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import re
@@ -76,10 +77,16 @@ PRIVATE_UMASK = 0o077
 
 def isolate_prefect_home() -> None:
     """Before prefect is imported: without a user API, keep everything in a temp PREFECT_HOME
-    instead of creating ~/.prefect (mkdtemp makes it 0700)."""
+    instead of creating ~/.prefect (mkdtemp makes it 0700), removed when the process exits."""
     if "PREFECT_API_URL" not in os.environ and "PREFECT_HOME" not in os.environ:
-        os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="acr-edge-prefect-")
+        home = tempfile.mkdtemp(prefix="acr-edge-prefect-")
+        os.environ["PREFECT_HOME"] = home
+        atexit.register(shutil.rmtree, home, ignore_errors=True)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # These tools use the user's API or start their own server: a Prefect call that finds
+    # neither must fail, not start an ephemeral server of its own (default umask, so a
+    # world-readable prefect.db) that the run's other calls never see.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_ENABLED", "false")
 
 
 def _healthy(url: str, timeout: float = 2.0) -> bool:
@@ -149,7 +156,10 @@ def own_server(*, ui: bool = False) -> Iterator[PrefectApi]:
             time.sleep(0.25)
         from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
 
-        with temporary_settings(updates={PREFECT_API_URL: url, PREFECT_HOME: home}):
+        with (
+            _process_wide({"PREFECT_API_URL": url, "PREFECT_HOME": home}),
+            temporary_settings(updates={PREFECT_API_URL: url, PREFECT_HOME: home}),
+        ):
             try:
                 yield PrefectApi(url=url, own=True, server_log=Path(log_path))
             finally:
@@ -162,6 +172,35 @@ def own_server(*, ui: bool = False) -> Iterator[PrefectApi]:
             proc.kill()
             proc.wait(timeout=10)
         shutil.rmtree(home, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _process_wide(settings: dict[str, str]) -> Iterator[None]:
+    """The settings for every thread of this process and its children, not only this one.
+
+    `temporary_settings` lives in a context variable, and threads that a library starts
+    itself do not inherit it: the Azure SDK polls a long-running operation in its own
+    thread, where the ARM budget takes Prefect concurrency slots. Such a thread saw no API
+    URL, so Prefect started a second, ephemeral server in the process's PREFECT_HOME with
+    this process's umask (prefect.db 0644, holding the blocks' key) and kept part of the
+    ARM budget there. Prefect's settings for a context-less thread are read from the
+    environment (`refresh_global_settings_context`), so the environment says it."""
+    import prefect.context
+
+    before = {key: os.environ.get(key) for key in settings}
+    # Given back as it was, not read again: a test harness may have put its own in place.
+    before_context = prefect.context.GLOBAL_SETTINGS_CONTEXT
+    os.environ.update(settings)
+    prefect.context.refresh_global_settings_context()
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        prefect.context.GLOBAL_SETTINGS_CONTEXT = before_context
 
 
 def _flush_run_logs() -> None:
