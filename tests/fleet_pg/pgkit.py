@@ -179,24 +179,25 @@ def postgres() -> Iterator[Postgres]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"PostgreSQL did not start:\n{log.read_text(errors='replace')}")
             time.sleep(0.2)
-        # Prefect's login owns its database and is no superuser (Prefect's migrations create
-        # the trusted extension pg_trgm as the owner). The password goes on stdin.
-        subprocess.run(
-            [
-                str(bindir / "psql"),
-                "-h", str(base), "-p", str(port), "-d", "postgres",
-                "-v", "ON_ERROR_STOP=1", "-q", "-f", "-",
-            ],
-            input=(
-                f"CREATE ROLE {PG_USER} LOGIN PASSWORD '{password}';\n"
-                f"CREATE DATABASE {PG_DATABASE} OWNER {PG_USER};\n"
-            ).encode(),
-            cwd=base,
-            check=True,
-            capture_output=True,
-            timeout=60,
-            **_as_db_user(),
-        )  # fmt: skip
+        # The README's two commands, as the cluster's superuser: Prefect's login owns its
+        # database and is no superuser (Prefect's migrations create the trusted extension
+        # pg_trgm as the owner). createuser reads the password from the terminal, or from
+        # stdin when there is none (a new session has none): never an argument.
+        sock = ["-h", str(base), "-p", str(port)]
+        for argv, given in (
+            ([str(bindir / "createuser"), *sock, "--pwprompt", PG_USER], f"{password}\n" * 2),
+            ([str(bindir / "createdb"), *sock, "--owner", PG_USER, PG_DATABASE], ""),
+        ):
+            subprocess.run(
+                argv,
+                input=given.encode(),
+                cwd=base,
+                check=True,
+                capture_output=True,
+                timeout=60,
+                start_new_session=True,
+                **_as_db_user(),
+            )
         pg = Postgres(port=port, password=password, bindir=bindir, log=log)
         # A password login over TCP, as the Prefect server will make.
         assert pg.query("SELECT current_user") == PG_USER
