@@ -10,11 +10,14 @@ makes the run that needs it fail on the node's refusal.
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Iterator
 
 import pytest
 from flowkit import FlowSandbox, spec, start
 
+from acr_edge import cli
 from acr_edge.sandbox_blocks import HTTPS_SERVICE_IP
 from acr_edge.sudoers import render
 from blocks.edge_site import EdgeSite
@@ -39,7 +42,12 @@ def fsb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlowSandbox]:
 
 
 def install_recipe(fsb: FlowSandbox, i: int, *, drop: str | None = None) -> str:
-    recipe = render(fsb.site_blocks[i], None, None, {})
+    """What the README has the operator install: `acr-edge sudoers SITE_BLOCK > acr-edge`."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cli.main(["sudoers", fsb.site_blocks[i]]) == 0
+    recipe = out.getvalue()
+    assert recipe == render(fsb.site_blocks[i], None, None, {})
     if drop is not None:
         kept = [line for line in recipe.split(", \\\n") if drop not in line]
         assert len(kept) < len(recipe.split(", \\\n")), drop
