@@ -97,7 +97,7 @@ def _healthy(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -109,7 +109,7 @@ def own_server(*, ui: bool = False) -> Iterator[PrefectApi]:
     ``ui`` it also serves the Prefect UI at ``ui_url`` (screenshots), else API only."""
     home = tempfile.mkdtemp(prefix="acr-edge-prefect-server-")
     os.chmod(home, 0o700)  # mkdtemp's mode already; said here because the database lives in it
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/api"
     env = {
         **PRIVATE_SERVER_SETTINGS,
@@ -165,13 +165,19 @@ def own_server(*, ui: bool = False) -> Iterator[PrefectApi]:
             finally:
                 _flush_run_logs()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc, timeout=10)
         shutil.rmtree(home, ignore_errors=True)
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within ``timeout`` seconds; reaped either way
+    (the servers and workers the tools and tests start)."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout)
 
 
 @contextlib.contextmanager

@@ -15,6 +15,7 @@ import pytest
 from deploykit import KWARGS, wait_final, worker_argv, worker_env
 from flowkit import FlowSandbox, spec, start
 
+from acr_edge.local_prefect import stop_process
 from deployments.register import deploy
 from flows.fleet import (
     fleet_status,
@@ -55,12 +56,7 @@ def worker(fsb: FlowSandbox) -> Iterator[subprocess.Popen[bytes]]:
     try:
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout=10)
 
 
 def _site_runs(flow_name: str, run_names: list[str]) -> dict[str, list[Any]]:

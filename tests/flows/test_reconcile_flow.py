@@ -15,6 +15,7 @@ import pytest
 from deploykit import KWARGS, worker_argv, worker_env
 from flowkit import FlowSandbox, start
 
+from acr_edge.local_prefect import stop_process
 from blocks.site_spec import EdgeSiteSpec
 from deployments.definitions import definitions
 from deployments.register import deploy
@@ -48,12 +49,7 @@ def worker(fsb: FlowSandbox) -> Iterator[subprocess.Popen[bytes]]:
     try:
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout=10)
 
 
 def _scope(fsb: FlowSandbox) -> set[str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,13 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from acr_edge.local_prefect import free_port, stop_process
+
 START_TIMEOUT = 240.0  # migrations of a new SQLite database on a busy 2-core host
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _ui_api_url(home: Path, port: int, extra_env: dict[str, str]) -> str:
@@ -50,18 +45,13 @@ def _ui_api_url(home: Path, port: int, extra_env: dict[str, str]) -> str:
                     pytest.fail(f"prefect server did not start:\n{log.read_text()[-3000:]}")
                 time.sleep(0.5)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
+        stop_process(proc, timeout=30)
 
 
 def test_a_non_default_port_needs_prefect_ui_api_url(tmp_path: Path) -> None:
     (tmp_path / "alone").mkdir(mode=0o700)
-    assert _ui_api_url(tmp_path / "alone", _free_port(), {}) == "http://127.0.0.1:4200/api"
-    port = _free_port()
+    assert _ui_api_url(tmp_path / "alone", free_port(), {}) == "http://127.0.0.1:4200/api"
+    port = free_port()
     told = {"PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api"}
     (tmp_path / "told").mkdir(mode=0o700)
     assert _ui_api_url(tmp_path / "told", port, told) == f"http://127.0.0.1:{port}/api"
