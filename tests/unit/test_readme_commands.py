@@ -40,8 +40,8 @@ EXERCISED: dict[str, list[Where]] = {
             "tests/unit/test_local_prefect_modes.py::"
             "test_demo_keeps_every_prefect_home_private_for_the_whole_run",
             "`acr-edge demo` (what ./dev demo execs after `uv sync`) through the console "
-            "script, one site of one node; ./dev demo itself is not run by a test: its "
-            "`uv sync --no-dev` would take pytest out of the shared .venv mid-suite",
+            "script, one site of one node; ./dev demo itself (the same `uv sync` as ./dev "
+            "test, then this) is not run by a test: a sync under the running suite",
         ),
         Where(
             "tests/flows/test_demo.py::test_demo_provisions_rotates_and_reports_both_sites",
