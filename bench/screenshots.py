@@ -64,9 +64,16 @@ def site_artifact_key(prefix: str, site: str) -> str:
     return f"{prefix}-{clean}"
 
 
-def pages(site_block: str) -> list[Page]:
+def pages(site_block: str, site_id: str | None = None) -> list[Page]:
     """Every page to take, in README order; ``site_block`` names the site the per-site
-    artifacts (dry-run plan, status) belong to (artifacts are keyed by the block's name)."""
+    artifacts (dry-run plan, status) belong to (artifacts are keyed by the block's name).
+    The prefilled form picks that block as the UI's picker does, by ``site_id`` (its block
+    document id; by slug when not given)."""
+    picked = (
+        {"$ref": {"block_document_id": site_id}}
+        if site_id
+        else {"$ref": {"block_document_slug": f"edge-site/{site_block}"}}
+    )
     return [
         Page(
             "provision-site-run-form.png",
@@ -81,7 +88,7 @@ def pages(site_block: str) -> list[Page]:
             "deployment-run",
             "provision-site/provision-site",
             3500,
-            {"site_block": site_block, "spec": {"namespaces": ["samples", "edge/apps"]}},
+            {"site_block": picked, "spec": {"namespaces": ["samples", "edge/apps"]}},
         ),
         Page(
             "edge-site-block-create.png",
@@ -359,10 +366,11 @@ def _shoot_all(
 ) -> list[Path]:
     from prefect.client.orchestration import get_client
 
-    chosen = pages(site_block)
-    (out / "README.md").write_text(readme(chosen))
     taken = []
     with get_client(sync_client=True) as client:
+        doc = client.read_block_document_by_name(name=site_block, block_type_slug="edge-site")
+        chosen = pages(site_block, str(doc.id))
+        (out / "README.md").write_text(readme(chosen))
         for page in chosen:
             if only and page.file not in only:
                 continue

@@ -14,10 +14,10 @@ from blocks.forms import TITLE_WORDS
 
 # Parameters whose name alone would not say what to enter.
 TITLES = {
-    "site_block": "Site (EdgeSite block name)",
+    "site_block": "Site (EdgeSite block)",
     "site_blocks": "Sites (EdgeSite block names)",
-    "sites": "Sites (EdgeSite block names)",
-    "parent_block": "Parent registry (ParentRegistry block name)",
+    "sites": "Sites (EdgeSite blocks)",
+    "parent_block": "Parent registry (ParentRegistry block)",
     "spec": "Provision spec",
     "tag": "Site tag",
     "kind": "Fleet operation",

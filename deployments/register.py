@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-from deployments import automations, parameter_titles, scheduled_runs
+from deployments import automations, block_pickers, parameter_titles, scheduled_runs
 from deployments.definitions import (
     DEFAULT_PARENT_BLOCK,
     DEFAULT_ROTATE_CRON,
@@ -27,6 +27,7 @@ from deployments.definitions import (
     ScheduleDefinition,
     definitions,
 )
+from deployments.prefect_yaml import prefect_yaml
 from model.errors import AcrEdgeError, InputError, PermanentError
 from model.names import validate_block_name
 
@@ -157,7 +158,15 @@ def _concurrency(defn: DeploymentDefinition) -> Any:
     )
 
 
-def apply_deployment(defn: DeploymentDefinition, work_pool: str) -> Outcome:
+def apply_deployment(
+    defn: DeploymentDefinition,
+    work_pool: str,
+    lookup: block_pickers.Lookup | None = None,
+    unsaved: set[str] | None = None,
+) -> Outcome:
+    """Create or update one deployment. Its site and parent parameters become block pickers;
+    block names in its defaults and schedules become references (``unsaved`` collects the
+    blocks not saved yet)."""
     from prefect.client.orchestration import get_client
     from prefect.deployments.runner import RunnerDeployment
     from prefect.exceptions import ObjectNotFound
@@ -189,6 +198,21 @@ def apply_deployment(defn: DeploymentDefinition, work_pool: str) -> Outcome:
             fix="keep the flow's name equal to its deployment name.",
         )
     parameter_titles.apply(deployment._parameter_openapi_schema)
+    pickers = block_pickers.apply(deployment._parameter_openapi_schema)
+    if pickers:
+        lookup = lookup or block_pickers.saved_blocks_lookup()
+        missing: list[str] = []
+        deployment.parameters, m = block_pickers.as_references(
+            deployment.parameters, pickers, lookup
+        )
+        missing += m
+        for schedule in deployment.schedules or []:
+            schedule.parameters, m = block_pickers.as_references(
+                schedule.parameters or {}, pickers, lookup
+            )
+            missing += m
+        if unsaved is not None:
+            unsaved.update(missing)
     # Module entrypoints resolve on any worker with the package installed; a path stored here
     # would pin runs to this machine's checkout.
     deployment._path = None  # type: ignore[assignment]
@@ -238,7 +262,14 @@ def deploy(
     block = automations.resolve_notification_block(notify) if notify is not None else None
     outcomes = register_block_types()
     outcomes.append(ensure_work_pool(work_pool))
-    outcomes.extend(apply_deployment(d, work_pool) for d in defs)
+    lookup, unsaved = block_pickers.saved_blocks_lookup(), set[str]()
+    outcomes.extend(apply_deployment(d, work_pool, lookup, unsaved) for d in defs)
+    if unsaved:
+        warn(
+            f"not saved yet: {', '.join(sorted(unsaved))}. The deployments refer to them by "
+            "name and runs find them when they start; save them and deploy again so the run "
+            "forms show them chosen."
+        )
     changes = automations.converge(block[0]) if block else automations.existing_note()
     outcomes.extend(_automation_outcome(c, block[1] if block else None) for c in changes)
     from deployments.arm_limits import arm_budget_outcomes
@@ -261,64 +292,6 @@ def _automation_outcome(change: automations.AutomationChange, block: str | None)
     if block is not None and change.action in ("create", "update", "unchanged"):
         detail = f"notifies {block}" + (f"; {detail}" if detail else "")
     return Outcome("automation", change.name, _ALERT_ACTIONS[change.action], detail)
-
-
-PREFECT_YAML_HEADER = """\
-# acr-edge deployments for `prefect deploy --all` (run from this folder, with the acr-edge
-# package installed on the worker host: entrypoints are module paths, no code is pulled).
-# `acr-edge deploy` applies the same definitions (deployments/definitions.py), also registers
-# the block types, creates the work pool and adds help text to the run forms; a test keeps this
-# file in step with definitions.py. Regenerate it with `acr-edge deploy --write-prefect-yaml`.
-#
-# Fleet flows run their sites in waves of fleet-shard runs; each shard runs the per-site flows
-# (provision-site, rotate-client-token, rotate-sync-credential, site-status, teardown-site) as
-# named subflows, and those deployments stay for hand-started runs, so keep those names.
-# fleet-status checks every EdgeSite block every 15 minutes; to narrow it, give its schedule
-# parameters, e.g. {sites: [plant01, plant02]} or {tag: north}. Workers: fleet runs wait on
-# their shard runs, so give the pool room for both.
-"""
-
-
-def prefect_yaml(work_pool: str = DEFAULT_WORK_POOL, prefect_version: str | None = None) -> str:
-    """``deployments/prefect.yaml`` as the default definitions describe it."""
-    import yaml
-    from prefect import __version__
-
-    entries: list[dict[str, Any]] = []
-    for defn in definitions():
-        limit: Any = defn.concurrency_limit
-        if defn.collision_strategy:
-            limit = {"limit": defn.concurrency_limit, "collision_strategy": defn.collision_strategy}
-        schedules: list[dict[str, Any]] = []
-        for s in defn.schedules:
-            sched: dict[str, Any] = (
-                {"cron": s.cron}
-                if s.cron
-                else {"interval": s.interval_seconds, "anchor_date": s.anchor}
-            )
-            sched.update(timezone=s.timezone, slug=s.slug)
-            if s.parameters:
-                sched["parameters"] = s.parameters
-            schedules.append(sched)
-        entries.append(
-            {
-                "name": defn.name,
-                "entrypoint": defn.entrypoint,
-                "description": defn.description,
-                "tags": list(defn.tags),
-                "parameters": defn.parameters,
-                "concurrency_limit": limit,
-                "work_pool": {"name": work_pool, "work_queue_name": "default"},
-                "schedules": schedules,
-            }
-        )
-    doc = {
-        "name": "acr-edge",
-        "prefect-version": prefect_version or __version__,
-        "pull": [],
-        "deployments": entries,
-    }
-    return PREFECT_YAML_HEADER + yaml.safe_dump(doc, sort_keys=False, width=100)
 
 
 def _parser() -> argparse.ArgumentParser:

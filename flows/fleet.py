@@ -14,7 +14,7 @@ from the shared rate limits.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from prefect import flow, get_run_logger
@@ -22,6 +22,7 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import fleet_report, plan_runs
+from flows.block_refs import ParentBlock, SiteBlock, block_name, block_names
 from flows.fleet_shard import (
     PROVISION,
     ROTATE,
@@ -48,23 +49,24 @@ __all__ = ["PROVISION", "ROTATE", "ROTATE_SYNC", "STATUS", "TEARDOWN", "SiteJob"
 
 
 def select_sites(
-    sites: list[str] | None, tag: str | None, *, default_all: bool = False
+    sites: Sequence[object] | None, tag: str | None, *, default_all: bool = False
 ) -> list[str]:
     """Block names of the chosen EdgeSite documents (see :func:`select_site_names`)."""
     return list(select_site_names(sites, tag, default_all=default_all))
 
 
 def select_site_names(
-    sites: list[str] | None, tag: str | None, *, default_all: bool = False
+    picked: Sequence[object] | None, tag: str | None, *, default_all: bool = False
 ) -> dict[str, str]:
-    """Block name -> site (connected registry) name of the chosen EdgeSite documents, read in
-    one call; refuses unknown names and empty picks.
+    """Block name -> site (connected registry) name of the chosen EdgeSite documents (given
+    as saved blocks or names), read in one call; refuses unknown names and empty picks.
 
     With ``default_all`` (rotation, status) choosing neither means every edge-site block;
     provisioning always needs an explicit choice.
     """
     from prefect.client.orchestration import get_client
 
+    sites = block_names(picked, "sites")
     if sites is not None and tag is not None:
         raise InputError(
             "choose sites either by name (sites=[...]) or by tag (tag=...), exactly one",
@@ -79,8 +81,6 @@ def select_site_names(
         docs = client.read_block_documents_by_type("edge-site", include_secrets=False)
     known = {d.name: d for d in docs if d.name}
     if sites is not None:
-        for name in sites:
-            validate_block_name(name, "site block")
         missing = [s for s in sites if s not in known]
         if missing:
             raise InputError(
@@ -203,9 +203,9 @@ with_wave_args = _doc  # for fleet flows defined elsewhere (reconcile-fleet)
 )
 @_doc
 def provision_fleet(
-    parent_block: str,
+    parent_block: ParentBlock,
     spec: ProvisionSpec | None = None,
-    sites: list[str] | None = None,
+    sites: list[SiteBlock] | None = None,
     tag: str | None = None,
     canary: int = waves.DEFAULT_CANARY,
     wave_size: int = waves.DEFAULT_WAVE_SIZE,
@@ -217,17 +217,17 @@ def provision_fleet(
     provision-<site>) inside a fleet-shard run.
 
     Args:
-        parent_block: ParentRegistry block name (the parent registry and its credentials). Required.
+        parent_block: ParentRegistry block (the parent registry and its credentials). Required.
             Example: `parent-registry`.
         spec: What to provision on every chosen site; empty: each site's own stored spec. Default:
             empty. Example: `{"namespaces": ["samples"]}`.
-        sites: EdgeSite block names to provision (or use tag). Default: empty. Example: `["plant01",
+        sites: EdgeSite blocks to provision (or use tag). Default: empty. Example: `["plant01",
             "plant02"]`.
         tag: Provision every EdgeSite block carrying this tag (or use sites). Default: empty.
             Example: `north`.
         {waves}
     """
-    validate_block_name(parent_block, "parent_block")
+    parent_block = block_name(parent_block, "parent_block")
     if spec is not None and spec.dry_run:
         plan_runs.mark_plan()  # every site's run is a plan: so is the fleet's
     options = _options(canary, wave_size, max_failures, shard_size)
@@ -245,8 +245,8 @@ def provision_fleet(
 )
 @_doc
 def rotate_fleet_tokens(
-    parent_block: str,
-    sites: list[str] | None = None,
+    parent_block: ParentBlock,
+    sites: list[SiteBlock] | None = None,
     tag: str | None = None,
     lifetime_days: int = 90,
     canary: int = waves.DEFAULT_CANARY,
@@ -259,15 +259,15 @@ def rotate_fleet_tokens(
     in waves, each site a rotate-client-token run (rotate-<site>).
 
     Args:
-        parent_block: ParentRegistry block name (the parent registry and its credentials). Required.
+        parent_block: ParentRegistry block (the parent registry and its credentials). Required.
             Example: `parent-registry`.
-        sites: EdgeSite block names (leave empty with no tag for every site). Default: empty.
+        sites: EdgeSite blocks (leave empty with no tag for every site). Default: empty.
             Example: `["plant01", "plant02"]`.
         tag: Only EdgeSite blocks carrying this tag. Default: empty. Example: `north`.
         lifetime_days: Lifetime of each new client password, in days. Default: `90`. Example: `30`.
         {waves}
     """
-    validate_block_name(parent_block, "parent_block")
+    parent_block = block_name(parent_block, "parent_block")
     options = _options(canary, wave_size, max_failures, shard_size)
     names = select_site_names(sites, tag, default_all=True)
     params = {"parent_block": parent_block, "lifetime_days": lifetime_days}
@@ -281,8 +281,8 @@ def rotate_fleet_tokens(
 )
 @_doc
 def fleet_status(
-    parent_block: str,
-    sites: list[str] | None = None,
+    parent_block: ParentBlock,
+    sites: list[SiteBlock] | None = None,
     tag: str | None = None,
     canary: int = 0,
     wave_size: int = waves.DEFAULT_WAVE_SIZE,
@@ -295,14 +295,14 @@ def fleet_status(
     canary and no failure budget: every site is checked.
 
     Args:
-        parent_block: ParentRegistry block name (the parent registry and its credentials). Required.
+        parent_block: ParentRegistry block (the parent registry and its credentials). Required.
             Example: `parent-registry`.
-        sites: EdgeSite block names (leave empty with no tag for every site). Default: empty.
+        sites: EdgeSite blocks (leave empty with no tag for every site). Default: empty.
             Example: `["plant01", "plant02"]`.
         tag: Only EdgeSite blocks carrying this tag. Default: empty. Example: `north`.
         {waves}
     """
-    validate_block_name(parent_block, "parent_block")
+    parent_block = block_name(parent_block, "parent_block")
     options = _options(canary, wave_size, max_failures, shard_size)
     names = select_site_names(sites, tag, default_all=True)
     params = {"parent_block": parent_block}
@@ -316,8 +316,8 @@ def fleet_status(
 )
 @_doc
 def teardown_fleet(
-    parent_block: str,
-    sites: list[str] | None = None,
+    parent_block: ParentBlock,
+    sites: list[SiteBlock] | None = None,
     tag: str | None = None,
     dry_run: bool = False,
     canary: int = waves.DEFAULT_CANARY,
@@ -330,9 +330,9 @@ def teardown_fleet(
     teardown-<site> run says what it left). Sites must be chosen explicitly.
 
     Args:
-        parent_block: ParentRegistry block name (the parent registry and its credentials). Required.
+        parent_block: ParentRegistry block (the parent registry and its credentials). Required.
             Example: `parent-registry`.
-        sites: EdgeSite block names to tear down (or use tag). Default: empty. Example: `["plant01",
+        sites: EdgeSite blocks to tear down (or use tag). Default: empty. Example: `["plant01",
             "plant02"]`.
         tag: Tear down every EdgeSite block carrying this tag (or use sites). Default: empty.
             Example: `north`.
@@ -340,7 +340,7 @@ def teardown_fleet(
             `true`.
         {waves}
     """
-    validate_block_name(parent_block, "parent_block")
+    parent_block = block_name(parent_block, "parent_block")
     if dry_run:
         plan_runs.mark_plan()  # every site's run is a plan: so is the fleet's
     options = _options(canary, wave_size, max_failures, shard_size)
@@ -356,8 +356,8 @@ def teardown_fleet(
 )
 @_doc
 def rotate_fleet_sync(
-    parent_block: str,
-    sites: list[str] | None = None,
+    parent_block: ParentBlock,
+    sites: list[SiteBlock] | None = None,
     tag: str | None = None,
     lifetime_days: int = sync_rotation.SYNC_PASSWORD_DAYS,
     lead_days: int = sync_rotation.SYNC_LEAD_DAYS,
@@ -371,9 +371,9 @@ def rotate_fleet_sync(
     in waves, each site a rotate-sync-credential run (rotate-sync-<site>).
 
     Args:
-        parent_block: ParentRegistry block name (the parent registry and its credentials). Required.
+        parent_block: ParentRegistry block (the parent registry and its credentials). Required.
             Example: `parent-registry`.
-        sites: EdgeSite block names (leave empty with no tag for every site). Default: empty.
+        sites: EdgeSite blocks (leave empty with no tag for every site). Default: empty.
             Example: `["plant01", "plant02"]`.
         tag: Only EdgeSite blocks carrying this tag. Default: empty. Example: `north`.
         lifetime_days: Lifetime of each new sync password, in days. Default: `365`. Example: `30`.
@@ -381,7 +381,7 @@ def rotate_fleet_sync(
             Example: `14`.
         {waves}
     """
-    validate_block_name(parent_block, "parent_block")
+    parent_block = block_name(parent_block, "parent_block")
     options = _options(canary, wave_size, max_failures, shard_size)
     names = select_site_names(sites, tag, default_all=True)
     params = {"parent_block": parent_block, "lifetime_days": lifetime_days, "lead_days": lead_days}

@@ -16,6 +16,7 @@ from uuid import UUID
 from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from flows.block_refs import shown_name
 from model import fleet_picture
 from model.errors import PermanentError
 
@@ -42,7 +43,7 @@ def fleet_run_name(kind: str) -> Callable[[], str]:
         from prefect.runtime import flow_run
 
         params = dict(flow_run.parameters)
-        sites, tag = params.get("sites") or [], params.get("tag")
+        sites, tag = shown_name(params.get("sites") or []), params.get("tag")
         if tag:
             return f"{kind}-tag-{tag}"
         if len(sites) == 1:

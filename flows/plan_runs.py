@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from flows.block_refs import shown_name
 from flows.plan import BLOCKED, blockers
 from flows.report import RunReport
 from model.errors import PermanentError
@@ -59,7 +60,8 @@ def run_name(template: str | None = None) -> Callable[[], str]:
         from prefect.runtime import flow_run
 
         params = dict(flow_run.parameters)
-        usual = template.format(**params) if template is not None else str(flow_run.name)
+        shown = {k: shown_name(v) for k, v in params.items()}  # a picked block: its name
+        usual = template.format(**shown) if template is not None else str(flow_run.name)
         return plan_name(usual, is_dry(params))
 
     name.__qualname__ = name.__name__ = f"plan_run_name({template or 'current'})"

@@ -21,6 +21,7 @@ from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import approval, node_rollout, plan_runs, site_tls
+from flows.block_refs import ParentBlock, SiteBlock, block_name
 from flows.host_keys import pin_or_plan, recorded_keys
 from flows.inputs import SiteInputs, load_site, load_site_inputs
 from flows.locks import site_lock
@@ -73,8 +74,8 @@ def _cr_spec(inputs: SiteInputs, spec: ProvisionSpec) -> ConnectedRegistrySpec:
     validate_parameters=True,
 )
 def provision_site(
-    site_block: str,
-    parent_block: str,
+    site_block: SiteBlock,
+    parent_block: ParentBlock,
     spec: ProvisionSpec | None = None,
     dry_run: bool = False,
 ) -> dict[str, Any]:
@@ -82,16 +83,17 @@ def provision_site(
     them the client scope map and token (attached to the connected registry); on the node the
     Helm release, registries.yaml mirror and pull secrets; then a canary pull.
 
-    Parameters are block names, never secrets. A re-run on a converged site writes nothing.
+    Parameters name saved blocks (picked in the run form, or by name), never secrets. A
+    re-run on a converged site writes nothing.
     ``spec.dry_run`` runs the same steps without their applies and reports the plan (a run
     named plan-provision-<site>, tagged plan, ending Planned, or Blocked with its blocker and
     fix first when the real run would stop). A spec that would remove repositories from the
     site's sync scope waits for approval in the UI.
 
     Args:
-        site_block: EdgeSite block name of the site (its SSH, node paths and app namespaces).
+        site_block: EdgeSite block of the site (its SSH, node paths and app namespaces).
             Required. Example: `plant01`.
-        parent_block: ParentRegistry block name (the parent registry and its credentials). Required.
+        parent_block: ParentRegistry block (the parent registry and its credentials). Required.
             Example: `parent-registry`.
         spec: What to provision: namespaces, sync mode and schedule, client token, dry run. Leave
             empty to use the site's stored spec (the edge-site-spec block naming the site, or else
@@ -99,6 +101,8 @@ def provision_site(
         dry_run: Plan only (as spec.dry_run), e.g. for the site's stored spec. Default: `false`.
             Example: `true`.
     """
+    site_block = block_name(site_block, "site_block")
+    parent_block = block_name(parent_block, "parent_block")
     logger = get_run_logger()
     # Everything below is refused before the first side effect.
     site = load_site(site_block)

@@ -15,10 +15,10 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from flows import fleet_report
+from flows.block_refs import ParentBlock, block_name
 from flows.fleet import FLEET_RUNNER, PROVISION, in_waves, select_site_names, with_wave_args
 from flows.site_specs import stored_specs
 from model import site_spec, waves
-from model.names import validate_block_name
 
 FLOW = "reconcile-fleet"
 
@@ -52,7 +52,7 @@ def sites_to_reconcile() -> tuple[list[str], list[str]]:
 )
 @with_wave_args
 def reconcile_fleet(
-    parent_block: str,
+    parent_block: ParentBlock,
     canary: int = waves.DEFAULT_CANARY,
     wave_size: int = waves.DEFAULT_WAVE_SIZE,
     max_failures: int | None = waves.DEFAULT_MAX_FAILURES,
@@ -63,11 +63,11 @@ def reconcile_fleet(
     repositories added under its namespaces reach it; removals wait for approval per site.
 
     Args:
-        parent_block: ParentRegistry block name (the parent registry and its credentials). Required.
+        parent_block: ParentRegistry block (the parent registry and its credentials). Required.
             Example: `parent-registry`.
         {waves}
     """
-    validate_block_name(parent_block, "parent_block")
+    parent_block = block_name(parent_block, "parent_block")
     chosen, without = sites_to_reconcile()
     log = get_run_logger()
     if without:

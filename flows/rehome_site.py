@@ -28,6 +28,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows import plan_runs
+from flows.block_refs import ParentBlock, SiteBlock, block_name
 from flows.inputs import load_site_inputs
 from flows.locks import locked_site
 from flows.models import ProvisionSpec
@@ -54,20 +55,24 @@ REVOKE_STEP = "revoke-old-sync-password"
     flow_run_name=plan_runs.run_name("rehome-{site_block}"),
     validate_parameters=True,
 )
-def rehome_site(site_block: str, parent_block: str, spec: ProvisionSpec) -> dict[str, Any]:
+def rehome_site(
+    site_block: SiteBlock, parent_block: ParentBlock, spec: ProvisionSpec
+) -> dict[str, Any]:
     """Re-home one site on the hardware its block now names: revoke the old runtime's sync
     passwords, deactivate the connected registry, then provision-site with a fresh sync
     password. A re-run after a finished re-home changes nothing.
 
     Args:
-        site_block: Name of the EdgeSite block of the site, already naming the new hardware
+        site_block: The EdgeSite block of the site, already naming the new hardware
             (lowercase letters, digits, `-`). Required. Example: `plant01`.
-        parent_block: Name of the ParentRegistry block: the parent registry and its
+        parent_block: The ParentRegistry block: the parent registry and its
             credentials. Required. Example: `contoso`.
         spec: What to provision on the new hardware, as for provision-site (its fields say
             their defaults); Dry run lists the plan and writes nothing. Required. Example:
             `{"namespaces": ["samples"]}`.
     """
+    site_block = block_name(site_block, "site_block")
+    parent_block = block_name(parent_block, "parent_block")
     logger = get_run_logger()
     if spec.dry_run:
         plan_runs.mark_plan()

@@ -18,7 +18,8 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from pydantic import SecretStr
 
-from flows import checkpoints, node_rollout, site_tls
+from flows import checkpoints, node_rollout, plan_runs, site_tls
+from flows.block_refs import ParentBlock, SiteBlock, block_name
 from flows.host_keys import pin_host_keys
 from flows.inputs import SiteInputs, load_site_inputs
 from flows.locks import locked_site
@@ -39,10 +40,10 @@ FLOW = "rotate-client-token"
 SCRATCH_SUFFIX = "-canary"
 
 
-@flow(name=FLOW, flow_run_name="rotate-{site_block}")
+@flow(name=FLOW, flow_run_name=plan_runs.run_name("rotate-{site_block}"))
 def rotate_client_token(
-    site_block: str,
-    parent_block: str,
+    site_block: SiteBlock,
+    parent_block: ParentBlock,
     client_token_name: str | None = None,
     lifetime_days: int = 90,
     propagation_timeout_seconds: float = 300,
@@ -53,9 +54,9 @@ def rotate_client_token(
     or finish a rotation an earlier run left half done. Parameters are names and numbers only.
 
     Args:
-        site_block: Name of the EdgeSite block of the site (lowercase letters, digits, `-`).
+        site_block: The EdgeSite block of the site (lowercase letters, digits, `-`).
             Required. Example: `plant01`.
-        parent_block: Name of the ParentRegistry block: the parent registry and its
+        parent_block: The ParentRegistry block: the parent registry and its
             credentials. Required. Example: `contoso`.
         client_token_name: Client token to rotate. Default: `{site}-client` (the name
             provision-site gave it). Example: `plant01-pull`.
@@ -70,6 +71,8 @@ def rotate_client_token(
             interrupted rotation has pull secrets split between both slots. Default: off.
             Example: on after a leak.
     """
+    site_block = block_name(site_block, "site_block")
+    parent_block = block_name(parent_block, "parent_block")
     life = rotation.validate_lifetime(lifetime_days, lead_days, propagation_timeout_seconds)
     inputs = load_site_inputs(site_block, parent_block, client_token_name=client_token_name)
     report = RunReport(FLOW, inputs.site.name)

@@ -19,6 +19,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from flows import checkpoints, plan_runs, site_tls
+from flows.block_refs import ParentBlock, SiteBlock, block_name
 from flows.host_keys import pin_site_host_key
 from flows.inputs import SiteInputs, load_site_inputs
 from flows.locks import locked_site
@@ -39,8 +40,8 @@ FLOW = "rotate-sync-credential"
 
 @flow(name=FLOW, flow_run_name=plan_runs.run_name("rotate-sync-{site_block}"))
 def rotate_sync_credential(
-    site_block: str,
-    parent_block: str,
+    site_block: SiteBlock,
+    parent_block: ParentBlock,
     lifetime_days: int = sync_rotation.SYNC_PASSWORD_DAYS,
     lead_days: int = sync_rotation.SYNC_LEAD_DAYS,
     force: bool = False,
@@ -51,9 +52,9 @@ def rotate_sync_credential(
     Parameters are names and numbers only.
 
     Args:
-        site_block: Name of the EdgeSite block of the site (lowercase letters, digits, `-`).
+        site_block: The EdgeSite block of the site (lowercase letters, digits, `-`).
             Required. Example: `plant01`.
-        parent_block: Name of the ParentRegistry block: the parent registry and its
+        parent_block: The ParentRegistry block: the parent registry and its
             credentials. Required. Example: `contoso`.
         lifetime_days: Days the new sync password stays valid. Default: `365`. Example:
             `180`.
@@ -65,6 +66,8 @@ def rotate_sync_credential(
         dry_run: List the plan (every step this run would take, with its reason) and write
             nothing. Default: off. Example: on, to see whether a rotation is due.
     """
+    site_block = block_name(site_block, "site_block")
+    parent_block = block_name(parent_block, "parent_block")
     if dry_run:
         plan_runs.mark_plan()
     inputs = load_site_inputs(site_block, parent_block)

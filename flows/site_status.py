@@ -14,7 +14,8 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
-from flows import health, node_rollout, site_tls, status_events
+from flows import health, node_rollout, plan_runs, site_tls, status_events
+from flows.block_refs import ParentBlock, SiteBlock, block_name
 from flows.inputs import load_site_inputs
 from flows.report import artifact_key
 from model.azure import ConnectedRegistryInfo, PasswordMeta
@@ -40,10 +41,10 @@ class SiteUnhealthy(PermanentError):
     fleet_figures: dict[str, Any] | None = None
 
 
-@flow(name=FLOW, flow_run_name="status-{site_block}")
+@flow(name=FLOW, flow_run_name=plan_runs.run_name("status-{site_block}"))
 def site_status(
-    site_block: str,
-    parent_block: str,
+    site_block: SiteBlock,
+    parent_block: ParentBlock,
     client_token_name: str | None = None,
     expiry_warning_days: int = EXPIRY_WARNING_DAYS,
 ) -> dict[str, Any]:
@@ -54,14 +55,16 @@ def site_status(
     `acr-edge.credential.expiring` for each used password near its expiry.
 
     Args:
-        site_block: EdgeSite block name of the site to check. Required. Example: `plant01`.
-        parent_block: ParentRegistry block name (the parent registry and its credentials). Required.
+        site_block: EdgeSite block of the site to check. Required. Example: `plant01`.
+        parent_block: ParentRegistry block (the parent registry and its credentials). Required.
             Example: `parent-registry`.
         client_token_name: Client token whose passwords to check. Default: empty (the site's
             `{site}-client`). Example: `plant01-reader`.
         expiry_warning_days: Warn (event `acr-edge.credential.expiring`) when a password the site
             uses expires within this many days. Default: `14`. Example: `30`.
     """
+    site_block = block_name(site_block, "site_block")
+    parent_block = block_name(parent_block, "parent_block")
     if not 0 <= expiry_warning_days <= 3650:
         raise InputError(
             f"expiry_warning_days must be 0..3650, got {expiry_warning_days}",

@@ -18,6 +18,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows import node_rollout, plan_runs
+from flows.block_refs import ParentBlock, SiteBlock, block_name
 from flows.host_keys import pin_host_keys
 from flows.inputs import load_site_inputs
 from flows.locks import locked_site
@@ -36,20 +37,24 @@ FLOW = "teardown-site"
     flow_run_name=plan_runs.run_name("teardown-{site_block}"),
     validate_parameters=True,
 )
-def teardown_site(site_block: str, parent_block: str, dry_run: bool = False) -> dict[str, Any]:
+def teardown_site(
+    site_block: SiteBlock, parent_block: ParentBlock, dry_run: bool = False
+) -> dict[str, Any]:
     """Tear one site down: acr-edge's node mirror entries and CA files, pull secrets, Helm
     release and TLS Secrets on the cluster, then in ARM its connected registry (deactivated,
     then deleted), tokens and scope maps. What acr-edge does not own is left, and its row
     says so.
 
     Args:
-        site_block: Name of the EdgeSite block of the site (lowercase letters, digits, `-`).
+        site_block: The EdgeSite block of the site (lowercase letters, digits, `-`).
             Required. Example: `plant01`.
-        parent_block: Name of the ParentRegistry block: the parent registry and its
+        parent_block: The ParentRegistry block: the parent registry and its
             credentials. Required. Example: `contoso`.
         dry_run: List every deletion with its reason and write nothing. Default: off.
             Example: on, to see what would go before tearing down.
     """
+    site_block = block_name(site_block, "site_block")
+    parent_block = block_name(parent_block, "parent_block")
     logger = get_run_logger()
     if dry_run:
         plan_runs.mark_plan()

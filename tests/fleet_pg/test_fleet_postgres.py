@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deploykit import ARGS, POOL, wait_final, worker_argv, worker_env
+from deploykit import ARGS, POOL, parent_ref, wait_final, worker_argv, worker_env
 from flowkit import FlowSandbox, spec, start
 from pgkit import ROOT, PrefectServer
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
@@ -137,7 +137,7 @@ def _provision(fsb: FlowSandbox) -> Any:
     return _run_deployment(
         "provision-fleet/provision-fleet",
         {
-            "parent_block": fsb.parent_block,
+            "parent_block": parent_ref(fsb.parent_block),
             "spec": spec(enable_data_endpoint=True),
             "tag": fsb.tag,
             "max_concurrency": SITES,

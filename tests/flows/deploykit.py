@@ -59,3 +59,28 @@ def wait_final(flow_run_id: Any, timeout: float = 60) -> Any:
             if (state is not None and state.is_final()) or time.monotonic() > deadline:
                 return state
             time.sleep(0.5)
+
+
+def ref(slug: str, name: str) -> dict[str, Any]:
+    """A block as a run parameter of a deployment, as a script passes it (the form's picker
+    passes the document id): site and parent parameters take saved blocks, not names."""
+    return {"$ref": {"block_document_slug": f"{slug}/{name}"}}
+
+
+def site_ref(name: str) -> dict[str, Any]:
+    return ref("edge-site", name)
+
+
+def parent_ref(name: str) -> dict[str, Any]:
+    return ref("parent-registry", name)
+
+
+def ref_name(value: Any) -> str:
+    """The block name a deployment parameter refers to ({"$ref": id or slug})."""
+    from prefect.client.orchestration import get_client
+
+    target = value["$ref"]
+    if "block_document_slug" in target:
+        return str(target["block_document_slug"]).rpartition("/")[2]
+    with get_client(sync_client=True) as client:
+        return str(client.read_block_document(target["block_document_id"]).name)

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from deploykit import KWARGS, wait_final, worker_argv, worker_env
+from deploykit import KWARGS, parent_ref, site_ref, wait_final, worker_argv, worker_env
 from flowkit import FlowSandbox, spec, start
 
 from deployments.register import deploy
@@ -140,7 +140,11 @@ def test_throttle_honoured_across_two_workers_and_a_hand_started_run(
         runs = [
             client.create_flow_run_from_deployment(
                 dep.id,
-                parameters={"site_block": s, "parent_block": fsb.parent_block, "spec": body},
+                parameters={
+                    "site_block": site_ref(s),
+                    "parent_block": parent_ref(fsb.parent_block),
+                    "spec": body,
+                },
             )
             for s in via_workers
         ]

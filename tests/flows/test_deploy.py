@@ -10,7 +10,18 @@ from typing import Any
 
 import pytest
 import yaml
-from deploykit import ARGS, PARENT, POOL, STATUS_SITES, TZ, wait_final, worker_argv, worker_env
+from deploykit import (
+    ARGS,
+    PARENT,
+    POOL,
+    STATUS_SITES,
+    TZ,
+    ref_name,
+    site_ref,
+    wait_final,
+    worker_argv,
+    worker_env,
+)
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 
@@ -74,7 +85,7 @@ def test_deploy_registers_pool_block_types_and_every_deployment(first_deploy_out
         assert dep.path is None  # module entrypoint: nothing tied to this checkout
         assert "acr-edge" in dep.tags
         assert dep.description
-        assert dep.parameters["parent_block"] == PARENT
+        assert ref_name(dep.parameters["parent_block"]) == PARENT  # a reference, not a name
 
 
 def test_second_deploy_updates_in_place(first_deploy_output: str, capsys: Any) -> None:
@@ -119,7 +130,8 @@ def test_schedules_read_back_with_cron_interval_timezone_and_site_parameters(
     assert every.schedule.timezone == TZ
     # anchored on a quarter hour, so runs land on :00/:15/:30/:45 whenever deploy ran
     assert every.schedule.anchor_date.timestamp() % 900 == 0
-    assert every.parameters == {"sites": list(STATUS_SITES)}  # --site-status-sites narrows it
+    # --site-status-sites narrows it, to references of those blocks
+    assert [ref_name(s) for s in every.parameters["sites"]] == list(STATUS_SITES)
     assert every.slug == "every-15-minutes"
     # a scheduled fleet-status run overlapping the previous one is dropped, not queued
     assert status.global_concurrency_limit.limit == 1
@@ -151,7 +163,7 @@ def test_parameter_schemas_describe_the_ui_form(first_deploy_output: str) -> Non
     assert {"site_block", "parent_block", "spec"} <= set(props)
     assert set(schema["required"]) >= {"site_block"}
     assert "spec" not in schema["required"]  # none: the site's stored spec
-    assert props["site_block"]["description"].startswith("EdgeSite block name")
+    assert props["site_block"]["description"].startswith("EdgeSite block")
     spec_def = schema["definitions"]["ProvisionSpec"]
     assert spec_def["properties"]["namespaces"]["description"]
     assert spec_def["properties"]["mode"]["enum"] == ["ReadOnly", "ReadWrite"]
@@ -186,6 +198,20 @@ def test_parameter_schemas_describe_the_ui_form(first_deploy_output: str) -> Non
     assert "dry_run" in _deployment("teardown-site").parameter_openapi_schema["properties"]
     assert "spec" in _deployment("re-home-site").parameter_openapi_schema["required"]
 
+    # Sites and parents are picked from the saved blocks: the UI renders a block-document
+    # picker for a parameter that refers to a block type's definition, and nothing else.
+    for name in FLOWS:
+        schema = _deployment(name).parameter_openapi_schema
+        for param, slug in (("site_block", "edge-site"), ("parent_block", "parent-registry")):
+            if param in schema["properties"]:
+                prop = schema["properties"][param]
+                assert "anyOf" not in prop, (name, param)  # no free-text branch
+                definition = prop["$ref"].rpartition("/")[2]
+                assert schema["definitions"][definition]["block_type_slug"] == slug
+        if "sites" in schema["properties"]:
+            options = schema["properties"]["sites"]["anyOf"]
+            assert {"type": "array", "items": {"$ref": "#/definitions/EdgeSite"}} in options
+
     # Every parameter of every deployment explains itself in the form (from the flow's Args:).
     undescribed = [
         (name, param)
@@ -196,7 +222,7 @@ def test_parameter_schemas_describe_the_ui_form(first_deploy_output: str) -> Non
     assert not undescribed, f"parameters without a description: {undescribed}"
 
     # Titled as the spec's fields are (sentence case), not with the Python name.
-    assert props["site_block"]["title"] == "Site (EdgeSite block name)"
+    assert props["site_block"]["title"] == "Site (EdgeSite block)"
     assert props["dry_run"]["title"] == "Dry run"
     raw = [
         (name, param)
@@ -280,17 +306,37 @@ def sandbox_blocks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
 def test_worker_provisions_a_sandbox_site_from_the_deployment(
     first_deploy_output: str, sandbox_blocks: dict[str, Any]
 ) -> None:
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    from blocks.edge_site import EdgeSite
     from blocks.parent_registry import ParentRegistry
 
+    # Deployed again now the blocks are saved: the parent default is the saved block's id, so
+    # the form shows it chosen (before, the sandbox's blocks did not exist: a slug reference).
+    assert deploy_main(ARGS) == 0
     dep = _deployment("provision-site")
+    parent: Any = ParentRegistry.load(PARENT)
+    assert dep.parameters["parent_block"] == {
+        "$ref": {"block_document_id": str(parent._block_document_id)}
+    }
+    site: Any = EdgeSite.load("sandbox-site-1")
+    spec = {"namespaces": ["samples"], "enable_data_endpoint": True}
     with get_client(sync_client=True) as client:
+        # A typed name is refused at submit, as the form refuses it: the field is a picker.
+        with pytest.raises(PrefectHTTPStatusError, match=r"409|422"):
+            client.create_flow_run_from_deployment(
+                dep.id, parameters={"site_block": "sandbox-site-1", "spec": spec}
+            )
+        # What the form's picker submits: the saved block's document id.
+        picked = {"$ref": {"block_document_id": str(site._block_document_id)}}
         run = client.create_flow_run_from_deployment(
-            dep.id,
-            parameters={
-                "site_block": "sandbox-site-1",
-                "spec": {"namespaces": ["samples"], "enable_data_endpoint": True},
-            },
+            dep.id, parameters={"site_block": picked, "spec": spec}
         )
+        # A script may refer to the block by slug instead.
+        scripted = client.create_flow_run_from_deployment(
+            dep.id, parameters={"site_block": site_ref("sandbox-site-1"), "spec": spec}
+        )
+        client.delete_flow_run(scripted.id)
     worker = subprocess.run(
         worker_argv("--run-once"),
         env=worker_env(),
@@ -302,8 +348,11 @@ def test_worker_provisions_a_sandbox_site_from_the_deployment(
     assert worker.returncode == 0, worker.stderr[-3000:]
     state = wait_final(run.id, timeout=30)
     assert state is not None and state.is_completed(), (state, worker.stderr[-3000:])
+    with get_client(sync_client=True) as client:
+        done = client.read_flow_run(run.id)
+    assert done.name == "provision-sandbox-site-1"  # the block's name, one name per site
+    assert done.parameters["site_block"] == picked  # a reference: no block field stored
     # the run made the connected registry through the block's ARM endpoint
-    parent: Any = ParentRegistry.load(PARENT)
     ctx = parent.azure_context()
     try:
         cr_name = sandbox_blocks["sites"][0]["name"]

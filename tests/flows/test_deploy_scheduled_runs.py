@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from deploykit import ARGS, PARENT
+from deploykit import ARGS, PARENT, parent_ref, ref_name, site_ref
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 from prefect.states import Scheduled
@@ -75,7 +75,10 @@ def late_runs() -> Iterator[tuple[Any, Any]]:
         )
         hand = client.create_flow_run_from_deployment(
             dep.id,
-            parameters={"parent_block": "hand-picked", "sites": ["sandbox-site-1"]},
+            parameters={
+                "parent_block": parent_ref("hand-picked"),
+                "sites": [site_ref("sandbox-site-1")],
+            },
             state=Scheduled(scheduled_time=now - timedelta(minutes=5)),
         )
     try:
@@ -90,18 +93,18 @@ def late_runs() -> Iterator[tuple[Any, Any]]:
 def test_redeploy_gives_due_scheduled_runs_the_new_parameters(late_runs: tuple[Any, Any]) -> None:
     dep, hand = late_runs
     auto = [r for r in _runs(dep.id) if r.auto_scheduled]
-    assert len(auto) == 2 and all(r.parameters["parent_block"] == PARENT for r in auto)
+    assert len(auto) == 2 and all(ref_name(r.parameters["parent_block"]) == PARENT for r in auto)
 
     out = _deploy("--parent-block", "other-parent")
 
     runs = {r.id: r for r in _runs(dep.id)}
     assert {r.id for r in auto} <= set(runs), "due runs are updated, not replaced"
     for r in auto:
-        assert runs[r.id].parameters == {
-            "parent_block": "other-parent",
-            "sites": ["sandbox-site-1"],
-        }
-    assert runs[hand.id].parameters["parent_block"] == "hand-picked"
+        params = runs[r.id].parameters
+        assert set(params) == {"parent_block", "sites"}
+        assert ref_name(params["parent_block"]) == "other-parent"
+        assert [ref_name(s) for s in params["sites"]] == ["sandbox-site-1"]
+    assert ref_name(runs[hand.id].parameters["parent_block"]) == "hand-picked"
     assert "2 scheduled run(s) given the new parameters" in _line(out, FLEET_STATUS)
 
     again = _deploy("--parent-block", "other-parent")

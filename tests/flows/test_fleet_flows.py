@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deploykit import KWARGS, wait_final, worker_argv, worker_env
+from deploykit import KWARGS, parent_ref, wait_final, worker_argv, worker_env
 from flowkit import FlowSandbox, spec, start
 
 from acr_edge.local_prefect import stop_process
@@ -237,7 +237,7 @@ def test_the_weekly_rotation_deployment_runs_shards_on_the_worker(
     with get_client(sync_client=True) as client:
         dep = client.read_deployment_by_name("rotate-fleet-tokens/rotate-fleet-tokens")
         fleet_run = client.create_flow_run_from_deployment(
-            dep.id, parameters={"parent_block": fsb.parent_block, "tag": fsb.tag}
+            dep.id, parameters={"parent_block": parent_ref(fsb.parent_block), "tag": fsb.tag}
         )
     state = wait_final(fleet_run.id, timeout=600)
     assert state is not None and state.is_completed(), state

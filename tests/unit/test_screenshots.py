@@ -70,7 +70,13 @@ def test_page_list_covers_the_issue_and_names_distinct_files() -> None:
     prefilled = [p for p in got if p.parameters is not None]
     assert prefilled and all(p.kind == "deployment-run" for p in prefilled)
     assert prefilled[0].parameters is not None
-    assert prefilled[0].parameters["site_block"] == "sandbox-site-1"
+    # picked as the form's block picker does: a reference, by slug without an id at hand
+    assert prefilled[0].parameters["site_block"] == {
+        "$ref": {"block_document_slug": "edge-site/sandbox-site-1"}
+    }
+    [by_id] = [p for p in pages("sandbox-site-1", "d0c-1d") if p.parameters is not None]
+    assert by_id.parameters is not None
+    assert by_id.parameters["site_block"] == {"$ref": {"block_document_id": "d0c-1d"}}
 
 
 def test_site_artifact_keys_match_the_flows() -> None:
