@@ -270,7 +270,10 @@ def render(report: DemoReport) -> str:
     for s in report.sites:
         mark = "ok " if s.ok else "BAD"
         lines.append(
-            f"  [{mark}] {s.name:<10} {s.connection_state}/{s.activation} over {s.transport}  "
+            # The block's name, as every run and artifact calls the site; the connected
+            # registry's name beside it.
+            f"  [{mark}] {s.block} ({s.name})  {s.connection_state}/{s.activation} over "
+            f"{s.transport}  "
             f"canary pull: {s.canary_pull}  client password slot: {s.client_password_slot}"
             + ("  (rotated)" if s.rotated else "")
             + (f"  re-run writes: {s.rerun_writes}" if s.rerun_writes is not None else "")

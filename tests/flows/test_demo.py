@@ -79,3 +79,11 @@ def test_demo_keeps_the_state_dir_and_writes_no_secret_into_the_report(
 def test_demo_refuses_bad_arguments_before_starting_anything(tmp_path: Path) -> None:
     assert demo_main(["--sites", "0", "--state-dir", str(tmp_path / "x")]) == 2
     assert not (tmp_path / "x").exists()
+
+
+def test_summary_calls_each_site_by_its_block_name_as_runs_and_artifacts_do() -> None:
+    from acr_edge.demo import DemoReport, SiteReport, render
+
+    site = SiteReport(name="site1", block="sandbox-site-1", transport="https")
+    text = render(DemoReport(ok=True, prefect_api="", state_dir=None, seconds=1.0, sites=[site]))
+    assert "sandbox-site-1 (site1)" in text.splitlines()[1]
