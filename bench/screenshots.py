@@ -91,6 +91,14 @@ def pages(site_block: str, site_id: str | None = None) -> list[Page]:
             {"site_block": picked, "spec": {"namespaces": ["samples", "edge/apps"]}},
         ),
         Page(
+            "fleet-status-run-form.png",
+            "fleet-status deployment, Run > Custom run: sites picked from the saved blocks, or "
+            "a tag; the wave options",
+            "deployment-run",
+            "fleet-status/fleet-status",
+            2400,
+        ),
+        Page(
             "edge-site-block-create.png",
             "EdgeSite block, create form (Blocks > + > Edge Site): fields and their help",
             "block-create",
