@@ -1,6 +1,7 @@
 """The README's sandbox command as a new user types it, `./dev run acr-edge sandbox up --state-dir
 DIR --sites 2 --nodes-per-site 3 --register-blocks`, and its node step: `ssh-keyscan -p PORT HOST`
-gives exactly the line to pin for each node (the one sandbox.json and the saved block carry)."""
+gives exactly the line to pin for each node (the one sandbox.json and the saved block carry);
+and the README's two Python examples, run as written (placeholders filled)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,3 +84,53 @@ def test_ssh_keyscan_prints_each_nodes_line_to_pin(sandbox_up: tuple[dict[str, A
         assert lines == [node["known_hosts"]], (node["name"], scan.stdout, scan.stderr)
     block: Any = EdgeSite.load(site_block_name(1))
     assert info["sites"][0]["nodes"][0]["known_hosts"] in block.known_hosts
+
+
+def _python_blocks() -> list[str]:
+    """README.md's ```python blocks, in order."""
+    text = (ROOT / "README.md").read_text()
+    return [part.split("```", 1)[0] for part in text.split("```python\n")[1:]]
+
+
+def test_readme_python_blocks_are_all_run_here() -> None:
+    # Each block has a test below: a new one must get its own.
+    blocks = _python_blocks()
+    assert len(blocks) == 2
+    assert "ContainerRegistryManagementClient" in blocks[0]
+    assert "ParentRegistry(" in blocks[1]
+
+
+def test_readme_sdk_example_reads_the_sandbox_registry(
+    sandbox_up: tuple[dict[str, Any], str], tmp_path: Path
+) -> None:
+    info, _ = sandbox_up
+    # The README's example reads ./state/sandbox.json, as `sandbox up --state-dir ./state` left it.
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "sandbox.json").write_text(json.dumps(info))
+    done = subprocess.run(
+        [sys.executable, "-c", _python_blocks()[0]],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == info["login_server"]
+
+
+def test_readme_parent_block_example_saves_a_valid_block() -> None:
+    from blocks.parent_registry import ParentRegistry
+
+    code = _python_blocks()[1]
+    # Its placeholders filled as a reader would; saved under another name, so the sandbox's
+    # own parent-registry block (other tests' parent) stays as it is.
+    code = code.replace('"…"', '"00000000-0000-0000-0000-000000000001"')
+    code = code.replace('.save("parent-registry")', '.save("readme-parent", overwrite=True)')
+    assert '"…"' not in code and "readme-parent" in code
+    exec(compile(code, "README.md", "exec"), {})
+    try:
+        saved: Any = ParentRegistry.load("readme-parent")
+        assert (saved.registry_name, saved.auth) == ("contoso", "service-principal")
+        assert saved.client_secret.get_secret_value() == "00000000-0000-0000-0000-000000000001"
+    finally:
+        ParentRegistry.delete("readme-parent")
