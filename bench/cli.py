@@ -13,16 +13,13 @@ read back from the Prefect API.
 from __future__ import annotations
 
 import argparse
-import contextvars
 import json
 import os
 import resource
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +47,7 @@ from bench.sandbox_figures import (
     ssh_command_count,
     throttled,
 )
+from bench.thread_driver import provision_all
 
 BENCH_NAMESPACES = ["samples", "edge/apps"]
 
@@ -64,48 +62,6 @@ def import_flows() -> float:
     return time.monotonic() - t0
 
 
-def _provision_all(blocks: list[str], parent: str, concurrency: int) -> list[str]:
-    """One provision-site run per block, at most ``concurrency`` executing at once.
-
-    Runs are created one at a time, then executed by the flow engine in worker threads, as a
-    fleet flow creates them and workers execute them. Creating them concurrently instead makes
-    SQLite refuse all but one of each burst ("database is locked", 503), and Prefect's client
-    retries each refusal after 2, 4, 8 ... s: a cost of this driver, not of provisioning.
-    """
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.objects import State
-    from prefect.flow_engine import run_flow
-    from prefect.states import Pending
-
-    from flows.models import ProvisionSpec
-    from flows.provision_site import provision_site
-
-    # The sandbox registry starts like a fresh Premium one: dedicated data endpoint off.
-    spec = ProvisionSpec(namespaces=BENCH_NAMESPACES, enable_data_endpoint=True)
-    create_lock = threading.Lock()
-
-    def one(block: str) -> str | None:
-        params = {"site_block": block, "parent_block": parent, "spec": spec}
-        try:
-            with create_lock, get_client(sync_client=True) as client:
-                flow_run = client.create_flow_run(
-                    provision_site,
-                    parameters=provision_site.serialize_parameters(params),
-                    state=Pending(),
-                )
-            # Parameters come back from the run (validated into ProvisionSpec), as on a worker.
-            state = run_flow(provision_site, flow_run=flow_run, return_type="state")
-        except Exception as exc:  # e.g. the API refusing to create the run: count, go on
-            return f"{block}: {type(exc).__name__}: {exc}"
-        assert isinstance(state, State)
-        return None if state.is_completed() else f"{block}: {state.name}: {state.message}"
-
-    # Prefect settings (the API URL) live in context variables, which threads do not inherit.
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        futures = [pool.submit(contextvars.copy_context().run, one, b) for b in blocks]
-        return [e for e in (f.result() for f in futures) if e]
-
-
 def run_bench(
     sites: int,
     model: LatencyModel,
@@ -115,7 +71,11 @@ def run_bench(
     sandbox_in_process: bool = False,
     nodes_per_site: int = 1,
     rates: dict[str, tuple[float, float]] | None = None,
+    fleet_workers: int = 0,
+    shard_size: int = 20,
 ) -> dict[str, Any]:
+    """``fleet_workers`` > 0: the fleet path (bench.fleet_driver) on that many workers;
+    0: provision-site runs in threads of this process."""
     rates = rates or {
         "reads": (ARM_READ_CAPACITY, ARM_READ_REFILL),
         "writes": (ARM_WRITE_CAPACITY, ARM_WRITE_REFILL),
@@ -126,9 +86,20 @@ def run_bench(
     os.environ["ACR_EDGE_ARM_RATES"] = json.dumps(
         {k: {"capacity": int(c), "refill_per_second": r} for k, (c, r) in rates.items()}
     )
+    if fleet_workers:
+        # The server logs each request (uvicorn's access log): Prefect API calls per site.
+        os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "INFO")
     try:
         return _run_bench(
-            sites, model, concurrency, state_dir, sandbox_in_process, nodes_per_site, rates
+            sites,
+            model,
+            concurrency,
+            state_dir,
+            sandbox_in_process,
+            nodes_per_site,
+            rates,
+            fleet_workers,
+            shard_size,
         )
     finally:
         if before is None:
@@ -145,12 +116,17 @@ def _run_bench(
     sandbox_in_process: bool,
     nodes_per_site: int,
     rates: dict[str, tuple[float, float]],
+    fleet_workers: int,
+    shard_size: int,
 ) -> dict[str, Any]:
+    from contextlib import ExitStack
+
     from acr_edge.local_prefect import prefect_api, quiet_runs
     from acr_edge.sandbox_blocks import PARENT_BLOCK, register
+    from bench import fleet_driver
     from bench.sandbox_proc import SandboxProcess
 
-    with prefect_api() as api, quiet_runs():
+    with prefect_api() as api, quiet_runs(), ExitStack() as stack:
         import_s = import_flows()
         t0 = time.monotonic()
         running: Any
@@ -175,13 +151,39 @@ def _run_bench(
             else:
                 apply_azure_model(internal, model)  # site knobs were set in the child
             apply_throttle(internal, rates)
+
+            def drive() -> list[str]:
+                if not fleet_workers:
+                    return provision_all(blocks, PARENT_BLOCK, concurrency, BENCH_NAMESPACES)
+                done = fleet_driver.fleet_pass(
+                    blocks,
+                    PARENT_BLOCK,
+                    {"namespaces": BENCH_NAMESPACES, "enable_data_endpoint": True},
+                    shard_size=shard_size,
+                    max_concurrency=concurrency,
+                )
+                return done.errors
+
+            if fleet_workers:
+                fleet_driver.deploy_pool()
+                shards = -(-sites // shard_size)
+                stack.enter_context(
+                    fleet_driver.workers(
+                        fleet_workers, api.url, -(-(shards + 1) // fleet_workers) + 1, state_dir
+                    )
+                )
             internal.call("DELETE", "/requests")
             ssh_before = ssh_command_count(info)
             cpu0 = cpu_seconds()
+            tree0 = fleet_driver.cpu_tree_seconds()
+            calls0 = fleet_driver.api_calls(api.server_log)
             t1 = time.monotonic()
-            errors = _provision_all(blocks, PARENT_BLOCK, concurrency)
+            errors = drive()
             wall = time.monotonic() - t1
             cpu_first = cpu_seconds() - cpu0
+            time.sleep(2)  # let workers reap their finished flow-run processes
+            tree_first = fleet_driver.cpu_tree_seconds() - tree0
+            calls1 = fleet_driver.api_calls(api.server_log)
             first = arm_counts(internal)
             throttled_first = throttled(internal)
             ssh_first = ssh_command_count(info) - ssh_before
@@ -191,8 +193,11 @@ def _run_bench(
             internal.call("DELETE", "/requests")
             t2 = time.monotonic()
             failed_first = len(errors)
-            errors += _provision_all(blocks, PARENT_BLOCK, concurrency)
+            errors += drive()
             wall2 = time.monotonic() - t2
+            time.sleep(2)
+            tree_second = fleet_driver.cpu_tree_seconds() - tree0 - tree_first
+            calls2 = fleet_driver.api_calls(api.server_log)
             second = arm_counts(internal)
             throttled_total = throttled(internal)
             ssh_second = ssh_command_count(info) - ssh_before - ssh_first
@@ -214,8 +219,14 @@ def _run_bench(
         "sites": sites,
         "nodes_per_site": nodes_per_site,
         "max_concurrency": concurrency,
-        "driver": "provision-site flow runs in-process (threads), Prefect API "
-        + ("private server" if api.own else api.url),
+        "driver": (
+            f"provision-fleet deployment run, {fleet_workers} process worker(s), shards of "
+            f"{shard_size}"
+            if fleet_workers
+            else "provision-site flow runs in-process (threads)"
+        )
+        + ", Prefect API "
+        + ("private server (SQLite)" if api.own else api.url),
         "sandbox": "in-process" if sandbox_in_process else "child process",
         "model_ms": vars(model),
         "ok": not errors,
@@ -235,6 +246,11 @@ def _run_bench(
         "second_run_arm_429s": throttled_total,
         "failed_sites": failed_first,
         "cpu_s_per_site_bench_process": round(cpu_first / sites, 2),
+        # Every process under the bench: server, workers, flow runs, sandbox.
+        "cpu_s_per_site": round(tree_first / sites, 2),
+        "second_run_cpu_s_per_site": round(tree_second / sites, 2),
+        "prefect_api_calls_per_site": _per_site(calls0, calls1, sites),
+        "second_run_prefect_api_calls_per_site": _per_site(calls1, calls2, sites),
         "arm_reads_per_site": round(first["arm_reads"] / sites, 1),
         "arm_writes_per_site": round(first["arm_writes"] / sites, 1),
         "ssh_commands_per_site": round(ssh_first / sites, 1),
@@ -253,6 +269,10 @@ def _run_bench(
         "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
         "cpus": os.cpu_count(),
     }
+
+
+def _per_site(before: int | None, after: int | None, sites: int) -> float | None:
+    return None if before is None or after is None else round((after - before) / sites, 1)
 
 
 def _rate(text: str) -> tuple[float, float]:
@@ -302,6 +322,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="CAPACITY/REFILL",
         help="ARM write bucket (default ARM's 200/10); scale both down for a short run",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="the fleet path: a provision-fleet deployment run on this many process workers "
+        "(0: provision-site runs in threads of the bench process)",
+    )
+    p.add_argument("--shard-size", type=int, default=20, help="sites per fleet-shard run")
     p.add_argument("--state-dir", type=Path, help="keep the sandbox files here")
     p.add_argument(
         "--sandbox-in-process",
@@ -313,6 +341,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    if args.workers < 0 or args.shard_size < 1:
+        print("acr-edge bench: --workers must be >= 0 and --shard-size >= 1", file=sys.stderr)
+        return 2
     if args.sites < 1 or args.max_concurrency < 1 or args.nodes_per_site < 1:
         print(
             "acr-edge bench: --sites, --nodes-per-site and --max-concurrency must be >= 1",
@@ -343,6 +374,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sandbox_in_process=args.sandbox_in_process,
         nodes_per_site=args.nodes_per_site,
         rates={"reads": args.arm_reads, "writes": args.arm_writes},
+        fleet_workers=args.workers,
+        shard_size=args.shard_size,
     )
     print(json.dumps(result, indent=2))
     return 0 if result["ok"] else 1

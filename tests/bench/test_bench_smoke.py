@@ -54,3 +54,25 @@ def test_a_scaled_throttle_shows_its_floor_and_every_429_is_absorbed(
     assert figures["arm_rates"]["writes"] == {"capacity": 4.0, "refill_per_second": 2.0}
     assert figures["arm_write_floor_s"] > 0
     assert figures["bound_s"] >= figures["arm_write_floor_s"]
+
+
+def test_the_fleet_path_runs_shards_on_workers_and_counts_every_process(
+    tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--workers 1`: a provision-fleet deployment run whose shards run on a process worker.
+    The work happens in other processes, so the whole-tree CPU exceeds the bench process's,
+    and the server's access log gives the Prefect API calls."""
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.delenv("PREFECT_SERVER_LOGGING_LEVEL", raising=False)
+    argv = ["--sites", "2", "--workers", "1", "--shard-size", "1", "--state-dir", str(tmp_path)]
+    code = bench_main(argv)
+    out = capsys.readouterr().out
+    figures = json.loads(out[out.index("{") :])
+    assert code == 0, figures
+    assert figures["driver"].startswith("provision-fleet deployment run, 1 process worker(s)")
+    assert figures["failed_sites"] == 0 and figures["second_run_arm_writes"] == 0
+    assert figures["arm_writes_per_site"] > 0
+    assert figures["prefect_api_calls_per_site"] > 0
+    assert figures["second_run_prefect_api_calls_per_site"] > 0
+    assert figures["cpu_s_per_site"] > figures["cpu_s_per_site_bench_process"]
+    assert figures["second_run_cpu_s_per_site"] > 0
