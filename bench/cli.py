@@ -1,7 +1,10 @@
 """`acr-edge bench`: provision N simulated sites through the real flows and print JSON figures.
 
-It drives the `provision-site` flow (real Prefect runs, tasks, API round trips, per-site
-locks) for every site, at most --max-concurrency at a time, against the sandbox (in a child
+With --workers W it drives the fleet path (bench.fleet_driver: a provision-fleet deployment
+run whose shards run on W process workers) and adds CPU seconds over every process and Prefect
+API calls per site. Without it, it drives the `provision-site` flow (real Prefect runs, tasks,
+API round trips, per-site locks) for every site in threads of this process, at most
+--max-concurrency at a time. Either way against the sandbox (in a child
 process: `bench.sandbox_proc`) with a latency model applied through its knobs; then runs the
 same again to prove a converged fleet costs no writes. Figures: wall time vs the critical-path
 lower bound from the same model (`bench.model`), ARM reads/writes per site (sandbox request
