@@ -22,9 +22,17 @@ def _budget(outcomes: list[Outcome]) -> list[Outcome]:
 
 def test_deploy_without_the_parent_block_says_the_first_run_creates_the_limits() -> None:
     missing = f"absent-{uuid.uuid4().hex[:6]}"
-    [left] = _budget(deploy(**{**KWARGS, "parent_block": missing}))
+    heard: list[str] = []
+    [left] = _budget(deploy(**{**KWARGS, "parent_block": missing, "warn": heard.append}))
     assert (left.name, left.action) == (missing, "left")
     assert "first flow run creates the limits" in left.detail
+    # The run forms' parent default refers to it by slug until it is saved, and deploy says so.
+    assert any(f"parent-registry/{missing}" in w and "deploy again" in w for w in heard), heard
+    with get_client(sync_client=True) as client:
+        dep = client.read_deployment_by_name("site-status/site-status")
+    assert dep.parameters["parent_block"] == {
+        "$ref": {"block_document_slug": f"parent-registry/{missing}"}
+    }
 
 
 def test_deploy_creates_then_leaves_the_parent_subscriptions_limits() -> None:
