@@ -23,6 +23,7 @@ TITLES = {
     "kind": "Fleet operation",
     "label": "Shard label",
     "lock_names": "Site lock names",
+    "arm_facts": "ARM facts (filled in by fleet-status; leave empty)",
 }
 _WORDS = {w.lower(): w for w in TITLE_WORDS}
 

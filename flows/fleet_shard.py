@@ -190,6 +190,7 @@ def fleet_shard(
     lock_names: dict[str, str] | None = None,
     max_concurrency: int = 10,
     label: str = "1",
+    arm_facts: dict[str, dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """Run one shard of a fleet's sites in this process, each as its own named subflow run.
 
@@ -207,6 +208,9 @@ def fleet_shard(
             `{"plant01": "plant01edge"}`.
         max_concurrency: Sites of this shard running at the same time. Default: `10`. Example: `5`.
         label: Which wave and shard this is (in the run name). Default: `1`. Example: `w1-1of2`.
+        arm_facts: Filled in by fleet-status; leave empty. Each site's slice of the fleet's one
+            bulk ARM read (no secrets), passed to its site-status run. Default: empty. Example:
+            `{}`.
     """
     job = JOBS.get(kind)
     if job is None:
@@ -217,7 +221,9 @@ def fleet_shard(
         validate_block_name(name, "site block")
     if "site_block" in parameters:
         raise InputError("parameters must not name a site_block", resource="parameters")
-    rows = _run_sites(job, site_blocks, parameters, lock_names or {}, max_concurrency)
+    if arm_facts and job is not STATUS:
+        raise InputError("arm_facts is for status shards only", resource="arm_facts")
+    rows = _run_sites(job, site_blocks, parameters, lock_names or {}, max_concurrency, arm_facts)
     _describe(rows)
     failed = [r for r in rows if not r["ok"]]
     create_table_artifact(
@@ -242,7 +248,9 @@ def _run_sites(
     parameters: dict[str, Any],
     lock_names: dict[str, str],
     max_concurrency: int,
+    arm_facts: dict[str, dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
+    facts = arm_facts or {}
     with ExitStack() as stack:
         if job.locks and lock_names and "parent_block" in parameters:
             from blocks.parent_registry import ParentRegistry
@@ -255,7 +263,8 @@ def _run_sites(
         started: list[tuple[str, PrefectFuture[dict[str, Any]]]] = []
         for name in site_blocks:
             gate.acquire()
-            future = run_site.submit(job.kind, name, parameters)
+            site_params = parameters | ({"arm_facts": facts[name]} if name in facts else {})
+            future = run_site.submit(job.kind, name, site_params)
             future.add_done_callback(lambda _f: gate.release())
             started.append((name, future))
         wait([f for _, f in started])

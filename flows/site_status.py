@@ -14,7 +14,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
-from flows import health, node_rollout, plan_runs, site_tls, status_events
+from flows import fleet_facts, health, node_rollout, plan_runs, site_tls, status_events
 from flows.block_refs import ParentBlock, SiteBlock, block_name
 from flows.inputs import load_site_inputs
 from flows.report import artifact_key
@@ -47,6 +47,7 @@ def site_status(
     parent_block: ParentBlock,
     client_token_name: str | None = None,
     expiry_warning_days: int = EXPIRY_WARNING_DAYS,
+    arm_facts: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Connection state, activation, last sync vs schedule, statusDetails with the documented
     fixes, sync result, runtime and chart versions, client and sync password ages and expiry,
@@ -62,6 +63,9 @@ def site_status(
             `{site}-client`). Example: `plant01-reader`.
         expiry_warning_days: Warn (event `acr-edge.credential.expiring`) when a password the site
             uses expires within this many days. Default: `14`. Example: `30`.
+        arm_facts: Filled in by fleet-status; leave empty. The fleet's bulk ARM read of this
+            site's resources (no secrets); empty or stale: read live. Default: empty. Example:
+            `{}`.
     """
     site_block = block_name(site_block, "site_block")
     parent_block = block_name(parent_block, "parent_block")
@@ -78,6 +82,8 @@ def site_status(
     facts: dict[str, Any] = {"site": site.name}
     credentials: list[status_events.Credential] = []
     ctx = inputs.parent.azure_context()
+    ctx.facts, facts["arm_facts"] = fleet_facts.for_site(arm_facts, ctx.registry_id, now)
+    verdict.note("ARM facts", facts["arm_facts"])
     try:
         info = az.read_connected_registry(ctx, cr)
         if info is None:

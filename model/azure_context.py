@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from model import names
+from model.arm_facts import ArmFacts
 from model.retry import DEFAULT_POLICY, RetryPolicy
 
 if TYPE_CHECKING:
@@ -32,6 +33,9 @@ class AzureContext:
     # The retry policy the clients' pipelines were built with (ParentRegistry.retry_policy);
     # write loops (converge, password generation) wait with the same one.
     policy: RetryPolicy = DEFAULT_POLICY
+    # A fleet's bulk read of ARM (site-status only): readers answer from it while it is fresh
+    # and covers the name; callers about to write read live (``live=True``).
+    facts: ArmFacts | None = None
 
     @property
     def registry_id(self) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
@@ -33,6 +33,22 @@ def rest(model: Any) -> Json:
     if hasattr(model, "as_dict"):
         return dict(model.as_dict())
     return dict(model)
+
+
+def fact_or_read(
+    ctx: AzureContext, kind: str, name: str, read: Callable[[], Json | None], *, live: bool
+) -> Json | None:
+    """The fleet's fact for this resource when ``ctx.facts`` is fresh, about this registry and
+    covers the name (None: ARM listed no such resource); else ``read()``, one live GET."""
+    facts = ctx.facts
+    if (
+        not live
+        and facts is not None
+        and facts.covers(kind, name)
+        and facts.usable_for(ctx.registry_id, datetime.now(UTC))
+    ):
+        return facts.get(kind, name)
+    return read()
 
 
 def get_or_none(fn: Callable[[], Any], resource: str) -> Json | None:

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from model import names
+from model.arm_facts import CONNECTED_REGISTRIES
 from model.azure import ConnectedRegistryInfo
 from model.azure_context import AzureContext
 from model.plan import Change, converge
 from model.result import StepResult
 from tasks.azure import actions as act
-from tasks.azure.arm import Json, create_or_update, get_or_none, parse_time, raw_get, rg
+from tasks.azure.arm import (
+    Json,
+    create_or_update,
+    fact_or_read,
+    get_or_none,
+    parse_time,
+    raw_get,
+    rg,
+)
 from tasks.azure.desired import plan_client_token_ids, plan_connected_registry
 from tasks.azure.spec import ConnectedRegistrySpec
 
@@ -91,14 +100,23 @@ def info_of(ctx: AzureContext, name: str, cr: Json) -> ConnectedRegistryInfo:
     )
 
 
-def read_connected_registry(ctx: AzureContext, cr_name: str) -> ConnectedRegistryInfo | None:
+def read_connected_registry(
+    ctx: AzureContext, cr_name: str, *, live: bool = False
+) -> ConnectedRegistryInfo | None:
     """The connected registry as the service reports it, from the raw JSON of the pinned
-    preview api-version: the SDK model would drop ``registrySyncResult``."""
+    preview api-version: the SDK model would drop ``registrySyncResult``. From the fleet's
+    facts (listed with the same api-version) unless ``live``."""
     names.validate_cr_name(cr_name)
-    cr = raw_get(
+    cr = fact_or_read(
         ctx,
-        ctx.connected_registry_id(cr_name),
-        ctx.cr_api_version,
-        f"connectedRegistries/{cr_name}",
+        CONNECTED_REGISTRIES,
+        cr_name,
+        lambda: raw_get(
+            ctx,
+            ctx.connected_registry_id(cr_name),
+            ctx.cr_api_version,
+            f"connectedRegistries/{cr_name}",
+        ),
+        live=live,
     )
     return None if cr is None else info_of(ctx, cr_name, cr)

@@ -29,9 +29,9 @@ from tasks.azure.tokens import read_token
 log = logging.getLogger("acr_edge.azure")
 
 
-def _existing_token(ctx: AzureContext, token_name: str) -> Json:
+def _existing_token(ctx: AzureContext, token_name: str, *, live: bool = False) -> Json:
     names.validate_token_name(token_name)
-    token = read_token(ctx, token_name)
+    token = read_token(ctx, token_name, live=live)
     if token is None:
         raise PermanentError(
             "token not found.",
@@ -57,17 +57,18 @@ def metas_of(token: Json | None) -> list[PasswordMeta]:
 
 
 def read_token_passwords(
-    ctx: AzureContext, token_name: str, *, missing_ok: bool = False
+    ctx: AzureContext, token_name: str, *, missing_ok: bool = False, live: bool = False
 ) -> list[PasswordMeta]:
     """Slot, creation time and expiry of each live password; never the values.
 
     ``missing_ok``: a token that does not exist yet has no password (a dry run plans against
-    the token the run would create); otherwise its absence is an error.
+    the token the run would create); otherwise its absence is an error. ``live``: ignore the
+    fleet's facts (a caller about to write reads what it changes).
     """
     if missing_ok:
         names.validate_token_name(token_name)
-        return metas_of(read_token(ctx, token_name))
-    return metas_of(_existing_token(ctx, token_name))
+        return metas_of(read_token(ctx, token_name, live=live))
+    return metas_of(_existing_token(ctx, token_name, live=live))
 
 
 def _creation_time(metas: list[PasswordMeta], slot: str) -> datetime | None:
@@ -89,7 +90,7 @@ def generate_password(
     if expiry is not None:
         body["expiry"] = expiry.isoformat()
     retry = ctx.policy
-    before = _creation_time(read_token_passwords(ctx, token_name), slot_)
+    before = _creation_time(read_token_passwords(ctx, token_name, live=True), slot_)
     result: Json | None = None
     for attempt in range(retry.attempts):
         try:
@@ -99,7 +100,7 @@ def generate_password(
             err = classify(exc, resource=resource)
             if not isinstance(err, TransientError) or attempt == retry.attempts - 1:
                 raise err from None
-            after = _creation_time(read_token_passwords(ctx, token_name), slot_)
+            after = _creation_time(read_token_passwords(ctx, token_name, live=True), slot_)
             if after != before:
                 log.warning(
                     "%s: regenerated server-side but the response was lost; "
@@ -167,7 +168,7 @@ def revoke_password(
     """PATCH the token's passwords to the slots to keep."""
     slot_: Slot = slot_of(slot)
     return converge(
-        lambda: _existing_token(ctx, token_name),
+        lambda: _existing_token(ctx, token_name, live=True),
         lambda token: plan_revoke(token, slot_, step=step, token_name=token_name),
         lambda change: apply_revoke(ctx, change),
         dry_run=dry_run,

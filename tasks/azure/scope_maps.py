@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from model import names
+from model.arm_facts import SCOPE_MAPS
 from model.azure_context import AzureContext
 from model.plan import Change, converge
 from model.result import StepResult
 from tasks.azure import actions as act
-from tasks.azure.arm import Json, create_or_update, get_or_none, rg
+from tasks.azure.arm import Json, create_or_update, fact_or_read, get_or_none, rg
 from tasks.azure.desired import (
     client_map_description,
     desired_scope_map,
@@ -18,8 +19,15 @@ from tasks.azure.desired import (
 )
 
 
-def read_scope_map(ctx: AzureContext, name: str) -> Json | None:
-    return get_or_none(lambda: ctx.mgmt.scope_maps.get(*rg(ctx), name), f"scopeMaps/{name}")
+def read_scope_map(ctx: AzureContext, name: str, *, live: bool = False) -> Json | None:
+    """The scope map's JSON (None: it does not exist); from the fleet's facts unless ``live``."""
+    return fact_or_read(
+        ctx,
+        SCOPE_MAPS,
+        name,
+        lambda: get_or_none(lambda: ctx.mgmt.scope_maps.get(*rg(ctx), name), f"scopeMaps/{name}"),
+        live=live,
+    )
 
 
 def apply_scope_map(ctx: AzureContext, change: Change) -> StepResult:
@@ -29,7 +37,7 @@ def apply_scope_map(ctx: AzureContext, change: Change) -> StepResult:
 
 def _ensure(ctx: AzureContext, step: str, name: str, desired: Json, dry_run: bool) -> StepResult:
     return converge(
-        lambda: read_scope_map(ctx, name),
+        lambda: read_scope_map(ctx, name, live=True),
         lambda actual: plan_scope_map(actual, desired, step=step, name=name),
         lambda change: apply_scope_map(ctx, change),
         dry_run=dry_run,

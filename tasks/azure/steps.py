@@ -13,7 +13,15 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.azure import connected_registry, passwords, registry, repositories, scope_maps, tokens
+from tasks.azure import (
+    bulk_reads,
+    connected_registry,
+    passwords,
+    registry,
+    repositories,
+    scope_maps,
+    tokens,
+)
 
 _COMMON: dict[str, Any] = {"cache_policy": NO_CACHE}
 # generateCredentials' value exists only in memory: never persisted.
@@ -64,4 +72,7 @@ client_repositories = task(task_run_name="client-repositories-{scope_map_name}",
 )
 revoke_password = task(task_run_name="revoke-password-{token_name}-{slot}", **_COMMON)(
     passwords.revoke_password
+)
+read_arm_facts = task(task_run_name="read-arm-facts-{ctx.registry}", **_COMMON)(
+    bulk_reads.read_arm_facts
 )

@@ -190,7 +190,7 @@ def _token_and_map(
     map_id = ctx.scope_map_id(map_name)
 
     def read() -> tuple[Json | None, Json | None]:
-        return read_token(ctx, name), read_scope_map(ctx, map_name)
+        return read_token(ctx, name, live=True), read_scope_map(ctx, map_name, live=True)
 
     return converge(
         read,
@@ -225,7 +225,7 @@ def _scope_map(
 ) -> StepResult:
     names.validate_scope_map_name(name)
     return converge(
-        lambda: read_scope_map(ctx, name),
+        lambda: read_scope_map(ctx, name, live=True),
         lambda actual: plan_scope_map_delete(actual, step=step, name=name, description=description),
         lambda change: _delete(lambda: ctx.mgmt.scope_maps.begin_delete(*rg(ctx), name), change),
         dry_run=dry_run,

@@ -7,15 +7,23 @@ slot-aware step (:mod:`tasks.azure.passwords`).
 from __future__ import annotations
 
 from model import names
+from model.arm_facts import TOKENS
 from model.azure_context import AzureContext
 from model.plan import Change, converge
 from model.result import StepResult
-from tasks.azure.arm import Json, create_or_update, get_or_none, rg
+from tasks.azure.arm import Json, create_or_update, fact_or_read, get_or_none, rg
 from tasks.azure.desired import plan_token
 
 
-def read_token(ctx: AzureContext, name: str) -> Json | None:
-    return get_or_none(lambda: ctx.mgmt.tokens.get(*rg(ctx), name), f"tokens/{name}")
+def read_token(ctx: AzureContext, name: str, *, live: bool = False) -> Json | None:
+    """The token's JSON (None: it does not exist); from the fleet's facts unless ``live``."""
+    return fact_or_read(
+        ctx,
+        TOKENS,
+        name,
+        lambda: get_or_none(lambda: ctx.mgmt.tokens.get(*rg(ctx), name), f"tokens/{name}"),
+        live=live,
+    )
 
 
 def apply_token(ctx: AzureContext, change: Change) -> StepResult:
@@ -30,7 +38,7 @@ def _ensure(
     names.validate_scope_map_name(scope_map_name)
     scope_map_id = ctx.scope_map_id(scope_map_name)
     return converge(
-        lambda: read_token(ctx, name),
+        lambda: read_token(ctx, name, live=True),
         lambda actual: plan_token(actual, scope_map_id, step=step, name=name),
         lambda change: apply_token(ctx, change),
         dry_run=dry_run,
