@@ -138,10 +138,15 @@ def raw_get(ctx: AzureContext, path: str, api_version: str, resource: str) -> Js
     permissions endpoint). None on 404; other failures classified like any read.
     """
     sep = "&" if "?" in path else "?"
-    request = HttpRequest("GET", f"{path}{sep}api-version={api_version}")
+    return send_get(ctx, f"{path}{sep}api-version={api_version}", resource, missing_ok=True)
+
+
+def send_get(ctx: AzureContext, url: str, resource: str, *, missing_ok: bool) -> Json | None:
+    """GET ``url`` (api-version included) through the management pipeline: the JSON object
+    sent, None on 404 when ``missing_ok``, every failure classified like any read."""
     try:
-        response = ctx.mgmt.send_request(request)
-        if response.status_code == 404:
+        response = ctx.mgmt.send_request(HttpRequest("GET", url))
+        if missing_ok and response.status_code == 404:
             return None
         response.raise_for_status()
         data = response.json()

@@ -13,28 +13,17 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from azure.core.rest import HttpRequest
-
 from model.arm_facts import CONNECTED_REGISTRIES, KINDS, SCOPE_MAPS, TOKENS, ArmFacts
 from model.azure_context import AzureContext
 from model.errors import PermanentError, classify
-from tasks.azure.arm import Json, rest, rg
+from tasks.azure.arm import Json, rest, rg, send_get
 
 # A registry has at most a few thousand children: a nextLink chain longer than this is a loop.
 MAX_PAGES = 1000
 
 
 def _get_page(ctx: AzureContext, url: str, resource: str) -> Json:
-    try:
-        response = ctx.mgmt.send_request(HttpRequest("GET", url))
-        response.raise_for_status()
-        data = response.json()
-    except Exception as exc:
-        err = classify(exc, resource=resource)
-        if err is exc:
-            raise
-        raise err from exc
-    return dict(data) if isinstance(data, dict) else {}
+    return send_get(ctx, url, resource, missing_ok=False) or {}
 
 
 def list_connected_registries(ctx: AzureContext) -> list[Json]:
