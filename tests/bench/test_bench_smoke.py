@@ -62,14 +62,20 @@ def test_the_fleet_path_runs_shards_on_workers_and_counts_every_process(
     """`--workers 1`: a provision-fleet deployment run whose shards run on a process worker.
     The work happens in other processes, so the whole-tree CPU exceeds the bench process's,
     and the server's access log gives the Prefect API calls."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     monkeypatch.delenv("PREFECT_SERVER_LOGGING_LEVEL", raising=False)
     argv = ["--sites", "2", "--workers", "1", "--shard-size", "1", "--state-dir", str(tmp_path)]
-    code = bench_main(argv)
+    # No API configured, also not by a test harness another module started in this process:
+    # the bench starts its own server, whose access log counts the API calls.
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        code = bench_main(argv)
     out = capsys.readouterr().out
     figures = json.loads(out[out.index("{") :])
     assert code == 0, figures
     assert figures["driver"].startswith("provision-fleet deployment run, 1 process worker(s)")
+    assert figures["driver"].endswith("private server (SQLite)")
     assert figures["failed_sites"] == 0 and figures["second_run_arm_writes"] == 0
     assert figures["arm_writes_per_site"] > 0
     assert figures["prefect_api_calls_per_site"] > 0
