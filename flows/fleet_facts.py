@@ -30,7 +30,6 @@ class FleetFacts:
         self.parent_block = parent_block
         self.crs = crs  # site block -> connected registry name
         self.facts: ArmFacts | None = None
-        self.reads = 0
 
     def _read(self) -> ArmFacts | None:
         from blocks.parent_registry import ParentRegistry
@@ -41,7 +40,6 @@ class FleetFacts:
         parent.use_arm_budget(flow_arm_budget(parent.subscription_id))
         ctx = parent.azure_context()
         try:
-            self.reads += 1
             facts: ArmFacts = az.read_arm_facts(ctx)
             return facts
         except AcrEdgeError as exc:  # e.g. throttled beyond the pipeline's retries
